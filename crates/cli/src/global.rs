@@ -1,0 +1,60 @@
+//! Options every subcommand shares, and logging set-up.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct GlobalOpts {
+    /// Persistent state: images, layers, volumes, container dirs
+    #[arg(long, env = "RSTACK_ROOT", default_value = "/var/lib/rstack", global = true)]
+    pub root: PathBuf,
+    /// Volatile state: supervisors, locks, netns files, container state
+    #[arg(long = "run-root", env = "RSTACK_RUN", default_value = "/run/rstack", global = true)]
+    pub run_root: PathBuf,
+    /// Log level filter (error, warn, info, debug, trace or a tracing directive)
+    #[arg(long = "log-level", env = "RSTACK_LOG", default_value = "warn", global = true)]
+    pub log_level: String,
+    #[command(flatten)]
+    pub compose: ComposeOpts,
+}
+
+/// The project options of `docker compose`. They stand before the
+/// subcommand (`rstack -f a.yaml -p demo up`), as with docker compose.
+#[derive(Debug, Args)]
+pub struct ComposeOpts {
+    /// Compose configuration files (repeatable; `-` reads standard input)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Project name
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    pub project_name: Option<String>,
+    /// Profiles to enable (repeatable)
+    #[arg(long = "profile", value_name = "PROFILE")]
+    pub profiles: Vec<String>,
+    /// Alternate environment files (repeatable)
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// Alternate working directory (default: the directory of the first compose file)
+    #[arg(long = "project-directory", value_name = "DIR")]
+    pub project_directory: Option<PathBuf>,
+}
+
+/// Sets up `tracing` on stderr. Libraries only emit events; the subscriber
+/// lives here, in the binary.
+pub fn init_logging(opts: &GlobalOpts) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&opts.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// A multi-threaded tokio runtime for commands that do async I/O.
+pub fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

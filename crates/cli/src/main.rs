@@ -1,0 +1,43 @@
+//! The `rstack` command: `docker compose`-compatible commands with no daemon.
+//!
+//! One file per subcommand under `commands/`; this file only parses the
+//! command line, sets up logging and prints errors with their whole chain.
+
+mod commands;
+mod global;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::global::GlobalOpts;
+
+#[derive(Debug, Parser)]
+#[command(name = "rstack", version, about = "Run Compose stacks with no daemon", propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalOpts,
+    #[command(subcommand)]
+    command: commands::Command,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    global::init_logging(&cli.global);
+    match commands::run(&cli.global, cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            print_error_chain(&err);
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Prints an error and every cause under it, one per line, like
+/// cloud-hypervisor's `cli_print_error_chain`.
+fn print_error_chain(err: &anyhow::Error) {
+    eprintln!("Error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+}

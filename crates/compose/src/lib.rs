@@ -1,0 +1,4 @@
+//! rstack-compose: the Compose file model.
+//!
+//! Loading, merging, interpolation, profiles, validation and the canonical
+//! `config` output. Pure logic: no root, no I/O beyond reading files.

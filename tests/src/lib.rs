@@ -1,0 +1,1 @@
+//! End-to-end test support: a local registry, fixture images, the binary.
