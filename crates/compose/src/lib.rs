@@ -2,3 +2,5 @@
 //!
 //! Loading, merging, interpolation, profiles, validation and the canonical
 //! `config` output. Pure logic: no root, no I/O beyond reading files.
+
+pub mod yaml;
