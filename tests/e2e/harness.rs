@@ -23,6 +23,11 @@ pub fn tests() -> Vec<Trial> {
             &[Need::Registry],
             auth_registry,
         ),
+        trial(
+            "harness::overlay_view_is_private",
+            &[Need::Root, Need::Overlay],
+            overlay_view_is_private,
+        ),
     ]
 }
 
@@ -153,4 +158,36 @@ fn auth_registry() {
     registry
         .raw_manifest("e2e/private", "latest")
         .expect("inspect with credentials");
+}
+
+fn overlay_view_is_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upper, lower) = (dir.path().join("upper"), dir.path().join("lower"));
+    for (d, name) in [(&upper, "top.txt"), (&lower, "bottom.txt")] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::write(d.join(name), name).unwrap();
+    }
+    std::fs::write(lower.join("top.txt"), "hidden").unwrap();
+    let merged = rstack_e2e::mountns::with_overlay(&[upper.clone(), lower.clone()], |merged| {
+        assert_eq!(
+            std::fs::read_to_string(merged.join("top.txt")).unwrap(),
+            "top.txt",
+            "upper wins"
+        );
+        assert_eq!(
+            std::fs::read_to_string(merged.join("bottom.txt")).unwrap(),
+            "bottom.txt"
+        );
+        assert_eq!(
+            rstack_e2e::leaks::mounts_under(merged),
+            [merged.to_owned()],
+            "mounted in the private ns"
+        );
+        merged.to_owned()
+    });
+    assert!(
+        rstack_e2e::leaks::mounts_under(&merged).is_empty(),
+        "the mount never reaches this namespace"
+    );
+    assert!(rstack_e2e::leaks::mounts_under(dir.path()).is_empty());
 }

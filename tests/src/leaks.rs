@@ -6,10 +6,12 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// Mount points (from `/proc/self/mountinfo`) at or under `dir`, deepest
-/// first (the order to unmount them in).
+/// Mount points at or under `dir` in the calling thread's mount namespace
+/// (`/proc/thread-self/mountinfo`: `/proc/self` is the main thread's, which
+/// differs inside [`crate::mountns::in_private_mount_ns`]), deepest first
+/// (the order to unmount them in).
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mountinfo = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap_or_default();
     let mut mounts: Vec<PathBuf> = mountinfo
         .lines()
         .filter_map(|line| line.split(' ').nth(4))

@@ -65,19 +65,16 @@ pub(crate) fn find_in_path(name: &str) -> Option<std::path::PathBuf> {
 }
 
 /// A test trial that first checks `needs`; the first missing one makes it
-/// ignored with that reason (printed by libtest-mimic and on stderr). The
+/// ignored with that reason (libtest-mimic prints it). The
 /// body fails the trial by panicking, like a `#[test]`.
 pub fn trial<F>(name: impl Into<String>, needs: &[Need], body: F) -> Trial
 where
     F: FnOnce() + Send + 'static,
 {
-    let name = name.into();
     let needs = needs.to_vec();
-    let label = name.clone();
     Trial::ignorable_test(name, move || {
         for need in needs {
             if let Err(reason) = need.check() {
-                eprintln!("{label}: skipped: {reason}");
                 return Ok(Completion::ignored_with(reason));
             }
         }
