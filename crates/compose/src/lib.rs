@@ -5,4 +5,6 @@
 
 pub mod dotenv;
 pub mod interpolate;
+pub mod merge;
+pub mod short;
 pub mod yaml;

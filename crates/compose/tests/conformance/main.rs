@@ -6,6 +6,8 @@
 
 mod dotenv;
 mod interpolation;
+mod merge;
+mod syntax;
 
 use std::path::PathBuf;
 
