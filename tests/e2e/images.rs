@@ -550,6 +550,18 @@ fn auth_login() {
         !stored.is_empty(),
         "login stores credentials under RSTACK_CONFIG"
     );
+    for rel in &stored {
+        let meta = std::fs::metadata(rstack.config_dir().join(rel)).unwrap();
+        if meta.is_file() {
+            let mode = meta.permissions().mode() & 0o777;
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "credentials file {} is readable by others ({mode:o})",
+                rel.display()
+            );
+        }
+    }
     rstack.ok(&["pull", "-q", &first.reference()]);
     assert_eq!(
         inspect(&rstack, &first.reference())["Id"],
@@ -614,6 +626,12 @@ fn evil_pull(attack: Attack) {
 
 fn hostile_layers() {
     let fixtures = Fixtures::shared();
+    // The targets have fixed names (they are inside the fixture layers):
+    // serialise with any other e2e run on this host.
+    let lock = std::fs::File::create("/tmp/rstack-e2e-escape.lock").expect("create the lock file");
+    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .expect("flock /tmp/rstack-e2e-escape.lock");
     for path in [
         hostile::ESCAPE_DOTDOT,
         hostile::ESCAPE_ABS,
