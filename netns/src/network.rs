@@ -1,0 +1,469 @@
+//! Networks: a Linux bridge with a subnet, recorded in a state file.
+//!
+//! `Networks` is the crate's entry point. Creation validates everything
+//! first, takes the global lock, records the network, then creates the
+//! bridge and refreshes the nft table, undoing in reverse on failure.
+//! Removal is best effort and reports every failure.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use ipnet::Ipv4Net;
+
+use crate::fsutil::{self, LockGuard};
+use crate::state::{self, NetworkState, Paths};
+use crate::subnet::{self, PoolEntry};
+use crate::{netlink, nft};
+
+/// Errors of network management.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed (at most 64 characters)"
+    )]
+    BadName { name: String },
+    #[error("network with name {name} already exists")]
+    Exists { name: String },
+    #[error("invalid bridge name {name:?}: 1-15 characters, no '/', ':' or whitespace")]
+    BadBridgeName { name: String },
+    #[error("bridge {bridge} already exists")]
+    BridgeExists { bridge: String },
+    #[error("invalid option {key}={value}: {reason}")]
+    BadOption {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("invalid gateway {value:?}: not an IPv4 address")]
+    BadGatewayAddress { value: String },
+    #[error("--gateway needs --subnet")]
+    GatewayWithoutSubnet,
+    #[error(
+        "invalid pool overlaps with other one on this address space: subnet {subnet} overlaps {other}"
+    )]
+    Overlap { subnet: Ipv4Net, other: String },
+    #[error("error while removing network {name}: network has active endpoints ({endpoints})")]
+    ActiveEndpoints { name: String, endpoints: String },
+    #[error(transparent)]
+    Subnet(#[from] subnet::Error),
+    #[error(transparent)]
+    State(#[from] state::Error),
+    #[error(transparent)]
+    Fs(#[from] fsutil::Error),
+    #[error("cannot set up network {name}")]
+    Netlink {
+        name: String,
+        #[source]
+        source: netlink::Error,
+    },
+    #[error(transparent)]
+    Nft(#[from] nft::Error),
+    #[error("{first}{}", if rest.is_empty() { String::new() } else { format!(" (and: {})", rest.iter().map(|e| format!("{e}: {}", crate::error_chain(e))).collect::<Vec<_>>().join("; ")) })]
+    Multiple { first: Box<Error>, rest: Vec<Error> },
+}
+
+impl Error {
+    /// Folds a list of errors (first one leading) into one, or `Ok`.
+    pub fn from_list(mut errors: Vec<Error>) -> Result<(), Error> {
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let first = errors.remove(0);
+        if errors.is_empty() {
+            return Err(first);
+        }
+        Err(Error::Multiple {
+            first: Box::new(first),
+            rest: errors,
+        })
+    }
+}
+
+/// Settings of the networking layer.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Volatile state dir (`/run/rstack`).
+    pub run_dir: PathBuf,
+    /// Subnet pool for networks created without `--subnet`.
+    pub pool: Vec<PoolEntry>,
+    /// The nft binary.
+    pub nft: PathBuf,
+    /// Set `net.ipv4.ip_forward=1` in the current namespace when a
+    /// non-internal network is created (needed for NAT, as Docker does).
+    pub enable_ip_forward: bool,
+}
+
+impl Config {
+    pub fn new(run_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            run_dir: run_dir.into(),
+            pool: subnet::default_pool(),
+            nft: PathBuf::from("nft"),
+            enable_ip_forward: true,
+        }
+    }
+}
+
+/// What `network create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub name: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub internal: bool,
+    /// Driver options (`--opt`): `com.docker.network.bridge.name`,
+    /// `com.docker.network.driver.mtu`; others are kept as given.
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
+const KNOWN_IGNORED: &[&str] = &[
+    "com.docker.network.bridge.enable_icc",
+    "com.docker.network.bridge.enable_ip_masquerade",
+    "com.docker.network.bridge.host_binding_ipv4",
+];
+
+/// The networking layer, rooted at a run dir.
+#[derive(Debug, Clone)]
+pub struct Networks {
+    pub(crate) config: Config,
+    pub(crate) paths: Paths,
+}
+
+pub(crate) fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && name.len() <= 64
+}
+
+pub(crate) fn valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '/' && c != ':' && c != '"')
+}
+
+impl Networks {
+    pub fn new(config: Config) -> Self {
+        let paths = Paths::new(config.run_dir.clone());
+        Networks { config, paths }
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    pub(crate) fn global_lock(&self) -> Result<LockGuard, Error> {
+        Ok(fsutil::lock_exclusive(&self.paths.global_lock())?)
+    }
+
+    /// Creates a network (bridge + subnet + NAT).
+    pub fn create(&self, opts: &CreateOptions) -> Result<NetworkState, Error> {
+        // 1. validate everything before touching anything
+        if !valid_name(&opts.name) {
+            return Err(Error::BadName {
+                name: opts.name.clone(),
+            });
+        }
+        let mut mtu = 1500;
+        let mut bridge = None;
+        for (k, v) in &opts.options {
+            let bad = |reason: &str| Error::BadOption {
+                key: k.clone(),
+                value: v.clone(),
+                reason: reason.into(),
+            };
+            match k.as_str() {
+                OPT_BRIDGE_NAME => {
+                    if !valid_ifname(v) {
+                        return Err(Error::BadBridgeName { name: v.clone() });
+                    }
+                    bridge = Some(v.clone());
+                }
+                OPT_MTU => {
+                    mtu = v
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|m| (68..=65535).contains(m))
+                        .ok_or_else(|| bad("expected an MTU between 68 and 65535"))?;
+                }
+                k if KNOWN_IGNORED.contains(&k) => {}
+                k if k.starts_with("com.docker.network.") => {
+                    return Err(bad("unsupported by rstack"));
+                }
+                _ => {}
+            }
+        }
+        let user_subnet = opts
+            .subnet
+            .as_deref()
+            .map(subnet::parse_subnet)
+            .transpose()?;
+        let user_gateway = match &opts.gateway {
+            None => None,
+            Some(g) => {
+                if user_subnet.is_none() {
+                    return Err(Error::GatewayWithoutSubnet);
+                }
+                Some(
+                    g.parse::<Ipv4Addr>()
+                        .map_err(|_| Error::BadGatewayAddress { value: g.clone() })?,
+                )
+            }
+        };
+        if let Some(s) = &user_subnet {
+            subnet::gateway(s, user_gateway)?;
+        }
+
+        // 2. under the global lock: name, subnet and bridge must be free
+        let _lock = self.global_lock()?;
+        let existing = state::list(&self.paths)?;
+        if existing.iter().any(|n| n.name == opts.name) {
+            return Err(Error::Exists {
+                name: opts.name.clone(),
+            });
+        }
+        let id = fsutil::random_hex(32)?;
+        let bridge = bridge.unwrap_or_else(|| format!("br-{}", &id[..12]));
+        let (routes, bridge_present) = netlink::run(None, |h| {
+            let bridge = bridge.clone();
+            async move {
+                Ok((
+                    netlink::routes_v4(&h).await?,
+                    netlink::link_index(&h, &bridge).await?.is_some(),
+                ))
+            }
+        })
+        .map_err(|source| Error::Netlink {
+            name: opts.name.clone(),
+            source,
+        })?;
+        if bridge_present || existing.iter().any(|n| n.bridge == bridge) {
+            return Err(Error::BridgeExists { bridge });
+        }
+        let taken: Vec<Ipv4Net> = existing.iter().map(|n| n.subnet).collect();
+        let subnet = match user_subnet {
+            Some(s) => {
+                if let Some(other) = existing.iter().find(|n| subnet::overlaps(&n.subnet, &s)) {
+                    return Err(Error::Overlap {
+                        subnet: s,
+                        other: format!("network {} ({})", other.name, other.subnet),
+                    });
+                }
+                if let Some(r) = routes
+                    .iter()
+                    .find(|r| r.prefix_len() > 0 && subnet::overlaps(r, &s))
+                {
+                    return Err(Error::Overlap {
+                        subnet: s,
+                        other: format!("route {r} of this host"),
+                    });
+                }
+                s
+            }
+            None => subnet::choose(&self.config.pool, &routes, &taken)?,
+        };
+        let gateway = subnet::gateway(&subnet, user_gateway)?;
+        let network = NetworkState {
+            id,
+            name: opts.name.clone(),
+            driver: "bridge".into(),
+            created: jiff::Timestamp::now().to_string(),
+            subnet,
+            gateway,
+            internal: opts.internal,
+            bridge: bridge.clone(),
+            mtu,
+            options: opts.options.clone(),
+            labels: opts.labels.clone(),
+            last_allocated: None,
+            endpoints: BTreeMap::new(),
+        };
+
+        // 3. record, then create; undo in reverse on failure
+        network.save(&self.paths)?;
+        let created = self.create_kernel_side(&network);
+        let result = created.and_then(|()| self.sync_nft_locked());
+        if let Err(e) = result {
+            let mut errors = vec![e];
+            if let Err(e) =
+                netlink::run(
+                    None,
+                    |h| async move { netlink::delete_link(&h, &bridge).await },
+                )
+            {
+                errors.push(Error::Netlink {
+                    name: network.name.clone(),
+                    source: e,
+                });
+            }
+            if let Err(e) = std::fs::remove_file(self.paths.network_file(&network.name)) {
+                tracing::warn!(error = %e, "cannot remove network state during undo");
+            }
+            return Err(Error::from_list(errors).unwrap_err());
+        }
+        tracing::info!(name = %network.name, subnet = %network.subnet, bridge = %network.bridge, "network created");
+        Ok(network)
+    }
+
+    fn create_kernel_side(&self, n: &NetworkState) -> Result<(), Error> {
+        let enable_forward = self.config.enable_ip_forward && !n.internal;
+        netlink::run(None, |h| async move {
+            netlink::create_bridge(&h, &n.bridge, n.mtu, n.gateway, n.subnet.prefix_len()).await?;
+            // published ports on 127.0.0.1 are DNATed into the bridge (see nft)
+            netlink::write_sysctl(&format!("net/ipv4/conf/{}/route_localnet", n.bridge), "1")?;
+            if enable_forward {
+                netlink::write_sysctl("net/ipv4/ip_forward", "1")?;
+            }
+            Ok(())
+        })
+        .map_err(|source| Error::Netlink {
+            name: n.name.clone(),
+            source,
+        })
+    }
+
+    /// Re-renders the nft table from all state files. Caller holds the
+    /// global lock.
+    pub(crate) fn sync_nft_locked(&self) -> Result<(), Error> {
+        let all = state::list(&self.paths)?;
+        let table = nft::render(&all);
+        nft::apply(&self.config.nft, &nft::replace_script(table.as_deref()))?;
+        Ok(())
+    }
+
+    /// All networks, sorted by name.
+    pub fn list(&self) -> Result<Vec<NetworkState>, Error> {
+        Ok(state::list(&self.paths)?)
+    }
+
+    /// One network by name or by (a unique prefix of) its id.
+    pub fn inspect(&self, name_or_id: &str) -> Result<NetworkState, Error> {
+        if valid_name(name_or_id) {
+            match NetworkState::load(&self.paths, name_or_id) {
+                Ok(n) => return Ok(n),
+                Err(state::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let matches: Vec<NetworkState> = self
+            .list()?
+            .into_iter()
+            .filter(|n| !name_or_id.is_empty() && n.id.starts_with(name_or_id))
+            .collect();
+        match <[NetworkState; 1]>::try_from(matches) {
+            Ok([n]) => Ok(n),
+            Err(_) => Err(state::Error::NotFound {
+                name: name_or_id.to_string(),
+            }
+            .into()),
+        }
+    }
+
+    /// Removes a network: refuses while containers are attached (endpoints
+    /// whose namespace file is gone are stale and are cleaned up), then
+    /// deletes the bridge, the state and the nft rules. Best effort: every
+    /// failure is reported.
+    pub fn remove(&self, name_or_id: &str) -> Result<(), Error> {
+        let name = self.inspect(name_or_id)?.name;
+        let _global = self.global_lock()?;
+        let _net = fsutil::lock_exclusive(&self.paths.network_lock(&name))?;
+        let mut n = NetworkState::load(&self.paths, &name)?;
+        let (stale, live): (Vec<_>, Vec<_>) = n
+            .endpoints
+            .values()
+            .cloned()
+            .partition(|e| !e.netns.exists());
+        if !live.is_empty() {
+            return Err(Error::ActiveEndpoints {
+                name,
+                endpoints: live
+                    .iter()
+                    .map(|e| e.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        let mut errors = Vec::new();
+        let bridge = n.bridge.clone();
+        let veths: Vec<String> = stale.iter().map(|e| e.host_veth.clone()).collect();
+        if let Err(source) = netlink::run(None, |h| async move {
+            for v in &veths {
+                netlink::delete_link(&h, v).await?;
+            }
+            netlink::delete_link(&h, &bridge).await?;
+            Ok(())
+        }) {
+            errors.push(Error::Netlink {
+                name: name.clone(),
+                source,
+            });
+        }
+        n.endpoints.clear();
+        match std::fs::remove_file(self.paths.network_file(&name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => errors.push(Error::State(state::Error::Read {
+                path: self.paths.network_file(&name),
+                source,
+            })),
+        }
+        let _ = std::fs::remove_file(self.paths.network_lock(&name));
+        if let Err(e) = self.sync_nft_locked() {
+            errors.push(e);
+        }
+        tracing::info!(%name, "network removed");
+        Error::from_list(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(valid_name("web"));
+        assert!(valid_name("my_net.1-a"));
+        assert!(!valid_name("-web"));
+        assert!(!valid_name("a/b"));
+        assert!(!valid_name(""));
+        assert!(valid_ifname("br-abc"));
+        assert!(!valid_ifname("a-very-long-bridge-name"));
+        assert!(!valid_ifname("a b"));
+    }
+
+    #[test]
+    fn create_rejects_bad_input_before_touching_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let nets = Networks::new(Config::new(dir.path()));
+        let mut o = CreateOptions {
+            name: "bad name".into(),
+            ..Default::default()
+        };
+        assert!(matches!(nets.create(&o), Err(Error::BadName { .. })));
+        o.name = "ok".into();
+        o.subnet = Some("10.0.0.0/33".into());
+        assert!(matches!(nets.create(&o), Err(Error::Subnet(_))));
+        o.subnet = Some("10.0.0.0/24".into());
+        o.gateway = Some("10.0.1.1".into());
+        assert!(matches!(
+            nets.create(&o),
+            Err(Error::Subnet(subnet::Error::BadGateway { .. }))
+        ));
+        o.gateway = None;
+        o.options.insert(OPT_MTU.into(), "9".into());
+        assert!(matches!(nets.create(&o), Err(Error::BadOption { .. })));
+        o.options.clear();
+        o.options.insert(OPT_BRIDGE_NAME.into(), "x".repeat(16));
+        assert!(matches!(nets.create(&o), Err(Error::BadBridgeName { .. })));
+        assert!(!dir.path().join("networks").exists(), "nothing recorded");
+    }
+}
