@@ -28,7 +28,7 @@ use tar::{EntryType, Header, HeaderMode};
 
 const BENCH_DIR: &str = "/var/tmp/rstack-bench";
 const LAYERS: usize = 8;
-const DEBIAN_PACKAGES: &str = "python3,perl,git,curl,ca-certificates,openssl,iproute2,procps,less,vim-tiny,xz-utils,bzip2,libsqlite3-0";
+const DEBIAN_PACKAGES: &str = "python3,perl,git,curl,ca-certificates,openssl,iproute2,procps,less,vim-tiny,xz-utils,bzip2,libsqlite3-0,vim,gnupg,locales,wget,rsync,file";
 
 struct Options {
     runs: usize,
@@ -227,7 +227,31 @@ fn collect(tree: &Path, max_bytes: u64) -> Result<Vec<FileEntry>, String> {
     let mut out = Vec::new();
     let mut total = 0u64;
     let mut stack = vec![PathBuf::new()];
+    let skipped = ["dev", "proc", "sys", "var/cache/apt", "var/lib/apt/lists"];
     while let Some(rel) = stack.pop() {
+        if !rel.as_os_str().is_empty() {
+            if skipped
+                .iter()
+                .any(|p| rel.starts_with(p) && rel != Path::new(p))
+            {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(tree.join(&rel))
+                .map_err(|e| format!("stat {}: {e}", rel.display()))?;
+            let size = if meta.is_file() { meta.len() } else { 0 };
+            if total + size > max_bytes {
+                break;
+            }
+            total += size;
+            out.push(FileEntry {
+                rel: rel.clone(),
+                size,
+                mtime: meta.mtime(),
+            });
+            if !meta.is_dir() {
+                continue;
+            }
+        }
         let mut children: Vec<PathBuf> = std::fs::read_dir(tree.join(&rel))
             .map_err(|e| format!("read {}: {e}", tree.join(&rel).display()))?
             .filter_map(Result::ok)
@@ -235,31 +259,7 @@ fn collect(tree: &Path, max_bytes: u64) -> Result<Vec<FileEntry>, String> {
             .collect();
         children.sort();
         // Depth first in sorted order: push in reverse.
-        for child in children.into_iter().rev() {
-            stack.push(child);
-        }
-        if rel.as_os_str().is_empty() {
-            continue;
-        }
-        let meta = std::fs::symlink_metadata(tree.join(&rel))
-            .map_err(|e| format!("stat {}: {e}", rel.display()))?;
-        let size = if meta.is_file() { meta.len() } else { 0 };
-        if total + size > max_bytes {
-            break;
-        }
-        total += size;
-        let skip_content = ["dev", "proc", "sys", "var/cache/apt", "var/lib/apt/lists"]
-            .iter()
-            .any(|p| rel.starts_with(p) && rel != Path::new(p));
-        if skip_content {
-            stack.retain(|s| !s.starts_with(&rel));
-            continue;
-        }
-        out.push(FileEntry {
-            rel,
-            size,
-            mtime: meta.mtime(),
-        });
+        stack.extend(children.into_iter().rev());
     }
     Ok(out)
 }
