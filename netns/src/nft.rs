@@ -19,9 +19,10 @@
 //! - `prerouting`/`output` nat: traffic to a local address jumps to `ports`,
 //!   which DNATs each published port to its container (kernel forwarding:
 //!   near-direct throughput, the container sees the real client address).
-//! - `postrouting`: masquerade `S` leaving through another interface
-//!   (non-internal only); hairpin: masquerade DNATed traffic from `S` back
-//!   into `br`; masquerade 127.0.0.0/8 sources going into `br` — published
+//! - `postrouting`: hairpin: masquerade DNATed traffic from `S` back into
+//!   `br`; DNATed traffic between rstack bridges keeps its source (the
+//!   container sees the real client); masquerade `S` leaving through
+//!   another interface (non-internal only); masquerade 127.0.0.0/8 sources going into `br` — published
 //!   ports on 127.0.0.1 work through `route_localnet=1` on the bridge (set at
 //!   bridge creation), as Docker does without its userland proxy.
 //! - `forward` filter: an internal network's bridge talks only to itself.
@@ -63,6 +64,11 @@ pub fn render(networks: &[NetworkState]) -> Option<String> {
     let mut post = String::new();
     let mut forward = String::new();
     let mut guard = String::new();
+    let mut outbound = String::new();
+    let bridges: Vec<String> = networks
+        .iter()
+        .map(|n| format!("\"{}\"", n.bridge))
+        .collect();
     for n in networks {
         let br = &n.bridge;
         let s = n.subnet;
@@ -77,7 +83,7 @@ pub fn render(networks: &[NetworkState]) -> Option<String> {
             "    oifname \"{br}\" ct status dnat ip saddr {s} masquerade"
         );
         let _ = writeln!(post, "    oifname \"{br}\" ip saddr 127.0.0.0/8 masquerade");
-        let _ = writeln!(post, "    ip saddr {s} oifname != \"{br}\" masquerade");
+        let _ = writeln!(outbound, "    ip saddr {s} oifname != \"{br}\" masquerade");
         for ep in n.endpoints.values() {
             for p in &ep.ports {
                 let proto = match p.protocol {
@@ -96,6 +102,14 @@ pub fn render(networks: &[NetworkState]) -> Option<String> {
             }
         }
     }
+    // published ports reached from another rstack network keep their real
+    // client address: no masquerade between bridges after DNAT
+    let _ = writeln!(
+        post,
+        "    ct status dnat oifname {{ {} }} accept",
+        bridges.join(", ")
+    );
+    post.push_str(&outbound);
     let mut out = String::new();
     let _ = writeln!(out, "table {TABLE} {{");
     let _ = writeln!(

@@ -71,6 +71,20 @@ pub struct ServeHandle {
     tasks: Vec<JoinHandle<()>>,
 }
 
+impl ServeHandle {
+    /// Stops serving and waits until the sockets are closed (so the address
+    /// can be bound again at once, e.g. by a new supervisor).
+    pub async fn stop(mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
 impl Drop for ServeHandle {
     fn drop(&mut self) {
         for t in &self.tasks {
