@@ -54,6 +54,11 @@ pub fn tests() -> Vec<Trial> {
             overlay_view,
         ),
         trial("images::save_rmi_load_keeps_image_id", NEEDS, save_rmi_load),
+        trial(
+            "images::load_archives_made_by_skopeo",
+            NEEDS,
+            load_foreign_archives,
+        ),
         trial("images::unknown_image_is_an_error", NEEDS, unknown_image),
         trial(
             "images::bad_references_are_rejected",
@@ -478,6 +483,40 @@ fn save_rmi_load() {
         layered::FILE_CONTENT
     );
     other.assert_no_leaks();
+}
+
+/// `image load` of archives written by another tool: a `docker save`
+/// style docker-archive and an OCI archive, both made by skopeo.
+fn load_foreign_archives() {
+    let fixture = &Fixtures::shared().layered;
+    let rstack = Rstack::new();
+    for (transport, name) in [
+        ("docker-archive", "e2e/from-docker-archive:v1"),
+        ("oci-archive", "e2e/from-oci-archive:v1"),
+    ] {
+        let archive = rstack.work_dir().join(format!("{transport}.tar"));
+        let dest = format!("{transport}:{}:{name}", archive.display());
+        let out = Command::new("skopeo")
+            .args(["copy", "--quiet", &fixture.layout_source(), &dest])
+            .output()
+            .expect("run skopeo");
+        assert!(
+            out.status.success(),
+            "skopeo copy to {dest}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        rstack.ok(&["image", "load", "-i", archive.to_str().unwrap()]);
+        let rows = rstack.ok(&["images", "--format", "json"]).json_lines();
+        let hex = &fixture.id()["sha256:".len()..];
+        assert!(
+            rows.iter().any(|r| r["ID"].as_str().is_some_and(
+                |id| !id.is_empty() && hex.starts_with(id.trim_start_matches("sha256:"))
+            )),
+            "{transport}: no image with id {hex} after load: {rows:?}"
+        );
+        rstack.ok(&["rmi", fixture.id()]);
+    }
+    rstack.assert_no_leaks();
 }
 
 fn unknown_image() {

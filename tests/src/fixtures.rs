@@ -101,6 +101,13 @@ impl Fixture {
         format!("{}/{}:{}", self.host, self.repo, self.tag)
     }
 
+    /// The fixture in its cached OCI layout as a containers-transports
+    /// name (`oci:DIR:TAG`), for `skopeo copy` to other formats
+    /// (`docker-archive:`, `oci-archive:`).
+    pub fn layout_source(&self) -> String {
+        format!("oci:{}:{}", self.layout.display(), self.layout_tag)
+    }
+
     /// `HOST/REPO@sha256:...` of what the registry stores.
     pub fn digest_reference(&self) -> String {
         format!("{}/{}@{}", self.host, self.repo, self.manifest_digest)
@@ -138,7 +145,7 @@ impl Fixture {
     }
 
     fn push(&mut self, registry: &Registry) -> Result<(), Error> {
-        let source = format!("oci:{}:{}", self.layout.display(), self.layout_tag);
+        let source = self.layout_source();
         let format = match self.format {
             FixtureFormat::Preserve => Format::Preserve,
             FixtureFormat::DockerV2s2 => Format::DockerV2s2,
