@@ -2,3 +2,23 @@
 //!
 //! References (Docker Hub name rules), registry pulls, the content-addressed
 //! blob store, and layers unpacked into overlayfs-ready directories.
+//! Entry point: [`Store`].
+
+pub mod auth;
+mod digest;
+mod error;
+pub mod fsutil;
+mod layer;
+pub mod manifest;
+pub mod platform;
+mod pull;
+pub mod reference;
+mod store;
+pub mod unpack;
+
+pub use error::Error;
+pub use oci_spec;
+pub use platform::Platform;
+pub use pull::{LayerEvent, NoProgress, PullOptions, PullProgress, registry_is_insecure};
+pub use reference::Reference;
+pub use store::{ImageRecord, LocalImage, Removed, Store};

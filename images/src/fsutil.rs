@@ -1,0 +1,193 @@
+//! Crash-safe file writes and inter-process locks.
+//!
+//! The store must stay consistent if the process is killed at any point: a
+//! file is written to a temporary name in the same directory, fsynced, and
+//! renamed over its final name (rename is atomic within a filesystem), then
+//! the directory is fsynced so the rename itself is durable. Locks are
+//! `flock(2)` locks on lock files: the kernel drops them when the holder
+//! dies, so a crashed process never leaves a stale lock behind.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot create directory {path}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot lock {path}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot flush {path} to disk")]
+    Sync {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Creates `path` and its parents.
+pub fn create_dir_all(path: &Path) -> Result<(), Error> {
+    fs::create_dir_all(path).map_err(|source| Error::CreateDir {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Writes `data` to `path` atomically: temp file, fsync, rename, fsync dir.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
+    let err = |source| Error::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    tmp.write_all(data).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    sync_dir(dir)
+}
+
+/// Fsyncs a directory so renames and creations in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|source| Error::Sync {
+            path: dir.to_owned(),
+            source,
+        })
+}
+
+/// Flushes the whole filesystem holding `path` (one `syncfs(2)` instead of
+/// an fsync per unpacked file: a layer has thousands of files).
+pub fn syncfs(path: &Path) -> Result<(), Error> {
+    let err = |source| Error::Sync {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(err)?;
+    nix::unistd::syncfs(file.as_fd()).map_err(|e| err(e.into()))
+}
+
+/// A held `flock`; released on drop.
+#[derive(Debug)]
+pub struct LockGuard {
+    _lock: Flock<File>,
+}
+
+/// Takes a shared or exclusive lock on `path`, creating the file. Blocks.
+pub fn lock(path: &Path, exclusive: bool) -> Result<LockGuard, Error> {
+    let err = |source| Error::Lock {
+        path: path.to_owned(),
+        source,
+    };
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(err)?;
+    let arg = if exclusive {
+        FlockArg::LockExclusive
+    } else {
+        FlockArg::LockShared
+    };
+    let lock = Flock::lock(file, arg).map_err(|(_, errno)| err(errno.into()))?;
+    Ok(LockGuard { _lock: lock })
+}
+
+/// Takes an exclusive lock without blocking; `None` when another holds it.
+pub fn try_lock(path: &Path) -> Result<Option<LockGuard>, Error> {
+    let err = |source| Error::Lock {
+        path: path.to_owned(),
+        source,
+    };
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(err)?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(LockGuard { _lock: lock })),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, errno)) => Err(err(errno.into())),
+    }
+}
+
+/// Removes a file or a directory tree; a missing path is not an error.
+pub fn remove_all(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            make_writable(path);
+            fs::remove_dir_all(path)
+        }
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Directories unpacked from images may be read-only (e.g. mode 0555);
+/// an unprivileged process must make them writable before removing them.
+fn make_writable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let mut stack = vec![path.to_owned()];
+    while let Some(dir) = stack.pop() {
+        if let Ok(meta) = fs::symlink_metadata(&dir)
+            && meta.is_dir()
+        {
+            let mode = meta.permissions().mode();
+            let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(mode | 0o700));
+            if let Ok(entries) = fs::read_dir(&dir) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        }
+    }
+}
+
+/// Total size in bytes of the regular files under `path` (hard links once).
+pub fn disk_usage(path: &Path) -> u64 {
+    use std::collections::HashSet;
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    let mut stack = vec![path.to_owned()];
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = fs::read_dir(&p) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if meta.is_file() && (meta.nlink() == 1 || seen.insert((meta.dev(), meta.ino()))) {
+            total += meta.len();
+        }
+    }
+    total
+}
