@@ -267,6 +267,12 @@ pub enum TreeError {
         path: String,
         template: String,
     },
+    #[error("{pos}: error while interpolating {path}: failed to cast to expected type: {reason}")]
+    Cast {
+        pos: crate::yaml::Pos,
+        path: String,
+        reason: String,
+    },
     #[error("{pos}: error while interpolating {path}: {source}")]
     Interpolate {
         pos: crate::yaml::Pos,
@@ -280,7 +286,7 @@ pub enum TreeError {
 /// Unset variables are logged once each.
 pub fn interpolate_tree(node: &mut Node, env: &dyn Lookup) -> Result<(), TreeError> {
     let mut unset = Vec::new();
-    walk(node, env, &mut String::new(), &mut unset)?;
+    walk(node, env, &mut String::new(), &mut Vec::new(), &mut unset)?;
     unset.sort();
     unset.dedup();
     for name in unset {
@@ -293,11 +299,21 @@ fn walk(
     node: &mut Node,
     env: &dyn Lookup,
     path: &mut String,
+    segs: &mut Vec<String>,
     unset: &mut Vec<String>,
 ) -> Result<(), TreeError> {
     match &mut node.value {
         Value::Str(s) if s.contains('$') => match substitute(s, env, unset) {
-            Ok(v) => *s = v,
+            Ok(v) => match cast_for(segs) {
+                Some(cast) => {
+                    node.value = cast.apply(&v).map_err(|reason| TreeError::Cast {
+                        pos: node.pos.clone(),
+                        path: path.clone(),
+                        reason,
+                    })?;
+                }
+                None => *s = v,
+            },
             Err(Error::InvalidTemplate { template }) => {
                 return Err(TreeError::InvalidFormat {
                     pos: node.pos.clone(),
@@ -317,7 +333,9 @@ fn walk(
             for (i, item) in items.iter_mut().enumerate() {
                 let len = path.len();
                 path.push_str(&format!("[{i}]"));
-                walk(item, env, path, unset)?;
+                segs.push("[]".into());
+                walk(item, env, path, segs, unset)?;
+                segs.pop();
                 path.truncate(len);
             }
         }
@@ -328,13 +346,118 @@ fn walk(
                     path.push('.');
                 }
                 path.push_str(k);
-                walk(v, env, path, unset)?;
+                segs.push(k.clone());
+                walk(v, env, path, segs, unset)?;
+                segs.pop();
                 path.truncate(len);
             }
         }
         _ => {}
     }
     Ok(())
+}
+
+/// How an interpolated value is typed (compose-go `interpolateTypeCastMapping`):
+/// only values that held a `${...}` are cast; literal strings are left to
+/// the schema.
+#[derive(Debug, Clone, Copy)]
+enum Cast {
+    Int,
+    /// File modes are octal (`0444`, `444`).
+    Octal,
+    Float,
+    Bool,
+}
+
+impl Cast {
+    fn apply(self, v: &str) -> Result<Value, String> {
+        match self {
+            Cast::Int => v
+                .trim()
+                .parse::<i64>()
+                .map(Value::Int)
+                .map_err(|_| format!("strconv.Atoi: parsing {v:?}: invalid syntax")),
+            Cast::Octal => i64::from_str_radix(v.trim().trim_start_matches("0o"), 8)
+                .map(Value::Int)
+                .map_err(|_| format!("invalid file mode {v:?}")),
+            Cast::Float => v
+                .trim()
+                .parse::<f64>()
+                .map(Value::Float)
+                .map_err(|_| format!("strconv.ParseFloat: parsing {v:?}: invalid syntax")),
+            Cast::Bool => match v.to_ascii_lowercase().as_str() {
+                "y" | "yes" | "true" | "on" => Ok(Value::Bool(true)),
+                "n" | "no" | "false" | "off" => Ok(Value::Bool(false)),
+                _ => Err(format!("invalid boolean: {v}")),
+            },
+        }
+    }
+}
+
+const CASTS: &[(&str, Cast)] = &[
+    ("services.*.configs.[].mode", Cast::Octal),
+    ("services.*.cpu_count", Cast::Int),
+    ("services.*.cpu_percent", Cast::Float),
+    ("services.*.cpu_period", Cast::Int),
+    ("services.*.cpu_quota", Cast::Int),
+    ("services.*.cpu_rt_period", Cast::Int),
+    ("services.*.cpu_rt_runtime", Cast::Int),
+    ("services.*.cpus", Cast::Float),
+    ("services.*.cpu_shares", Cast::Int),
+    ("services.*.init", Cast::Bool),
+    ("services.*.deploy.replicas", Cast::Int),
+    ("services.*.deploy.update_config.parallelism", Cast::Int),
+    (
+        "services.*.deploy.update_config.max_failure_ratio",
+        Cast::Float,
+    ),
+    ("services.*.deploy.rollback_config.parallelism", Cast::Int),
+    (
+        "services.*.deploy.rollback_config.max_failure_ratio",
+        Cast::Float,
+    ),
+    ("services.*.deploy.restart_policy.max_attempts", Cast::Int),
+    (
+        "services.*.deploy.placement.max_replicas_per_node",
+        Cast::Int,
+    ),
+    ("services.*.healthcheck.retries", Cast::Int),
+    ("services.*.healthcheck.disable", Cast::Bool),
+    ("services.*.oom_kill_disable", Cast::Bool),
+    ("services.*.oom_score_adj", Cast::Int),
+    ("services.*.pids_limit", Cast::Int),
+    ("services.*.ports.[].target", Cast::Int),
+    ("services.*.privileged", Cast::Bool),
+    ("services.*.read_only", Cast::Bool),
+    ("services.*.scale", Cast::Int),
+    ("services.*.secrets.[].mode", Cast::Octal),
+    ("services.*.stdin_open", Cast::Bool),
+    ("services.*.tty", Cast::Bool),
+    ("services.*.ulimits.*", Cast::Int),
+    ("services.*.ulimits.*.hard", Cast::Int),
+    ("services.*.ulimits.*.soft", Cast::Int),
+    ("services.*.volumes.[].read_only", Cast::Bool),
+    ("services.*.volumes.[].volume.nocopy", Cast::Bool),
+    ("networks.*.external", Cast::Bool),
+    ("networks.*.internal", Cast::Bool),
+    ("networks.*.attachable", Cast::Bool),
+    ("networks.*.enable_ipv4", Cast::Bool),
+    ("networks.*.enable_ipv6", Cast::Bool),
+    ("volumes.*.external", Cast::Bool),
+    ("secrets.*.external", Cast::Bool),
+    ("configs.*.external", Cast::Bool),
+];
+
+fn cast_for(segs: &[String]) -> Option<Cast> {
+    CASTS.iter().find_map(|(pattern, cast)| {
+        let parts: Vec<&str> = pattern.split('.').collect();
+        let ok = parts.len() == segs.len()
+            && parts
+                .iter()
+                .zip(segs)
+                .all(|(p, s)| *p == "*" && s != "[]" || p == s);
+        ok.then_some(*cast)
+    })
 }
 
 #[cfg(test)]

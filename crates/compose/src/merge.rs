@@ -92,6 +92,13 @@ pub fn merge(base: Node, over: Node) -> Node {
     merge_at(base, over, &mut Vec::new())
 }
 
+/// Merges a service on top of the service it `extends`, with the rules of
+/// `services.*` (compose-go `override.ExtendService`).
+pub fn merge_service(base: Node, over: Node) -> Node {
+    let mut path = vec!["services".to_string(), "x".to_string()];
+    merge_at(base, over, &mut path)
+}
+
 /// Removes `!reset` nodes and clears `!override` tags of a tree that is not
 /// merged on anything (the first file, or a value with nothing under it).
 pub fn clean(node: &mut Node) {

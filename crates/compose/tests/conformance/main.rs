@@ -6,6 +6,7 @@
 
 mod dotenv;
 mod interpolation;
+mod loader;
 mod merge;
 mod syntax;
 

@@ -1,0 +1,1118 @@
+//! Loading a project: find the files, read the environment, parse,
+//! interpolate, apply `include` and `extends`, merge, validate, canonicalise,
+//! resolve paths and environment, apply profiles, normalise, and produce the
+//! typed [`Project`]. The order follows compose-go's `loader.LoadWithContext`.
+//!
+//! No process state is read here: the caller passes the environment
+//! variables and the current directory in [`Options`], so tests are hermetic.
+
+use std::path::{Path, PathBuf};
+
+use indexmap::{IndexMap, IndexSet};
+
+use crate::dotenv;
+use crate::interpolate;
+use crate::merge;
+use crate::model::{FileObject, Network, Service, Volume};
+use crate::project::Project;
+use crate::validate::{self, Issue, Issues};
+use crate::yaml::{self, Map, Node, Pos, Value};
+use crate::{canonical, paths};
+
+/// The names docker compose looks for, in order of preference.
+pub const DEFAULT_FILES: [&str; 4] = [
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
+/// Override files merged automatically next to a discovered file.
+pub const OVERRIDE_FILES: [&str; 4] = [
+    "compose.override.yaml",
+    "compose.override.yml",
+    "docker-compose.override.yaml",
+    "docker-compose.override.yml",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no configuration file provided: not found (looked for {} in {} and its parents)", DEFAULT_FILES.join(", "), dir.display())]
+    NoConfigFile { dir: PathBuf },
+    #[error("read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Yaml(#[from] yaml::Error),
+    #[error(transparent)]
+    Interpolate(#[from] interpolate::TreeError),
+    #[error(transparent)]
+    Merge(#[from] merge::Error),
+    #[error(transparent)]
+    Canonical(#[from] canonical::Error),
+    #[error(transparent)]
+    Dotenv(#[from] dotenv::Error),
+    #[error(transparent)]
+    Invalid(#[from] Issues),
+    #[error("{pos}: top-level object must be a mapping")]
+    NotAMapping { pos: Pos },
+    #[error(
+        "invalid project name {name:?}: must consist only of lowercase alphanumeric characters, hyphens, and underscores as well as start with a letter or number"
+    )]
+    InvalidProjectName { name: String },
+    #[error("project name must not be empty")]
+    EmptyProjectName,
+    #[error("{pos}: include cycle detected: {} is included again", path.display())]
+    IncludeCycle { pos: Pos, path: PathBuf },
+    #[error(
+        "{pos}: services.{service}: cannot extend service {service:?} in {file}: service {base:?} not found"
+    )]
+    ExtendsNotFound {
+        pos: Pos,
+        service: String,
+        file: String,
+        base: String,
+    },
+    #[error("{pos}: services.{service}.extends: circular reference: {}", chain.join(" -> "))]
+    ExtendsCycle {
+        pos: Pos,
+        service: String,
+        chain: Vec<String>,
+    },
+    #[error("{pos}: services.{service}.env_file: env file {} not found", path.display())]
+    EnvFileMissing {
+        pos: Pos,
+        service: String,
+        path: PathBuf,
+    },
+    #[error("{pos}: {path}: imported resource conflicts with the one defined here")]
+    IncludeConflict { pos: Pos, path: String },
+    #[error("no such service: {name}")]
+    NoSuchService { name: String },
+    #[error("{path}: {source}")]
+    Model {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// What to load and how. Build it with [`Options::new`] and adjust fields.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `-f` files in order (`-` is standard input); empty = discovery.
+    pub files: Vec<PathBuf>,
+    /// The text of standard input, used for a `-` file.
+    pub stdin: Option<String>,
+    /// `-p`.
+    pub project_name: Option<String>,
+    /// `--profile` (empty = `COMPOSE_PROFILES`).
+    pub profiles: Vec<String>,
+    /// `--env-file` (empty = `.env` in the project directory).
+    pub env_files: Vec<PathBuf>,
+    /// `--project-directory`.
+    pub project_directory: Option<PathBuf>,
+    /// The current directory (relative paths of options are resolved here).
+    pub cwd: PathBuf,
+    /// The process environment, passed in explicitly.
+    pub environment: IndexMap<String, String>,
+    /// Services named on the command line: they are active whatever their
+    /// profiles, and only they (and their dependencies) are checked.
+    pub services: Vec<String>,
+    /// Interpolate `${VAR}` (off for `config --no-interpolate`).
+    pub interpolate: bool,
+    /// Make relative paths absolute.
+    pub resolve_paths: bool,
+    /// Add the default network and resource names.
+    pub normalize: bool,
+    /// Validate against the schema.
+    pub validate_schema: bool,
+    /// Semantic checks (undefined references, cycles).
+    pub consistency: bool,
+    /// Drop `env_file` after loading it into `environment`.
+    pub discard_env_files: bool,
+    /// Read `env_file` entries into `environment`.
+    pub resolve_env_files: bool,
+}
+
+impl Options {
+    pub fn new(cwd: impl Into<PathBuf>, environment: IndexMap<String, String>) -> Self {
+        Options {
+            files: Vec::new(),
+            stdin: None,
+            project_name: None,
+            profiles: Vec::new(),
+            env_files: Vec::new(),
+            project_directory: None,
+            cwd: cwd.into(),
+            environment,
+            services: Vec::new(),
+            interpolate: true,
+            resolve_paths: true,
+            normalize: true,
+            validate_schema: true,
+            consistency: true,
+            discard_env_files: false,
+            resolve_env_files: true,
+        }
+    }
+}
+
+/// Checks a project name given by the user (`-p`, `COMPOSE_PROJECT_NAME`, `name:`).
+pub fn check_project_name(name: &str) -> Result<(), Error> {
+    let mut chars = name.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidProjectName {
+            name: name.to_string(),
+        })
+    }
+}
+
+/// A directory name made into a project name: lowercase, only `[a-z0-9_-]`,
+/// no leading `_` or `-`.
+pub fn normalize_project_name(name: &str) -> String {
+    let s: String = name
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')
+        .collect();
+    s.trim_start_matches(['_', '-']).to_string()
+}
+
+fn abs(base: &Path, p: &Path) -> PathBuf {
+    paths::clean(&if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    })
+}
+
+/// Finds the Compose files when none is given: `COMPOSE_FILE`, else the
+/// first default name in `dir` or a parent, plus its override file.
+pub fn discover(dir: &Path, env: &IndexMap<String, String>) -> Result<Vec<PathBuf>, Error> {
+    if let Some(cf) = env.get("COMPOSE_FILE").filter(|s| !s.is_empty()) {
+        let sep = env
+            .get("COMPOSE_PATH_SEPARATOR")
+            .map(String::as_str)
+            .unwrap_or(":");
+        return Ok(cf
+            .split(sep)
+            .filter(|s| !s.is_empty())
+            .map(|f| abs(dir, Path::new(f)))
+            .collect());
+    }
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        if let Some(found) = DEFAULT_FILES
+            .iter()
+            .map(|f| d.join(f))
+            .find(|p| p.is_file())
+        {
+            let mut files = vec![found];
+            if let Some(o) = OVERRIDE_FILES
+                .iter()
+                .map(|f| d.join(f))
+                .find(|p| p.is_file())
+            {
+                files.push(o);
+            }
+            return Ok(files);
+        }
+        cur = d.parent();
+    }
+    Err(Error::NoConfigFile {
+        dir: dir.to_path_buf(),
+    })
+}
+
+struct Ctx<'a> {
+    opts: &'a Options,
+    /// Variables for interpolation of the file being loaded.
+    env: IndexMap<String, String>,
+    /// Files being included, for cycle detection.
+    include_stack: Vec<PathBuf>,
+}
+
+/// Loads a project.
+pub fn load(opts: &Options) -> Result<Project, Error> {
+    if let Some(n) = &opts.project_name
+        && !n.is_empty()
+    {
+        check_project_name(n)?;
+    }
+    // With no `-f`, the `.env` of the project directory may name the files
+    // (`COMPOSE_FILE`), so it is read first.
+    let pre_dir = opts
+        .project_directory
+        .as_ref()
+        .map(|d| abs(&opts.cwd, d))
+        .unwrap_or_else(|| opts.cwd.clone());
+    let mut env = opts.environment.clone();
+    let mut env_from = None;
+    if opts.files.is_empty() {
+        read_env_files(opts, &pre_dir, &mut env)?;
+        env_from = Some(pre_dir.clone());
+    }
+    let files: Vec<PathBuf> = if opts.files.is_empty() {
+        discover(&pre_dir, &env)?
+    } else {
+        opts.files
+            .iter()
+            .map(|f| {
+                if f.as_os_str() == "-" {
+                    f.clone()
+                } else {
+                    abs(&opts.cwd, f)
+                }
+            })
+            .collect()
+    };
+    let working_dir = match &opts.project_directory {
+        Some(d) => abs(&opts.cwd, d),
+        None => match files.first() {
+            Some(f) if f.as_os_str() != "-" => f
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| opts.cwd.clone()),
+            _ => opts.cwd.clone(),
+        },
+    };
+    // Environment: the shell over the env files.
+    if env_from.as_deref() != Some(working_dir.as_path()) {
+        env = opts.environment.clone();
+        read_env_files(opts, &working_dir, &mut env)?;
+    }
+
+    // Parse every file once, to find the project name before interpolating.
+    let mut raw: Vec<(PathBuf, Node)> = Vec::new();
+    for f in &files {
+        let (text, label) = if f.as_os_str() == "-" {
+            (opts.stdin.clone().unwrap_or_default(), "-".to_string())
+        } else {
+            (read(f)?, f.display().to_string())
+        };
+        let docs = yaml::parse(&text, &label)?;
+        for d in docs {
+            if !matches!(d.value, Value::Map(_)) {
+                return Err(Error::NotAMapping { pos: d.pos });
+            }
+            raw.push((f.clone(), d));
+        }
+    }
+    let mut warnings = Vec::new();
+    // Project name: -p, COMPOSE_PROJECT_NAME, `name:`, the directory.
+    let name = match opts.project_name.as_deref().filter(|n| !n.is_empty()) {
+        Some(n) => n.to_string(),
+        None => match env.get("COMPOSE_PROJECT_NAME").filter(|n| !n.is_empty()) {
+            Some(n) => {
+                check_project_name(n)?;
+                n.clone()
+            }
+            None => {
+                let mut yaml_name = None;
+                for (_, d) in &raw {
+                    if let Some(n) = d.get("name") {
+                        let mut n = n.clone();
+                        if opts.interpolate {
+                            interpolate::interpolate_tree(&mut n, &env)?;
+                        }
+                        if let Some(s) = n.scalar_string().filter(|s| !s.is_empty()) {
+                            yaml_name = Some(s);
+                        }
+                    }
+                }
+                match yaml_name {
+                    Some(n) => {
+                        check_project_name(&n)?;
+                        n
+                    }
+                    None => {
+                        let base = working_dir
+                            .file_name()
+                            .map(|s| s.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        let n = normalize_project_name(&base);
+                        if n.is_empty() {
+                            return Err(Error::EmptyProjectName);
+                        }
+                        n
+                    }
+                }
+            }
+        },
+    };
+    // `${COMPOSE_PROJECT_NAME}` always interpolates to the project name; the
+    // project's own environment holds it only when the user set it.
+    let mut interp_env = env.clone();
+    interp_env.insert("COMPOSE_PROJECT_NAME".into(), name.clone());
+    if opts.project_name.as_deref().is_some_and(|n| !n.is_empty()) {
+        env.insert("COMPOSE_PROJECT_NAME".into(), name.clone());
+    }
+
+    let mut ctx = Ctx {
+        opts,
+        env: interp_env,
+        include_stack: files
+            .iter()
+            .filter(|f| f.as_os_str() != "-")
+            .cloned()
+            .collect(),
+    };
+    let mut dict: Option<Node> = None;
+    for (file, mut doc) in raw {
+        if doc.get("version").is_some() {
+            let w = format!(
+                "{}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion",
+                file.display()
+            );
+            tracing::warn!("{w}");
+            warnings.push(w);
+            if let Some(m) = doc.as_map_mut() {
+                m.shift_remove("version");
+            }
+        }
+        let file_dir = if file.as_os_str() == "-" {
+            working_dir.clone()
+        } else {
+            file.parent().map(Path::to_path_buf).unwrap_or_default()
+        };
+        process_file(&mut ctx, &mut doc, &file, &file_dir, &working_dir)?;
+        dict = Some(match dict {
+            None => {
+                merge::clean(&mut doc);
+                doc
+            }
+            Some(base) => merge::merge(base, doc),
+        });
+    }
+    let mut dict = dict.unwrap_or_else(|| Node::synthetic(Value::Map(Map::new())));
+    merge::enforce_unicity(&mut dict)?;
+    if let Some(m) = dict.as_map_mut() {
+        m.insert("name".into(), Node::str(name.clone()));
+    }
+    finish(dict, opts, &env, &working_dir, name, files, warnings)
+}
+
+/// `--env-file`s, else the `.env` of `dir`, under the shell environment.
+fn read_env_files(
+    opts: &Options,
+    dir: &Path,
+    env: &mut IndexMap<String, String>,
+) -> Result<(), Error> {
+    let env_files: Vec<PathBuf> = if opts.env_files.is_empty() {
+        let dot = dir.join(".env");
+        if dot.is_file() { vec![dot] } else { Vec::new() }
+    } else {
+        opts.env_files.iter().map(|f| abs(&opts.cwd, f)).collect()
+    };
+    let from_files = dotenv::read_files(&env_files, &opts.environment)?;
+    for (k, v) in from_files {
+        env.entry(k).or_insert(v);
+    }
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Interpolates one file, then applies its `include` and `extends`.
+fn process_file(
+    ctx: &mut Ctx<'_>,
+    doc: &mut Node,
+    file: &Path,
+    file_dir: &Path,
+    working_dir: &Path,
+) -> Result<(), Error> {
+    if ctx.opts.interpolate {
+        interpolate::interpolate_tree(doc, &ctx.env)?;
+    }
+    apply_include(ctx, doc, file_dir)?;
+    apply_extends(ctx, doc, file, file_dir, working_dir)?;
+    Ok(())
+}
+
+/// `include:`: each entry is loaded as its own project (its own directory
+/// and env files), fully resolved, and its resources are added here.
+fn apply_include(ctx: &mut Ctx<'_>, doc: &mut Node, file_dir: &Path) -> Result<(), Error> {
+    let Some(includes) = doc.as_map_mut().and_then(|m| m.shift_remove("include")) else {
+        return Ok(());
+    };
+    let entries: Vec<Node> = match includes.value {
+        Value::Seq(s) => s,
+        _ => Vec::new(),
+    };
+    for entry in entries {
+        let (paths_n, project_dir, env_files) = match &entry.value {
+            Value::Map(m) => (
+                m.get("path").cloned(),
+                m.get("project_directory").cloned(),
+                m.get("env_file").cloned(),
+            ),
+            _ => (Some(entry.clone()), None, None),
+        };
+        let list = |n: Option<Node>| -> Vec<String> {
+            match n.map(|n| n.value) {
+                Some(Value::Seq(s)) => s.iter().filter_map(Node::scalar_string).collect(),
+                Some(v) => Node::synthetic(v).scalar_string().into_iter().collect(),
+                None => Vec::new(),
+            }
+        };
+        let inc_files: Vec<PathBuf> = list(paths_n)
+            .iter()
+            .map(|p| abs(file_dir, Path::new(p)))
+            .collect();
+        let Some(first) = inc_files.first() else {
+            continue;
+        };
+        for f in &inc_files {
+            if ctx.include_stack.contains(f) {
+                return Err(Error::IncludeCycle {
+                    pos: entry.pos.clone(),
+                    path: f.clone(),
+                });
+            }
+        }
+        let inc_dir = match project_dir.and_then(|p| p.scalar_string()) {
+            Some(p) => abs(file_dir, Path::new(&p)),
+            None => first.parent().map(Path::to_path_buf).unwrap_or_default(),
+        };
+        let env_paths: Vec<PathBuf> = {
+            let l = list(env_files);
+            if l.is_empty() {
+                let dot = inc_dir.join(".env");
+                if dot.is_file() { vec![dot] } else { Vec::new() }
+            } else {
+                l.iter().map(|p| abs(file_dir, Path::new(p))).collect()
+            }
+        };
+        let mut env = ctx.env.clone();
+        let from_files = dotenv::read_files(&env_paths, &ctx.opts.environment)?;
+        for (k, v) in from_files {
+            if !ctx.opts.environment.contains_key(&k) {
+                env.insert(k, v);
+            }
+        }
+        let mut sub = Ctx {
+            opts: ctx.opts,
+            env: env.clone(),
+            include_stack: ctx.include_stack.clone(),
+        };
+        sub.include_stack.extend(inc_files.iter().cloned());
+        let mut merged: Option<Node> = None;
+        for f in &inc_files {
+            let text = read(f)?;
+            for mut d in yaml::parse(&text, &f.display().to_string())? {
+                let fdir = f.parent().map(Path::to_path_buf).unwrap_or_default();
+                process_file(&mut sub, &mut d, f, &fdir, &inc_dir)?;
+                merged = Some(match merged {
+                    None => {
+                        merge::clean(&mut d);
+                        d
+                    }
+                    Some(b) => merge::merge(b, d),
+                });
+            }
+        }
+        let Some(mut inc) = merged else { continue };
+        merge::enforce_unicity(&mut inc)?;
+        canonical::canonicalize(&mut inc)?;
+        if ctx.opts.resolve_paths {
+            paths::resolve(&mut inc, &inc_dir, &env);
+        }
+        resolve_environment(&mut inc, &env, ctx.opts, &[], &inc_dir)?;
+        // Import: a resource defined on both sides must be the same.
+        let target = doc.as_map_mut().ok_or(Error::NotAMapping {
+            pos: Pos::default(),
+        })?;
+        if let Value::Map(im) = inc.value {
+            for (kind, section) in im {
+                if !matches!(
+                    kind.as_str(),
+                    "services" | "networks" | "volumes" | "secrets" | "configs"
+                ) {
+                    continue;
+                }
+                let Value::Map(items) = section.value else {
+                    continue;
+                };
+                let dst = target
+                    .entry(kind.clone())
+                    .or_insert_with(|| Node::synthetic(Value::Map(Map::new())));
+                if dst.is_null() {
+                    dst.value = Value::Map(Map::new());
+                }
+                let Some(dm) = dst.as_map_mut() else { continue };
+                for (k, v) in items {
+                    if let Some(existing) = dm.get(&k) {
+                        if *existing != v && kind == "services" {
+                            return Err(Error::IncludeConflict {
+                                pos: existing
+                                    .key_pos
+                                    .clone()
+                                    .unwrap_or_else(|| existing.pos.clone()),
+                                path: format!("{kind}.{k}"),
+                            });
+                        }
+                        continue;
+                    }
+                    dm.insert(k, v);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `extends:` of every service of one file.
+fn apply_extends(
+    ctx: &mut Ctx<'_>,
+    doc: &mut Node,
+    file: &Path,
+    file_dir: &Path,
+    working_dir: &Path,
+) -> Result<(), Error> {
+    let names: Vec<String> = match doc.get("services").and_then(Node::as_map) {
+        Some(m) => m.keys().cloned().collect(),
+        None => return Ok(()),
+    };
+    for name in names {
+        let mut chain = vec![format!("{}:{name}", file.display())];
+        let services = doc
+            .get("services")
+            .and_then(Node::as_map)
+            .cloned()
+            .unwrap_or_default();
+        let resolved = extend_service(
+            ctx,
+            &name,
+            &services,
+            file,
+            file_dir,
+            working_dir,
+            &mut chain,
+        )?;
+        if let Some(s) = doc
+            .as_map_mut()
+            .and_then(|m| m.get_mut("services"))
+            .and_then(Node::as_map_mut)
+        {
+            s.insert(name, resolved);
+        }
+    }
+    Ok(())
+}
+
+fn extend_service(
+    ctx: &mut Ctx<'_>,
+    name: &str,
+    services: &Map,
+    file: &Path,
+    file_dir: &Path,
+    working_dir: &Path,
+    chain: &mut Vec<String>,
+) -> Result<Node, Error> {
+    let Some(service) = services.get(name).cloned() else {
+        return Err(Error::ExtendsNotFound {
+            pos: Pos::default(),
+            service: name.into(),
+            file: file.display().to_string(),
+            base: name.into(),
+        });
+    };
+    let Some(ext) = service.get("extends").cloned() else {
+        return Ok(service);
+    };
+    let (base_name, base_file) = match &ext.value {
+        Value::Map(m) => (
+            m.get("service")
+                .and_then(Node::scalar_string)
+                .unwrap_or_default(),
+            m.get("file").and_then(Node::scalar_string),
+        ),
+        _ => (ext.scalar_string().unwrap_or_default(), None),
+    };
+    let mut base = match base_file {
+        Some(bf) => {
+            let path = abs(file_dir, Path::new(&bf));
+            let key = format!("{}:{base_name}", path.display());
+            if chain.contains(&key) {
+                chain.push(key);
+                return Err(Error::ExtendsCycle {
+                    pos: ext.pos.clone(),
+                    service: name.into(),
+                    chain: chain.clone(),
+                });
+            }
+            chain.push(key);
+            let text = read(&path)?;
+            let mut d = yaml::parse_one(&text, &path.display().to_string())?
+                .unwrap_or_else(|| Node::synthetic(Value::Map(Map::new())));
+            if ctx.opts.interpolate {
+                interpolate::interpolate_tree(&mut d, &ctx.env)?;
+            }
+            let other = d
+                .get("services")
+                .and_then(Node::as_map)
+                .cloned()
+                .unwrap_or_default();
+            if !other.contains_key(&base_name) {
+                return Err(Error::ExtendsNotFound {
+                    pos: ext.pos.clone(),
+                    service: name.into(),
+                    file: path.display().to_string(),
+                    base: base_name,
+                });
+            }
+            let bdir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let mut b = extend_service(ctx, &base_name, &other, &path, &bdir, working_dir, chain)?;
+            // Paths of the base are relative to its own file.
+            if ctx.opts.resolve_paths && bdir != working_dir {
+                paths::resolve_service_raw(&mut b, &bdir, &ctx.env);
+            }
+            b
+        }
+        None => {
+            let key = format!("{}:{base_name}", file.display());
+            if chain.contains(&key) {
+                chain.push(key);
+                return Err(Error::ExtendsCycle {
+                    pos: ext.pos.clone(),
+                    service: name.into(),
+                    chain: chain.clone(),
+                });
+            }
+            if !services.contains_key(&base_name) {
+                return Err(Error::ExtendsNotFound {
+                    pos: ext.pos.clone(),
+                    service: name.into(),
+                    file: file.display().to_string(),
+                    base: base_name,
+                });
+            }
+            chain.push(key);
+            extend_service(
+                ctx,
+                &base_name,
+                services,
+                file,
+                file_dir,
+                working_dir,
+                chain,
+            )?
+        }
+    };
+    merge::clean(&mut base);
+    let mut over = service;
+    if let Some(m) = over.as_map_mut() {
+        m.shift_remove("extends");
+    }
+    let mut merged = merge::merge_service(base, over);
+    if let Some(m) = merged.as_map_mut() {
+        m.shift_remove("extends");
+    }
+    Ok(merged)
+}
+
+/// Loads `env_file`s into `environment` and takes valueless keys from the
+/// project environment.
+fn resolve_environment(
+    root: &mut Node,
+    env: &IndexMap<String, String>,
+    opts: &Options,
+    only: &[String],
+    working_dir: &Path,
+) -> Result<(), Error> {
+    let Some(services) = root
+        .as_map_mut()
+        .and_then(|m| m.get_mut("services"))
+        .and_then(Node::as_map_mut)
+    else {
+        return Ok(());
+    };
+    for (name, svc) in services.iter_mut() {
+        if !only.is_empty() && !only.contains(name) {
+            continue;
+        }
+        let Some(sm) = svc.as_map_mut() else { continue };
+        let mut values: IndexMap<String, Option<String>> = IndexMap::new();
+        if opts.resolve_env_files
+            && let Some(files) = sm.get("env_file").and_then(Node::as_seq)
+        {
+            for f in files {
+                let path = abs(
+                    working_dir,
+                    Path::new(f.get("path").and_then(Node::as_str).unwrap_or_default()),
+                );
+                let required = f
+                    .get("required")
+                    .is_none_or(|r| r.value != Value::Bool(false));
+                if !path.exists() {
+                    if required {
+                        return Err(Error::EnvFileMissing {
+                            pos: f.pos.clone(),
+                            service: name.clone(),
+                            path,
+                        });
+                    }
+                    continue;
+                }
+                let mut m = dotenv::EnvMap::new();
+                dotenv::read_file_into(&path, &mut m, env)?;
+                for (k, v) in m {
+                    values.insert(k, Some(v));
+                }
+            }
+        }
+        if let Some(e) = sm.get("environment").and_then(Node::as_map) {
+            for (k, v) in e {
+                match v.scalar_string() {
+                    Some(s) => {
+                        values.insert(k.clone(), Some(s));
+                    }
+                    None => {
+                        let from_env = env.get(k).cloned();
+                        if from_env.is_some() || !values.contains_key(k) {
+                            values.insert(k.clone(), from_env);
+                        }
+                    }
+                }
+            }
+        }
+        let mut em = Map::new();
+        for (k, v) in values {
+            em.insert(k, Node::synthetic(v.map_or(Value::Null, Value::Str)));
+        }
+        let pos = sm
+            .get("environment")
+            .map(|n| n.pos.clone())
+            .unwrap_or_else(|| svc_pos(sm));
+        sm.insert("environment".into(), Node::new(Value::Map(em), pos));
+        if opts.discard_env_files {
+            sm.shift_remove("env_file");
+        }
+    }
+    Ok(())
+}
+
+fn svc_pos(m: &Map) -> Pos {
+    m.values().next().map(|n| n.pos.clone()).unwrap_or_default()
+}
+
+/// Profiles: a service is active when it has no profile, one of its
+/// profiles is enabled, or it is named on the command line; the
+/// dependencies of active services are activated too.
+fn active_services(root: &Node, profiles: &[String], named: &[String]) -> IndexSet<String> {
+    let mut active = IndexSet::new();
+    let Some(services) = root.get("services").and_then(Node::as_map) else {
+        return active;
+    };
+    for (name, svc) in services {
+        let sp: Vec<String> = svc
+            .get("profiles")
+            .and_then(Node::as_seq)
+            .map(|s| s.iter().filter_map(Node::scalar_string).collect())
+            .unwrap_or_default();
+        if sp.is_empty()
+            || sp.iter().any(|p| profiles.contains(p) || p == "*")
+            || profiles.iter().any(|p| p == "*")
+            || named.contains(name)
+        {
+            active.insert(name.clone());
+        }
+    }
+    let mut i = 0;
+    while i < active.len() {
+        let n = active[i].clone();
+        if let Some(deps) = services
+            .get(&n)
+            .and_then(|s| s.get("depends_on"))
+            .and_then(Node::as_map)
+        {
+            for (d, _) in deps {
+                if services.contains_key(d) {
+                    active.insert(d.clone());
+                }
+            }
+        }
+        i += 1;
+    }
+    active
+}
+
+fn finish(
+    mut dict: Node,
+    opts: &Options,
+    env: &IndexMap<String, String>,
+    working_dir: &Path,
+    name: String,
+    files: Vec<PathBuf>,
+    warnings: Vec<String>,
+) -> Result<Project, Error> {
+    if opts.validate_schema {
+        let issues = validate::schema(&dict);
+        if !issues.is_empty() {
+            return Err(Issues { issues }.into());
+        }
+    }
+    canonical::canonicalize(&mut dict)?;
+    if opts.resolve_paths {
+        paths::resolve(&mut dict, working_dir, env);
+    }
+    let profiles: Vec<String> = if opts.profiles.is_empty() {
+        env.get("COMPOSE_PROFILES")
+            .map(|p| {
+                p.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        opts.profiles.clone()
+    };
+    for s in &opts.services {
+        if dict.get("services").and_then(|m| m.get(s)).is_none() {
+            return Err(Error::NoSuchService { name: s.clone() });
+        }
+    }
+    let mut active = active_services(&dict, &profiles, &opts.services);
+    // Only the selected services (and their dependencies) need their env files.
+    let selected: Vec<String> = if opts.services.is_empty() {
+        active.iter().cloned().collect()
+    } else {
+        let mut sel: IndexSet<String> = opts.services.iter().cloned().collect();
+        let mut i = 0;
+        while i < sel.len() {
+            let n = sel[i].clone();
+            if let Some(deps) = dict
+                .get("services")
+                .and_then(|m| m.get(&n))
+                .and_then(|s| s.get("depends_on"))
+                .and_then(Node::as_map)
+            {
+                for d in deps.keys() {
+                    sel.insert(d.clone());
+                }
+            }
+            i += 1;
+        }
+        sel.into_iter().collect()
+    };
+    if !opts.services.is_empty() {
+        active.retain(|n| selected.contains(n));
+    }
+    resolve_environment(&mut dict, env, opts, &selected, working_dir)?;
+    // Split active and disabled services.
+    let mut disabled = Map::new();
+    if let Some(services) = dict
+        .as_map_mut()
+        .and_then(|m| m.get_mut("services"))
+        .and_then(Node::as_map_mut)
+    {
+        let names: Vec<String> = services.keys().cloned().collect();
+        for n in names {
+            if !active.contains(&n)
+                && let Some(s) = services.shift_remove(&n)
+            {
+                disabled.insert(n, s);
+            }
+        }
+    }
+    let mut uses_default = false;
+    if opts.normalize {
+        uses_default = normalize(&mut dict, &name);
+    }
+    if opts.consistency {
+        let mut issues: Vec<Issue> = validate::semantic(&dict, uses_default);
+        if let Some(services) = dict.get("services").and_then(Node::as_map) {
+            let mut waits: IndexMap<String, Vec<crate::plan::Wait>> = IndexMap::new();
+            for (n, s) in services {
+                let deps = s
+                    .get("depends_on")
+                    .and_then(Node::as_map)
+                    .map(|d| {
+                        d.keys()
+                            .filter(|k| services.contains_key(*k))
+                            .map(|k| crate::plan::Wait {
+                                dependency: k.clone(),
+                                condition: crate::model::DependencyCondition::Started,
+                                required: true,
+                                restart: false,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                waits.insert(n.clone(), deps);
+            }
+            if let Some(cycle) = crate::plan::find_cycle(&waits) {
+                let pos = services
+                    .get(&cycle[0])
+                    .map(|s| s.key_pos.clone().unwrap_or_else(|| s.pos.clone()))
+                    .unwrap_or_default();
+                issues.push(Issue {
+                    pos,
+                    path: format!("services.{}.depends_on", cycle[0]),
+                    message: format!("dependency cycle detected: {}", cycle.join(" -> ")),
+                });
+            }
+        }
+        if !issues.is_empty() {
+            return Err(Issues { issues }.into());
+        }
+    }
+    let mut project = to_project(&dict)?;
+    for (n, s) in disabled {
+        let svc: Service = serde_json::from_value(s.to_json()).map_err(|source| Error::Model {
+            path: format!("services.{n}"),
+            source,
+        })?;
+        project.disabled_services.insert(n, svc);
+    }
+    project.name = name;
+    project.working_dir = working_dir.to_path_buf();
+    project.compose_files = files;
+    project.environment = env.clone();
+    project.warnings = warnings;
+    Ok(project)
+}
+
+/// Adds the default network to services without networks (and without
+/// `network_mode`), and names to networks and volumes. Returns whether the
+/// default network is used.
+fn normalize(dict: &mut Node, project: &str) -> bool {
+    let Some(top) = dict.as_map_mut() else {
+        return false;
+    };
+    let mut uses_default = false;
+    if let Some(services) = top.get_mut("services").and_then(Node::as_map_mut) {
+        for svc in services.values_mut() {
+            let Some(sm) = svc.as_map_mut() else { continue };
+            if sm.contains_key("network_mode") {
+                continue;
+            }
+            let nets = sm
+                .entry("networks".into())
+                .or_insert_with(|| Node::synthetic(Value::Map(Map::new())));
+            if nets.is_null() {
+                nets.value = Value::Map(Map::new());
+            }
+            if let Some(nm) = nets.as_map_mut() {
+                if nm.is_empty() {
+                    nm.insert("default".into(), Node::synthetic(Value::Null));
+                }
+                if nm.contains_key("default") {
+                    uses_default = true;
+                }
+            }
+        }
+    }
+    let nets = top
+        .entry("networks".into())
+        .or_insert_with(|| Node::synthetic(Value::Map(Map::new())));
+    if nets.is_null() {
+        nets.value = Value::Map(Map::new());
+    }
+    if uses_default && let Some(nm) = nets.as_map_mut() {
+        nm.entry("default".into())
+            .or_insert_with(|| Node::synthetic(Value::Map(Map::new())));
+    }
+    for kind in ["networks", "volumes"] {
+        if let Some(m) = top.get_mut(kind).and_then(Node::as_map_mut) {
+            for (k, v) in m.iter_mut() {
+                if v.is_null() {
+                    v.value = Value::Map(Map::new());
+                }
+                if let Some(rm) = v.as_map_mut()
+                    && !rm.contains_key("name")
+                {
+                    let external = rm
+                        .get("external")
+                        .is_some_and(|e| e.value == Value::Bool(true));
+                    let n = if external {
+                        k.clone()
+                    } else {
+                        format!("{project}_{k}")
+                    };
+                    rm.insert("name".into(), Node::str(n));
+                }
+            }
+        }
+    }
+    for kind in ["secrets", "configs"] {
+        if let Some(m) = top.get_mut(kind).and_then(Node::as_map_mut) {
+            for (k, v) in m.iter_mut() {
+                if let Some(rm) = v.as_map_mut()
+                    && !rm.contains_key("name")
+                {
+                    let external = rm
+                        .get("external")
+                        .is_some_and(|e| e.value == Value::Bool(true));
+                    let n = if external {
+                        k.clone()
+                    } else {
+                        format!("{project}_{k}")
+                    };
+                    rm.insert("name".into(), Node::str(n));
+                }
+            }
+        }
+    }
+    if let Some(nm) = top.get("networks").and_then(Node::as_map)
+        && nm.is_empty()
+    {
+        top.shift_remove("networks");
+    }
+    uses_default
+}
+
+fn to_project(dict: &Node) -> Result<Project, Error> {
+    let mut p = Project::default();
+    let Some(top) = dict.as_map() else {
+        return Ok(p);
+    };
+    fn section<T: serde::de::DeserializeOwned>(
+        top: &Map,
+        kind: &str,
+    ) -> Result<IndexMap<String, T>, Error> {
+        let mut out = IndexMap::new();
+        if let Some(m) = top.get(kind).and_then(Node::as_map) {
+            for (k, v) in m {
+                let j = if v.is_null() {
+                    serde_json::json!({})
+                } else {
+                    v.to_json()
+                };
+                let t = serde_json::from_value(j).map_err(|source| Error::Model {
+                    path: format!("{kind}.{k}"),
+                    source,
+                })?;
+                out.insert(k.clone(), t);
+            }
+        }
+        Ok(out)
+    }
+    p.services = section::<Service>(top, "services")?;
+    p.networks = section::<Network>(top, "networks")?;
+    p.volumes = section::<Volume>(top, "volumes")?;
+    p.secrets = section::<FileObject>(top, "secrets")?;
+    p.configs = section::<FileObject>(top, "configs")?;
+    for (k, v) in top {
+        if k.starts_with("x-") {
+            p.extensions.insert(k.clone(), v.to_json());
+        }
+    }
+    Ok(p)
+}

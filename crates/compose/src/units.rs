@@ -1,0 +1,228 @@
+//! Durations (`1m30s`) and byte sizes (`512M`) of Compose files.
+//!
+//! Durations use Go's `time.ParseDuration` syntax and print like Go's
+//! `Duration.String()` (what `docker compose config` shows); byte sizes use
+//! docker's `units.RAMInBytes` (binary multiples, `b k m g t p` with an
+//! optional `b`/`ib` suffix, case-insensitive).
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("invalid duration {0:?}")]
+    Duration(String),
+    #[error("invalid size {0:?}")]
+    Bytes(String),
+}
+
+/// A duration in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct Duration(pub i64);
+
+impl Duration {
+    pub fn as_std(self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.0.max(0) as u64)
+    }
+
+    /// Parses Go's duration syntax: `1h2m3.5s`, `500ms`, `10us`, `0`.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let err = || Error::Duration(s.to_string());
+        let (neg, mut rest) = match s.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, s.strip_prefix('+').unwrap_or(s)),
+        };
+        if rest == "0" {
+            return Ok(Duration(0));
+        }
+        if rest.is_empty() {
+            return Err(err());
+        }
+        let mut total: f64 = 0.0;
+        while !rest.is_empty() {
+            let num_end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .ok_or_else(err)?;
+            if num_end == 0 {
+                return Err(err());
+            }
+            let n: f64 = rest[..num_end].parse().map_err(|_| err())?;
+            rest = &rest[num_end..];
+            let unit_end = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
+            let mult = match &rest[..unit_end] {
+                "ns" => 1.0,
+                "us" | "µs" | "μs" => 1e3,
+                "ms" => 1e6,
+                "s" => 1e9,
+                "m" => 60e9,
+                "h" => 3600e9,
+                _ => return Err(err()),
+            };
+            rest = &rest[unit_end..];
+            total += n * mult;
+        }
+        if total > i64::MAX as f64 {
+            return Err(err());
+        }
+        let v = total.round() as i64;
+        Ok(Duration(if neg { -v } else { v }))
+    }
+}
+
+impl fmt::Display for Duration {
+    /// Go's `time.Duration.String()`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = self.0;
+        if ns == 0 {
+            return f.write_str("0s");
+        }
+        let sign = if ns < 0 { "-" } else { "" };
+        let u = ns.unsigned_abs();
+        if u < 1_000_000_000 {
+            let (div, unit) = if u < 1_000 {
+                (1, "ns")
+            } else if u < 1_000_000 {
+                (1_000, "µs")
+            } else {
+                (1_000_000, "ms")
+            };
+            return write!(f, "{sign}{}{unit}", frac(u, div));
+        }
+        let h = u / 3_600_000_000_000;
+        let m = (u / 60_000_000_000) % 60;
+        let s = u % 60_000_000_000;
+        let secs = frac(s, 1_000_000_000);
+        if h > 0 {
+            write!(f, "{sign}{h}h{m}m{secs}s")
+        } else if m > 0 {
+            write!(f, "{sign}{m}m{secs}s")
+        } else {
+            write!(f, "{sign}{secs}s")
+        }
+    }
+}
+
+/// `value / div` with the fraction's trailing zeros removed.
+fn frac(value: u64, div: u64) -> String {
+    let whole = value / div;
+    let rem = value % div;
+    if rem == 0 {
+        return whole.to_string();
+    }
+    let width = div.to_string().len() - 1;
+    let digits = format!("{rem:0width$}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+impl Serialize for Duration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Duration::parse(&s).map_err(serde::de::Error::custom),
+            // A bare number is seconds, as compose-go's duration hook reads it.
+            serde_json::Value::Number(n) => {
+                Ok(Duration((n.as_f64().unwrap_or(0.0) * 1e9).round() as i64))
+            }
+            other => Err(serde::de::Error::custom(format!(
+                "invalid duration {other}"
+            ))),
+        }
+    }
+}
+
+/// A size in bytes (`-1` means unlimited where Compose allows it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct Bytes(pub i64);
+
+impl Bytes {
+    /// Parses `512`, `512b`, `1.5g`, `100MB`, `2GiB` (binary multiples).
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let err = || Error::Bytes(s.to_string());
+        let t = s.trim();
+        if t == "-1" {
+            return Ok(Bytes(-1));
+        }
+        let num_end = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        if num_end == 0 {
+            return Err(err());
+        }
+        let n: f64 = t[..num_end].parse().map_err(|_| err())?;
+        let unit = t[num_end..].trim().to_ascii_lowercase();
+        let unit = unit
+            .strip_suffix("ib")
+            .or_else(|| unit.strip_suffix('b'))
+            .unwrap_or(&unit);
+        let mult: f64 = match unit {
+            "" => 1.0,
+            "k" => 1024.0,
+            "m" => 1024.0 * 1024.0,
+            "g" => 1024.0 * 1024.0 * 1024.0,
+            "t" => 1024f64.powi(4),
+            "p" => 1024f64.powi(5),
+            _ => return Err(err()),
+        };
+        Ok(Bytes((n * mult) as i64))
+    }
+}
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Serialize for Bytes {
+    /// As a string of bytes, like `docker compose config` (`"536870912"`).
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Bytes::parse(&s).map_err(serde::de::Error::custom),
+            serde_json::Value::Number(n) => Ok(Bytes(
+                n.as_i64().unwrap_or(n.as_f64().unwrap_or(0.0) as i64),
+            )),
+            other => Err(serde::de::Error::custom(format!("invalid size {other}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(Duration::parse("1m30s").unwrap().0, 90_000_000_000);
+        assert_eq!(Duration::parse("1.5s").unwrap().0, 1_500_000_000);
+        assert_eq!(Duration::parse("500ms").unwrap().to_string(), "500ms");
+        assert_eq!(Duration::parse("1h").unwrap().to_string(), "1h0m0s");
+        assert_eq!(Duration::parse("90s").unwrap().to_string(), "1m30s");
+        assert_eq!(Duration::parse("1.5s").unwrap().to_string(), "1.5s");
+        assert!(Duration::parse("10").is_err());
+        assert!(Duration::parse("abc").is_err());
+    }
+
+    #[test]
+    fn bytes() {
+        assert_eq!(Bytes::parse("512M").unwrap().0, 512 * 1024 * 1024);
+        assert_eq!(Bytes::parse("50M").unwrap().0, 52_428_800);
+        assert_eq!(Bytes::parse("2gb").unwrap().0, 2 * 1024 * 1024 * 1024);
+        assert_eq!(Bytes::parse("1.5k").unwrap().0, 1536);
+        assert_eq!(Bytes::parse("100").unwrap().0, 100);
+        assert!(Bytes::parse("12x").is_err());
+    }
+}

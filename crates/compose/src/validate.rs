@@ -1,0 +1,531 @@
+//! Validation: the compose-spec JSON schema (draft 2020-12, compose-go's
+//! copy, embedded) on the merged tree, then semantic checks the schema
+//! cannot express (references between services, networks, volumes,
+//! secrets and configs; dependency cycles; `container_name` with several
+//! replicas; `restart` values). Every issue names the file, line, column and
+//! key path, and an unknown key gets the closest valid key as a suggestion.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use serde_json::Value as J;
+
+use crate::yaml::{Node, Pos, Value};
+
+/// The compose-spec schema rstack validates against.
+pub const SCHEMA: &str = include_str!("../schema/compose-spec.json");
+
+/// One validation problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub pos: Pos,
+    /// Key path such as `services.web.ports[1]`.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.pos, self.message)
+    }
+}
+
+/// All the issues of a project, one per line.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct Issues {
+    pub issues: Vec<Issue>,
+}
+
+fn schema_json() -> &'static J {
+    static S: OnceLock<J> = OnceLock::new();
+    S.get_or_init(|| serde_json::from_str(SCHEMA).unwrap_or(J::Null))
+}
+
+fn validator() -> Option<&'static jsonschema::Validator> {
+    static V: OnceLock<Option<jsonschema::Validator>> = OnceLock::new();
+    V.get_or_init(|| jsonschema::validator_for(schema_json()).ok())
+        .as_ref()
+}
+
+/// A path segment of the instance.
+#[derive(Debug, Clone, PartialEq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn dotted(segs: &[Seg]) -> String {
+    let mut s = String::new();
+    for seg in segs {
+        match seg {
+            Seg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+/// The node at a path, and the position to report (the key's for a map value).
+fn node_at<'a>(root: &'a Node, segs: &[Seg]) -> &'a Node {
+    let mut n = root;
+    for seg in segs {
+        let next = match (seg, &n.value) {
+            (Seg::Key(k), Value::Map(m)) => m.get(k),
+            (Seg::Index(i), Value::Seq(s)) => s.get(*i),
+            _ => None,
+        };
+        match next {
+            Some(x) => n = x,
+            None => break,
+        }
+    }
+    n
+}
+
+fn report_pos(n: &Node) -> Pos {
+    n.key_pos.clone().unwrap_or_else(|| n.pos.clone())
+}
+
+fn segs_of(loc: &jsonschema::paths::Location) -> Vec<Seg> {
+    loc.iter()
+        .map(|s| match s {
+            jsonschema::paths::LocationSegment::Index(i) => Seg::Index(i),
+            other => Seg::Key(other.to_string()),
+        })
+        .collect()
+}
+
+/// Validates a merged Compose tree against the schema.
+pub fn schema(root: &Node) -> Vec<Issue> {
+    let Some(v) = validator() else {
+        return vec![Issue {
+            pos: root.pos.clone(),
+            path: String::new(),
+            message: "the embedded compose-spec schema does not compile".into(),
+        }];
+    };
+    let instance = root.to_json();
+    let mut issues = Vec::new();
+    for err in v.iter_errors(&instance) {
+        let segs = segs_of(err.instance_path());
+        issues.push(describe(root, &segs, &err));
+    }
+    // The most specific problems first, and no repeats.
+    issues.dedup();
+    issues
+}
+
+fn type_list(types: &[String]) -> String {
+    let mut t: Vec<&str> = types.iter().map(String::as_str).collect();
+    t.sort();
+    t.dedup();
+    match t.len() {
+        0 => String::new(),
+        1 => t[0].to_string(),
+        n => format!("{} or {}", t[..n - 1].join(", "), t[n - 1]),
+    }
+}
+
+fn describe(root: &Node, segs: &[Seg], err: &jsonschema::ValidationError<'_>) -> Issue {
+    use jsonschema::error::ValidationErrorKind as K;
+    let node = node_at(root, segs);
+    let path = dotted(segs);
+    let at = if path.is_empty() {
+        "(root)".to_string()
+    } else {
+        path.clone()
+    };
+    let message = match err.kind() {
+        K::AdditionalProperties { unexpected } => {
+            let known = keys_at(segs);
+            let mut parts = Vec::new();
+            for key in unexpected {
+                let mut seg2 = segs.to_vec();
+                seg2.push(Seg::Key(key.clone()));
+                let n = node_at(root, &seg2);
+                let mut m = format!("unknown key `{key}` in {at}");
+                if let Some(s) = crate::suggest::closest(key, known.iter().map(String::as_str)) {
+                    m.push_str(&format!(", did you mean `{s}`?"));
+                }
+                parts.push((report_pos(n), m));
+            }
+            if let Some((pos, m)) = parts.into_iter().next() {
+                let mut p = path.clone();
+                if let Some(key) = unexpected.first() {
+                    if !p.is_empty() {
+                        p.push('.');
+                    }
+                    p.push_str(key);
+                }
+                return Issue {
+                    pos,
+                    path: p,
+                    message: m,
+                };
+            }
+            format!("{at}: additional properties are not allowed")
+        }
+        K::Type { kind } => {
+            let types: Vec<String> = match kind {
+                jsonschema::error::TypeKind::Single(t) => vec![t.to_string()],
+                jsonschema::error::TypeKind::Multiple(ts) => {
+                    ts.iter().map(|t| t.to_string()).collect()
+                }
+            };
+            format!("{at} must be a {}", type_list(&types))
+        }
+        K::OneOfNotValid { context } | K::AnyOf { context } => one_of_message(&at, node, context),
+        K::Required { property } => {
+            format!("{at}: missing required key {}", property)
+        }
+        K::Enum { options } => format!("{at} must be one of {options}"),
+        _ => format!("{at}: {err}"),
+    };
+    Issue {
+        pos: report_pos(node),
+        path,
+        message,
+    }
+}
+
+/// For `oneOf` / `anyOf`, say what the value may be (`must be a string or
+/// mapping`), like compose-go does, from the type errors of the branches.
+fn one_of_message(
+    at: &str,
+    node: &Node,
+    context: &[Vec<jsonschema::ValidationError<'static>>],
+) -> String {
+    use jsonschema::error::ValidationErrorKind as K;
+    // A branch whose errors are deeper than the value itself: the value has
+    // the right shape and something inside it is wrong. Report that.
+    let own_depth = if at == "(root)" {
+        0
+    } else {
+        at.split('.').count()
+    };
+    for branch in context {
+        let deep: Vec<&jsonschema::ValidationError<'static>> = branch
+            .iter()
+            .filter(|e| e.instance_path().iter().count() > own_depth)
+            .collect();
+        if !deep.is_empty() && deep.len() == branch.len() {
+            let e = deep[0];
+            let segs = segs_of(e.instance_path());
+            let p = dotted(&segs);
+            if let K::Type { kind } = e.kind() {
+                let types: Vec<String> = match kind {
+                    jsonschema::error::TypeKind::Single(t) => vec![t.to_string()],
+                    jsonschema::error::TypeKind::Multiple(ts) => {
+                        ts.iter().map(|t| t.to_string()).collect()
+                    }
+                };
+                return format!("{p} must be a {}", type_list(&types));
+            }
+            return format!("{p}: {e}");
+        }
+    }
+    let mut types = Vec::new();
+    for branch in context {
+        for e in branch {
+            if let K::Type { kind } = e.kind() {
+                match kind {
+                    jsonschema::error::TypeKind::Single(t) => types.push(t.to_string()),
+                    jsonschema::error::TypeKind::Multiple(ts) => {
+                        types.extend(ts.iter().map(|t| t.to_string()))
+                    }
+                }
+            }
+        }
+    }
+    if types.is_empty() {
+        format!(
+            "{at}: invalid value ({} does not match any allowed form)",
+            node.kind()
+        )
+    } else {
+        format!(
+            "{at} must be a {}",
+            type_list(&types)
+                .replace("object", "mapping")
+                .replace("array", "list")
+        )
+    }
+}
+
+/// The keys the schema allows at a path (to suggest one for a typo).
+fn keys_at(segs: &[Seg]) -> Vec<String> {
+    let root = schema_json();
+    let mut cur = root;
+    for seg in segs {
+        cur = deref(root, cur);
+        let next = match seg {
+            Seg::Key(k) => object_branch(root, cur).and_then(|o| {
+                o.get("properties")
+                    .and_then(|p| p.get(k))
+                    .or_else(|| {
+                        o.get("patternProperties")
+                            .and_then(J::as_object)
+                            .and_then(|pp| pp.values().next())
+                    })
+                    .or_else(|| o.get("additionalProperties").filter(|a| a.is_object()))
+            }),
+            Seg::Index(_) => array_items(root, cur),
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return Vec::new(),
+        }
+    }
+    let cur = deref(root, cur);
+    object_branch(root, cur)
+        .and_then(|o| o.get("properties"))
+        .and_then(J::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn deref<'a>(root: &'a J, mut v: &'a J) -> &'a J {
+    for _ in 0..16 {
+        match v.get("$ref").and_then(J::as_str) {
+            Some(r) => {
+                let ptr = r.trim_start_matches('#');
+                match root.pointer(ptr) {
+                    Some(t) => v = t,
+                    None => return v,
+                }
+            }
+            None => return v,
+        }
+    }
+    v
+}
+
+fn object_branch<'a>(root: &'a J, v: &'a J) -> Option<&'a J> {
+    let v = deref(root, v);
+    if v.get("properties").is_some() || v.get("patternProperties").is_some() {
+        return Some(v);
+    }
+    for k in ["oneOf", "anyOf", "allOf"] {
+        if let Some(arr) = v.get(k).and_then(J::as_array) {
+            for b in arr {
+                if let Some(o) = object_branch(root, b) {
+                    return Some(o);
+                }
+            }
+        }
+    }
+    None
+}
+
+fn array_items<'a>(root: &'a J, v: &'a J) -> Option<&'a J> {
+    let v = deref(root, v);
+    if let Some(i) = v.get("items") {
+        return Some(i);
+    }
+    for k in ["oneOf", "anyOf"] {
+        if let Some(arr) = v.get(k).and_then(J::as_array) {
+            for b in arr {
+                if let Some(i) = array_items(root, b) {
+                    return Some(i);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The keys a service may have (for suggestions elsewhere).
+pub fn service_keys() -> Vec<String> {
+    keys_at(&[Seg::Key("services".into()), Seg::Key("x".into())])
+}
+
+/// Semantic checks on the canonical tree (long syntax everywhere).
+pub fn semantic(root: &Node, default_network: bool) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    let empty = crate::yaml::Map::new();
+    let top = root.as_map().unwrap_or(&empty);
+    let services = top.get("services").and_then(Node::as_map).unwrap_or(&empty);
+    let names = |k: &str| -> Vec<String> {
+        top.get(k)
+            .and_then(Node::as_map)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let networks = names("networks");
+    let volumes = names("volumes");
+    let secrets = names("secrets");
+    let configs = names("configs");
+    let mut issue = |n: &Node, path: String, message: String| {
+        issues.push(Issue {
+            pos: report_pos(n),
+            path,
+            message,
+        })
+    };
+    for (name, svc) in services {
+        let Some(sm) = svc.as_map() else { continue };
+        let sp = format!("services.{name}");
+        if let Some(deps) = sm.get("depends_on").and_then(Node::as_map) {
+            for (dep, d) in deps {
+                let required = d
+                    .get("required")
+                    .is_none_or(|r| r.value != Value::Bool(false));
+                if !services.contains_key(dep) && required {
+                    issue(
+                        d,
+                        format!("{sp}.depends_on.{dep}"),
+                        format!(
+                            "service {name:?} depends on undefined service {dep:?}: invalid compose project{}",
+                            hint(dep, services.keys())
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(nets) = sm.get("networks").and_then(Node::as_map) {
+            for (net, n) in nets {
+                let auto = net == "default" && default_network;
+                if !networks.contains(net) && !auto {
+                    issue(
+                        n,
+                        format!("{sp}.networks.{net}"),
+                        format!(
+                            "service {name:?} refers to undefined network {net}: invalid compose project{}",
+                            hint(net, networks.iter())
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(vols) = sm.get("volumes").and_then(Node::as_seq) {
+            for (i, v) in vols.iter().enumerate() {
+                let is_volume = v.get("type").and_then(Node::as_str) == Some("volume");
+                if let (true, Some(src)) = (is_volume, v.get("source").and_then(Node::as_str))
+                    && !src.is_empty()
+                    && !volumes.iter().any(|x| x == src)
+                {
+                    issue(
+                        v,
+                        format!("{sp}.volumes[{i}]"),
+                        format!(
+                            "service {name:?} refers to undefined volume {src}: invalid compose project{}",
+                            hint(src, volumes.iter())
+                        ),
+                    );
+                }
+            }
+        }
+        for (kind, defined) in [("secrets", &secrets), ("configs", &configs)] {
+            if let Some(items) = sm.get(kind).and_then(Node::as_seq) {
+                for (i, it) in items.iter().enumerate() {
+                    if let Some(src) = it.get("source").and_then(Node::scalar_string)
+                        && !defined.contains(&src)
+                    {
+                        let what = &kind[..kind.len() - 1];
+                        issue(
+                            it,
+                            format!("{sp}.{kind}[{i}]"),
+                            format!(
+                                "service {name:?} refers to undefined {what} {src}: invalid compose project{}",
+                                hint(&src, defined.iter())
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(cn) = sm.get("container_name") {
+            let scale = sm.get("scale").and_then(|s| match s.value {
+                Value::Int(i) => Some(i),
+                _ => None,
+            });
+            let replicas = sm
+                .get("deploy")
+                .and_then(|d| d.get("replicas"))
+                .and_then(|s| match s.value {
+                    Value::Int(i) => Some(i),
+                    _ => None,
+                });
+            if scale.unwrap_or(1) > 1 {
+                issue(
+                    cn,
+                    format!("{sp}.container_name"),
+                    format!(
+                        "{sp}: can't set container_name and scale as container name must be unique"
+                    ),
+                );
+            } else if replicas.unwrap_or(1) > 1 {
+                issue(
+                    cn,
+                    format!("{sp}.container_name"),
+                    format!(
+                        "{sp}: can't set container_name and deploy.replicas as container name must be unique"
+                    ),
+                );
+            }
+        }
+        if let Some(r) = sm.get("restart").and_then(Node::as_str)
+            && !valid_restart(r)
+        {
+            let n = sm.get("restart").unwrap_or(svc);
+            issue(
+                n,
+                format!("{sp}.restart"),
+                format!(
+                    "{sp}.restart: invalid restart policy {r:?}: must be \"no\", \"always\", \"on-failure[:max-retries]\" or \"unless-stopped\""
+                ),
+            );
+        }
+        if let Some(nm) = sm.get("network_mode").and_then(Node::as_str)
+            && let Some(other) = nm.strip_prefix("service:")
+            && !services.contains_key(other)
+        {
+            let n = sm.get("network_mode").unwrap_or(svc);
+            issue(
+                n,
+                format!("{sp}.network_mode"),
+                format!(
+                    "service {name:?} uses network_mode of undefined service {other:?}: invalid compose project"
+                ),
+            );
+        }
+        if sm.contains_key("network_mode")
+            && sm
+                .get("networks")
+                .and_then(Node::as_map)
+                .is_some_and(|m| !m.is_empty())
+        {
+            let n = sm.get("network_mode").unwrap_or(svc);
+            issue(
+                n,
+                format!("{sp}.network_mode"),
+                format!(
+                    "service {name:?} declares mutually exclusive `network_mode` and `networks`: invalid compose project"
+                ),
+            );
+        }
+    }
+    issues
+}
+
+fn valid_restart(r: &str) -> bool {
+    match r {
+        "no" | "always" | "unless-stopped" | "on-failure" => true,
+        _ => r
+            .strip_prefix("on-failure:")
+            .is_some_and(|n| n.parse::<u32>().is_ok()),
+    }
+}
+
+fn hint<'a>(word: &str, candidates: impl Iterator<Item = &'a String>) -> String {
+    match crate::suggest::closest(word, candidates.map(String::as_str)) {
+        Some(s) => format!(" (did you mean {s:?}?)"),
+        None => String::new(),
+    }
+}
