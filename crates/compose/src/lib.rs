@@ -12,6 +12,7 @@ pub mod model;
 pub mod paths;
 pub mod plan;
 pub mod project;
+pub mod render;
 pub mod short;
 pub mod suggest;
 pub mod units;

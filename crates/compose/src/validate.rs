@@ -180,7 +180,17 @@ fn describe(root: &Node, segs: &[Seg], err: &jsonschema::ValidationError<'_>) ->
             };
             format!("{at} must be a {}", type_list(&types))
         }
-        K::OneOfNotValid { context } | K::AnyOf { context } => one_of_message(&at, node, context),
+        K::OneOfNotValid { context } | K::AnyOf { context } => {
+            let (deeper, m) = one_of_message(&at, node, context);
+            if let Some(d) = deeper {
+                return Issue {
+                    pos: report_pos(node_at(root, &d)),
+                    path: dotted(&d),
+                    message: m,
+                };
+            }
+            m
+        }
         K::Required { property } => {
             format!("{at}: missing required key {}", property)
         }
@@ -200,7 +210,7 @@ fn one_of_message(
     at: &str,
     node: &Node,
     context: &[Vec<jsonschema::ValidationError<'static>>],
-) -> String {
+) -> (Option<Vec<Seg>>, String) {
     use jsonschema::error::ValidationErrorKind as K;
     // A branch whose errors are deeper than the value itself: the value has
     // the right shape and something inside it is wrong. Report that.
@@ -225,9 +235,9 @@ fn one_of_message(
                         ts.iter().map(|t| t.to_string()).collect()
                     }
                 };
-                return format!("{p} must be a {}", type_list(&types));
+                return (Some(segs), format!("{p} must be a {}", type_list(&types)));
             }
-            return format!("{p}: {e}");
+            return (Some(segs), format!("{p}: {e}"));
         }
     }
     let mut types = Vec::new();
@@ -243,7 +253,7 @@ fn one_of_message(
             }
         }
     }
-    if types.is_empty() {
+    let m = if types.is_empty() {
         format!(
             "{at}: invalid value ({} does not match any allowed form)",
             node.kind()
@@ -255,7 +265,8 @@ fn one_of_message(
                 .replace("object", "mapping")
                 .replace("array", "list")
         )
-    }
+    };
+    (None, m)
 }
 
 /// The keys the schema allows at a path (to suggest one for a typo).

@@ -5,6 +5,7 @@
 //! list as docs/compose-compatibility.md).
 
 mod dotenv;
+mod features;
 mod interpolation;
 mod loader;
 mod merge;
