@@ -6,6 +6,7 @@
 
 mod dotenv;
 mod features;
+mod fuzz;
 mod interpolation;
 mod loader;
 mod merge;
