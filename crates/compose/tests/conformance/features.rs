@@ -468,3 +468,145 @@ fn tutorial_project_with_override() {
         "{text}"
     );
 }
+
+#[test]
+fn many_real_world_keys() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "compose.yaml",
+        r#"
+name: keys
+services:
+  app:
+    image: app
+    ports: [8080:80, 80, "9000-9001:9000-9001/udp", "[::1]:53:53/udp"]
+    expose: [3000, "4000"]
+    healthcheck:
+      test: ["CMD", "curl", "-f", "http://localhost"]
+      disable: false
+    mem_limit: 1g
+    memswap_limit: -1
+    restart: "no"
+    volumes:
+      - type: tmpfs
+        target: /tmp
+        tmpfs: {size: 100M, mode: 1777}
+      - type: volume
+        source: data
+        target: /data
+        volume: {nocopy: true, subpath: sub}
+    logging:
+      options: {max-file: 3, max-size: 10m}
+    sysctls: {net.core.somaxconn: 1024}
+    ulimits: {nofile: 65535}
+    cap_add: [NET_ADMIN]
+    tmpfs: /run
+    stop_signal: SIGINT
+    init: true
+    user: "1000:1000"
+    working_dir: /srv
+    secrets:
+      - source: token
+        target: token.txt
+        uid: "103"
+        mode: 0440
+    configs:
+      - cfg
+    extra_hosts: {db.local: 10.0.0.2, multi: ["10.0.0.3", "::1"]}
+    labels: {version: 2, debug: true}
+    devices:
+      - source: /dev/null
+        target: /dev/zero
+        permissions: r
+    dns: 1.1.1.1
+    pids_limit: 100
+    cpus: 1.5
+    oom_score_adj: -500
+    stdin_open: true
+    tty: true
+    security_opt: [no-new-privileges:true]
+    group_add: [audio]
+    hostname: app
+    platform: linux/amd64
+    pull_policy: missing
+    read_only: true
+    shm_size: 64m
+    stop_grace_period: 1m
+  host:
+    image: busybox
+    network_mode: host
+    build:
+      context: .
+      ssh: [default]
+      secrets: [token]
+      extra_hosts: ["a:1.2.3.4"]
+volumes:
+  data:
+    driver_opts: {type: none, o: bind, device: ./data}
+secrets:
+  token:
+    environment: TOKEN
+configs:
+  cfg:
+    content: |
+      hello
+"#,
+    );
+    let p = load_dir(d.path(), &[("TOKEN", "t")]).unwrap();
+    let app = &p.services["app"];
+    assert_eq!(app.ports.len(), 5);
+    assert_eq!(app.ports[0].published.as_deref(), Some("8080"));
+    assert_eq!(app.ports[4].host_ip.as_deref(), Some("::1"));
+    assert_eq!(app.expose, ["3000", "4000"]);
+    assert_eq!(app.mem_limit.unwrap().0, 1 << 30);
+    assert_eq!(app.memswap_limit.unwrap().0, -1);
+    assert_eq!(
+        app.volumes[0].tmpfs.as_ref().unwrap().size.unwrap().0,
+        100 << 20
+    );
+    assert_eq!(
+        app.volumes[1].volume.as_ref().unwrap().subpath.as_deref(),
+        Some("sub")
+    );
+    assert_eq!(
+        app.logging.as_ref().unwrap().options["max-file"].as_deref(),
+        Some("3")
+    );
+    assert_eq!(app.sysctls["net.core.somaxconn"], "1024");
+    assert_eq!(app.ulimits["nofile"].soft(), 65535);
+    assert_eq!(app.tmpfs, ["/run"]);
+    assert_eq!(app.secrets[0].mode, Some(0o440));
+    assert_eq!(app.secrets[0].uid.as_deref(), Some("103"));
+    assert_eq!(app.configs[0].source, "cfg");
+    assert_eq!(
+        app.extra_hosts,
+        ["db.local=10.0.0.2", "multi=10.0.0.3", "multi=::1"]
+    );
+    assert_eq!(app.labels["version"], "2");
+    assert_eq!(app.labels["debug"], "true");
+    assert_eq!(app.devices[0].permissions.as_deref(), Some("r"));
+    assert_eq!(app.dns, ["1.1.1.1"]);
+    assert_eq!(app.cpus, Some(1.5));
+    assert_eq!(app.stop_grace_period.unwrap().to_string(), "1m0s");
+    let host = &p.services["host"];
+    assert_eq!(host.network_mode.as_deref(), Some("host"));
+    assert!(host.networks.is_empty());
+    assert_eq!(host.build.as_ref().unwrap().extra_hosts, ["a=1.2.3.4"]);
+    let dev = &p.volumes["data"].driver_opts["device"];
+    assert_eq!(dev, &format!("{}/data", d.path().display()));
+    assert_eq!(p.configs["cfg"].content.as_deref(), Some("hello\n"));
+    // JSON and YAML renderings both load back to the same model.
+    let json = serde_json::to_string(&p).unwrap();
+    for text in [json, rstack_compose::render::yaml(&p).unwrap()] {
+        let mut o = Options::new(d.path(), env(&[("TOKEN", "t")]));
+        o.files = vec!["-".into()];
+        o.stdin = Some(text.clone());
+        let again = load(&o).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(
+            serde_json::to_value(&again).unwrap(),
+            serde_json::to_value(&p).unwrap(),
+            "{text}"
+        );
+    }
+}
