@@ -28,6 +28,7 @@
 
 pub mod canonical;
 pub mod dotenv;
+mod extends;
 pub mod interpolate;
 pub mod loader;
 pub mod merge;
