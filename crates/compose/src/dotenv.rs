@@ -89,6 +89,18 @@ pub fn parse(text: &str) -> Result<EnvMap, Error> {
     Ok(out)
 }
 
+/// The `raw` env file format: `KEY=VALUE` per line, taken literally (no
+/// quotes, escapes, expansion or comments); empty lines are skipped.
+pub fn parse_raw(text: &str) -> EnvMap {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (l.to_string(), String::new()),
+        })
+        .collect()
+}
+
 /// Reads env files in order into one map. `${VAR}` looks in `lookup` first,
 /// then at keys read so far (from this or earlier files), like compose-go's
 /// `GetEnvFromFile`.

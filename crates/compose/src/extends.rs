@@ -81,6 +81,7 @@ pub(crate) fn apply_include(
             opts: ctx.opts,
             env: env.clone(),
             include_stack: ctx.include_stack.clone(),
+            warnings: std::mem::take(&mut ctx.warnings),
         };
         sub.include_stack.extend(inc_files.iter().cloned());
         let mut merged: Option<Node> = None;
@@ -98,6 +99,7 @@ pub(crate) fn apply_include(
                 });
             }
         }
+        ctx.warnings = std::mem::take(&mut sub.warnings);
         let Some(mut inc) = merged else { continue };
         merge::enforce_unicity(&mut inc)?;
         canonical::canonicalize(&mut inc)?;
@@ -233,7 +235,7 @@ fn extend_service(
             let mut d = yaml::parse_one(&text, &path.display().to_string())?
                 .unwrap_or_else(|| Node::synthetic(Value::Map(Map::new())));
             if ctx.opts.interpolate {
-                interpolate::interpolate_tree(&mut d, &ctx.env)?;
+                interpolate::interpolate_tree_warn(&mut d, &ctx.env, &mut ctx.warnings)?;
             }
             let other = d
                 .get("services")

@@ -285,12 +285,26 @@ pub enum TreeError {
 /// Interpolates every string value of a tree in place (keys untouched).
 /// Unset variables are logged once each.
 pub fn interpolate_tree(node: &mut Node, env: &dyn Lookup) -> Result<(), TreeError> {
+    interpolate_tree_warn(node, env, &mut Vec::new())
+}
+
+/// Like [`interpolate_tree`], and pushes the warning for each unset variable
+/// (once per variable) onto `warnings`.
+pub fn interpolate_tree_warn(
+    node: &mut Node,
+    env: &dyn Lookup,
+    warnings: &mut Vec<String>,
+) -> Result<(), TreeError> {
     let mut unset = Vec::new();
     walk(node, env, &mut String::new(), &mut Vec::new(), &mut unset)?;
     unset.sort();
     unset.dedup();
     for name in unset {
-        tracing::warn!(variable = %name, "The {name:?} variable is not set. Defaulting to a blank string.");
+        let w = format!("The {name:?} variable is not set. Defaulting to a blank string.");
+        if !warnings.contains(&w) {
+            tracing::warn!(variable = %name, "{w}");
+            warnings.push(w);
+        }
     }
     Ok(())
 }

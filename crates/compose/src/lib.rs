@@ -33,6 +33,7 @@ pub mod interpolate;
 pub mod loader;
 pub mod merge;
 pub mod model;
+mod normalize;
 pub mod paths;
 pub mod plan;
 pub mod project;

@@ -239,6 +239,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) env: IndexMap<String, String>,
     /// Files being included, for cycle detection.
     pub(crate) include_stack: Vec<PathBuf>,
+    /// Warnings met so far.
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Loads a project.
@@ -365,6 +367,7 @@ pub fn load(opts: &Options) -> Result<Project, Error> {
             .filter(|f| f.as_os_str() != "-")
             .cloned()
             .collect(),
+        warnings: Vec::new(),
     };
     let mut dict: Option<Node> = None;
     for (file, mut doc) in raw {
@@ -398,6 +401,7 @@ pub fn load(opts: &Options) -> Result<Project, Error> {
     if let Some(m) = dict.as_map_mut() {
         m.insert("name".into(), Node::str(name.clone()));
     }
+    warnings.append(&mut ctx.warnings);
     finish(dict, opts, &env, &working_dir, name, files, warnings)
 }
 
@@ -436,7 +440,7 @@ pub(crate) fn process_file(
     working_dir: &Path,
 ) -> Result<(), Error> {
     if ctx.opts.interpolate {
-        interpolate::interpolate_tree(doc, &ctx.env)?;
+        interpolate::interpolate_tree_warn(doc, &ctx.env, &mut ctx.warnings)?;
     }
     crate::extends::apply_include(ctx, doc, file_dir)?;
     crate::extends::apply_extends(ctx, doc, file, file_dir, working_dir)?;
@@ -487,7 +491,12 @@ pub(crate) fn resolve_environment(
                     continue;
                 }
                 let mut m = dotenv::EnvMap::new();
-                dotenv::read_file_into(&path, &mut m, env)?;
+                if f.get("format").and_then(Node::as_str) == Some("raw") {
+                    let text = read(&path)?;
+                    m = dotenv::parse_raw(&text);
+                } else {
+                    dotenv::read_file_into(&path, &mut m, env)?;
+                }
                 for (k, v) in m {
                     values.insert(k, Some(v));
                 }
@@ -520,53 +529,37 @@ pub(crate) fn resolve_environment(
         if opts.discard_env_files {
             sm.shift_remove("env_file");
         }
+        // label_file: labels read from files, under the explicit ones.
+        let label_files: Vec<PathBuf> = sm
+            .get("label_file")
+            .and_then(Node::as_seq)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Node::as_str)
+            .map(|p| abs(working_dir, Path::new(p)))
+            .collect();
+        if !label_files.is_empty() {
+            let mut labels = Map::new();
+            for path in &label_files {
+                let mut m = dotenv::EnvMap::new();
+                dotenv::read_file_into(path, &mut m, &|_: &str| None)?;
+                for (k, v) in m {
+                    labels.insert(k, Node::synthetic(Value::Str(v)));
+                }
+            }
+            if let Some(explicit) = sm.get("labels").and_then(Node::as_map) {
+                for (k, v) in explicit {
+                    labels.insert(k.clone(), v.clone());
+                }
+            }
+            sm.insert("labels".into(), Node::synthetic(Value::Map(labels)));
+        }
     }
     Ok(())
 }
 
 fn svc_pos(m: &Map) -> Pos {
     m.values().next().map(|n| n.pos.clone()).unwrap_or_default()
-}
-
-/// Profiles: a service is active when it has no profile, one of its
-/// profiles is enabled, or it is named on the command line; the
-/// dependencies of active services are activated too.
-fn active_services(root: &Node, profiles: &[String], named: &[String]) -> IndexSet<String> {
-    let mut active = IndexSet::new();
-    let Some(services) = root.get("services").and_then(Node::as_map) else {
-        return active;
-    };
-    for (name, svc) in services {
-        let sp: Vec<String> = svc
-            .get("profiles")
-            .and_then(Node::as_seq)
-            .map(|s| s.iter().filter_map(Node::scalar_string).collect())
-            .unwrap_or_default();
-        if sp.is_empty()
-            || sp.iter().any(|p| profiles.contains(p) || p == "*")
-            || profiles.iter().any(|p| p == "*")
-            || named.contains(name)
-        {
-            active.insert(name.clone());
-        }
-    }
-    let mut i = 0;
-    while i < active.len() {
-        let n = active[i].clone();
-        if let Some(deps) = services
-            .get(&n)
-            .and_then(|s| s.get("depends_on"))
-            .and_then(Node::as_map)
-        {
-            for (d, _) in deps {
-                if services.contains_key(d) {
-                    active.insert(d.clone());
-                }
-            }
-        }
-        i += 1;
-    }
-    active
 }
 
 fn finish(
@@ -606,7 +599,7 @@ fn finish(
             return Err(Error::NoSuchService { name: s.clone() });
         }
     }
-    let mut active = active_services(&dict, &profiles, &opts.services);
+    let mut active = crate::normalize::active_services(&dict, &profiles, &opts.services);
     // Only the selected services (and their dependencies) need their env files.
     let selected: Vec<String> = if opts.services.is_empty() {
         active.iter().cloned().collect()
@@ -651,7 +644,7 @@ fn finish(
     }
     let mut uses_default = false;
     if opts.normalize {
-        uses_default = normalize(&mut dict, &name);
+        uses_default = crate::normalize::normalize(&mut dict, &name);
     }
     if opts.consistency {
         let mut issues: Vec<Issue> = validate::semantic(&dict, uses_default);
@@ -705,95 +698,6 @@ fn finish(
     project.environment = env.clone();
     project.warnings = warnings;
     Ok(project)
-}
-
-/// Adds the default network to services without networks (and without
-/// `network_mode`), and names to networks and volumes. Returns whether the
-/// default network is used.
-fn normalize(dict: &mut Node, project: &str) -> bool {
-    let Some(top) = dict.as_map_mut() else {
-        return false;
-    };
-    let mut uses_default = false;
-    if let Some(services) = top.get_mut("services").and_then(Node::as_map_mut) {
-        for svc in services.values_mut() {
-            let Some(sm) = svc.as_map_mut() else { continue };
-            if sm.contains_key("network_mode") {
-                continue;
-            }
-            let nets = sm
-                .entry("networks".into())
-                .or_insert_with(|| Node::synthetic(Value::Map(Map::new())));
-            if nets.is_null() {
-                nets.value = Value::Map(Map::new());
-            }
-            if let Some(nm) = nets.as_map_mut() {
-                if nm.is_empty() {
-                    nm.insert("default".into(), Node::synthetic(Value::Null));
-                }
-                if nm.contains_key("default") {
-                    uses_default = true;
-                }
-            }
-        }
-    }
-    let nets = top
-        .entry("networks".into())
-        .or_insert_with(|| Node::synthetic(Value::Map(Map::new())));
-    if nets.is_null() {
-        nets.value = Value::Map(Map::new());
-    }
-    if uses_default && let Some(nm) = nets.as_map_mut() {
-        nm.entry("default".into())
-            .or_insert_with(|| Node::synthetic(Value::Map(Map::new())));
-    }
-    for kind in ["networks", "volumes"] {
-        if let Some(m) = top.get_mut(kind).and_then(Node::as_map_mut) {
-            for (k, v) in m.iter_mut() {
-                if v.is_null() {
-                    v.value = Value::Map(Map::new());
-                }
-                if let Some(rm) = v.as_map_mut()
-                    && !rm.contains_key("name")
-                {
-                    let external = rm
-                        .get("external")
-                        .is_some_and(|e| e.value == Value::Bool(true));
-                    let n = if external {
-                        k.clone()
-                    } else {
-                        format!("{project}_{k}")
-                    };
-                    rm.insert("name".into(), Node::str(n));
-                }
-            }
-        }
-    }
-    for kind in ["secrets", "configs"] {
-        if let Some(m) = top.get_mut(kind).and_then(Node::as_map_mut) {
-            for (k, v) in m.iter_mut() {
-                if let Some(rm) = v.as_map_mut()
-                    && !rm.contains_key("name")
-                {
-                    let external = rm
-                        .get("external")
-                        .is_some_and(|e| e.value == Value::Bool(true));
-                    let n = if external {
-                        k.clone()
-                    } else {
-                        format!("{project}_{k}")
-                    };
-                    rm.insert("name".into(), Node::str(n));
-                }
-            }
-        }
-    }
-    if let Some(nm) = top.get("networks").and_then(Node::as_map)
-        && nm.is_empty()
-    {
-        top.shift_remove("networks");
-    }
-    uses_default
 }
 
 fn to_project(dict: &Node) -> Result<Project, Error> {

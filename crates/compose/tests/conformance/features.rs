@@ -610,3 +610,44 @@ configs:
         );
     }
 }
+
+#[test]
+fn normalisation_and_files_of_values() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "raw.env", "A=\"quoted\" $NOT # kept\n");
+    write(d.path(), "labels.txt", "team=core\nowner=ops\n");
+    write(
+        d.path(),
+        "compose.yaml",
+        "name: n\nservices:\n  vpn:\n    build: .\n  app:\n    image: a:${UNSET_TAG}\n    network_mode: service:vpn\n    volumes_from: [store:ro]\n    env_file: [{path: raw.env, format: raw}]\n    label_file: [labels.txt]\n    labels: {owner: me}\n  store:\n    image: s\n",
+    );
+    let p = load_dir(d.path(), &[]).unwrap();
+    let app = &p.services["app"];
+    assert_eq!(
+        app.environment["A"].as_deref(),
+        Some("\"quoted\" $NOT # kept")
+    );
+    assert_eq!(app.labels["team"], "core");
+    assert_eq!(app.labels["owner"], "me");
+    let deps: Vec<&String> = app.depends_on.keys().collect();
+    assert_eq!(deps, ["vpn", "store"]);
+    assert_eq!(
+        p.services["vpn"]
+            .build
+            .as_ref()
+            .unwrap()
+            .dockerfile
+            .as_deref(),
+        Some("Dockerfile")
+    );
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("\"UNSET_TAG\" variable is not set")),
+        "{:?}",
+        p.warnings
+    );
+    let plan = p.plan().unwrap();
+    assert_eq!(plan.start_layers[0], ["vpn", "store"]);
+    assert_eq!(plan.start_layers[1], ["app"]);
+}
