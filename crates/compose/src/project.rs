@@ -58,8 +58,71 @@ impl Project {
         p
     }
 
+    /// The container name of replica `index` (1-based) of a service:
+    /// `container_name` when set, else `<project>-<service>-<index>`, as
+    /// docker compose names them.
+    pub fn container_name(&self, service: &str, index: u32) -> String {
+        match self
+            .services
+            .get(service)
+            .and_then(|s| s.container_name.clone())
+        {
+            Some(n) => n,
+            None => format!("{}-{service}-{index}", self.name),
+        }
+    }
+
+    /// The image a service runs: `image`, else `<project>-<service>` (the
+    /// name docker compose gives an image it builds).
+    pub fn image_name(&self, service: &str) -> String {
+        match self.services.get(service).and_then(|s| s.image.clone()) {
+            Some(i) => i,
+            None => format!("{}-{service}", self.name),
+        }
+    }
+
+    /// The real name of a network of the file (`name:` or `<project>_<key>`).
+    pub fn network_name(&self, key: &str) -> String {
+        match self.networks.get(key).and_then(|n| n.name.clone()) {
+            Some(n) => n,
+            None => format!("{}_{key}", self.name),
+        }
+    }
+
+    /// The real name of a named volume of the file (`name:` or `<project>_<key>`).
+    pub fn volume_name(&self, key: &str) -> String {
+        match self.volumes.get(key).and_then(|v| v.name.clone()) {
+            Some(n) => n,
+            None => format!("{}_{key}", self.name),
+        }
+    }
+
     /// The start and stop order of the services (see [`crate::plan`]).
     pub fn plan(&self) -> Result<crate::plan::Plan, crate::plan::Error> {
         crate::plan::Plan::new(&self.services)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let mut p = Project {
+            name: "demo".into(),
+            ..Project::default()
+        };
+        let web = Service {
+            container_name: Some("web1".into()),
+            ..Service::default()
+        };
+        p.services.insert("web".into(), web);
+        p.services.insert("db".into(), Service::default());
+        assert_eq!(p.container_name("web", 1), "web1");
+        assert_eq!(p.container_name("db", 2), "demo-db-2");
+        assert_eq!(p.image_name("db"), "demo-db");
+        assert_eq!(p.network_name("default"), "demo_default");
+        assert_eq!(p.volume_name("data"), "demo_data");
     }
 }
