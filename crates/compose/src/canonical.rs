@@ -46,8 +46,81 @@ fn scalar_text(n: &Node) -> Option<String> {
     }
 }
 
+/// Keys holding durations and byte sizes, checked here so a bad value is
+/// reported with its position (`*` is any key, `[]` any list item).
+const DURATIONS: &[&str] = &[
+    "services.*.healthcheck.interval",
+    "services.*.healthcheck.timeout",
+    "services.*.healthcheck.start_period",
+    "services.*.healthcheck.start_interval",
+    "services.*.stop_grace_period",
+    "services.*.deploy.update_config.delay",
+    "services.*.deploy.update_config.monitor",
+    "services.*.deploy.rollback_config.delay",
+    "services.*.deploy.rollback_config.monitor",
+    "services.*.deploy.restart_policy.delay",
+    "services.*.deploy.restart_policy.window",
+];
+const SIZES: &[&str] = &[
+    "services.*.mem_limit",
+    "services.*.mem_reservation",
+    "services.*.memswap_limit",
+    "services.*.shm_size",
+    "services.*.build.shm_size",
+    "services.*.deploy.resources.limits.memory",
+    "services.*.deploy.resources.reservations.memory",
+    "services.*.volumes.[].tmpfs.size",
+];
+
+fn check_units(node: &Node, segs: &mut Vec<String>) -> Result<(), Error> {
+    let matches = |pattern: &str| {
+        let parts: Vec<&str> = pattern.split('.').collect();
+        parts.len() == segs.len()
+            && parts
+                .iter()
+                .zip(segs.iter())
+                .all(|(p, s)| *p == "*" || p == s)
+    };
+    if let Value::Str(text) = &node.value {
+        let path = || segs.join(".").replace(".[]", "[]");
+        if DURATIONS.iter().any(|p| matches(p)) {
+            crate::units::Duration::parse(text).map_err(|e| Error::Invalid {
+                pos: node.pos.clone(),
+                path: path(),
+                reason: e.to_string(),
+            })?;
+        }
+        if SIZES.iter().any(|p| matches(p)) {
+            crate::units::Bytes::parse(text).map_err(|e| Error::Invalid {
+                pos: node.pos.clone(),
+                path: path(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    match &node.value {
+        Value::Map(m) => {
+            for (k, v) in m {
+                segs.push(k.clone());
+                check_units(v, segs)?;
+                segs.pop();
+            }
+        }
+        Value::Seq(items) => {
+            for v in items {
+                segs.push("[]".into());
+                check_units(v, segs)?;
+                segs.pop();
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Canonicalises a whole project tree in place.
 pub fn canonicalize(root: &mut Node) -> Result<(), Error> {
+    check_units(root, &mut Vec::new())?;
     let Some(top) = root.as_map_mut() else {
         return Ok(());
     };

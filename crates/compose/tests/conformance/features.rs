@@ -651,3 +651,31 @@ fn normalisation_and_files_of_values() {
     assert_eq!(plan.start_layers[0], ["vpn", "store"]);
     assert_eq!(plan.start_layers[1], ["app"]);
 }
+
+#[test]
+fn bad_durations_and_sizes_have_positions() {
+    let d = tempfile::tempdir().unwrap();
+    let e = err(
+        d.path(),
+        "name: t\nservices:\n  a:\n    image: x\n    mem_limit: 12x\n",
+    );
+    assert!(
+        e.contains("compose.yaml:5:16")
+            && e.contains("services.a.mem_limit")
+            && e.contains("invalid size"),
+        "{e}"
+    );
+    let e = err(
+        d.path(),
+        "name: t\nservices:\n  a:\n    image: x\n    healthcheck:\n      interval: 10\n",
+    );
+    assert!(e.contains("services.a.healthcheck.interval"), "{e}");
+    let e = err(
+        d.path(),
+        "name: t\nservices:\n  a:\n    image: x\n    healthcheck:\n      interval: soon\n",
+    );
+    assert!(
+        e.contains("compose.yaml:6:17") && e.contains("invalid duration"),
+        "{e}"
+    );
+}
