@@ -679,3 +679,50 @@ fn bad_durations_and_sizes_have_positions() {
         "{e}"
     );
 }
+
+#[test]
+fn tutorial_style_projects_load() {
+    let base = crate::data_dir().join("realworld");
+    let wp = load_dir(&base.join("wordpress"), &[]).unwrap();
+    assert_eq!(wp.name, "wordpress");
+    assert_eq!(
+        wp.services["db"].command.as_deref().unwrap(),
+        ["--default-authentication-plugin=mysql_native_password"]
+    );
+    assert_eq!(wp.services["db"].expose, ["3306", "33060"]);
+    assert_eq!(wp.volume_name("db_data"), "wordpress_db_data");
+    assert_eq!(wp.plan().unwrap().start_layers.len(), 1);
+
+    let fl = load_dir(&base.join("flask-redis"), &[]).unwrap();
+    assert!(fl.warnings.iter().any(|w| w.contains("obsolete")));
+    assert_eq!(
+        fl.services["web"].build.as_ref().unwrap().target.as_deref(),
+        Some("builder")
+    );
+    assert_eq!(fl.services["proxy"].secrets[0].mode, Some(0o440));
+    assert_eq!(fl.plan().unwrap().start_order(), ["redis", "web", "proxy"]);
+
+    let e = load_dir(&base.join("monitoring"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("required variable GF_PASSWORD is missing a value: set GF_PASSWORD"),
+        "{e}"
+    );
+    let mon = load_dir(
+        &base.join("monitoring"),
+        &[("GF_PASSWORD", "pw"), ("COMPOSE_PROFILES", "ui")],
+    )
+    .unwrap();
+    let g = &mon.services["grafana"];
+    assert_eq!(g.image.as_deref(), Some("grafana/grafana:10.2.0"));
+    assert_eq!(g.ports[0].published.as_deref(), Some("3000"));
+    assert_eq!(
+        g.logging.as_ref().unwrap().options["max-file"].as_deref(),
+        Some("3")
+    );
+    assert_eq!(
+        mon.services["prometheus"].configs[0].target.as_deref(),
+        Some("/etc/prometheus/prometheus.yml")
+    );
+}
