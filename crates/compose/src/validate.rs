@@ -122,7 +122,14 @@ pub fn schema(root: &Node) -> Vec<Issue> {
 }
 
 fn type_list(types: &[String]) -> String {
-    let mut t: Vec<&str> = types.iter().map(String::as_str).collect();
+    let mut t: Vec<&str> = types
+        .iter()
+        .map(|t| match t.as_str() {
+            "object" => "mapping",
+            "array" => "list",
+            other => other,
+        })
+        .collect();
     t.sort();
     t.dedup();
     match t.len() {
@@ -181,15 +188,18 @@ fn describe(root: &Node, segs: &[Seg], err: &jsonschema::ValidationError<'_>) ->
             format!("{at} must be a {}", type_list(&types))
         }
         K::OneOfNotValid { context } | K::AnyOf { context } => {
-            let (deeper, m) = one_of_message(&at, node, context);
-            if let Some(d) = deeper {
-                return Issue {
-                    pos: report_pos(node_at(root, &d)),
-                    path: dotted(&d),
-                    message: m,
-                };
+            // The branch meant for this kind of value (no type mismatch on
+            // the value itself) says best what is wrong inside it.
+            let own = segs.len();
+            for branch in context {
+                let type_miss = branch.iter().any(|e| {
+                    matches!(e.kind(), K::Type { .. }) && e.instance_path().iter().count() == own
+                });
+                if !type_miss && let Some(e) = branch.first() {
+                    return describe(root, &segs_of(e.instance_path()), e);
+                }
             }
-            m
+            one_of_types(&at, node, context)
         }
         K::Required { property } => {
             format!("{at}: missing required key {}", property)
@@ -204,42 +214,14 @@ fn describe(root: &Node, segs: &[Seg], err: &jsonschema::ValidationError<'_>) ->
     }
 }
 
-/// For `oneOf` / `anyOf`, say what the value may be (`must be a string or
-/// mapping`), like compose-go does, from the type errors of the branches.
-fn one_of_message(
+/// For `oneOf` / `anyOf` with no branch for this kind of value, say what
+/// the value may be (`must be a list or mapping`), like compose-go does.
+fn one_of_types(
     at: &str,
     node: &Node,
     context: &[Vec<jsonschema::ValidationError<'static>>],
-) -> (Option<Vec<Seg>>, String) {
+) -> String {
     use jsonschema::error::ValidationErrorKind as K;
-    // A branch whose errors are deeper than the value itself: the value has
-    // the right shape and something inside it is wrong. Report that.
-    let own_depth = if at == "(root)" {
-        0
-    } else {
-        at.split('.').count()
-    };
-    for branch in context {
-        let deep: Vec<&jsonschema::ValidationError<'static>> = branch
-            .iter()
-            .filter(|e| e.instance_path().iter().count() > own_depth)
-            .collect();
-        if !deep.is_empty() && deep.len() == branch.len() {
-            let e = deep[0];
-            let segs = segs_of(e.instance_path());
-            let p = dotted(&segs);
-            if let K::Type { kind } = e.kind() {
-                let types: Vec<String> = match kind {
-                    jsonschema::error::TypeKind::Single(t) => vec![t.to_string()],
-                    jsonschema::error::TypeKind::Multiple(ts) => {
-                        ts.iter().map(|t| t.to_string()).collect()
-                    }
-                };
-                return (Some(segs), format!("{p} must be a {}", type_list(&types)));
-            }
-            return (Some(segs), format!("{p}: {e}"));
-        }
-    }
     let mut types = Vec::new();
     for branch in context {
         for e in branch {
@@ -253,20 +235,14 @@ fn one_of_message(
             }
         }
     }
-    let m = if types.is_empty() {
+    if types.is_empty() {
         format!(
             "{at}: invalid value ({} does not match any allowed form)",
             node.kind()
         )
     } else {
-        format!(
-            "{at} must be a {}",
-            type_list(&types)
-                .replace("object", "mapping")
-                .replace("array", "list")
-        )
-    };
-    (None, m)
+        format!("{at} must be a {}", type_list(&types))
+    }
 }
 
 /// The keys the schema allows at a path (to suggest one for a typo).

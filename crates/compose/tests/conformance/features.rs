@@ -726,3 +726,34 @@ fn tutorial_style_projects_load() {
         Some("/etc/prometheus/prometheus.yml")
     );
 }
+
+#[test]
+fn nested_typos_get_suggestions() {
+    let d = tempfile::tempdir().unwrap();
+    let e = err(
+        d.path(),
+        "name: t\nservices:\n  a:\n    image: x\n    healthcheck:\n      intervl: 5s\n",
+    );
+    assert!(
+        e.contains("compose.yaml:6:7") && e.contains("did you mean `interval`?"),
+        "{e}"
+    );
+    let e = err(
+        d.path(),
+        "name: t\nservices:\n  a:\n    image: x\n    ports:\n      - target: 80\n        publised: 8080\n",
+    );
+    assert!(
+        e.contains("compose.yaml:7:9") && e.contains("did you mean `published`?"),
+        "{e}"
+    );
+    let e = err(
+        d.path(),
+        "name: t\nservices:\n  a:\n    image: x\nnetworks:\n  n:\n    drivr: bridge\n",
+    );
+    assert!(e.contains("did you mean `driver`?"), "{e}");
+    let e = err(
+        d.path(),
+        "name: t\nservices:\n  web:\n    image: x\n    depends_on: [dbb]\n  db:\n    image: y\n",
+    );
+    assert!(e.contains("did you mean \"db\"?"), "{e}");
+}
