@@ -73,6 +73,8 @@ stage_initramfs() {
     [ -e "$R/$d" ] || $BB mkdir -p "$R/$d"
   done
   $BB chmod 1777 $R/tmp $R/var/tmp
+  $BB ln -s ../run $R/var/run
+  $BB ln -s ../run/lock $R/var/lock
   $BB chmod 0700 $R/root
   while read -r tag mode path; do
     $BB mkdir -p "$R$path" || fail "cannot create mount point $path"
@@ -104,6 +106,9 @@ stage_root() {
   $BB ln -sf /proc/self/fd/1 /dev/stdout
   $BB ln -sf /proc/self/fd/2 /dev/stderr
   $BB mount -t tmpfs -o mode=0755 run /run
+  $BB mkdir -p -m 1777 /run/lock
+  # shared propagation, as systemd sets it up on every host
+  $BB mount --make-rshared /
   $BB mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
   # as systemd mounts it on a pure v2 host
   $BB mount -t cgroup2 -o nsdelegate,memory_recursiveprot cgroup2 /sys/fs/cgroup \
