@@ -358,6 +358,36 @@ pub fn semantic(root: &Node, default_network: bool) -> Vec<Issue> {
     for (name, svc) in services {
         let Some(sm) = svc.as_map() else { continue };
         let sp = format!("services.{name}");
+        if !sm.contains_key("image") && !sm.contains_key("build") && !sm.contains_key("provider") {
+            issue(
+                svc,
+                sp.clone(),
+                format!(
+                    "service {name:?} has neither an image nor a build context specified: invalid compose project"
+                ),
+            );
+        }
+        for v in sm
+            .get("volumes_from")
+            .and_then(Node::as_seq)
+            .unwrap_or_default()
+        {
+            if let Some(spec) = v.as_str()
+                && !spec.starts_with("container:")
+            {
+                let other = spec.split(':').next().unwrap_or_default();
+                if !services.contains_key(other) {
+                    issue(
+                        v,
+                        format!("{sp}.volumes_from"),
+                        format!(
+                            "service {name:?} refers to undefined service {other:?} in volumes_from: invalid compose project{}",
+                            hint(other, services.keys())
+                        ),
+                    );
+                }
+            }
+        }
         if let Some(deps) = sm.get("depends_on").and_then(Node::as_map) {
             for (dep, d) in deps {
                 let required = d

@@ -757,3 +757,18 @@ fn nested_typos_get_suggestions() {
     );
     assert!(e.contains("did you mean \"db\"?"), "{e}");
 }
+
+#[test]
+fn a_service_needs_an_image_or_a_build() {
+    let d = tempfile::tempdir().unwrap();
+    let e = err(d.path(), "name: t\nservices:\n  a:\n    command: [x]\n");
+    assert!(
+        e.contains("compose.yaml:3:3") && e.contains("has neither an image nor a build context"),
+        "{e}"
+    );
+    let e = err(
+        d.path(),
+        "name: t\nservices:\n  a:\n    image: x\n    volumes_from: [b]\n",
+    );
+    assert!(e.contains("undefined service \"b\" in volumes_from"), "{e}");
+}
