@@ -34,6 +34,11 @@ pub fn skip_reason() -> Option<String> {
 
 /// Runs case `name` in a re-executed child inside fresh net+mount namespaces.
 pub fn run_in_namespace(name: &str) -> Result<(), String> {
+    run_in_namespace_output(name).map(drop)
+}
+
+/// Like `run_in_namespace`, returning the child's stdout.
+pub fn run_in_namespace_output(name: &str) -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(exe);
     cmd.env(CHILD_ENV, name);
@@ -48,7 +53,7 @@ pub fn run_in_namespace(name: &str) -> Result<(), String> {
         .output()
         .map_err(|e| format!("cannot start test child: {e}"))?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(format!(
             "{name} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
