@@ -140,7 +140,7 @@ stage_root() {
   $BB ip link set lo up
 
   # output: two virtio serial ports that the host copies to its stdout/stderr
-  out= err=
+  out='' err=''
   for _ in $($BB seq 100); do
     for p in /sys/class/virtio-ports/*; do
       [ -e "$p/name" ] || continue
