@@ -147,7 +147,7 @@ pub struct Service {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_file: Vec<EnvFile>,
     /// name to value; `None` when the key has no value and the environment has none
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub environment: IndexMap<String, Option<String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expose: Vec<String>,

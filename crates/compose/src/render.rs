@@ -12,8 +12,52 @@ pub enum Error {
     Yaml(#[source] serde_saphyr::SerializeError),
 }
 
-/// Renders a project as YAML.
+/// A copy of the project with every map sorted by key, as Go prints maps
+/// (and so `docker compose config`): services, resources, and the maps
+/// inside services. Lists keep their order.
+pub fn sorted(project: &Project) -> Project {
+    let mut p = project.clone();
+    p.services.sort_keys();
+    p.networks.sort_keys();
+    p.volumes.sort_keys();
+    p.secrets.sort_keys();
+    p.configs.sort_keys();
+    p.extensions.sort_keys();
+    for s in p.services.values_mut() {
+        s.environment.sort_keys();
+        s.labels.sort_keys();
+        s.annotations.sort_keys();
+        s.depends_on.sort_keys();
+        s.networks.sort_keys();
+        s.sysctls.sort_keys();
+        s.ulimits.sort_keys();
+        s.storage_opt.sort_keys();
+        if let Some(b) = s.build.as_mut() {
+            b.args.sort_keys();
+            b.labels.sort_keys();
+            b.additional_contexts.sort_keys();
+        }
+        if let Some(l) = s.logging.as_mut() {
+            l.options.sort_keys();
+        }
+        if let Some(d) = s.deploy.as_mut() {
+            d.labels.sort_keys();
+        }
+    }
+    for n in p.networks.values_mut() {
+        n.labels.sort_keys();
+        n.driver_opts.sort_keys();
+    }
+    for v in p.volumes.values_mut() {
+        v.labels.sort_keys();
+        v.driver_opts.sort_keys();
+    }
+    p
+}
+
+/// Renders a project as YAML, maps sorted like `docker compose config`.
 pub fn yaml(project: &Project) -> Result<String, Error> {
+    let project = &sorted(project);
     // docker compose indents list items under their key and never folds long
     // lines; multi-line strings still use literal blocks.
     let mut options = serde_saphyr::SerializerOptions::default();
