@@ -26,7 +26,7 @@ setup() {
   "$SRC/tests/install-deps.sh"
   if ! command -v cargo >/dev/null; then
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \
-      | sh -s -- -y --no-modify-path --profile minimal --default-toolchain stable -c rustfmt,clippy
+      | sh -s -- -y --profile minimal --default-toolchain stable -c rustfmt,clippy
   fi
   rustup --version
   cargo --version
