@@ -1,0 +1,81 @@
+//! `rstack network`: create, list, inspect and remove networks, like
+//! `docker network`. The work is done by rstack-netns; this file only
+//! dispatches and builds the `Networks` handle from the global options.
+
+#[path = "network_create.rs"]
+mod network_create;
+#[path = "network_inspect.rs"]
+mod network_inspect;
+#[path = "network_ls.rs"]
+mod network_ls;
+#[path = "network_rm.rs"]
+mod network_rm;
+
+use anyhow::Context;
+use clap::Subcommand;
+use rstack_netns::{Config, Networks};
+
+use crate::global::GlobalOpts;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: NetworkCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum NetworkCommand {
+    /// Create a network
+    Create(network_create::Args),
+    /// List networks
+    #[command(visible_alias = "list")]
+    Ls(network_ls::Args),
+    /// Display detailed information on one or more networks
+    Inspect(network_inspect::Args),
+    /// Remove one or more networks
+    #[command(visible_alias = "remove")]
+    Rm(network_rm::Args),
+}
+
+pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
+    let nets = networks(global)?;
+    match args.command {
+        NetworkCommand::Create(a) => network_create::run(&nets, a),
+        NetworkCommand::Ls(a) => network_ls::run(&nets, a),
+        NetworkCommand::Inspect(a) => network_inspect::run(&nets, a),
+        NetworkCommand::Rm(a) => network_rm::run(&nets, a),
+    }
+}
+
+/// The networking layer under the global run root. The subnet pool can be
+/// replaced with `RSTACK_DEFAULT_ADDRESS_POOLS=BASE/LEN=SIZE,...` (like
+/// Docker's `default-address-pools`).
+pub fn networks(global: &GlobalOpts) -> anyhow::Result<Networks> {
+    let mut config = Config::new(&global.run_root);
+    if let Ok(pools) = std::env::var("RSTACK_DEFAULT_ADDRESS_POOLS") {
+        config.pool = pools
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| p.parse())
+            .collect::<Result<_, _>>()
+            .context("invalid RSTACK_DEFAULT_ADDRESS_POOLS")?;
+    }
+    Ok(Networks::new(config))
+}
+
+/// Parses `KEY=VALUE` pairs (`--opt`, `--label`); a bare KEY has an empty value.
+fn key_values(
+    items: &[String],
+    flag: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+            if k.is_empty() {
+                anyhow::bail!("invalid {flag} {kv:?}: expected KEY=VALUE");
+            }
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
