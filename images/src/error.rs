@@ -80,6 +80,14 @@ pub enum Error {
         platform: String,
         available: String,
     },
+    #[error(
+        "image {reference} was found but its platform ({found}) does not match the specified platform ({wanted})"
+    )]
+    PlatformMismatch {
+        reference: String,
+        found: String,
+        wanted: String,
+    },
     #[error("manifest {digest} of {reference}: {reason}")]
     BadManifest {
         reference: String,

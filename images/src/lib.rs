@@ -4,6 +4,7 @@
 //! blob store, and layers unpacked into overlayfs-ready directories.
 //! Entry point: [`Store`].
 
+mod archive;
 pub mod auth;
 mod digest;
 mod error;
@@ -16,6 +17,7 @@ pub mod reference;
 mod store;
 pub mod unpack;
 
+pub use archive::LoadedImage;
 pub use error::Error;
 pub use oci_spec;
 pub use platform::Platform;

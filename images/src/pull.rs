@@ -244,15 +244,8 @@ impl Ctx<'_> {
                         });
                     }
                 }
-                Err(_) if (data.len() as u64) == desc.size => break, // digest checked below
-                Err(source) if (data.len() as u64) < desc.size => {
-                    let _ = source;
-                    return Err(Error::Truncated {
-                        digest: desc.digest.clone(),
-                        expected: desc.size,
-                        got: data.len() as u64,
-                    });
-                }
+                // Digest and size are checked below.
+                Err(source) if is_digest_error(&source) => break,
                 Err(source) => {
                     return Err(Error::Download {
                         digest: desc.digest.clone(),
@@ -290,11 +283,7 @@ impl Ctx<'_> {
         }
         let lock_path_store = store.clone();
         let d = diff_id.to_owned();
-        let _lock = match crate::fsutil::try_lock(
-            &store
-                .root()
-                .join(format!("images/layer-{}.lock", hex_of(diff_id))),
-        )? {
+        let _lock = match crate::fsutil::try_lock(&store.layer_lock_path(diff_id))? {
             Some(lock) => lock,
             None => {
                 self.progress.layer(&id, LayerEvent::Waiting);
@@ -372,6 +361,9 @@ impl Ctx<'_> {
                         receiver_alive = false;
                     }
                 }
+                // The end-of-stream digest check of oci-client: ours below
+                // says more (truncated or mismatch).
+                Err(source) if is_digest_error(&source) => break,
                 Err(source) => {
                     if download_error.is_none() && downloaded < total {
                         download_error = Some(Error::Download {
@@ -415,6 +407,11 @@ impl Ctx<'_> {
         self.progress.layer(&id, LayerEvent::Complete);
         Ok(())
     }
+}
+
+fn is_digest_error(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>())
 }
 
 /// Feeds the blocking import from the download's channel.
@@ -566,6 +563,17 @@ impl Store {
                 digest: config_digest.clone(),
                 reason: e.to_string(),
             })?;
+        if let Some(want) = &opts.platform {
+            let os = config.os().to_string();
+            let arch = config.architecture().to_string();
+            if !want.matches(&os, &arch, config.variant().as_deref()) {
+                return Err(Error::PlatformMismatch {
+                    reference: r.familiar(),
+                    found: format!("{os}/{arch}"),
+                    wanted: want.to_string(),
+                });
+            }
+        }
         let diff_ids: Vec<String> = config.rootfs().diff_ids().to_vec();
         if diff_ids.len() != manifest.layers.len() {
             return Err(Error::BadConfig {

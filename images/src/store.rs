@@ -12,7 +12,7 @@
 //!                           `lowerdir=` of 100+ layers under the page-size
 //!                           limit of mount options (docker's overlay2 trick)
 //! images/index.json         image id -> tags, repo digests, manifest, layers
-//! images/*.lock             flock files (see below)
+//! images/*.lock, locks/     flock files (see below)
 //! images/tmp/               staging; entries of dead processes are removed
 //! ```
 //!
@@ -24,7 +24,7 @@
 //!
 //! Locks: `store.lock` is shared by pulls/loads and exclusive for removals
 //! (so a removal never deletes a layer a pull is about to reference);
-//! `index.lock` serialises index updates; `layer-<hex>.lock` makes two
+//! `index.lock` serialises index updates; `locks/layer-<hex>.lock` makes two
 //! processes pulling the same layer wait for each other instead of both
 //! unpacking it.
 
@@ -122,6 +122,7 @@ impl Store {
             store.layers_dir(),
             store.link_dir(),
             store.tmp_dir(),
+            store.images_dir().join("locks"),
         ] {
             std::fs::create_dir_all(&dir).map_err(|source| Error::NotWritable {
                 path: dir.clone(),
@@ -186,13 +187,14 @@ impl Store {
         )?)
     }
 
+    pub(crate) fn layer_lock_path(&self, diff_id: &str) -> PathBuf {
+        self.images_dir()
+            .join("locks")
+            .join(format!("layer-{}.lock", hex_of(diff_id)))
+    }
+
     pub(crate) fn layer_lock(&self, diff_id: &str) -> Result<fsutil::LockGuard, Error> {
-        Ok(fsutil::lock(
-            &self
-                .images_dir()
-                .join(format!("layer-{}.lock", hex_of(diff_id))),
-            true,
-        )?)
+        Ok(fsutil::lock(&self.layer_lock_path(diff_id), true)?)
     }
 
     pub(crate) fn has_blob(&self, digest: &str) -> bool {
@@ -475,6 +477,10 @@ impl Store {
             let path = self.blob_dir().join(&hex);
             removed.reclaimed_bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             std::fs::remove_file(&path).map_err(|source| Error::Write { path, source })?;
+        }
+        // Layer lock files: nobody holds one while we hold the store lock.
+        for name in read(self.images_dir().join("locks"))? {
+            let _ = std::fs::remove_file(self.images_dir().join("locks").join(name));
         }
         // Links whose layer is gone (a crash between the two steps).
         for name in read(self.link_dir())? {

@@ -1,0 +1,617 @@
+//! `save` and `load`: images as tar archives, for hosts with no registry.
+//!
+//! `save` writes an OCI image layout (`oci-layout`, `index.json`,
+//! `blobs/sha256/...`, image-spec `image-layout.md`) plus Docker's
+//! `manifest.json`, as `docker save` does since Docker 25, so the archive
+//! is readable by `skopeo copy oci-archive:` and by `docker load`. Blobs are
+//! the ones pulled, so the image id (config digest) survives a round trip.
+//!
+//! `load` reads OCI layout archives and `docker save` archives (both the
+//! current layout and the legacy `<id>/layer.tar` one). Every blob is
+//! verified against its digest; an entry whose path leaves the archive root
+//! is rejected.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::error::Error;
+use crate::layer::{self, LayerSpec};
+use crate::manifest::{self, Descriptor, Document};
+use crate::platform::Platform;
+use crate::reference::Reference;
+use crate::store::{ImageRecord, LocalImage, Store, hex_of};
+
+const STDIN: &str = "<stdin>";
+
+/// An image read by `load`, with the names the archive gave it.
+#[derive(Debug, Clone)]
+pub struct LoadedImage {
+    pub image: LocalImage,
+    pub names: Vec<Reference>,
+}
+
+impl Store {
+    /// Saves images to a tar file (written to a temp name, then renamed).
+    pub fn save(&self, names: &[String], path: &Path) -> Result<(), Error> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .prefix(".rstack-save-")
+            .tempfile_in(dir)
+            .map_err(|source| Error::NotWritable {
+                path: dir.to_owned(),
+                source,
+            })?;
+        let werr = |source| Error::Write {
+            path: path.to_owned(),
+            source,
+        };
+        {
+            let mut out = io::BufWriter::new(tmp.as_file());
+            self.save_to(names, &mut out)?;
+            out.flush().map_err(werr)?;
+        }
+        tmp.as_file().sync_all().map_err(werr)?;
+        tmp.persist(path).map_err(|e| werr(e.error))?;
+        Ok(())
+    }
+
+    /// Writes the archive of `names` to `out`.
+    pub fn save_to(&self, names: &[String], out: impl Write) -> Result<(), Error> {
+        let archive = PathBuf::from("<output>");
+        let mut images: Vec<(LocalImage, Option<Reference>)> = Vec::new();
+        for name in names {
+            let image = self.lookup(name)?.ok_or_else(|| Error::ImageNotFound {
+                reference: name.clone(),
+            })?;
+            // A tagged name saves that tag; an id saves every tag.
+            let by_tag = Reference::parse(name)
+                .ok()
+                .filter(|r| r.tag().is_some() && image.record.repo_tags.contains(&r.to_string()));
+            match by_tag {
+                Some(r) => images.push((image, Some(r))),
+                None if image.record.repo_tags.is_empty() => images.push((image, None)),
+                None => {
+                    for t in image.record.repo_tags.clone() {
+                        images.push((image.clone(), Reference::parse(&t).ok()));
+                    }
+                }
+            }
+        }
+        let mut blobs: BTreeMap<String, ()> = BTreeMap::new();
+        let mut index_entries = Vec::new();
+        let mut docker_manifest: Vec<serde_json::Value> = Vec::new();
+        for (image, name) in &images {
+            let mdata = self.read_blob(&image.record.manifest_digest)?;
+            let m = match manifest::parse(&mdata) {
+                Ok(Document::Manifest(m)) => m,
+                _ => {
+                    return Err(Error::Archive {
+                        path: archive,
+                        reason: format!(
+                            "stored manifest {} is unreadable",
+                            image.record.manifest_digest
+                        ),
+                    });
+                }
+            };
+            blobs.insert(image.record.manifest_digest.clone(), ());
+            blobs.insert(image.id.clone(), ());
+            for l in &m.layers {
+                blobs.insert(l.digest.clone(), ());
+            }
+            let mut annotations = serde_json::Map::new();
+            if let Some(r) = name {
+                annotations.insert("io.containerd.image.name".into(), json!(r.to_string()));
+                annotations.insert(
+                    "org.opencontainers.image.ref.name".into(),
+                    json!(r.tag().unwrap_or("latest")),
+                );
+            }
+            let media_type = m
+                .media_type
+                .clone()
+                .unwrap_or_else(|| manifest::OCI_MANIFEST.to_owned());
+            let mut entry = json!({
+                "mediaType": media_type,
+                "digest": image.record.manifest_digest,
+                "size": mdata.len(),
+            });
+            if !annotations.is_empty() {
+                entry["annotations"] = serde_json::Value::Object(annotations);
+            }
+            index_entries.push(entry);
+            docker_manifest.push(json!({
+                "Config": format!("blobs/sha256/{}", hex_of(&image.id)),
+                "RepoTags": name.iter().map(|r| r.familiar()).collect::<Vec<_>>(),
+                "Layers": m.layers.iter().map(|l| format!("blobs/sha256/{}", hex_of(&l.digest))).collect::<Vec<_>>(),
+            }));
+        }
+        let index = json!({
+            "schemaVersion": 2,
+            "mediaType": manifest::OCI_INDEX,
+            "manifests": index_entries,
+        });
+        let werr = |source| Error::Write {
+            path: archive.clone(),
+            source,
+        };
+        let mut tar = tar::Builder::new(out);
+        let add = |tar: &mut tar::Builder<_>, name: &str, data: &[u8]| -> Result<(), Error> {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(0);
+            h.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut h, name, data).map_err(werr)
+        };
+        add(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        let mut dir = tar::Header::new_ustar();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_mode(0o755);
+        dir.set_size(0);
+        for d in ["blobs/", "blobs/sha256/"] {
+            tar.append_data(&mut dir.clone(), d, io::empty())
+                .map_err(werr)?;
+        }
+        for digest in blobs.keys() {
+            let path = self.blob_path(digest);
+            let mut file = File::open(&path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let len = file
+                .metadata()
+                .map_err(|source| Error::Read {
+                    path: path.clone(),
+                    source,
+                })?
+                .len();
+            let mut h = tar::Header::new_ustar();
+            h.set_size(len);
+            h.set_mode(0o644);
+            h.set_mtime(0);
+            h.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(
+                &mut h,
+                format!("blobs/sha256/{}", hex_of(digest)),
+                &mut file,
+            )
+            .map_err(werr)?;
+        }
+        add(
+            &mut tar,
+            "index.json",
+            &serde_json::to_vec(&index).expect("json"),
+        )?;
+        add(
+            &mut tar,
+            "manifest.json",
+            &serde_json::to_vec(&docker_manifest).expect("json"),
+        )?;
+        tar.into_inner().map_err(werr)?.flush().map_err(werr)?;
+        Ok(())
+    }
+
+    /// Loads every image of a tar archive file.
+    pub fn load(&self, path: &Path) -> Result<Vec<LoadedImage>, Error> {
+        let file = File::open(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.load_archive(BufReader::with_capacity(1 << 20, file), path)
+    }
+
+    /// Loads every image of a tar archive read from `reader`.
+    pub fn load_from(&self, reader: impl Read) -> Result<Vec<LoadedImage>, Error> {
+        self.load_archive(reader, Path::new(STDIN))
+    }
+
+    fn load_archive(&self, reader: impl Read, path: &Path) -> Result<Vec<LoadedImage>, Error> {
+        let _lock = self.store_lock(false)?;
+        self.clean_tmp();
+        let staging = tempfile::Builder::new()
+            .prefix(&format!("load-{}-", std::process::id()))
+            .tempdir_in(self.tmp_dir())
+            .map_err(|source| Error::NotWritable {
+                path: self.tmp_dir(),
+                source,
+            })?;
+        let files = extract(reader, staging.path(), path)?;
+        let archive = Archive {
+            files,
+            path: path.to_owned(),
+        };
+        let loaded = if archive.has("index.json") {
+            self.load_oci(&archive)?
+        } else if archive.has("manifest.json") {
+            self.load_docker(&archive)?
+        } else {
+            return Err(archive
+                .err("neither index.json (OCI layout) nor manifest.json (docker save) found"));
+        };
+        let mut out = Vec::new();
+        let index = self.read_index()?;
+        for (id, names) in loaded {
+            if let Some(rec) = index.images.get(&id) {
+                out.push(LoadedImage {
+                    image: self.local_image(rec, names.first().cloned())?,
+                    names,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn load_oci(&self, archive: &Archive) -> Result<Vec<(String, Vec<Reference>)>, Error> {
+        let index: manifest::Index = serde_json::from_slice(&archive.read("index.json")?)
+            .map_err(|e| archive.err(&format!("index.json: {e}")))?;
+        let mut ids = Vec::new();
+        for desc in &index.manifests {
+            let annotations = desc.annotations.clone().unwrap_or_default();
+            let name = annotations
+                .get("io.containerd.image.name")
+                .or_else(|| {
+                    annotations
+                        .get("org.opencontainers.image.ref.name")
+                        .filter(|n| n.contains('/') || n.contains(':'))
+                })
+                .and_then(|n| Reference::parse(n).ok());
+            let data = archive.blob(&desc.digest)?;
+            let (mdigest, mdata) = match manifest::parse(&data)
+                .map_err(|e| archive.err(&format!("{}: {e}", desc.digest)))?
+            {
+                Document::Manifest(_) => (desc.digest.clone(), data),
+                Document::Index(inner) => {
+                    let host = Platform::host();
+                    let pick = inner
+                        .manifests
+                        .iter()
+                        .find(|d| {
+                            d.platform.as_ref().is_some_and(|p| {
+                                host.matches(&p.os, &p.architecture, p.variant.as_deref())
+                            })
+                        })
+                        .ok_or_else(|| {
+                            archive.err(&format!("no manifest for {host} in {}", desc.digest))
+                        })?;
+                    (pick.digest.clone(), archive.blob(&pick.digest)?)
+                }
+            };
+            let Ok(Document::Manifest(m)) = manifest::parse(&mdata) else {
+                return Err(archive.err(&format!("{mdigest} is not an image manifest")));
+            };
+            manifest::check_image(&m).map_err(|e| archive.err(&e))?;
+            let config = archive.blob(&m.config.digest)?;
+            let layers: Vec<(Descriptor, PathBuf)> = m
+                .layers
+                .iter()
+                .map(|l| archive.blob_path(&l.digest).map(|p| (l.clone(), p)))
+                .collect::<Result<_, _>>()?;
+            let names: Vec<Reference> = name.iter().cloned().collect();
+            let id = self.import_image(
+                archive,
+                &config,
+                &m.config.digest,
+                &mdigest,
+                &mdata,
+                &layers,
+                name,
+            )?;
+            ids.push((id, names));
+        }
+        Ok(ids)
+    }
+
+    fn load_docker(&self, archive: &Archive) -> Result<Vec<(String, Vec<Reference>)>, Error> {
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            #[serde(rename = "Config")]
+            config: String,
+            #[serde(rename = "RepoTags", default)]
+            repo_tags: Option<Vec<String>>,
+            #[serde(rename = "Layers")]
+            layers: Vec<String>,
+        }
+        let entries: Vec<Entry> = serde_json::from_slice(&archive.read("manifest.json")?)
+            .map_err(|e| archive.err(&format!("manifest.json: {e}")))?;
+        let mut ids = Vec::new();
+        for entry in entries {
+            let config = archive.read(&entry.config)?;
+            let config_digest = crate::digest::sha256_digest(&config);
+            let mut layers = Vec::new();
+            for l in &entry.layers {
+                let path = archive.path_of(l)?;
+                let (digest, size, media_type) = describe_file(&path)?;
+                layers.push((
+                    Descriptor {
+                        media_type,
+                        digest,
+                        size,
+                        platform: None,
+                        annotations: None,
+                    },
+                    path,
+                ));
+            }
+            let mjson = json!({
+                "schemaVersion": 2,
+                "mediaType": manifest::OCI_MANIFEST,
+                "config": { "mediaType": manifest::OCI_CONFIG, "digest": config_digest, "size": config.len() },
+                "layers": layers.iter().map(|(d, _)| json!({"mediaType": d.media_type, "digest": d.digest, "size": d.size})).collect::<Vec<_>>(),
+            });
+            let mdata = serde_json::to_vec(&mjson).expect("json");
+            let mdigest = crate::digest::sha256_digest(&mdata);
+            let tags: Vec<Reference> = entry
+                .repo_tags
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|t| Reference::parse(t).ok())
+                .collect();
+            let first = tags.first().cloned();
+            let id = self.import_image(
+                archive,
+                &config,
+                &config_digest,
+                &mdigest,
+                &mdata,
+                &layers,
+                first,
+            )?;
+            if tags.len() > 1 {
+                self.update_index(|index| {
+                    if let Some(rec) = index.images.get_mut(&id) {
+                        for t in &tags[1..] {
+                            if !rec.repo_tags.contains(&t.to_string()) {
+                                rec.repo_tags.push(t.to_string());
+                            }
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+            ids.push((id, tags));
+        }
+        Ok(ids)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn import_image(
+        &self,
+        archive: &Archive,
+        config: &[u8],
+        config_digest: &str,
+        manifest_digest: &str,
+        manifest_data: &[u8],
+        layers: &[(Descriptor, PathBuf)],
+        name: Option<Reference>,
+    ) -> Result<String, Error> {
+        let parsed: oci_spec::image::ImageConfiguration =
+            serde_json::from_slice(config).map_err(|e| Error::BadConfig {
+                digest: config_digest.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let diff_ids: Vec<String> = parsed.rootfs().diff_ids().to_vec();
+        if diff_ids.len() != layers.len()
+            || diff_ids
+                .iter()
+                .any(|d| !crate::reference::is_sha256_digest(d))
+        {
+            return Err(archive.err(&format!(
+                "config {config_digest} does not match its {} layers",
+                layers.len()
+            )));
+        }
+        for ((desc, path), diff_id) in layers.iter().zip(&diff_ids) {
+            if self.has_layer(diff_id, &desc.digest) {
+                layer::ensure_link(self, diff_id)?;
+                continue;
+            }
+            let _lock = self.layer_lock(diff_id)?;
+            if self.has_layer(diff_id, &desc.digest) {
+                layer::ensure_link(self, diff_id)?;
+                continue;
+            }
+            let file = File::open(path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let spec = LayerSpec {
+                blob_digest: desc.digest.clone(),
+                media_type: desc.media_type.clone(),
+                blob_size: Some(desc.size),
+                diff_id: diff_id.clone(),
+            };
+            layer::import(
+                self,
+                &spec,
+                BufReader::with_capacity(1 << 20, file),
+                &|_| {},
+            )?;
+        }
+        self.put_blob(config_digest, config)?;
+        self.put_blob(manifest_digest, manifest_data)?;
+        let size = diff_ids
+            .iter()
+            .filter_map(|d| self.layer_meta(d))
+            .map(|m| m.size)
+            .sum();
+        let record = ImageRecord {
+            id: config_digest.to_owned(),
+            manifest_digest: manifest_digest.to_owned(),
+            repo_tags: name
+                .iter()
+                .filter(|r| r.tag().is_some() && r.digest().is_none())
+                .map(|r| r.to_string())
+                .collect(),
+            repo_digests: vec![],
+            layers: diff_ids,
+            size,
+            added: jiff::Timestamp::now().to_string(),
+        };
+        self.record_image(record)?;
+        Ok(config_digest.to_owned())
+    }
+}
+
+/// Digest, size and media type (from the magic bytes) of a layer file.
+fn describe_file(path: &Path) -> Result<(String, u64, String), Error> {
+    let rerr = |source| Error::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = File::open(path).map_err(rerr)?;
+    let mut magic = [0u8; 4];
+    let n = file.read(&mut magic).map_err(rerr)?;
+    let media_type = if n >= 2 && magic[..2] == [0x1f, 0x8b] {
+        manifest::OCI_LAYER_GZIP
+    } else if n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
+        manifest::OCI_LAYER_ZSTD
+    } else {
+        manifest::OCI_LAYER_TAR
+    };
+    let file = File::open(path).map_err(rerr)?;
+    let (digest, size) = crate::digest::HashingReader::new(BufReader::with_capacity(1 << 20, file))
+        .finish()
+        .map_err(rerr)?;
+    Ok((digest, size, media_type.to_owned()))
+}
+
+/// The extracted archive: member name -> file in the staging dir.
+struct Archive {
+    files: BTreeMap<String, PathBuf>,
+    path: PathBuf,
+}
+
+impl Archive {
+    fn err(&self, reason: &str) -> Error {
+        Error::Archive {
+            path: self.path.clone(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.files.contains_key(name)
+    }
+
+    fn path_of(&self, name: &str) -> Result<PathBuf, Error> {
+        let key = normalize(name).ok_or_else(|| self.err(&format!("bad member name {name:?}")))?;
+        self.files
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| self.err(&format!("missing member {name}")))
+    }
+
+    fn read(&self, name: &str) -> Result<Vec<u8>, Error> {
+        let path = self.path_of(name)?;
+        std::fs::read(&path).map_err(|source| Error::Read { path, source })
+    }
+
+    fn blob_path(&self, digest: &str) -> Result<PathBuf, Error> {
+        if !crate::reference::is_sha256_digest(digest) {
+            return Err(self.err(&format!("bad digest {digest:?}")));
+        }
+        self.path_of(&format!("blobs/sha256/{}", hex_of(digest)))
+    }
+
+    /// A small blob, verified.
+    fn blob(&self, digest: &str) -> Result<Vec<u8>, Error> {
+        let data = self.read(&format!("blobs/sha256/{}", hex_of(digest)))?;
+        let actual = crate::digest::sha256_digest(&data);
+        if actual != digest {
+            return Err(Error::DigestMismatch {
+                what: format!("archive blob {digest}"),
+                expected: digest.to_owned(),
+                actual,
+            });
+        }
+        Ok(data)
+    }
+}
+
+/// `./a//b/../c` -> `a/c`; `None` when the name leaves the root.
+fn normalize(name: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    for p in name.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// Writes the regular members of the archive into `dir` (flat file names,
+/// so no member can place anything outside it); symlinks between members
+/// (legacy docker archives) are resolved by name.
+fn extract(
+    reader: impl Read,
+    dir: &Path,
+    archive: &Path,
+) -> Result<BTreeMap<String, PathBuf>, Error> {
+    let err = |reason: String| Error::Archive {
+        path: archive.to_owned(),
+        reason,
+    };
+    let mut files = BTreeMap::new();
+    let mut links = Vec::new();
+    let mut tar = tar::Archive::new(reader);
+    let entries = tar
+        .entries()
+        .map_err(|e| err(format!("not a tar archive: {e}")))?;
+    for (n, entry) in entries.enumerate() {
+        let mut entry = entry.map_err(|e| err(format!("bad tar entry: {e}")))?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            continue;
+        }
+        let name = normalize(&raw)
+            .ok_or_else(|| err(format!("member {raw:?} leaves the archive root")))?;
+        match kind {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let dest = dir.join(format!("m{n}"));
+                let mut out = File::create(&dest).map_err(|source| Error::Write {
+                    path: dest.clone(),
+                    source,
+                })?;
+                io::copy(&mut entry, &mut out)
+                    .map_err(|e| err(format!("reading member {name}: {e}")))?;
+                files.insert(name, dest);
+            }
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| String::from_utf8_lossy(&t).into_owned())
+                    .unwrap_or_default();
+                let base = if kind == tar::EntryType::Symlink {
+                    name.rsplit_once('/')
+                        .map(|(d, _)| format!("{d}/"))
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                let resolved = normalize(&format!("{base}{target}"))
+                    .ok_or_else(|| err(format!("link {raw:?} leaves the archive root")))?;
+                links.push((name, resolved));
+            }
+            _ => {}
+        }
+    }
+    for (name, target) in links {
+        if let Some(path) = files.get(&target).cloned() {
+            files.insert(name, path);
+        }
+    }
+    Ok(files)
+}
