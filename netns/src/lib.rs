@@ -6,6 +6,7 @@
 //! aliases and ports".
 
 pub mod attach;
+pub mod container;
 pub mod dns;
 pub mod fsutil;
 pub mod netlink;
@@ -17,6 +18,8 @@ pub mod state;
 pub mod subnet;
 
 pub use attach::{AttachRequest, Attachment};
+pub use container::{ContainerNetworkSpec, NetworkEndpoint, RESOLV_CONF};
+pub use dns::{Resolver, Upstreams};
 pub use network::{Config, CreateOptions, Networks};
 pub use pinned::{create_pinned_netns, pin_netns_of_pid, remove_pinned_netns};
 pub use ports::{PortMapping, PortSpec, Protocol};

@@ -70,6 +70,10 @@ fn all_cases() -> Vec<(&'static str, harness::Case)> {
             "ipam_concurrent_processes",
             cases::ipam_concurrent_processes,
         ),
+        (
+            "connect_container_many_networks",
+            cases::connect_container_many_networks,
+        ),
         ("published_ports", ports_cases::published_ports),
         (
             "port_conflicts_leave_nothing",

@@ -559,3 +559,76 @@ pub fn ipam_concurrent_processes() -> Result<(), String> {
     env.nets.remove("ipam").map_err(|e| e.to_string())?;
     assert_clean(&env)
 }
+
+pub fn connect_container_many_networks() -> Result<(), String> {
+    use rstack_netns::{ContainerNetworkSpec, NetworkEndpoint};
+    let env = Env::new();
+    env.nets
+        .create(&CreateOptions {
+            name: "int".into(),
+            internal: true,
+            ..Default::default()
+        })
+        .map_err(|e| e.to_string())?;
+    create(&env, "web", None)?;
+    let a = env.container("a");
+    let ep = |n: &str, aliases: &[&str]| NetworkEndpoint {
+        network: n.into(),
+        aliases: aliases.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let mut spec = ContainerNetworkSpec {
+        container_id: "a".into(),
+        name: "proj-app-1".into(),
+        hostname: Some("app-host".into()),
+        netns: a.clone(),
+        networks: vec![ep("int", &["app"]), ep("web", &["app"]), ep("nosuch", &[])],
+        ports: vec!["18080:80".parse().map_err(|e| format!("{e}"))?],
+    };
+    // a failing network undoes the ones already attached
+    let err = env.nets.connect_container(&spec).unwrap_err().to_string();
+    check(err.contains("nosuch"), err)?;
+    check(
+        in_netns(&a, || sh("ip -j link"))?.matches("ifname").count() == 1,
+        "undone: only lo",
+    )?;
+    check(
+        env.nets
+            .inspect("int")
+            .map_err(|e| e.to_string())?
+            .endpoints
+            .is_empty(),
+        "lease released",
+    )?;
+    spec.networks.pop();
+    let atts = env
+        .nets
+        .connect_container(&spec)
+        .map_err(|e| format!("{e:?}"))?;
+    check(
+        atts.len() == 2 && atts[0].ifname == "eth0" && atts[1].ifname == "eth1",
+        "eth0 + eth1",
+    )?;
+    check(
+        atts[0].ports.is_empty() && atts[1].ports.len() == 1,
+        "ports on the first non-internal network",
+    )?;
+    let route = in_netns(&a, || sh("ip -j route show default"))?;
+    check(
+        route.contains(&atts[1].gateway.to_string()),
+        format!("default route via web: {route}"),
+    )?;
+    tcp_server(&a, 80, "app");
+    let got = tcp_get("127.0.0.1:18080".parse().expect("literal"))?;
+    check(got.starts_with("app "), got)?;
+    env.nets
+        .disconnect_container("a")
+        .map_err(|e| e.to_string())?;
+    env.nets
+        .disconnect_container("a")
+        .map_err(|e| format!("idempotent: {e}"))?;
+    rstack_netns::remove_pinned_netns(&a).map_err(|e| e.to_string())?;
+    env.nets.remove("int").map_err(|e| e.to_string())?;
+    env.nets.remove("web").map_err(|e| e.to_string())?;
+    assert_clean(&env)
+}
