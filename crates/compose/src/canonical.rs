@@ -72,7 +72,7 @@ const SIZES: &[&str] = &[
     "services.*.volumes.[].tmpfs.size",
 ];
 
-fn check_units(node: &Node, segs: &mut Vec<String>) -> Result<(), Error> {
+fn check_units(node: &Node, segs: &mut Vec<String>, lenient: bool) -> Result<(), Error> {
     let matches = |pattern: &str| {
         let parts: Vec<&str> = pattern.split('.').collect();
         parts.len() == segs.len()
@@ -81,7 +81,9 @@ fn check_units(node: &Node, segs: &mut Vec<String>) -> Result<(), Error> {
                 .zip(segs.iter())
                 .all(|(p, s)| *p == "*" || p == s)
     };
-    if let Value::Str(text) = &node.value {
+    if let Value::Str(text) = &node.value
+        && !(lenient && text.contains('$'))
+    {
         let path = || segs.join(".").replace(".[]", "[]");
         if DURATIONS.iter().any(|p| matches(p)) {
             crate::units::Duration::parse(text).map_err(|e| Error::Invalid {
@@ -102,14 +104,14 @@ fn check_units(node: &Node, segs: &mut Vec<String>) -> Result<(), Error> {
         Value::Map(m) => {
             for (k, v) in m {
                 segs.push(k.clone());
-                check_units(v, segs)?;
+                check_units(v, segs, lenient)?;
                 segs.pop();
             }
         }
         Value::Seq(items) => {
             for v in items {
                 segs.push("[]".into());
-                check_units(v, segs)?;
+                check_units(v, segs, lenient)?;
                 segs.pop();
             }
         }
@@ -119,8 +121,12 @@ fn check_units(node: &Node, segs: &mut Vec<String>) -> Result<(), Error> {
 }
 
 /// Canonicalises a whole project tree in place.
-pub fn canonicalize(root: &mut Node) -> Result<(), Error> {
-    check_units(root, &mut Vec::new())?;
+///
+/// `lenient` is for files that were not interpolated (`config
+/// --no-interpolate`): a port or a duration that still holds `${...}` is
+/// kept as written instead of being an error.
+pub fn canonicalize(root: &mut Node, lenient: bool) -> Result<(), Error> {
+    check_units(root, &mut Vec::new(), lenient)?;
     let Some(top) = root.as_map_mut() else {
         return Ok(());
     };
@@ -129,7 +135,7 @@ pub fn canonicalize(root: &mut Node) -> Result<(), Error> {
             if svc.is_null() {
                 svc.value = Value::Map(Map::new());
             }
-            service(svc, &format!("services.{name}"))?;
+            service(svc, &format!("services.{name}"), lenient)?;
         }
     }
     for kind in ["networks", "volumes", "secrets", "configs"] {
@@ -161,7 +167,7 @@ pub fn canonicalize(root: &mut Node) -> Result<(), Error> {
     Ok(())
 }
 
-fn service(svc: &mut Node, path: &str) -> Result<(), Error> {
+fn service(svc: &mut Node, path: &str, lenient: bool) -> Result<(), Error> {
     let Some(m) = svc.as_map_mut() else {
         return Ok(());
     };
@@ -281,7 +287,7 @@ fn service(svc: &mut Node, path: &str) -> Result<(), Error> {
         }
         n.value = Value::Map(nm);
     }
-    ports(m, path)?;
+    ports(m, path, lenient)?;
     volumes(m, path)?;
     file_mounts(m, "secrets");
     file_mounts(m, "configs");
@@ -517,7 +523,7 @@ fn env_file(m: &mut Map) {
     n.value = Value::Seq(items);
 }
 
-fn ports(m: &mut Map, path: &str) -> Result<(), Error> {
+fn ports(m: &mut Map, path: &str, lenient: bool) -> Result<(), Error> {
     let Some(n) = m.get_mut("ports") else {
         return Ok(());
     };
@@ -546,6 +552,10 @@ fn ports(m: &mut Map, path: &str) -> Result<(), Error> {
             }
             _ => {
                 let spec = scalar_text(it).unwrap_or_default();
+                if lenient && spec.contains('$') && short::parse_port(&spec).is_err() {
+                    out.push(it.clone());
+                    continue;
+                }
                 let parsed = short::parse_port(&spec).map_err(|source| Error::Short {
                     pos: it.pos.clone(),
                     path: format!("{path}.ports[{i}]"),

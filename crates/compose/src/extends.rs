@@ -102,7 +102,7 @@ pub(crate) fn apply_include(
         ctx.warnings = std::mem::take(&mut sub.warnings);
         let Some(mut inc) = merged else { continue };
         merge::enforce_unicity(&mut inc)?;
-        canonical::canonicalize(&mut inc)?;
+        canonical::canonicalize(&mut inc, !ctx.opts.interpolate)?;
         if ctx.opts.resolve_paths {
             paths::resolve(&mut inc, &inc_dir, &env);
         }

@@ -44,6 +44,6 @@ pub mod units;
 pub mod validate;
 pub mod yaml;
 
-pub use loader::{Options, load};
+pub use loader::{Options, load, load_tree};
 pub use plan::Plan;
 pub use project::Project;

@@ -245,6 +245,48 @@ pub(crate) struct Ctx<'a> {
 
 /// Loads a project.
 pub fn load(opts: &Options) -> Result<Project, Error> {
+    load_loaded(opts)?.into_project()
+}
+
+/// Loads a project up to the canonical tree, without the typed model: for
+/// `config --no-interpolate`, where values may still hold `${...}` that the
+/// typed model cannot (a port like `"${PORT}:80"`).
+pub fn load_tree(opts: &Options) -> Result<serde_json::Value, Error> {
+    Ok(load_loaded(opts)?.dict.to_json())
+}
+
+/// The result of the pipeline before the typed model.
+struct Loaded {
+    dict: Node,
+    disabled: Map,
+    name: String,
+    working_dir: PathBuf,
+    files: Vec<PathBuf>,
+    env: IndexMap<String, String>,
+    warnings: Vec<String>,
+}
+
+impl Loaded {
+    fn into_project(self) -> Result<Project, Error> {
+        let mut project = to_project(&self.dict)?;
+        for (n, s) in self.disabled {
+            let svc: Service =
+                serde_json::from_value(s.to_json()).map_err(|source| Error::Model {
+                    path: format!("services.{n}"),
+                    source,
+                })?;
+            project.disabled_services.insert(n, svc);
+        }
+        project.name = self.name;
+        project.working_dir = self.working_dir;
+        project.compose_files = self.files;
+        project.environment = self.env;
+        project.warnings = self.warnings;
+        Ok(project)
+    }
+}
+
+fn load_loaded(opts: &Options) -> Result<Loaded, Error> {
     if let Some(n) = &opts.project_name
         && !n.is_empty()
     {
@@ -570,14 +612,14 @@ fn finish(
     name: String,
     files: Vec<PathBuf>,
     warnings: Vec<String>,
-) -> Result<Project, Error> {
+) -> Result<Loaded, Error> {
     if opts.validate_schema {
         let issues = validate::schema(&dict);
         if !issues.is_empty() {
             return Err(Issues { issues }.into());
         }
     }
-    canonical::canonicalize(&mut dict)?;
+    canonical::canonicalize(&mut dict, !opts.interpolate)?;
     if opts.resolve_paths {
         paths::resolve(&mut dict, working_dir, env);
     }
@@ -684,20 +726,15 @@ fn finish(
             return Err(Issues { issues }.into());
         }
     }
-    let mut project = to_project(&dict)?;
-    for (n, s) in disabled {
-        let svc: Service = serde_json::from_value(s.to_json()).map_err(|source| Error::Model {
-            path: format!("services.{n}"),
-            source,
-        })?;
-        project.disabled_services.insert(n, svc);
-    }
-    project.name = name;
-    project.working_dir = working_dir.to_path_buf();
-    project.compose_files = files;
-    project.environment = env.clone();
-    project.warnings = warnings;
-    Ok(project)
+    Ok(Loaded {
+        dict,
+        disabled,
+        name,
+        working_dir: working_dir.to_path_buf(),
+        files,
+        env: env.clone(),
+        warnings,
+    })
 }
 
 fn to_project(dict: &Node) -> Result<Project, Error> {

@@ -67,6 +67,49 @@ pub fn yaml(project: &Project) -> Result<String, Error> {
     serde_saphyr::to_string_with_options(project, options).map_err(Error::Yaml)
 }
 
+/// Renders a canonical tree (from [`crate::load_tree`]) as YAML: `name`
+/// first, then every map sorted by key.
+pub fn yaml_value(tree: &serde_json::Value) -> Result<String, Error> {
+    fn sort(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(o) => {
+                let mut keys: Vec<&String> = o.keys().collect();
+                keys.sort();
+                keys.into_iter()
+                    .filter(|k| {
+                        !(k.as_str() == "environment"
+                            && o[*k].as_object().is_some_and(|e| e.is_empty()))
+                    })
+                    .map(|k| (k.clone(), sort(&o[k])))
+                    .collect()
+            }
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sort).collect()),
+            other => other.clone(),
+        }
+    }
+    let mut out = serde_json::Map::new();
+    if let Some(o) = tree.as_object() {
+        for k in [
+            "name", "services", "networks", "volumes", "secrets", "configs",
+        ] {
+            if let Some(v) = o.get(k) {
+                out.insert(k.to_string(), sort(v));
+            }
+        }
+        for (k, v) in o {
+            if !out.contains_key(k) {
+                out.insert(k.clone(), sort(v));
+            }
+        }
+    }
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.compact_list_indent = false;
+    options.folded_wrap_chars = usize::MAX;
+    options.min_fold_chars = usize::MAX;
+    serde_saphyr::to_string_with_options(&serde_json::Value::Object(out), options)
+        .map_err(Error::Yaml)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +132,28 @@ mod tests {
         assert!(text.starts_with("name: demo\n"), "{text}");
         assert!(text.contains("published: \"8080\""), "{text}");
         assert!(text.contains("name: demo_default"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod no_interpolate {
+    #[test]
+    fn values_with_variables_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("compose.yaml"),
+            "name: n\nservices:\n  web:\n    image: \"nginx:${TAG}\"\n    ports: [\"${PORT}:80\", \"81\"]\n    stop_grace_period: ${GRACE}\n",
+        )
+        .unwrap();
+        let mut o = crate::Options::new(dir.path(), indexmap::IndexMap::new());
+        o.interpolate = false;
+        let tree = crate::load_tree(&o).unwrap();
+        let text = super::yaml_value(&tree).unwrap();
+        assert!(text.starts_with("name: "), "{text}");
+        assert!(!text.contains("environment"), "{text}");
+        assert!(text.contains("image: nginx:${TAG}"), "{text}");
+        assert!(text.contains("- ${PORT}:80"), "{text}");
+        assert!(text.contains("stop_grace_period: ${GRACE}"), "{text}");
+        assert!(text.contains("target: 81"), "{text}");
     }
 }

@@ -86,14 +86,35 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     o.resolve_paths = !args.no_path_resolution;
     o.consistency = !args.no_consistency;
     o.services = args.service_names.clone();
+    // Without interpolation, values may still hold `${...}` where the typed
+    // model wants a port or a number: print the canonical tree instead.
+    let plain_output =
+        !(args.services || args.volumes || args.networks || args.profiles || args.images);
+    if args.no_interpolate && plain_output {
+        let tree = rstack_compose::load_tree(&o)?;
+        if args.quiet {
+            return Ok(0);
+        }
+        let text = match args.format {
+            Format::Json => serde_json::to_string_pretty(&tree)? + "\n",
+            Format::Yaml => rstack_compose::render::yaml_value(&tree)?,
+        };
+        return write_out(&args, &text);
+    }
     // Warnings (obsolete `version`, unset variables) are logged by the loader.
     let project = rstack_compose::load(&o)?;
     if args.quiet {
         return Ok(0);
     }
     let text = render(&project, &args)?;
+    write_out(&args, &text)
+}
+
+fn write_out(args: &Args, text: &str) -> anyhow::Result<u8> {
     match &args.output {
-        Some(path) => std::fs::write(path, text).with_context(|| format!("write {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("write {}", path.display()))?
+        }
         None => std::io::stdout().write_all(text.as_bytes())?,
     }
     Ok(0)
@@ -124,7 +145,9 @@ fn render(project: &Project, args: &Args) -> anyhow::Result<String> {
         })));
     }
     Ok(match args.format {
-        Format::Json => serde_json::to_string_pretty(&rstack_compose::render::sorted(project))? + "\n",
+        Format::Json => {
+            serde_json::to_string_pretty(&rstack_compose::render::sorted(project))? + "\n"
+        }
         Format::Yaml => rstack_compose::render::yaml(project)?,
     })
 }
