@@ -59,6 +59,21 @@ pub fn tests() -> Vec<Trial> {
             NEEDS,
             load_foreign_archives,
         ),
+        trial(
+            "images::concurrent_pulls_of_one_image",
+            NEEDS,
+            concurrent_pulls,
+        ),
+        trial(
+            "images::kill_9_during_pull_then_pull_completes",
+            NEEDS,
+            killed_pull,
+        ),
+        trial(
+            "images::prune_removes_dangling_keeps_shared_layers",
+            NEEDS,
+            prune_dangling,
+        ),
         trial("images::unknown_image_is_an_error", NEEDS, unknown_image),
         trial(
             "images::bad_references_are_rejected",
@@ -516,6 +531,120 @@ fn load_foreign_archives() {
         );
         rstack.ok(&["rmi", fixture.id()]);
     }
+    rstack.assert_no_leaks();
+}
+
+/// Two processes pulling the same image into one store at once both
+/// succeed and leave one consistent image.
+fn concurrent_pulls() {
+    let fixture = &Fixtures::shared().layered;
+    let rstack = Rstack::new();
+    let reference = fixture.reference();
+    let spawn = || {
+        let mut cmd = rstack.command(&["pull", "-q", &reference]);
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().expect("spawn rstack pull")
+    };
+    let children = [spawn(), spawn(), spawn()];
+    for child in children {
+        let out = child.wait_with_output().expect("wait for rstack pull");
+        assert!(
+            out.status.success(),
+            "a concurrent pull failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let v = inspect(&rstack, &reference);
+    assert_tagged(&v, fixture);
+    let lowers = lower_dirs(&v);
+    assert_busybox_layer(&lowers[3]);
+    assert_eq!(
+        std::fs::read(lowers[1].join("data/file")).unwrap(),
+        layered::FILE_CONTENT
+    );
+    let rows = rstack.ok(&["images", "--format", "json"]).json_lines();
+    assert_eq!(rows.len(), 1, "one image after concurrent pulls: {rows:?}");
+    rstack.assert_no_leaks();
+}
+
+/// `kill -9` of a pull at some point (wherever it happens to be), then a
+/// new pull: it succeeds and the image is complete and correct.
+fn killed_pull() {
+    let fixture = &Fixtures::shared().layered;
+    let reference = fixture.reference();
+    for delay_ms in [0u64, 2, 5, 10, 20, 40, 80] {
+        let rstack = Rstack::new();
+        let mut child = rstack
+            .command(&["pull", "-q", &reference])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn rstack pull");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        rstack.ok(&["pull", "-q", &reference]);
+        let v = inspect(&rstack, &reference);
+        assert_tagged(&v, fixture);
+        let lowers = lower_dirs(&v);
+        assert_busybox_layer(&lowers[3]);
+        assert_eq!(
+            std::fs::read(lowers[0].join("data/readded.txt")).unwrap(),
+            b"v3\n",
+            "killed after {delay_ms} ms: top layer complete"
+        );
+        assert_eq!(
+            std::fs::read(lowers[1].join("data/file")).unwrap(),
+            layered::FILE_CONTENT,
+            "killed after {delay_ms} ms"
+        );
+        rstack.assert_no_leaks();
+    }
+}
+
+/// A tag moved to another image leaves the old one dangling; `image prune`
+/// removes it but not the layers the remaining image still uses.
+fn prune_dangling() {
+    let fixtures = Fixtures::shared();
+    let registry = Registry::start().expect("start a registry");
+    let rstack = Rstack::new();
+    let moving = fixtures
+        .busybox_oci
+        .push_to(&registry, "e2e/moving:latest")
+        .expect("push busybox");
+    rstack.ok(&["pull", "-q", &moving.reference()]);
+    fixtures
+        .layered
+        .push_to(&registry, "e2e/moving:latest")
+        .expect("push layered over the tag");
+    rstack.ok(&["pull", "-q", &moving.reference()]);
+    let v = inspect(&rstack, &moving.reference());
+    assert_eq!(
+        v["Id"],
+        fixtures.layered.id(),
+        "the tag now names the layered image"
+    );
+
+    let rows = rstack.ok(&["images", "--format", "json"]).json_lines();
+    assert_eq!(
+        rows.len(),
+        2,
+        "the old image is still there, dangling: {rows:?}"
+    );
+    rstack.ok(&["image", "prune", "-f"]);
+    let rows = rstack.ok(&["images", "--format", "json"]).json_lines();
+    assert_eq!(rows.len(), 1, "prune removed the dangling image: {rows:?}");
+    let hex = &fixtures.busybox_oci.id()["sha256:".len()..];
+    assert!(
+        rows.iter().all(|r| r["ID"]
+            .as_str()
+            .is_some_and(|id| !hex.starts_with(id.trim_start_matches("sha256:")))),
+        "the dangling busybox image is gone: {rows:?}"
+    );
+    let lowers = lower_dirs(&inspect(&rstack, &moving.reference()));
+    assert_busybox_layer(&lowers[3]);
     rstack.assert_no_leaks();
 }
 
