@@ -263,9 +263,19 @@ impl Store {
     /// other image, which then may be left dangling like in Docker).
     pub(crate) fn record_image(&self, mut record: ImageRecord) -> Result<(), Error> {
         self.update_index(|index| {
+            // A tag that moves leaves the old image dangling (`<none>`), as
+            // in Docker: it loses the tag and its digests of that repository.
+            let name_of = |r: &String| Reference::parse(r).map(|r| r.name()).unwrap_or_default();
             for other in index.images.values_mut() {
                 if other.id != record.id {
+                    let lost: Vec<String> = other
+                        .repo_tags
+                        .iter()
+                        .filter(|t| record.repo_tags.contains(t))
+                        .map(name_of)
+                        .collect();
                     other.repo_tags.retain(|t| !record.repo_tags.contains(t));
+                    other.repo_digests.retain(|d| !lost.contains(&name_of(d)));
                 }
             }
             if let Some(existing) = index.images.get(&record.id) {
