@@ -824,3 +824,80 @@ pub struct FileObject {
     #[serde(flatten)]
     pub extensions: IndexMap<String, serde_json::Value>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::DeserializeOwned;
+
+    /// Every key the schema allows at `def` must be a typed field: a key the
+    /// model does not know would land in `extensions` (or fail `deny_unknown_fields`).
+    fn all_schema_keys_are_fields<T: DeserializeOwned>(
+        def: &str,
+        extensions: impl Fn(&T) -> Vec<String>,
+    ) {
+        let schema: serde_json::Value = serde_json::from_str(crate::validate::SCHEMA).unwrap();
+        let props = schema["$defs"][def]["properties"]
+            .as_object()
+            .or_else(|| {
+                schema["$defs"][def]["oneOf"]
+                    .as_array()
+                    .and_then(|a| a.iter().find_map(|b| b["properties"].as_object()))
+            })
+            .unwrap_or_else(|| panic!("no properties for {def}"));
+        for key in props.keys() {
+            if key == "extends" {
+                continue; // applied by the loader, never in the model
+            }
+            let probe = serde_json::json!({ key: {"__probe": true} });
+            if let Ok(v) = serde_json::from_value::<T>(probe) {
+                assert!(
+                    !extensions(&v).contains(key),
+                    "{def}.{key} is not a typed field"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn model_covers_the_schema() {
+        all_schema_keys_are_fields::<Service>("service", |s| {
+            s.extensions.keys().cloned().collect()
+        });
+        all_schema_keys_are_fields::<Deploy>("deployment", |s| {
+            s.extensions.keys().cloned().collect()
+        });
+        all_schema_keys_are_fields::<Healthcheck>("healthcheck", |s| {
+            s.extensions.keys().cloned().collect()
+        });
+        all_schema_keys_are_fields::<Network>("network", |s| {
+            s.extensions.keys().cloned().collect()
+        });
+        all_schema_keys_are_fields::<Volume>("volume", |s| s.extensions.keys().cloned().collect());
+        all_schema_keys_are_fields::<FileObject>("secret", |s| {
+            s.extensions.keys().cloned().collect()
+        });
+        all_schema_keys_are_fields::<FileObject>("config", |s| {
+            s.extensions.keys().cloned().collect()
+        });
+    }
+
+    #[test]
+    fn build_covers_the_schema() {
+        let schema: serde_json::Value = serde_json::from_str(crate::validate::SCHEMA).unwrap();
+        let build = &schema["$defs"]["service"]["properties"]["build"]["oneOf"];
+        let props = build
+            .as_array()
+            .and_then(|a| a.iter().find_map(|b| b["properties"].as_object()))
+            .unwrap();
+        for key in props.keys() {
+            let probe = serde_json::json!({ key: {"__probe": true} });
+            if let Ok(b) = serde_json::from_value::<Build>(probe) {
+                assert!(
+                    !b.extensions.contains_key(key),
+                    "build.{key} is not a typed field"
+                );
+            }
+        }
+    }
+}
