@@ -65,6 +65,11 @@ pub fn tests() -> Vec<Trial> {
             concurrent_pulls,
         ),
         trial(
+            "images::docker_and_podman_auth_files_are_used",
+            NEEDS,
+            foreign_auth_files,
+        ),
+        trial(
             "images::kill_9_during_pull_then_pull_completes",
             NEEDS,
             killed_pull,
@@ -190,7 +195,13 @@ fn assert_tagged(inspected: &Value, fixture: &Fixture) {
 fn pull_single(fixture: &Fixture) {
     let rstack = Rstack::new();
     let reference = fixture.reference();
-    rstack.ok(&["pull", "-q", &reference]);
+    // Not a terminal: plain lines like docker's, ending with the digest.
+    let out = rstack.ok(&["pull", &reference]);
+    assert!(
+        out.stdout
+            .contains(&format!("Digest: {}", fixture.manifest_digest)),
+        "pull prints the manifest digest:\n{out}"
+    );
     let v = inspect(&rstack, &reference);
     assert_tagged(&v, fixture);
     assert_eq!(strings(&v["Config"]["Cmd"]), ["sh"], "Config.Cmd");
@@ -203,8 +214,14 @@ fn pull_single(fixture: &Fixture) {
     let lowers = lower_dirs(&v);
     assert_eq!(lowers.len(), 1, "one layer");
     assert_busybox_layer(&lowers[0]);
-    // Pulling what is already there succeeds and changes nothing.
-    rstack.ok(&["pull", "-q", &reference]);
+    // Pulling what is already there succeeds and changes nothing; `-q`
+    // prints only the image name.
+    let out = rstack.ok(&["pull", "-q", &reference]);
+    assert_eq!(
+        out.stdout.trim(),
+        reference,
+        "pull -q prints the name:\n{out}"
+    );
     assert_eq!(lower_dirs(&inspect(&rstack, &reference)), lowers);
     rstack.assert_no_leaks();
 }
@@ -745,6 +762,58 @@ fn auth_login() {
     assert!(out.success(), "login --password-stdin:\n{out}");
     rstack.ok(&["pull", "-q", &second.reference()]);
     rstack.assert_no_leaks();
+}
+
+/// Credentials rstack never stored itself: Docker's `~/.docker/config.json`
+/// and Podman's `~/.config/containers/auth.json` are used for pulls.
+fn foreign_auth_files() {
+    let (user, password) = ("e2e-user", "e2e-pass-word");
+    let registry = Registry::start_with_auth(user, password).expect("start the auth registry");
+    let fixture = Fixtures::shared()
+        .busybox_oci
+        .push_to(&registry, "e2e/private:latest")
+        .expect("push with credentials");
+    let auth = base64_encode(format!("{user}:{password}").as_bytes());
+    let config = format!(
+        r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+        registry.host()
+    );
+    for file in [".docker/config.json", ".config/containers/auth.json"] {
+        let rstack = Rstack::new();
+        rstack.fails(&["pull", "-q", &fixture.reference()]);
+        let path = rstack.home().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &config).unwrap();
+        rstack.ok(&["pull", "-q", &fixture.reference()]);
+        assert_eq!(
+            inspect(&rstack, &fixture.reference())["Id"],
+            fixture.id(),
+            "pulled with ~/{file}"
+        );
+        rstack.assert_no_leaks();
+    }
+}
+
+/// Standard base64 with padding (the `auth` field of Docker's config.json).
+fn base64_encode(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn evil_pull(attack: Attack) {
