@@ -19,7 +19,8 @@ use rstack_netns::dns::{Resolver, Upstreams};
 use rstack_netns::{AttachRequest, CreateOptions};
 
 const DNS_QUERIES: usize = 20_000;
-const TCP_SECONDS: f64 = 2.0;
+const TCP_SECONDS: f64 = 1.0;
+const TCP_ROUNDS: usize = 3;
 
 fn main() {
     if std::env::var(harness::CHILD_ENV).is_ok() {
@@ -120,6 +121,36 @@ fn bench() -> Result<(), String> {
         lat.len() as f64 / total.as_secs_f64()
     );
 
+    // throughput with 4 clients at once
+    let start = Instant::now();
+    let per = DNS_QUERIES / 4;
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let b = &b;
+            s.spawn(move || {
+                harness::in_netns(b, || {
+                    let u = UdpSocket::bind("0.0.0.0:0").expect("bind");
+                    u.connect("127.0.0.11:53").expect("connect");
+                    u.set_read_timeout(Some(Duration::from_secs(2))).ok();
+                    let mut buf = [0u8; 512];
+                    for i in 0..per {
+                        let q = harness::dns_query_bytes(
+                            "a",
+                            simple_dns::TYPE::A,
+                            (t * per + i) as u16,
+                        );
+                        u.send(&q).expect("send");
+                        u.recv(&mut buf).expect("dns reply");
+                    }
+                })
+            });
+        }
+    });
+    println!(
+        "dns: 4 concurrent clients: {:.0} queries/s",
+        (per * 4) as f64 / start.elapsed().as_secs_f64()
+    );
+
     // TCP throughput: a sink in container a
     let l = harness::in_netns(&a, || TcpListener::bind("0.0.0.0:80").expect("bind sink"));
     std::thread::spawn(move || {
@@ -142,10 +173,51 @@ fn bench() -> Result<(), String> {
         }
         Ok(sent as f64 / start.elapsed().as_secs_f64() / 1e9)
     };
-    let direct = run(SocketAddr::from((att_a.ipv4, 80)))?;
-    let via_host = run(SocketAddr::from((Ipv4Addr::new(10, 99, 0, 1), 8080)))?;
-    let via_lo = run(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)))?;
-    println!("tcp: direct to container {direct:.2} GB/s");
+    // alternate the three paths and keep each one's best round: the machine
+    // is shared, so the best round is the least disturbed one
+    let targets = [
+        SocketAddr::from((att_a.ipv4, 80)),
+        SocketAddr::from((Ipv4Addr::new(10, 99, 0, 1), 8080)),
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+    ];
+    let mut best = [0f64; 3];
+    for _round in 0..TCP_ROUNDS {
+        for (i, t) in targets.iter().enumerate() {
+            best[i] = best[i].max(run(*t)?);
+        }
+    }
+    let [direct, via_host, via_lo] = best;
+
+    // an external client: another namespace routed through the host over a
+    // veth, as a machine on the LAN would be; both paths are forwarded
+    let ext = env.container("ext");
+    let mut holder = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", ext.display()))
+        .args(["sleep", "600"])
+        .spawn()
+        .map_err(|e| format!("nsenter: {e}"))?;
+    let wire = harness::sh(&format!(
+        "ip link add vext0 type veth peer name vext1 && ip link set vext1 netns {pid} && \
+         ip addr add 10.98.0.1/24 dev vext0 && ip link set vext0 up && \
+         nsenter --net={ns} sh -c 'ip addr add 10.98.0.2/24 dev vext1 && ip link set vext1 up && ip route add default via 10.98.0.1'",
+        pid = holder.id(),
+        ns = ext.display()
+    ));
+    let _ = holder.kill();
+    let _ = holder.wait();
+    wire?;
+    let ext_targets = [
+        SocketAddr::from((att_a.ipv4, 80)),
+        SocketAddr::from((Ipv4Addr::new(10, 98, 0, 1), 8080)),
+    ];
+    let mut ext_best = [0f64; 2];
+    for _round in 0..TCP_ROUNDS {
+        for (i, t) in ext_targets.iter().enumerate() {
+            let got = harness::in_netns(&ext, || run(*t))?;
+            ext_best[i] = ext_best[i].max(got);
+        }
+    }
+    println!("tcp: direct to container {direct:.2} GB/s (best of {TCP_ROUNDS} rounds)");
     println!(
         "tcp: published port via host address {via_host:.2} GB/s ({:.2} x direct)",
         via_host / direct
@@ -153,6 +225,12 @@ fn bench() -> Result<(), String> {
     println!(
         "tcp: published port via 127.0.0.1 {via_lo:.2} GB/s ({:.2} x direct)",
         via_lo / direct
+    );
+    println!(
+        "tcp: external client: routed to the container {:.2} GB/s, through the published port {:.2} GB/s ({:.2} x direct)",
+        ext_best[0],
+        ext_best[1],
+        ext_best[1] / ext_best[0]
     );
     Ok(())
 }
