@@ -114,7 +114,7 @@ pub fn schema(root: &Node) -> Vec<Issue> {
     let mut issues = Vec::new();
     for err in v.iter_errors(&instance) {
         let segs = segs_of(err.instance_path());
-        issues.push(describe(root, &segs, &err));
+        issues.extend(describe(root, &segs, &err));
     }
     // The most specific problems first, and no repeats.
     issues.dedup();
@@ -139,7 +139,7 @@ fn type_list(types: &[String]) -> String {
     }
 }
 
-fn describe(root: &Node, segs: &[Seg], err: &jsonschema::ValidationError<'_>) -> Issue {
+fn describe(root: &Node, segs: &[Seg], err: &jsonschema::ValidationError<'_>) -> Vec<Issue> {
     use jsonschema::error::ValidationErrorKind as K;
     let node = node_at(root, segs);
     let path = dotted(segs);
@@ -162,19 +162,20 @@ fn describe(root: &Node, segs: &[Seg], err: &jsonschema::ValidationError<'_>) ->
                 }
                 parts.push((report_pos(n), m));
             }
-            if let Some((pos, m)) = parts.into_iter().next() {
-                let mut p = path.clone();
-                if let Some(key) = unexpected.first() {
-                    if !p.is_empty() {
-                        p.push('.');
-                    }
-                    p.push_str(key);
-                }
-                return Issue {
-                    pos,
-                    path: p,
-                    message: m,
-                };
+            if !parts.is_empty() {
+                return parts
+                    .into_iter()
+                    .zip(unexpected)
+                    .map(|((pos, message), key)| Issue {
+                        pos,
+                        path: if path.is_empty() {
+                            key.clone()
+                        } else {
+                            format!("{path}.{key}")
+                        },
+                        message,
+                    })
+                    .collect();
             }
             format!("{at}: additional properties are not allowed")
         }
@@ -207,11 +208,11 @@ fn describe(root: &Node, segs: &[Seg], err: &jsonschema::ValidationError<'_>) ->
         K::Enum { options } => format!("{at} must be one of {options}"),
         _ => format!("{at}: {err}"),
     };
-    Issue {
+    vec![Issue {
         pos: report_pos(node),
         path,
         message,
-    }
+    }]
 }
 
 /// For `oneOf` / `anyOf` with no branch for this kind of value, say what

@@ -772,3 +772,21 @@ fn a_service_needs_an_image_or_a_build() {
     );
     assert!(e.contains("undefined service \"b\" in volumes_from"), "{e}");
 }
+
+#[test]
+fn every_unknown_key_is_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let e = err(
+        d.path(),
+        "name: t\nservices:\n  a:\n    imgae: x\n    comand: [x]\n",
+    );
+    assert!(
+        e.contains("compose.yaml:4:5: unknown key `imgae`") && e.contains("did you mean `image`?"),
+        "{e}"
+    );
+    assert!(
+        e.contains("compose.yaml:5:5: unknown key `comand`")
+            && e.contains("did you mean `command`?"),
+        "{e}"
+    );
+}
