@@ -571,6 +571,21 @@ pub(crate) fn resolve_environment(
         if opts.discard_env_files {
             sm.shift_remove("env_file");
         }
+        // Build args without a value come from the environment when set.
+        if let Some(args) = sm
+            .get_mut("build")
+            .and_then(Node::as_map_mut)
+            .and_then(|b| b.get_mut("args"))
+            .and_then(Node::as_map_mut)
+        {
+            for (k, v) in args.iter_mut() {
+                if v.is_null()
+                    && let Some(val) = env.get(k)
+                {
+                    v.value = Value::Str(val.clone());
+                }
+            }
+        }
         // label_file: labels read from files, under the explicit ones.
         let label_files: Vec<PathBuf> = sm
             .get("label_file")

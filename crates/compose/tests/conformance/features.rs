@@ -288,7 +288,7 @@ services:
     <<: *common
     build:
       context: ./web
-      args: [VERSION=1.2]
+      args: [VERSION=1.2, HTTP_PROXY, NO_SUCH_ARG]
     ports:
       - "127.0.0.1:8080:80"
       - target: 443
@@ -361,6 +361,7 @@ fn tutorial_project_with_override() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "compose.yaml", TUTORIAL);
     write(d.path(), "web.env", "DEBUG=0\n");
+    write(d.path(), ".env", "HTTP_PROXY=http://proxy:3128\n");
     write(
         d.path(),
         "compose.override.yaml",
