@@ -3,7 +3,8 @@
 //!
 //! Rules, as Docker's embedded DNS:
 //! - A container sees only the networks it is attached to. On those it can
-//!   resolve container names, hostnames and aliases (service names are
+//!   resolve container names, hostnames and aliases, bare or qualified with
+//!   the network name (`db.backend`) (service names are
 //!   aliases shared by all replicas: every address is returned, rotated per
 //!   query for round-robin).
 //! - AAAA (and other types) for a known name: an empty NOERROR answer
@@ -92,12 +93,20 @@ pub fn lookup(
         return Answer::Forward;
     }
 
-    let mut addrs: Vec<Ipv4Addr> = shared
-        .iter()
-        .flat_map(|n| n.endpoints.values())
-        .filter(|e| e.dns_names().any(|n| n == name))
-        .map(|e| e.ipv4)
-        .collect();
+    let mut addrs: Vec<Ipv4Addr> = Vec::new();
+    for net in &shared {
+        // `name` or `name.<network>` (scoped to that network), as Docker does
+        let local = name
+            .strip_suffix(net.name.to_ascii_lowercase().as_str())
+            .and_then(|n| n.strip_suffix('.'));
+        for e in net.endpoints.values() {
+            if e.dns_names()
+                .any(|n| n == name || Some(n.as_str()) == local)
+            {
+                addrs.push(e.ipv4);
+            }
+        }
+    }
     addrs.sort();
     addrs.dedup();
     if addrs.is_empty() {
