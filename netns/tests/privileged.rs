@@ -74,6 +74,7 @@ fn all_cases() -> Vec<(&'static str, harness::Case)> {
             "connect_container_many_networks",
             cases::connect_container_many_networks,
         ),
+        ("failed_create_is_undone", cases::failed_create_is_undone),
         ("published_ports", ports_cases::published_ports),
         (
             "port_conflicts_leave_nothing",

@@ -632,3 +632,24 @@ pub fn connect_container_many_networks() -> Result<(), String> {
     env.nets.remove("web").map_err(|e| e.to_string())?;
     assert_clean(&env)
 }
+
+pub fn failed_create_is_undone() -> Result<(), String> {
+    let env = Env::new();
+    let broken = Networks::new(Config {
+        nft: "/nonexistent/nft".into(),
+        ..Config::new(env.run_dir())
+    });
+    let err = broken
+        .create(&CreateOptions {
+            name: "web".into(),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+    check(err.contains("/nonexistent/nft"), err)?;
+    check(
+        broken.list().map_err(|e| e.to_string())?.is_empty(),
+        "no state recorded",
+    )?;
+    assert_clean(&env)
+}
