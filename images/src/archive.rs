@@ -408,12 +408,16 @@ impl Store {
                 layers.len()
             )));
         }
+        let mut staged: Vec<layer::Staged> = Vec::new();
         for ((desc, path), diff_id) in layers.iter().zip(&diff_ids) {
-            if self.has_layer(diff_id, &desc.digest) {
+            let listed_twice = staged
+                .iter()
+                .any(|s| s.meta.diff_id == *diff_id && s.meta.blob_digest == desc.digest);
+            if listed_twice || self.has_layer(diff_id, &desc.digest) {
                 layer::ensure_link(self, diff_id)?;
                 continue;
             }
-            let _lock = self.layer_lock(diff_id)?;
+            let lock = self.layer_lock(diff_id)?;
             if self.has_layer(diff_id, &desc.digest) {
                 layer::ensure_link(self, diff_id)?;
                 continue;
@@ -428,13 +432,16 @@ impl Store {
                 blob_size: Some(desc.size),
                 diff_id: diff_id.clone(),
             };
-            layer::import(
+            let mut layer = layer::import(
                 self,
                 &spec,
                 BufReader::with_capacity(1 << 20, file),
                 &|_| {},
             )?;
+            layer._lock = Some(lock);
+            staged.push(layer);
         }
+        layer::commit(self, staged)?;
         self.put_blob(config_digest, config)?;
         self.put_blob(manifest_digest, manifest_data)?;
         let size = diff_ids

@@ -58,14 +58,14 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
-/// Imports a layer (caller holds the layer lock and the shared store lock).
-/// Returns the unpacked size.
+/// Unpacks and verifies a layer into a staging dir (caller holds the layer
+/// lock and the shared store lock); [`commit`] moves it into the store.
 pub(crate) fn import(
     store: &Store,
     spec: &LayerSpec,
     reader: impl Read,
     progress: &(dyn Fn(u64) + Send + Sync),
-) -> Result<LayerMeta, Error> {
+) -> Result<Staged, Error> {
     let tmp_root = store.tmp_dir();
     let staging = tempfile::Builder::new()
         .prefix(&format!("layer-{}-", std::process::id()))
@@ -168,55 +168,85 @@ pub(crate) fn import(
         blob_size: count,
         size: stats.bytes,
     };
-    commit(store, staging.path(), &blob_tmp, &meta)?;
-    Ok(meta)
-}
-
-/// Moves a verified staging dir into the store.
-fn commit(store: &Store, staging: &Path, blob_tmp: &Path, meta: &LayerMeta) -> Result<(), Error> {
-    let meta_json = serde_json::to_vec_pretty(meta).expect("layer meta serialises");
-    let meta_path = staging.join("layer.json");
+    let meta_json = serde_json::to_vec_pretty(&meta).expect("layer meta serialises");
+    let meta_path = staging.path().join("layer.json");
     std::fs::write(&meta_path, meta_json).map_err(|source| Error::Write {
         path: meta_path,
         source,
     })?;
-    // One syncfs for the thousands of unpacked files, before they become
-    // visible under their final name.
-    fsutil::syncfs(staging)?;
+    Ok(Staged {
+        dir: staging,
+        meta,
+        _lock: None,
+    })
+}
 
-    let blob_path = store.blob_path(&meta.blob_digest);
-    if !blob_path.exists() {
-        std::fs::rename(blob_tmp, &blob_path).map_err(|source| Error::Write {
-            path: blob_path.clone(),
-            source,
-        })?;
-        fsutil::sync_dir(&store.blob_dir())?;
+/// A verified layer in `images/tmp/`, not yet in the store. Dropping it
+/// removes it.
+pub(crate) struct Staged {
+    dir: tempfile::TempDir,
+    pub meta: LayerMeta,
+    /// The layer lock, held until the layer is committed.
+    pub _lock: Option<fsutil::LockGuard>,
+}
+
+/// Moves verified staging dirs into the store. One `syncfs` first for the
+/// thousands of unpacked files of all layers (an fsync per file, or a
+/// journal commit per layer, costs far more), so nothing reaches its final
+/// name before its content is on disk; the directories are fsynced once at
+/// the end.
+pub(crate) fn commit(store: &Store, staged: Vec<Staged>) -> Result<(), Error> {
+    if staged.is_empty() {
+        return Ok(());
     }
-    let layer_dir = store.layers_dir().join(hex_of(&meta.diff_id));
-    if store.layer_meta(&meta.diff_id).is_none() {
-        if layer_dir.exists() {
-            // A layer dir without metadata is not complete; replace it.
-            fsutil::remove_all(&layer_dir).map_err(|source| Error::Write {
+    fsutil::syncfs(&store.tmp_dir())?;
+    for s in &staged {
+        let meta = &s.meta;
+        let blob_tmp = s.dir.path().join("blob");
+        let blob_path = store.blob_path(&meta.blob_digest);
+        if !blob_path.exists() {
+            std::fs::rename(&blob_tmp, &blob_path).map_err(|source| Error::Write {
+                path: blob_path.clone(),
+                source,
+            })?;
+        }
+        let layer_dir = store.layers_dir().join(hex_of(&meta.diff_id));
+        if store.layer_meta(&meta.diff_id).is_none() {
+            if layer_dir.exists() {
+                // A layer dir without metadata is not complete; replace it.
+                fsutil::remove_all(&layer_dir).map_err(|source| Error::Write {
+                    path: layer_dir.clone(),
+                    source,
+                })?;
+            }
+            let _ = std::fs::remove_file(&blob_tmp);
+            std::fs::rename(s.dir.path(), &layer_dir).map_err(|source| Error::Write {
                 path: layer_dir.clone(),
                 source,
             })?;
         }
-        let _ = std::fs::remove_file(blob_tmp);
-        std::fs::rename(staging, &layer_dir).map_err(|source| Error::Write {
-            path: layer_dir.clone(),
-            source,
-        })?;
-        fsutil::sync_dir(&store.layers_dir())?;
+        make_link(store, &meta.diff_id)?;
     }
-    ensure_link(store, &meta.diff_id)
+    fsutil::sync_dir(&store.blob_dir())?;
+    fsutil::sync_dir(&store.layers_dir())?;
+    fsutil::sync_dir(&store.link_dir())?;
+    Ok(())
 }
 
 /// Creates `l/<short>` -> `../layers/<hex>/diff` if missing.
 pub(crate) fn ensure_link(store: &Store, diff_id: &str) -> Result<(), Error> {
+    if make_link(store, diff_id)? {
+        fsutil::sync_dir(&store.link_dir())?;
+    }
+    Ok(())
+}
+
+/// The link without the directory fsync; true when it was created.
+fn make_link(store: &Store, diff_id: &str) -> Result<bool, Error> {
     let link = store.link_dir().join(Store::layer_link_name(diff_id));
     let target = Path::new("../layers").join(hex_of(diff_id)).join("diff");
     if std::fs::read_link(&link).is_ok_and(|t| t == target) {
-        return Ok(());
+        return Ok(false);
     }
     let tmp = store.link_dir().join(format!(
         ".tmp-{}-{}",
@@ -232,6 +262,5 @@ pub(crate) fn ensure_link(store: &Store, diff_id: &str) -> Result<(), Error> {
         path: link.clone(),
         source,
     })?;
-    fsutil::sync_dir(&store.link_dir())?;
-    Ok(())
+    Ok(true)
 }

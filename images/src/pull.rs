@@ -272,18 +272,23 @@ impl Ctx<'_> {
         Ok(data)
     }
 
-    /// Makes one layer present in the store.
-    async fn layer(&self, desc: &manifest::Descriptor, diff_id: &str) -> Result<(), Error> {
+    /// Makes one layer present: `None` when the store has it, else the
+    /// verified staged layer (holding its lock) for [`layer::commit`].
+    async fn layer(
+        &self,
+        desc: &manifest::Descriptor,
+        diff_id: &str,
+    ) -> Result<Option<layer::Staged>, Error> {
         let id = short_id(&desc.digest);
         let store = self.store;
         if store.has_layer(diff_id, &desc.digest) {
             layer::ensure_link(store, diff_id)?;
             self.progress.layer(&id, LayerEvent::AlreadyExists);
-            return Ok(());
+            return Ok(None);
         }
         let lock_path_store = store.clone();
         let d = diff_id.to_owned();
-        let _lock = match crate::fsutil::try_lock(&store.layer_lock_path(diff_id))? {
+        let lock = match crate::fsutil::try_lock(&store.layer_lock_path(diff_id))? {
             Some(lock) => lock,
             None => {
                 self.progress.layer(&id, LayerEvent::Waiting);
@@ -295,7 +300,7 @@ impl Ctx<'_> {
         if store.has_layer(diff_id, &desc.digest) {
             layer::ensure_link(store, diff_id)?;
             self.progress.layer(&id, LayerEvent::AlreadyExists);
-            return Ok(());
+            return Ok(None);
         }
         let oci_desc = oci_client::manifest::OciDescriptor {
             digest: desc.digest.clone(),
@@ -403,9 +408,10 @@ impl Ctx<'_> {
                 actual,
             });
         }
-        result?;
+        let mut staged = result?;
+        staged._lock = Some(lock);
         self.progress.layer(&id, LayerEvent::Complete);
-        Ok(())
+        Ok(Some(staged))
     }
 }
 
@@ -601,17 +607,25 @@ impl Store {
             .map_err(Error::Join)??;
         self.clean_tmp();
 
+        // A layer listed twice is fetched once (its lock is held until commit).
+        let mut seen = std::collections::HashSet::new();
         let jobs = manifest
             .layers
             .iter()
             .zip(&diff_ids)
+            .filter(|(desc, diff_id)| seen.insert((desc.digest.clone(), (*diff_id).clone())))
             .map(|(desc, diff_id)| ctx.layer(desc, diff_id));
         let mut stream =
             futures_util::stream::iter(jobs).buffer_unordered(opts.max_concurrent_downloads.max(1));
+        let mut staged = Vec::new();
         while let Some(result) = stream.next().await {
-            result?;
+            staged.extend(result?);
         }
         drop(stream);
+        let commit_store = self.clone();
+        tokio::task::spawn_blocking(move || layer::commit(&commit_store, staged))
+            .await
+            .map_err(Error::Join)??;
 
         self.put_blob(&config_digest, &config_data)?;
         self.put_blob(&manifest_digest, &manifest_body)?;
