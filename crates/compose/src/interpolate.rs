@@ -52,6 +52,21 @@ pub fn substitute(
     env: &dyn Lookup,
     unset: &mut Vec<String>,
 ) -> Result<String, Error> {
+    substitute_at(template, env, unset, 0)
+}
+
+/// Deepest nesting of `${A:-${B:-...}}` accepted (a bound on recursion).
+const MAX_NESTING: usize = 64;
+
+fn substitute_at(
+    template: &str,
+    env: &dyn Lookup,
+    unset: &mut Vec<String>,
+    depth: usize,
+) -> Result<String, Error> {
+    if depth > MAX_NESTING {
+        return Err(invalid(template));
+    }
     let mut out = String::with_capacity(template.len());
     let mut first_err: Option<Error> = None;
     let b = template.as_bytes();
@@ -89,7 +104,7 @@ pub fn substitute(
             break;
         };
         let body = &braced[2..close];
-        match substitute_braced(body, env, unset) {
+        match substitute_braced(body, env, unset, depth) {
             Ok(v) => out.push_str(&v),
             Err(Error::InvalidTemplate { .. }) => {
                 record(&mut first_err, invalid(template));
@@ -200,6 +215,7 @@ fn substitute_braced(
     body: &str,
     env: &dyn Lookup,
     unset: &mut Vec<String>,
+    depth: usize,
 ) -> Result<String, Error> {
     let n = name_len(body);
     if n == 0 {
@@ -220,7 +236,7 @@ fn substitute_braced(
     let value = env.lookup(name);
     let set = value.is_some();
     let non_empty = value.as_deref().is_some_and(|v| !v.is_empty());
-    let expand = |arg: &str, unset: &mut Vec<String>| substitute(arg, env, unset);
+    let expand = |arg: &str, unset: &mut Vec<String>| substitute_at(arg, env, unset, depth + 1);
     match op {
         Operator::DefaultNonEmpty if !non_empty => expand(arg, unset),
         Operator::Default if !set => expand(arg, unset),
@@ -499,6 +515,14 @@ mod tests {
             "required variable U is missing a value: need it"
         );
         assert!(sub("${A!}", &env).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error() {
+        let t = format!("{}x{}", "${A:-".repeat(100_000), "}".repeat(100_000));
+        assert!(sub(&t, &[]).is_err());
+        let t = format!("{}x{}", "${A:-".repeat(10), "}".repeat(10));
+        assert_eq!(sub(&t, &[]).unwrap(), "x");
     }
 
     #[test]

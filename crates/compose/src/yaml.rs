@@ -22,6 +22,11 @@ use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Span, Tag as YamlT
 /// Upper bound of nodes a document may expand to through aliases.
 pub const ALIAS_NODE_BUDGET: usize = 1_000_000;
 
+/// Deepest nesting of sequences and mappings accepted. Compose files use a
+/// handful of levels; the bound keeps every recursive pass of the loader far
+/// from the stack limit.
+pub const MAX_DEPTH: usize = 128;
+
 /// Where a node starts: file, 1-based line and 1-based column.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Pos {
@@ -119,6 +124,8 @@ pub enum Error {
     AliasBudget { pos: Pos, budget: usize },
     #[error("{pos}: mapping keys must be scalars")]
     ComplexKey { pos: Pos },
+    #[error("{pos}: nesting deeper than {max} levels")]
+    TooDeep { pos: Pos, max: usize },
 }
 
 impl Node {
@@ -273,6 +280,7 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Node>, Error> {
         file,
         anchors: Vec::new(),
         expanded: 0,
+        depth: 0,
     };
     let mut parser = Parser::new_from_str(text);
     let mut docs = Vec::new();
@@ -308,6 +316,7 @@ struct Builder {
     file: Arc<str>,
     anchors: Vec<Option<Node>>,
     expanded: usize,
+    depth: usize,
 }
 
 type Ev<'a> = (Event<'a>, Span);
@@ -351,6 +360,17 @@ impl Builder {
                 }
             }
         }
+    }
+
+    fn enter(&mut self, pos: &Pos) -> Result<(), Error> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Error::TooDeep {
+                pos: pos.clone(),
+                max: MAX_DEPTH,
+            });
+        }
+        Ok(())
     }
 
     fn remember(&mut self, id: usize, node: &Node) {
@@ -399,6 +419,7 @@ impl Builder {
                 Ok(node)
             }
             Event::SequenceStart(_, anchor, tag) => {
+                self.enter(&pos)?;
                 let mut items = Vec::new();
                 loop {
                     let (ev, span) = self.next(parser)?;
@@ -413,6 +434,7 @@ impl Builder {
                     }
                     items.push(self.node(ev, span, parser)?);
                 }
+                self.depth -= 1;
                 let node = Node {
                     value: Value::Seq(items),
                     pos,
@@ -423,6 +445,7 @@ impl Builder {
                 Ok(node)
             }
             Event::MappingStart(_, anchor, tag) => {
+                self.enter(&pos)?;
                 let mut map = Map::new();
                 let mut merges: Vec<Node> = Vec::new();
                 loop {
@@ -477,6 +500,7 @@ impl Builder {
                     value.key_pos = Some(key.pos);
                     map.insert(key_text, value);
                 }
+                self.depth -= 1;
                 // Explicit keys win over merged ones; among merged mappings
                 // the first one listed wins (YAML merge key spec).
                 for src in merges {
@@ -701,5 +725,20 @@ mod tests {
     fn empty_document() {
         assert!(parse_one("", "e.yml").unwrap().is_none());
         assert!(parse_one("# only a comment\n", "e.yml").unwrap().is_none());
+    }
+}
+
+#[cfg(test)]
+mod deep {
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let text = format!("a: {}{}\n", "[".repeat(200_000), "]".repeat(200_000));
+        let r = super::parse(&text, "deep.yml");
+        assert!(r.is_err(), "deep nesting should be refused");
+        let text = "a:\n".to_string()
+            + &(1..3000)
+                .map(|i| format!("{}- \n", " ".repeat(i)))
+                .collect::<String>();
+        let _ = super::parse(&text, "deep2.yml");
     }
 }
