@@ -8,6 +8,8 @@ pkgs=(
   busybox-static                                # fixture images
   nftables iproute2 iptables                    # networking
   jq curl procps util-linux                     # test helpers
+  qemu-system-x86 kmod cpio xz-utils            # vagrant/qemu-run: the cgroup v2 test VM
+  debootstrap                                   # pull benchmark image (tests/src/bin/bench.rs)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -21,3 +21,16 @@ echo "== unit and privileged tests"
 cargo test --workspace --exclude rstack-e2e
 echo "== end-to-end tests"
 RSTACK_BIN="$(pwd)/target/debug/rstack" cargo test -p rstack-e2e
+echo "== cgroup v2 tests in a VM"
+if grep -qsw cpu /sys/fs/cgroup/cgroup.controllers && grep -qsw memory /sys/fs/cgroup/cgroup.controllers; then
+  echo "skipped: this host has cgroup v2 with cpu and memory, so the cgroup tests above ran on it"
+else
+  # this host's cgroups are v1/hybrid: the same host-built binaries, in a pure cgroup v2 VM
+  vagrant/qemu-run -- tests/vm/check.sh
+fi
+echo "== vagrant validate"
+if command -v vagrant >/dev/null; then
+  (cd vagrant && vagrant validate)
+else
+  echo "skipped: vagrant is not installed (apt-get install vagrant vagrant-libvirt)"
+fi

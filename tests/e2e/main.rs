@@ -4,8 +4,18 @@
 //! returns its trials. A trial whose prerequisite is missing is reported as
 //! ignored (skipped) with the reason, never as passed.
 
+mod harness;
+mod images;
+mod network;
+
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
-    let trials: Vec<libtest_mimic::Trial> = Vec::new();
-    libtest_mimic::run(&args, trials).exit();
+    let mut trials: Vec<libtest_mimic::Trial> = Vec::new();
+    trials.extend(harness::tests());
+    trials.extend(images::tests());
+    trials.extend(network::tests());
+    let conclusion = libtest_mimic::run(&args, trials);
+    // Statics are never dropped: stop the shared registry explicitly.
+    rstack_e2e::cleanup();
+    conclusion.exit();
 }
