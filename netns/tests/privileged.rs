@@ -31,10 +31,14 @@ fn main() {
     let trials = all_cases()
         .into_iter()
         .map(|(name, _)| {
+            let missing = harness::missing_tool(name);
+            if let (None, Some(reason)) = (&skip, &missing) {
+                eprintln!("{name} SKIPPED: {reason}");
+            }
             libtest_mimic::Trial::test(name, move || {
                 harness::run_in_namespace(name).map_err(Into::into)
             })
-            .with_ignored_flag(skip.is_some())
+            .with_ignored_flag(skip.is_some() || missing.is_some())
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();
@@ -75,6 +79,10 @@ fn all_cases() -> Vec<(&'static str, harness::Case)> {
             cases::connect_container_many_networks,
         ),
         ("failed_create_is_undone", cases::failed_create_is_undone),
+        (
+            "busybox_clients_resolve_and_fetch",
+            cases::busybox_clients_resolve_and_fetch,
+        ),
         ("published_ports", ports_cases::published_ports),
         (
             "port_conflicts_leave_nothing",

@@ -32,6 +32,13 @@ pub fn skip_reason() -> Option<String> {
     None
 }
 
+/// A tool one case needs beyond the common ones, when it is missing.
+pub fn missing_tool(case: &str) -> Option<String> {
+    let busybox = std::path::Path::new("/bin/busybox");
+    (case.starts_with("busybox") && !busybox.exists())
+        .then(|| "/bin/busybox is not installed (busybox-static)".to_string())
+}
+
 /// Runs case `name` in a re-executed child inside fresh net+mount namespaces.
 pub fn run_in_namespace(name: &str) -> Result<(), String> {
     run_in_namespace_output(name).map(drop)
