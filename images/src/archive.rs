@@ -622,3 +622,130 @@ fn extract(
     }
     Ok(files)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+    use crate::digest::sha256_digest;
+
+    /// An OCI layout archive with one gzip layer holding `file`, named `name`.
+    fn oci_archive(name: &str, content: &[u8]) -> (Vec<u8>, String) {
+        let mut layer = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        layer.append_data(&mut h, "file", content).unwrap();
+        let raw = layer.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&raw).unwrap();
+        let gz = gz.finish().unwrap();
+        let config = serde_json::to_vec(&json!({
+            "architecture": "amd64", "os": "linux", "created": "2024-01-02T03:04:05Z",
+            "config": {"Cmd": ["/file"]},
+            "rootfs": {"type": "layers", "diff_ids": [sha256_digest(&raw)]},
+        }))
+        .unwrap();
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": manifest::OCI_MANIFEST,
+            "config": {"mediaType": manifest::OCI_CONFIG, "digest": sha256_digest(&config), "size": config.len()},
+            "layers": [{"mediaType": manifest::OCI_LAYER_GZIP, "digest": sha256_digest(&gz), "size": gz.len()}],
+        }))
+        .unwrap();
+        let index = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": manifest::OCI_MANIFEST, "digest": sha256_digest(&manifest), "size": manifest.len(),
+                "annotations": {"io.containerd.image.name": name}}],
+        }))
+        .unwrap();
+        let mut out = tar::Builder::new(Vec::new());
+        let mut add = |path: String, data: &[u8]| {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            out.append_data(&mut h, path, data).unwrap();
+        };
+        add("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#);
+        add("index.json".into(), &index);
+        for blob in [&config, &manifest, &gz] {
+            add(
+                format!("blobs/sha256/{}", hex_of(&sha256_digest(blob))),
+                blob,
+            );
+        }
+        (out.into_inner().unwrap(), sha256_digest(&config))
+    }
+
+    #[test]
+    fn load_lookup_save_remove_load_prune() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path().join("root")).unwrap();
+        let (archive, id) = oci_archive("example.com/app:1", b"hello");
+        let loaded = store.load_from(&archive[..]).unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].image.id, id);
+        assert_eq!(loaded[0].names[0].to_string(), "example.com/app:1");
+
+        let image = store.lookup("example.com/app:1").unwrap().unwrap();
+        assert_eq!(image.id, id);
+        assert_eq!(
+            std::fs::read(image.layer_dirs[0].join("file")).unwrap(),
+            b"hello"
+        );
+        let link = store.link_dir().join(&image.layer_links[0]);
+        assert_eq!(std::fs::read(link.join("file")).unwrap(), b"hello");
+        assert_eq!(store.lookup(&id[7..19]).unwrap().unwrap().id, id);
+        assert!(store.lookup("example.com/app:2").unwrap().is_none());
+
+        let saved = tmp.path().join("saved.tar");
+        store
+            .save(&["example.com/app:1".to_owned()], &saved)
+            .unwrap();
+        let removed = store.remove("example.com/app:1", false).unwrap();
+        assert_eq!(removed.deleted_images, vec![id.clone()]);
+        assert_eq!(removed.deleted_layers.len(), 1);
+        assert!(store.lookup("example.com/app:1").unwrap().is_none());
+        assert_eq!(std::fs::read_dir(store.layers_dir()).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(store.blob_dir()).unwrap().count(), 0);
+
+        let again = store.load(&saved).unwrap();
+        assert_eq!(again[0].image.id, id);
+        assert!(matches!(
+            store.remove("nothere", false),
+            Err(Error::ImageNotFound { .. })
+        ));
+        let pruned = store.prune(true).unwrap();
+        assert_eq!(pruned.deleted_images, vec![id]);
+        assert!(store.list().unwrap().is_empty());
+        assert_eq!(std::fs::read_dir(store.link_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn bad_archives_are_rejected_and_leave_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path().join("root")).unwrap();
+        let (mut archive, _) = oci_archive("example.com/app:1", b"hello");
+        // Flip a byte inside the gzip layer blob (the last member).
+        let pos = archive.len() - 1024 - 512 - 20;
+        archive[pos] ^= 0xff;
+        assert!(store.load_from(&archive[..]).is_err());
+        assert!(store.list().unwrap().is_empty());
+        assert_eq!(std::fs::read_dir(store.layers_dir()).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+
+        let err = store.load_from(&b"not a tar"[..]).unwrap_err();
+        assert!(err.to_string().contains("<stdin>"), "{err}");
+        let mut evil = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..13].copy_from_slice(b"../index.json");
+        h.set_size(2);
+        h.set_cksum();
+        evil.append(&h, &b"{}"[..]).unwrap();
+        let err = store
+            .load_from(&evil.into_inner().unwrap()[..])
+            .unwrap_err();
+        assert!(err.to_string().contains("leaves the archive root"), "{err}");
+    }
+}

@@ -401,12 +401,18 @@ impl Store {
     /// `image prune`: removes dangling images (no tag, no digest), or all
     /// images with `all`, then everything no image references.
     pub fn prune(&self, all: bool) -> Result<Removed, Error> {
+        self.prune_keeping(all, &[])
+    }
+
+    /// `prune`, sparing the image ids in `keep` (those containers use).
+    pub fn prune_keeping(&self, all: bool, keep: &[String]) -> Result<Removed, Error> {
         let _lock = self.store_lock(true)?;
         let mut removed = Removed::default();
         self.update_index(|index| {
             let doomed: Vec<String> = index
                 .images
                 .values()
+                .filter(|r| !keep.contains(&r.id))
                 .filter(|r| all || (r.repo_tags.is_empty() && r.repo_digests.is_empty()))
                 .map(|r| r.id.clone())
                 .collect();

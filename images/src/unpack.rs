@@ -208,10 +208,14 @@ impl Unpacker {
         }
 
         let header = entry.header().clone();
-        let mode = header.mode().map_err(|e| self.header_err(&display, e))? & 0o7777;
-        let uid = header.uid().map_err(|e| self.header_err(&display, e))?;
-        let gid = header.gid().map_err(|e| self.header_err(&display, e))?;
-        let mtime = header.mtime().map_err(|e| self.header_err(&display, e))?;
+        let old = header.as_old();
+        let mode = numeric(header.mode().map(u64::from), &old.mode)
+            .map_err(|e| self.header_err(&display, e))? as u32
+            & 0o7777;
+        let uid = numeric(header.uid(), &old.uid).map_err(|e| self.header_err(&display, e))?;
+        let gid = numeric(header.gid(), &old.gid).map_err(|e| self.header_err(&display, e))?;
+        let mtime =
+            numeric(header.mtime(), &old.mtime).map_err(|e| self.header_err(&display, e))?;
         let xattrs = xattrs_of(entry).map_err(Error::Read)?;
         let parent = self.dir(parent_parts, &display)?;
         let is_dir = kind.is_dir();
@@ -564,6 +568,15 @@ impl Unpacker {
             .map_err(err("cannot set mtime"))?;
         }
         Ok(())
+    }
+}
+
+/// A numeric header field; an empty one (all NUL or spaces) is 0, as in
+/// Go's archive/tar, which wrote many real layers.
+fn numeric(parsed: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
+    match parsed {
+        Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
+        other => other,
     }
 }
 
