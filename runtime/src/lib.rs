@@ -6,12 +6,19 @@
 //! config, the unpacked layer dirs and [`RunOptions`].
 
 pub mod caps;
+pub mod cgroup;
+pub mod container;
 pub mod options;
 pub mod parse;
+pub mod rootfs;
 pub mod seccomp;
 pub mod spec;
 pub mod user;
+pub mod workload;
 
+pub use container::{
+    Container, ContainerError, ExecOptions, ExecProcess, ExitStatus, Paths, Stdio,
+};
 pub use options::{
     DnsConfig, MountSpec, NetworkMode, Resources, RunOptions, SeccompProfile, Ulimit,
 };

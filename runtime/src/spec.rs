@@ -411,8 +411,13 @@ pub fn build_spec(
             "effective": cap_names,
             "permitted": cap_names,
         },
-        "noNewPrivileges": opts.no_new_privileges,
     });
+    // Only when set: libcontainer 0.7 loads the seccomp filter after
+    // dropping capabilities whenever the field is present (even `false`),
+    // and without no_new_privs the kernel then refuses the filter.
+    if opts.no_new_privileges {
+        process["noNewPrivileges"] = json!(true);
+    }
     if !rlimits.is_empty() {
         process["rlimits"] = json!(rlimits);
     }
@@ -420,7 +425,7 @@ pub fn build_spec(
         "namespaces": namespaces(opts),
         "cgroupsPath": ctx.cgroups_path,
         "resources": resources(&opts.resources, opts.privileged, ctx.swap_limit_supported)?,
-        "rootfsPropagation": "rprivate",
+        "rootfsPropagation": "private",
     });
     if !opts.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);

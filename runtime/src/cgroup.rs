@@ -1,0 +1,297 @@
+//! Where the container's cgroup lives, what to clean up, and how to tell an
+//! OOM kill.
+//!
+//! cgroups group processes for resource limits. On cgroup v2 there is one
+//! tree; on v1 and "hybrid" hosts (v1 controllers plus an empty cgroup2
+//! mount) every controller has its own tree and libcgroups' v1 manager
+//! creates the same path in each. A daemonless runtime nests its containers
+//! under the caller's own cgroup (`<own>/rstack/<id>`), so they count
+//! against whatever limits the caller lives under and need no delegation.
+//! libcgroups removes only the leaf; the parents we created (`rstack/`, and
+//! on v1 the caller's path in controllers where the caller sits at the root)
+//! are recorded before creation and removed afterwards when empty.
+//!
+//! OOM kills: v2 counts them in `memory.events` (`oom_kill N`); v1 in
+//! `memory.oom_control` (`oom_kill N`, kernel >= 4.13), else a non-zero
+//! `memory.failcnt` with a SIGKILL exit.
+
+use std::path::PathBuf;
+
+/// How the host's cgroups are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Pure cgroup v2.
+    Unified,
+    /// cgroup v1 controllers (with or without an empty cgroup2 mount).
+    Legacy,
+}
+
+/// A cgroup hierarchy mounted on this host.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    pub mount_point: PathBuf,
+    /// `cgroup2`, or the v1 controllers (e.g. `cpu,cpuacct`).
+    pub controllers: Vec<String>,
+}
+
+/// The cgroup of one container and the parents its creation will add.
+#[derive(Debug, Clone)]
+pub struct CgroupPlan {
+    pub layout: Layout,
+    /// Absolute path inside each hierarchy (e.g. `/x/rstack/<id>`): the spec's `cgroupsPath`.
+    pub path: String,
+    /// Directories (in every hierarchy) that do not exist yet, deepest last.
+    pub missing_dirs: Vec<PathBuf>,
+    hierarchies: Vec<Hierarchy>,
+}
+
+/// Reads the cgroup mounts from `mountinfo` text.
+pub fn hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut r = right.split_whitespace();
+        let fstype = r.next().unwrap_or("");
+        let _source = r.next();
+        let super_opts = r.next().unwrap_or("");
+        let Some(mount_point) = left.split_whitespace().nth(4) else {
+            continue;
+        };
+        let controllers: Vec<String> = match fstype {
+            "cgroup2" => vec!["cgroup2".to_owned()],
+            "cgroup" => super_opts
+                .split(',')
+                .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
+                .map(str::to_owned)
+                .collect(),
+            _ => continue,
+        };
+        out.push(Hierarchy {
+            mount_point: PathBuf::from(mount_point.replace("\\040", " ")),
+            controllers,
+        });
+    }
+    out
+}
+
+/// The caller's own cgroup path: on v2 the `0::` entry; on v1 the memory
+/// controller's (where limits bite), else the first named controller's.
+pub fn own_cgroup(proc_self_cgroup: &str, layout: Layout) -> String {
+    let entries: Vec<(&str, &str)> = proc_self_cgroup
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let _id = f.next()?;
+            Some((f.next()?, f.next()?))
+        })
+        .collect();
+    let pick = match layout {
+        Layout::Unified => entries.iter().find(|(c, _)| c.is_empty()),
+        Layout::Legacy => entries
+            .iter()
+            .find(|(c, _)| c.split(',').any(|x| x == "memory"))
+            .or_else(|| entries.iter().find(|(c, _)| !c.is_empty())),
+    };
+    pick.map(|(_, p)| p.to_string())
+        .unwrap_or_else(|| "/".to_owned())
+}
+
+/// Detects the layout of the host (v2 if /sys/fs/cgroup is cgroup2).
+pub fn detect_layout() -> Layout {
+    match libcgroups::common::get_cgroup_setup() {
+        Ok(libcgroups::common::CgroupSetup::Unified) => Layout::Unified,
+        _ => Layout::Legacy,
+    }
+}
+
+impl CgroupPlan {
+    /// Plans `<parent>/<id>`; `parent` defaults to `<caller's cgroup>/rstack`.
+    pub fn new(parent: Option<&str>, id: &str) -> CgroupPlan {
+        let layout = detect_layout();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let all = hierarchies(&mountinfo);
+        let hierarchies: Vec<Hierarchy> = all
+            .into_iter()
+            .filter(|h| match layout {
+                Layout::Unified => h.controllers == ["cgroup2"],
+                Layout::Legacy => {
+                    h.controllers != ["cgroup2"]
+                        && !h.controllers.iter().any(|c| c.starts_with("name="))
+                }
+            })
+            .collect();
+        let parent = parent.map(str::to_owned).unwrap_or_else(|| {
+            let own = own_cgroup(&own, layout);
+            format!("{}/rstack", own.trim_end_matches('/'))
+        });
+        let path = format!("{}/{id}", parent.trim_end_matches('/'));
+        let mut missing_dirs = Vec::new();
+        for h in &hierarchies {
+            let mut dir = h.mount_point.clone();
+            for comp in path.split('/').filter(|c| !c.is_empty()) {
+                dir.push(comp);
+                if !dir.exists() {
+                    missing_dirs.push(dir.clone());
+                }
+            }
+        }
+        CgroupPlan {
+            layout,
+            path,
+            missing_dirs,
+            hierarchies,
+        }
+    }
+
+    fn dir_of(&self, controller: &str) -> Option<PathBuf> {
+        self.hierarchies
+            .iter()
+            .find(|h| h.controllers.iter().any(|c| c == controller))
+            .map(|h| h.mount_point.join(self.path.trim_start_matches('/')))
+    }
+
+    /// The directory holding the memory controller's files.
+    pub fn memory_dir(&self) -> Option<PathBuf> {
+        match self.layout {
+            Layout::Unified => self.dir_of("cgroup2"),
+            Layout::Legacy => self.dir_of("memory"),
+        }
+    }
+
+    /// The directory holding the cpu controller's files.
+    pub fn cpu_dir(&self) -> Option<PathBuf> {
+        match self.layout {
+            Layout::Unified => self.dir_of("cgroup2"),
+            Layout::Legacy => self.dir_of("cpu"),
+        }
+    }
+
+    /// The directory holding the pids controller's files.
+    pub fn pids_dir(&self) -> Option<PathBuf> {
+        match self.layout {
+            Layout::Unified => self.dir_of("cgroup2"),
+            Layout::Legacy => self.dir_of("pids"),
+        }
+    }
+
+    /// Whether swap can be limited here: the nearest existing ancestor of
+    /// the container's memory cgroup has the swap limit file.
+    pub fn swap_supported(&self) -> bool {
+        let file = match self.layout {
+            Layout::Unified => "memory.swap.max",
+            Layout::Legacy => "memory.memsw.limit_in_bytes",
+        };
+        let Some(mut dir) = self.memory_dir() else {
+            return false;
+        };
+        while !dir.exists() {
+            if !dir.pop() {
+                return false;
+            }
+        }
+        dir.join(file).exists()
+    }
+
+    /// Which controllers this host has for the limits asked, to fail
+    /// clearly rather than silently drop one.
+    pub fn missing_controller(&self, controller: &str) -> bool {
+        match self.layout {
+            Layout::Unified => {
+                let root = self.hierarchies.first().map(|h| h.mount_point.clone());
+                let ctrls = root
+                    .map(|r| {
+                        std::fs::read_to_string(r.join("cgroup.controllers")).unwrap_or_default()
+                    })
+                    .unwrap_or_default();
+                !ctrls.split_whitespace().any(|c| c == controller)
+            }
+            Layout::Legacy => self.dir_of(controller).is_none(),
+        }
+    }
+
+    /// Whether the container was OOM-killed (read before the cgroup goes).
+    pub fn oom_killed(&self) -> bool {
+        let Some(dir) = self.memory_dir() else {
+            return false;
+        };
+        let counter = |file: &str, key: &str| -> Option<u64> {
+            std::fs::read_to_string(dir.join(file))
+                .ok()?
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+        };
+        match self.layout {
+            Layout::Unified => counter("memory.events", "oom_kill ").is_some_and(|n| n > 0),
+            Layout::Legacy => match counter("memory.oom_control", "oom_kill ") {
+                Some(n) => n > 0,
+                None => std::fs::read_to_string(dir.join("memory.failcnt"))
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .is_some_and(|n| n > 0),
+            },
+        }
+    }
+
+    /// Removes the directories this plan created (deepest first). Dirs still
+    /// in use by other containers (`EBUSY`/`ENOTEMPTY`) are left alone.
+    pub fn remove_created(&self) -> Vec<(PathBuf, std::io::Error)> {
+        let mut errors = Vec::new();
+        for dir in self.missing_dirs.iter().rev() {
+            match std::fs::remove_dir(dir) {
+                Ok(()) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOENT) | Some(libc::EBUSY) | Some(libc::ENOTEMPTY)
+                    ) => {}
+                Err(e) => errors.push((dir.clone(), e)),
+            }
+        }
+        errors
+    }
+
+    /// Every directory of this container's cgroup (one per hierarchy).
+    pub fn leaf_dirs(&self) -> Vec<PathBuf> {
+        self.hierarchies
+            .iter()
+            .map(|h| h.mount_point.join(self.path.trim_start_matches('/')))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const MOUNTINFO: &str = "\
+25 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+30 29 0:26 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+31 29 0:27 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+32 29 0:28 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+33 29 0:29 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn parses_hierarchies() {
+        let h = hierarchies(MOUNTINFO);
+        assert_eq!(h.len(), 4);
+        assert_eq!(h[0].mount_point, Path::new("/sys/fs/cgroup/cpu"));
+        assert_eq!(h[0].controllers, ["cpu"]);
+        assert_eq!(h[3].controllers, ["cgroup2"]);
+    }
+
+    #[test]
+    fn own_cgroup_prefers_memory_on_v1() {
+        let text = "9:name=systemd:/\n4:memory:/process_api/abc\n1:cpu:/\n0::/\n";
+        assert_eq!(own_cgroup(text, Layout::Legacy), "/process_api/abc");
+        assert_eq!(
+            own_cgroup("0::/user.slice/x.scope\n", Layout::Unified),
+            "/user.slice/x.scope"
+        );
+        assert_eq!(own_cgroup("", Layout::Unified), "/");
+    }
+}
