@@ -12,7 +12,7 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::units::{Bytes, Duration};
+use crate::units::{Bytes, Duration, FileMode};
 
 /// A ulimit: one number for both limits, or soft and hard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -378,7 +378,7 @@ pub struct FileMount {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<u32>,
+    pub mode: Option<FileMode>,
     /// `x-*` extensions, kept but not interpreted.
     #[serde(flatten)]
     pub extensions: IndexMap<String, serde_json::Value>,

@@ -44,6 +44,16 @@ pub fn sorted(project: &Project) -> Project {
             d.labels.sort_keys();
         }
     }
+    // Like compose-go: a secret's content is never printed, nor a config's
+    // content that came from the environment.
+    for s in p.secrets.values_mut() {
+        s.content = None;
+    }
+    for c in p.configs.values_mut() {
+        if c.environment.is_some() {
+            c.content = None;
+        }
+    }
     for n in p.networks.values_mut() {
         n.labels.sort_keys();
         n.driver_opts.sort_keys();

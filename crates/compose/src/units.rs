@@ -26,7 +26,8 @@ impl Duration {
         std::time::Duration::from_nanos(self.0.max(0) as u64)
     }
 
-    /// Parses Go's duration syntax: `1h2m3.5s`, `500ms`, `10us`, `0`.
+    /// Parses Go's duration syntax (`1h2m3.5s`, `500ms`, `10us`, `0`) plus
+    /// `d` and `w` (days, weeks) as compose-go accepts them.
     pub fn parse(s: &str) -> Result<Self, Error> {
         let err = || Error::Duration(s.to_string());
         let (neg, mut rest) = match s.strip_prefix('-') {
@@ -59,6 +60,9 @@ impl Duration {
                 "s" => 1e9,
                 "m" => 60e9,
                 "h" => 3600e9,
+                // str2duration, which compose-go uses, adds days and weeks.
+                "d" => 86_400e9,
+                "w" => 604_800e9,
                 _ => return Err(err()),
             };
             rest = &rest[unit_end..];
@@ -200,6 +204,43 @@ impl<'de> Deserialize<'de> for Bytes {
     }
 }
 
+/// A file mode (secrets, configs). Written in octal (`0440`) in YAML and
+/// printed back that way, like compose-go's `FileMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct FileMode(pub u32);
+
+impl fmt::Display for FileMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0{:o}", self.0)
+    }
+}
+
+impl Serialize for FileMode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for FileMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            // A YAML integer is already the value (`0440` reads as 288).
+            serde_json::Value::Number(n) => n
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .map(FileMode)
+                .ok_or_else(|| serde::de::Error::custom(format!("invalid file mode {n}"))),
+            // A string is octal, as in `mode: "0440"`.
+            serde_json::Value::String(s) => u32::from_str_radix(s.trim_start_matches("0o"), 8)
+                .map(FileMode)
+                .map_err(|_| serde::de::Error::custom(format!("invalid file mode {s:?}"))),
+            other => Err(serde::de::Error::custom(format!(
+                "invalid file mode {other}"
+            ))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,8 +253,17 @@ mod tests {
         assert_eq!(Duration::parse("1h").unwrap().to_string(), "1h0m0s");
         assert_eq!(Duration::parse("90s").unwrap().to_string(), "1m30s");
         assert_eq!(Duration::parse("1.5s").unwrap().to_string(), "1.5s");
+        assert_eq!(Duration::parse("1d12h").unwrap().to_string(), "36h0m0s");
         assert!(Duration::parse("10").is_err());
         assert!(Duration::parse("abc").is_err());
+    }
+
+    #[test]
+    fn file_modes() {
+        let m: FileMode = serde_json::from_value(serde_json::json!(288)).unwrap();
+        assert_eq!(m.to_string(), "0440");
+        let m: FileMode = serde_json::from_value(serde_json::json!("0440")).unwrap();
+        assert_eq!(m.0, 0o440);
     }
 
     #[test]

@@ -577,7 +577,10 @@ configs:
     assert_eq!(app.sysctls["net.core.somaxconn"], "1024");
     assert_eq!(app.ulimits["nofile"].soft(), 65535);
     assert_eq!(app.tmpfs, ["/run"]);
-    assert_eq!(app.secrets[0].mode, Some(0o440));
+    assert_eq!(
+        app.secrets[0].mode,
+        Some(rstack_compose::units::FileMode(0o440))
+    );
     assert_eq!(app.secrets[0].uid.as_deref(), Some("103"));
     assert_eq!(app.configs[0].source, "cfg");
     assert_eq!(
@@ -700,7 +703,10 @@ fn tutorial_style_projects_load() {
         fl.services["web"].build.as_ref().unwrap().target.as_deref(),
         Some("builder")
     );
-    assert_eq!(fl.services["proxy"].secrets[0].mode, Some(0o440));
+    assert_eq!(
+        fl.services["proxy"].secrets[0].mode,
+        Some(rstack_compose::units::FileMode(0o440))
+    );
     assert_eq!(fl.plan().unwrap().start_order(), ["redis", "web", "proxy"]);
 
     let e = load_dir(&base.join("monitoring"), &[])

@@ -175,6 +175,11 @@ fn same(got: Option<&J>, exp: &J, unit: Option<&str>, key: &str) -> bool {
     ) {
         return got == single;
     }
+    if key == "mode"
+        && let (J::String(g), J::Number(e)) = (got, exp)
+    {
+        return u32::from_str_radix(g, 8).ok().map(u64::from) == e.as_u64();
+    }
     match (got, exp) {
         (_, J::Number(e)) if unit == Some("ns") => to_ns(got) == e.as_f64(),
         (_, J::Number(e)) if unit == Some("bytes") => to_bytes(got) == e.as_f64(),
