@@ -302,7 +302,7 @@ fn service(svc: &mut Node, path: &str, lenient: bool) -> Result<(), Error> {
             }
         }
     }
-    devices(m);
+    devices(m, path)?;
     ulimits(m);
     Ok(())
 }
@@ -648,13 +648,20 @@ fn file_mounts(m: &mut Map, key: &str) {
     }
 }
 
-fn devices(m: &mut Map) {
+fn devices(m: &mut Map, path: &str) -> Result<(), Error> {
     if let Some(n) = m.get_mut("devices")
         && let Value::Seq(items) = &mut n.value
     {
         for it in items.iter_mut() {
             if let Value::Str(spec) = &it.value {
                 let parts: Vec<&str> = spec.split(':').collect();
+                if parts.len() > 3 {
+                    return Err(Error::Invalid {
+                        pos: it.pos.clone(),
+                        path: format!("{path}.devices"),
+                        reason: format!("confusing device mapping, please use long syntax: {spec}"),
+                    });
+                }
                 let mut dm = Map::new();
                 dm.insert("source".into(), s(parts[0]));
                 dm.insert("target".into(), s(*parts.get(1).unwrap_or(&parts[0])));
@@ -663,6 +670,7 @@ fn devices(m: &mut Map) {
             }
         }
     }
+    Ok(())
 }
 
 fn ulimits(m: &mut Map) {

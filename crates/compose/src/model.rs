@@ -4,8 +4,8 @@
 //! syntaxes are already turned into their long form by the loader
 //! (`canonical`), so consumers see one shape only: ports and volumes in long
 //! syntax, `depends_on` as a mapping, environment as a map, paths absolute.
-//! Field order follows compose-go's types so `rstack config` prints keys in
-//! the order `docker compose config` does. `develop`, `gpus`, `models`,
+//! Field order follows compose-go's `types.ServiceConfig` so `rstack config`
+//! prints keys in the order `docker compose config` does. `develop`, `gpus`, `models`,
 //! `provider` and a few deploy details are kept as JSON values: rstack does
 //! not act on them, and they still round-trip through `rstack config`.
 
@@ -80,29 +80,27 @@ impl Service {
 /// One service of the project, every key of the compose-spec schema.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Service {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub annotations: IndexMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attach: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blkio_config: Option<BlkioConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
+    /// watch rules (used by `watch`, not interpreted here)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub develop: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blkio_config: Option<BlkioConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_add: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_parent: Option<String>,
-    /// `command:` in exec form (a string is split like a shell)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub configs: Vec<FileMount>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container_name: Option<String>,
+    pub cgroup: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_count: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,20 +114,24 @@ pub struct Service {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_rt_runtime: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_shares: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpuset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<i64>,
+    /// `command:` in exec form (a string is split like a shell)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<FileMount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_spec: Option<CredentialSpec>,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub depends_on: IndexMap<String, Dependency>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<Deploy>,
-    /// watch rules (used by `watch`, not interpreted here)
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub develop: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub device_cgroup_rules: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -144,11 +146,13 @@ pub struct Service {
     pub domainname: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub env_file: Vec<EnvFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<serde_json::Value>,
     /// name to value; `None` when the key has no value and the environment has none
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub environment: IndexMap<String, Option<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_file: Vec<EnvFile>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expose: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -156,14 +160,14 @@ pub struct Service {
     /// `host=ip` entries (`host-gateway` kept as written)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gpus: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub group_add: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<Healthcheck>,
+    pub gpus: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,24 +176,24 @@ pub struct Service {
     pub ipc: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub label_file: Vec<String>,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub labels: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub label_file: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<Logging>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mac_address: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_limit: Option<Bytes>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_reservation: Option<Bytes>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memswap_limit: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_swappiness: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memswap_limit: Option<Bytes>,
+    pub mac_address: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,18 +212,8 @@ pub struct Service {
     pub platform: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Port>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub post_start: Vec<Hook>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pre_start: Vec<Hook>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pre_stop: Vec<Hook>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privileged: Option<bool>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub profiles: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -268,6 +262,12 @@ pub struct Service {
     pub volumes_from: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_start: Vec<Hook>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_start: Vec<Hook>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_stop: Vec<Hook>,
     /// `x-*` extensions, kept but not interpreted.
     #[serde(flatten)]
     pub extensions: IndexMap<String, serde_json::Value>,
@@ -558,9 +558,9 @@ pub struct Healthcheck {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub test: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<Duration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -680,13 +680,13 @@ pub struct ServiceVolume {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BindOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selinux: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_host_path: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recursive: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub selinux: Option<String>,
     /// `x-*` extensions, kept but not interpreted.
     #[serde(flatten)]
     pub extensions: IndexMap<String, serde_json::Value>,
@@ -742,12 +742,12 @@ pub struct Network {
     pub internal: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachable: Option<bool>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_ipv4: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_ipv6: Option<bool>,
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub labels: IndexMap<String, String>,
     /// `x-*` extensions, kept but not interpreted.
     #[serde(flatten)]
     pub extensions: IndexMap<String, serde_json::Value>,
