@@ -318,6 +318,15 @@ impl Networks {
                 self.sync_nft_locked().map_err(Error::from)
             }
         });
+        if result.is_ok() {
+            for p in ports.iter().filter(|p| p.protocol == Protocol::Udp) {
+                if let Err(e) =
+                    crate::conntrack::flush(crate::conntrack::Filter::UdpPort(p.host_port))
+                {
+                    tracing::warn!(port = p.host_port, error = %e, "cannot flush conntrack entries");
+                }
+            }
+        }
         if let Err(error) = result {
             return Err(match self.detach(&req.network, &req.container_id) {
                 Ok(_) => error,
@@ -408,6 +417,11 @@ impl Networks {
         if !ep.ports.is_empty() {
             let _g = self.global_lock()?;
             self.sync_nft_locked()?;
+        }
+        // flows to the old address must not outlive it (UDP clients of a
+        // published port would keep hitting the dead address)
+        if let Err(e) = crate::conntrack::flush(crate::conntrack::Filter::Address(ep.ipv4)) {
+            tracing::warn!(address = %ep.ipv4, error = %e, "cannot flush conntrack entries");
         }
         tracing::info!(%network, container = %container_id, "detached");
         Ok(true)

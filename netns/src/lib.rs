@@ -45,6 +45,7 @@
 //! ```
 
 pub mod attach;
+pub mod conntrack;
 pub mod container;
 pub mod dns;
 pub mod fsutil;

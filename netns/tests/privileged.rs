@@ -85,6 +85,10 @@ fn all_cases() -> Vec<(&'static str, harness::Case)> {
         ),
         ("published_ports", ports_cases::published_ports),
         (
+            "udp_flow_follows_restarted_container",
+            ports_cases::udp_flow_follows_restarted_container,
+        ),
+        (
             "port_conflicts_leave_nothing",
             ports_cases::port_conflicts_leave_nothing,
         ),

@@ -179,3 +179,53 @@ pub fn port_conflicts_leave_nothing() -> Result<(), String> {
     env.nets.remove("web").map_err(|e| e.to_string())?;
     assert_clean(&env)
 }
+
+/// A UDP client that keeps sending to a published port reaches the new
+/// container after the old one detached (its conntrack flow is flushed).
+pub fn udp_flow_follows_restarted_container() -> Result<(), String> {
+    let env = Env::new();
+    sh(
+        "ip link add tdummy0 type bridge && ip addr add 10.99.0.1/24 dev tdummy0 && ip link set tdummy0 up",
+    )?;
+    net(&env, "web")?;
+    let (a, a2) = (env.container("a"), env.container("a2"));
+    let mut req = attach_req("web", "a", &a, &[]);
+    req.ports = specs(&["5353:53/udp"])?;
+    let held = env.nets.attach(&req).map_err(|e| format!("{e:?}"))?;
+    udp_server(&a, 53, "old");
+    let client = std::net::UdpSocket::bind("10.99.0.1:0").map_err(|e| e.to_string())?;
+    client
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .map_err(|e| e.to_string())?;
+    let target = SocketAddr::from((HOST, 5353));
+    let ask = || -> Result<String, String> {
+        client.send_to(b"ping", target).map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 256];
+        let (n, _) = client
+            .recv_from(&mut buf)
+            .map_err(|e| format!("no reply: {e}"))?;
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    let r = ask()?;
+    check(r.starts_with("old "), format!("first answer: {r}"))?;
+    env.nets.detach("web", "a").map_err(|e| e.to_string())?;
+    drop(held);
+    // the client keeps sending while nobody serves the port
+    let _ = ask();
+    req.container_id = "a2".into();
+    req.name = "a2".into();
+    req.netns = a2.clone();
+    env.nets.attach(&req).map_err(|e| format!("{e:?}"))?;
+    udp_server(&a2, 53, "new");
+    let r = ask()?;
+    check(
+        r.starts_with("new "),
+        format!("same client flow after restart: {r}"),
+    )?;
+    env.nets.detach("web", "a2").map_err(|e| e.to_string())?;
+    for ns in [&a, &a2] {
+        rstack_netns::remove_pinned_netns(ns).map_err(|e| e.to_string())?;
+    }
+    env.nets.remove("web").map_err(|e| e.to_string())?;
+    assert_clean(&env)
+}
