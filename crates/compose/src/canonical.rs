@@ -275,6 +275,10 @@ fn service(svc: &mut Node, path: &str, lenient: bool) -> Result<(), Error> {
     ] {
         string_list(m, k);
     }
+    // `networks` and `models` lists become mappings with null entries.
+    for key in ["networks", "models"] {
+        list_to_null_map(m, key);
+    }
     if let Some(n) = m.get_mut("networks")
         && let Value::Seq(items) = &n.value
     {
@@ -305,6 +309,21 @@ fn service(svc: &mut Node, path: &str, lenient: bool) -> Result<(), Error> {
     devices(m, path)?;
     ulimits(m);
     Ok(())
+}
+
+fn list_to_null_map(m: &mut Map, key: &str) {
+    if let Some(n) = m.get_mut(key)
+        && let Value::Seq(items) = &n.value
+    {
+        let mut nm = Map::new();
+        for item in items {
+            nm.insert(
+                scalar_text(item).unwrap_or_default(),
+                Node::new(Value::Null, item.pos.clone()),
+            );
+        }
+        n.value = Value::Map(nm);
+    }
 }
 
 fn to_float(n: &mut Node, path: &str) -> Result<(), Error> {

@@ -783,6 +783,7 @@ fn to_project(dict: &Node) -> Result<Project, Error> {
     p.volumes = section::<Volume>(top, "volumes")?;
     p.secrets = section::<FileObject>(top, "secrets")?;
     p.configs = section::<FileObject>(top, "configs")?;
+    p.models = section::<serde_json::Value>(top, "models")?;
     for (k, v) in top {
         if k.starts_with("x-") {
             p.extensions.insert(k.clone(), v.to_json());

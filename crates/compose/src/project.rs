@@ -36,6 +36,9 @@ pub struct Project {
     pub secrets: IndexMap<String, FileObject>,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub configs: IndexMap<String, FileObject>,
+    /// Top-level AI `models` (kept as written; rstack does not run them).
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub models: IndexMap<String, serde_json::Value>,
     /// Top-level `x-*` extensions.
     #[serde(flatten)]
     pub extensions: IndexMap<String, serde_json::Value>,

@@ -22,6 +22,7 @@ pub fn sorted(project: &Project) -> Project {
     p.volumes.sort_keys();
     p.secrets.sort_keys();
     p.configs.sort_keys();
+    p.models.sort_keys();
     p.extensions.sort_keys();
     for s in p.services.values_mut() {
         s.environment.sort_keys();

@@ -349,6 +349,7 @@ pub fn semantic(root: &Node, default_network: bool) -> Vec<Issue> {
     let volumes = names("volumes");
     let secrets = names("secrets");
     let configs = names("configs");
+    let models = names("models");
     let mut issue = |n: &Node, path: String, message: String| {
         issues.push(Issue {
             pos: report_pos(n),
@@ -401,6 +402,20 @@ pub fn semantic(root: &Node, default_network: bool) -> Vec<Issue> {
                         format!(
                             "service {name:?} depends on undefined service {dep:?}: invalid compose project{}",
                             hint(dep, services.keys())
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(ms) = sm.get("models").and_then(Node::as_map) {
+            for (model, n) in ms {
+                if !models.contains(model) {
+                    issue(
+                        n,
+                        format!("{sp}.models.{model}"),
+                        format!(
+                            "service {name:?} refers to undefined model {model}: invalid compose project{}",
+                            hint(model, models.iter())
                         ),
                     );
                 }

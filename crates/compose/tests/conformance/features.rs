@@ -534,6 +534,7 @@ services:
     read_only: true
     shm_size: 64m
     stop_grace_period: 1m
+    models: [llm]
   host:
     image: busybox
     network_mode: host
@@ -552,6 +553,9 @@ configs:
   cfg:
     content: |
       hello
+models:
+  llm:
+    model: ai/smollm2
 "#,
     );
     let p = load_dir(d.path(), &[("TOKEN", "t")]).unwrap();
@@ -600,6 +604,11 @@ configs:
     let dev = &p.volumes["data"].driver_opts["device"];
     assert_eq!(dev, &format!("{}/data", d.path().display()));
     assert_eq!(p.configs["cfg"].content.as_deref(), Some("hello\n"));
+    assert_eq!(p.models["llm"]["model"], "ai/smollm2");
+    assert_eq!(
+        app.models.as_ref().unwrap(),
+        &serde_json::json!({"llm": null})
+    );
     // JSON and YAML renderings both load back to the same model.
     let json = serde_json::to_string(&p).unwrap();
     for text in [json, rstack_compose::render::yaml(&p).unwrap()] {
