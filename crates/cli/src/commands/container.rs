@@ -1,0 +1,30 @@
+//! `rstack container`: one container without a Compose file, like
+//! `docker container`. Only `run` (attached) for now; the stack supervisor
+//! brings `ls`, `logs`, `exec`, `stop` and `rm` for long-lived containers.
+
+#[path = "container_run.rs"]
+mod container_run;
+#[path = "container_tty.rs"]
+mod container_tty;
+
+use clap::Subcommand;
+
+use crate::global::GlobalOpts;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: ContainerCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ContainerCommand {
+    /// Create and run a new container from an image (attached)
+    Run(container_run::Args),
+}
+
+pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
+    match args.command {
+        ContainerCommand::Run(a) => container_run::run(global, a),
+    }
+}

@@ -1,0 +1,477 @@
+//! `rstack container run [OPTIONS] IMAGE [COMMAND] [ARG...]`: like
+//! `docker run` in the foreground. The image comes from the local store
+//! (pulled when missing, like docker); the container is created by
+//! rstack-runtime, its exit code becomes ours (125 for rstack's own
+//! errors, 126/127 when the command cannot be run, 128+N after signal N),
+//! and everything it created is removed when it ends.
+//!
+//! Signals sent to rstack (SIGINT, SIGTERM, SIGHUP, ...) are forwarded to
+//! the container's first process, like docker's `--sig-proxy`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use anyhow::{Context, bail};
+use nix::sys::signal::Signal;
+use rstack_images::{PullOptions, Reference, Store};
+use rstack_runtime::parse::{self, SecurityOpt};
+use rstack_runtime::{
+    Container, ContainerError, DnsConfig, NetworkMode, Paths, Resources, RunOptions, Stdio,
+};
+
+use crate::global::GlobalOpts;
+
+#[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true)]
+pub struct Args {
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    /// Automatically remove the container when it exits (always done for now)
+    #[arg(long)]
+    rm: bool,
+    /// Keep STDIN open
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Assign a name to the container
+    #[arg(long)]
+    name: Option<String>,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env", value_name = "LIST")]
+    env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file", value_name = "FILE")]
+    env_file: Vec<PathBuf>,
+    /// Set metadata on the container
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    label: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir")]
+    workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long)]
+    user: Option<String>,
+    /// Add additional groups to join
+    #[arg(long = "group-add")]
+    group_add: Vec<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    hostname: Option<String>,
+    /// Bind mount a volume (HOST-PATH:CONTAINER-PATH[:ro])
+    #[arg(short = 'v', long = "volume")]
+    volume: Vec<String>,
+    /// Mount a tmpfs directory (PATH[:OPTIONS])
+    #[arg(long)]
+    tmpfs: Vec<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    read_only: bool,
+    /// Add Linux capabilities
+    #[arg(long = "cap-add")]
+    cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop")]
+    cap_drop: Vec<String>,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    privileged: bool,
+    /// Security options (seccomp=unconfined|FILE, no-new-privileges)
+    #[arg(long = "security-opt")]
+    security_opt: Vec<String>,
+    /// Connect a container to a network (none, host, container:NAME)
+    #[arg(long = "network", visible_alias = "net", default_value = "none")]
+    network: String,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    init: bool,
+    /// Memory limit
+    #[arg(short = 'm', long)]
+    memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation")]
+    memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap")]
+    memory_swap: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    cpu_shares: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit")]
+    pids_limit: Option<String>,
+    /// Ulimit options (name=soft[:hard])
+    #[arg(long)]
+    ulimit: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size")]
+    shm_size: Option<String>,
+    /// Set custom DNS servers
+    #[arg(long)]
+    dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option")]
+    dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host")]
+    add_host: Vec<String>,
+    /// Signal to stop the container
+    #[arg(long = "stop-signal")]
+    stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout")]
+    stop_timeout: Option<u32>,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, default_value = "missing")]
+    pull: String,
+    /// IMAGE [COMMAND] [ARG...]
+    #[arg(
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
+    args: Vec<String>,
+}
+
+/// Pid of the running container, for the signal forwarder (0 = none yet).
+static CONTAINER_PID: AtomicI32 = AtomicI32::new(0);
+
+pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
+    match run_inner(global, args) {
+        Ok(code) => Ok(code),
+        Err(err) => {
+            let code = err
+                .downcast_ref::<ContainerError>()
+                .map(ContainerError::exit_code)
+                .unwrap_or(125);
+            eprintln!("rstack: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            Ok(code)
+        }
+    }
+}
+
+fn flag<T>(name: &str, value: &str, r: Result<T, parse::ParseError>) -> anyhow::Result<T> {
+    r.map_err(|e| anyhow::anyhow!("invalid argument \"{value}\" for \"{name}\" flag: {e}"))
+}
+
+fn options(args: &Args, global: &GlobalOpts) -> anyhow::Result<RunOptions> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let lookup = |k: &str| std::env::var(k).ok();
+    let mut env = Vec::new();
+    for file in &args.env_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read env file {}", file.display()))?;
+        env.extend(parse::parse_env_file(file, &text, &lookup)?);
+    }
+    for e in &args.env {
+        env.extend(parse::parse_env(e, &lookup)?);
+    }
+    let mut o = RunOptions {
+        name: args.name.clone(),
+        command: args.args[1..].to_vec(),
+        entrypoint: args.entrypoint.as_ref().map(|e| {
+            if e.is_empty() {
+                vec![]
+            } else {
+                vec![e.clone()]
+            }
+        }),
+        env,
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        group_add: args.group_add.clone(),
+        hostname: args.hostname.clone(),
+        tty: args.tty,
+        interactive: args.interactive,
+        privileged: args.privileged,
+        read_only: args.read_only,
+        cap_add: args.cap_add.clone(),
+        cap_drop: args.cap_drop.clone(),
+        init: args.init,
+        stop_signal: args.stop_signal.clone(),
+        stop_timeout: args.stop_timeout,
+        ..Default::default()
+    };
+    for l in &args.label {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        o.labels.insert(k.to_owned(), v.to_owned());
+    }
+    for v in &args.volume {
+        o.mounts
+            .push(flag("-v, --volume", v, parse::parse_volume(v, &cwd))?);
+    }
+    for t in &args.tmpfs {
+        o.mounts.push(flag("--tmpfs", t, parse::parse_tmpfs(t))?);
+    }
+    for s in &args.security_opt {
+        match flag("--security-opt", s, parse::parse_security_opt(s))? {
+            SecurityOpt::Seccomp(p) => o.seccomp = p,
+            SecurityOpt::NoNewPrivileges(b) => o.no_new_privileges = b,
+        }
+    }
+    for u in &args.ulimit {
+        o.ulimits.push(flag("--ulimit", u, parse::parse_ulimit(u))?);
+    }
+    if let Some(s) = &args.shm_size {
+        o.shm_size = Some(flag("--shm-size", s, parse::parse_bytes(s))? as u64);
+    }
+    let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    o.resources = Resources {
+        memory: args
+            .memory
+            .as_deref()
+            .map(|m| flag("-m, --memory", m, parse::parse_memory(m)))
+            .transpose()?,
+        memory_reservation: args
+            .memory_reservation
+            .as_deref()
+            .map(|m| flag("--memory-reservation", m, parse::parse_memory(m)))
+            .transpose()?,
+        memory_swap: args
+            .memory_swap
+            .as_deref()
+            .map(|m| flag("--memory-swap", m, parse::parse_memory_swap(m)))
+            .transpose()?,
+        cpus: args
+            .cpus
+            .as_deref()
+            .map(|c| flag("--cpus", c, parse::parse_cpus(c, host_cpus)))
+            .transpose()?,
+        cpu_shares: args
+            .cpu_shares
+            .as_deref()
+            .map(|c| {
+                flag("-c, --cpu-shares", c, parse::parse_int("--cpu-shares", c))
+                    .map(|v| v.max(2) as u64)
+            })
+            .transpose()?,
+        cpuset_cpus: args
+            .cpuset_cpus
+            .as_deref()
+            .map(|c| flag("--cpuset-cpus", c, parse::parse_cpuset(c)))
+            .transpose()?,
+        pids_limit: args
+            .pids_limit
+            .as_deref()
+            .map(|p| flag("--pids-limit", p, parse::parse_int("--pids-limit", p)))
+            .transpose()?,
+    };
+    if !args.dns.is_empty() || !args.dns_search.is_empty() || !args.dns_option.is_empty() {
+        let nameservers = args
+            .dns
+            .iter()
+            .map(|d| {
+                d.parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "invalid argument \"{d}\" for \"--dns\" flag: not an IP address"
+                    )
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        o.dns = Some(DnsConfig {
+            nameservers,
+            search: args.dns_search.clone(),
+            options: args.dns_option.clone(),
+        });
+    }
+    for h in &args.add_host {
+        let (name, ip) = h
+            .split_once(':')
+            .or_else(|| h.split_once('='))
+            .with_context(|| {
+                format!("invalid argument \"{h}\" for \"--add-host\" flag: expected HOST:IP")
+            })?;
+        let ip = ip
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .with_context(|| {
+                format!("invalid argument \"{h}\" for \"--add-host\" flag: invalid IP address")
+            })?;
+        o.extra_hosts.push((name.to_owned(), ip));
+    }
+    let paths = container_paths(global);
+    o.network = match args.network.as_str() {
+        "none" => NetworkMode::None,
+        "host" => NetworkMode::Host,
+        other => match other.strip_prefix("container:") {
+            Some(name) => NetworkMode::Path(rstack_runtime::container::netns_of(&paths, name)?),
+            None => bail!(
+                "network \"{other}\" is not supported by `rstack container run` yet: use none, host or container:NAME (networks come with `rstack up`)"
+            ),
+        },
+    };
+    Ok(o)
+}
+
+fn container_paths(global: &GlobalOpts) -> Paths {
+    Paths::new(&global.run_root, &global.root)
+}
+
+/// The image from the store, pulled first when missing (or `--pull always`).
+fn image(
+    global: &GlobalOpts,
+    reference: &str,
+    pull: &str,
+) -> anyhow::Result<rstack_images::LocalImage> {
+    let store = Store::open(&global.root)?;
+    let local = store.lookup(reference)?;
+    let must_pull = match pull {
+        "always" => true,
+        "missing" => local.is_none(),
+        "never" => false,
+        other => {
+            bail!("invalid argument \"{other}\" for \"--pull\" flag: use always, missing or never")
+        }
+    };
+    if !must_pull {
+        return local.with_context(|| format!("no such image: {reference} (and --pull never)"));
+    }
+    let familiar = Reference::parse(reference)
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| reference.to_owned());
+    if local.is_none() {
+        eprintln!("Unable to find image '{familiar}' locally");
+    }
+    let rt = crate::global::tokio_runtime()?;
+    let image = rt
+        .block_on(store.pull(
+            reference,
+            &PullOptions::default(),
+            &rstack_images::NoProgress,
+        ))
+        .with_context(|| format!("cannot pull {familiar}"))?;
+    if local.as_ref().map(|l| &l.id) != Some(&image.id) {
+        eprintln!("Status: Downloaded newer image for {familiar}");
+    }
+    Ok(image)
+}
+
+fn run_inner(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
+    let opts = options(&args, global)?;
+    if args.tty && args.interactive && !std::io::stdin().is_terminal() {
+        bail!("the input device is not a TTY");
+    }
+    let image = image(global, &args.args[0], &args.pull)?;
+    install_signal_forwarding()?;
+    let paths = container_paths(global);
+    let mut container = Container::create(
+        &paths,
+        &image.config,
+        &image.layer_dirs,
+        &opts,
+        Stdio::default(),
+    )?;
+    CONTAINER_PID.store(container.pid(), Ordering::SeqCst);
+    flush_pending_signals();
+    let relay = match container.take_pty_master() {
+        Some(master) => Some(super::container_tty::Relay::start(
+            master,
+            args.interactive,
+        )?),
+        None => None,
+    };
+    let result = container.start().and_then(|()| container.wait());
+    CONTAINER_PID.store(0, Ordering::SeqCst);
+    if let Some(relay) = relay {
+        relay.finish();
+    }
+    let removed = container.remove();
+    let status = result?;
+    removed?;
+    tracing::debug!(?status, "container exited");
+    Ok(u8::try_from(status.code).unwrap_or(255))
+}
+
+/// Wakes the forwarder so signals received during setup reach the container.
+fn flush_pending_signals() {
+    on_signal(0);
+}
+
+/// Write end of the self-pipe the signal handler writes to.
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = sig as u8;
+        // SAFETY: write(2) is async-signal-safe; the buffer is a local byte.
+        unsafe {
+            libc::write(fd, (&byte as *const u8).cast(), 1);
+        }
+    }
+}
+
+/// Forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 and SIGWINCH to the
+/// container through a self-pipe read by a thread (handlers must stay
+/// async-signal-safe). A signal that arrives before the container exists
+/// is delivered as soon as it does.
+fn install_signal_forwarding() -> anyhow::Result<()> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
+    let (r, w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+    SIGNAL_PIPE.store(std::os::fd::IntoRawFd::into_raw_fd(w), Ordering::SeqCst);
+    let forwarded = [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ];
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in forwarded {
+        // SAFETY: the handler only calls write(2) on a pipe fd.
+        unsafe { sigaction(sig, &action) }.with_context(|| format!("cannot handle {sig}"))?;
+    }
+    std::thread::spawn(move || {
+        let mut file = std::fs::File::from(r);
+        let mut pending: Vec<Signal> = Vec::new();
+        loop {
+            let mut byte = [0u8; 1];
+            if std::io::Read::read(&mut file, &mut byte).unwrap_or(0) == 0 {
+                return;
+            }
+            // A 0 byte only asks to flush what arrived before the container existed.
+            if let Ok(sig) = Signal::try_from(i32::from(byte[0])) {
+                if sig == Signal::SIGWINCH {
+                    super::container_tty::resize_requested();
+                    continue;
+                }
+                pending.push(sig);
+            }
+            let pid = CONTAINER_PID.load(Ordering::SeqCst);
+            if pid > 0 {
+                for s in pending.drain(..) {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), s);
+                }
+            }
+        }
+    });
+    Ok(())
+}
