@@ -418,9 +418,12 @@ impl Networks {
             let _g = self.global_lock()?;
             self.sync_nft_locked()?;
         }
-        // flows to the old address must not outlive it (UDP clients of a
-        // published port would keep hitting the dead address)
-        if let Err(e) = crate::conntrack::flush(crate::conntrack::Filter::Address(ep.ipv4)) {
+        // UDP flows DNATed to the old address must not outlive it (their
+        // clients would keep hitting the dead address). A dump walks the
+        // whole conntrack table (~20 ms on a busy host), so only then.
+        if ep.ports.iter().any(|p| p.protocol == Protocol::Udp)
+            && let Err(e) = crate::conntrack::flush(crate::conntrack::Filter::Address(ep.ipv4))
+        {
             tracing::warn!(address = %ep.ipv4, error = %e, "cannot flush conntrack entries");
         }
         tracing::info!(%network, container = %container_id, "detached");

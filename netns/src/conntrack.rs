@@ -4,8 +4,9 @@
 //! as long as the client keeps sending (each packet refreshes its timeout),
 //! and the flow remembers the old DNAT target. A client of a restarted UDP
 //! service (a DNS server, say) would keep talking to the dead address
-//! forever. So on detach every entry whose original destination or reply
-//! source is the container's address is deleted, and when a UDP port is
+//! forever. So on detach (of a container with published UDP ports) every
+//! entry whose original destination or reply source is the container's
+//! address is deleted, and when a UDP port is
 //! published, every UDP flow to that port (one that began while nothing
 //! was published is never DNATed later), through ctnetlink
 //! (NETLINK_NETFILTER), in the caller's network namespace.
