@@ -1,4 +1,12 @@
 //! rstack-stack: a Compose project brought to life.
 //!
-//! The plan (dependency graph), the daemonless supervisor, healthchecks,
-//! restart policies, logs and on-disk state.
+//! The daemonless supervisor ([`supervisor`]), healthchecks ([`health`]),
+//! restart policies ([`restart`]), logs ([`logs`]) and the on-disk state
+//! every other command reads ([`state`]).
+
+pub mod health;
+pub mod logs;
+pub mod mapping;
+pub mod process;
+pub mod restart;
+pub mod state;

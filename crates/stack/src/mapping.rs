@@ -1,0 +1,400 @@
+//! A Compose service turned into what the leaf crates take: the runtime's
+//! [`RunOptions`] (docker run semantics), the published [`PortSpec`]s and
+//! the network endpoints, plus the config hash that tells whether a
+//! running container still matches its service.
+//!
+//! Everything is validated here, before anything is created, so a bad
+//! value fails `up` with the service and key named and nothing to undo.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use rstack_compose::Project;
+use rstack_compose::model::Service;
+use rstack_netns::{NetworkEndpoint, PortSpec};
+use rstack_runtime::options::{DnsConfig, MountSpec, NetworkMode, Resources, RunOptions};
+use rstack_runtime::parse;
+use sha2::Digest;
+
+/// A value of a service that rstack cannot use.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("service {service}: invalid {key} '{value}'")]
+    Bad {
+        service: String,
+        key: &'static str,
+        value: String,
+    },
+    #[error("service {service}: invalid {key}")]
+    Parse {
+        service: String,
+        key: &'static str,
+        #[source]
+        source: parse::ParseError,
+    },
+    #[error("service {service}: {key} '{value}' is not supported by rstack")]
+    Unsupported {
+        service: String,
+        key: &'static str,
+        value: String,
+    },
+}
+
+/// How a container joins the network.
+#[derive(Debug, Clone)]
+pub enum NetPlan {
+    /// Its own pinned netns attached to these networks.
+    Bridge(Vec<NetworkEndpoint>),
+    Host,
+    None,
+    /// `service:NAME` / `container:NAME`: the namespace of that container.
+    Join(String),
+}
+
+/// What one container of a service needs.
+#[derive(Debug, Clone)]
+pub struct ContainerPlan {
+    pub options: RunOptions,
+    pub ports: Vec<PortSpec>,
+    pub net: NetPlan,
+    /// Named volumes (full names) this container mounts, with their target.
+    pub volumes: Vec<(String, String)>,
+}
+
+/// The config hash of a service (its canonical JSON plus the image id):
+/// a container whose recorded hash differs is recreated by `up`.
+pub fn config_hash(service: &Service, image_id: &str) -> String {
+    let mut h = sha2::Sha256::new();
+    h.update(serde_json::to_vec(service).unwrap_or_default());
+    h.update(b"\0");
+    h.update(image_id.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Builds the plan of container `name` of service `svc_name`.
+pub fn plan_container(
+    project: &Project,
+    svc_name: &str,
+    name: &str,
+    number: u32,
+    volumes_root: &Path,
+    anon_root: &Path,
+) -> Result<ContainerPlan, Error> {
+    let svc = &project.services[svc_name];
+    let bad = |key: &'static str, value: &str| Error::Bad {
+        service: svc_name.to_owned(),
+        key,
+        value: value.to_owned(),
+    };
+    let perr = |key: &'static str| {
+        move |source| Error::Parse {
+            service: svc_name.to_owned(),
+            key,
+            source,
+        }
+    };
+    let mut o = RunOptions {
+        name: Some(name.to_owned()),
+        entrypoint: svc.entrypoint.clone(),
+        command: svc.command.clone().unwrap_or_default(),
+        workdir: svc.working_dir.clone(),
+        user: svc.user.clone(),
+        group_add: svc.group_add.clone(),
+        hostname: svc.hostname.clone(),
+        tty: svc.tty.unwrap_or(false),
+        privileged: svc.privileged.unwrap_or(false),
+        read_only: svc.read_only.unwrap_or(false),
+        cap_add: svc.cap_add.clone(),
+        cap_drop: svc.cap_drop.clone(),
+        init: svc.init.unwrap_or(false),
+        stop_signal: svc.stop_signal.clone(),
+        stop_timeout: svc
+            .stop_grace_period
+            .map(|d| d.as_std().as_secs().min(u32::MAX as u64) as u32),
+        shm_size: svc.shm_size.map(|b| b.0 as u64),
+        ..Default::default()
+    };
+    for (k, v) in &svc.environment {
+        if let Some(v) = v {
+            o.env.push(format!("{k}={v}"));
+        }
+    }
+    for (k, v) in &svc.labels {
+        o.labels.insert(k.clone(), v.clone());
+    }
+    o.labels
+        .insert("com.docker.compose.project".into(), project.name.clone());
+    o.labels
+        .insert("com.docker.compose.service".into(), svc_name.to_owned());
+    o.labels.insert(
+        "com.docker.compose.container-number".into(),
+        number.to_string(),
+    );
+    for s in &svc.security_opt {
+        match parse::parse_security_opt(s).map_err(perr("security_opt"))? {
+            parse::SecurityOpt::Seccomp(p) => o.seccomp = p,
+            parse::SecurityOpt::NoNewPrivileges(b) => o.no_new_privileges = b,
+        }
+    }
+    for (k, u) in &svc.ulimits {
+        let spec = format!("{k}={}:{}", u.soft(), u.hard());
+        o.ulimits
+            .push(parse::parse_ulimit(&spec).map_err(perr("ulimits"))?);
+    }
+    // resources: deploy.resources.limits wins over the legacy keys
+    let limits = svc
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.as_ref())
+        .and_then(|r| r.limits.as_ref());
+    let reservations = svc
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.as_ref())
+        .and_then(|r| r.reservations.as_ref());
+    o.resources = Resources {
+        memory: limits.and_then(|l| l.memory).or(svc.mem_limit).map(|b| b.0),
+        memory_reservation: reservations
+            .and_then(|l| l.memory)
+            .or(svc.mem_reservation)
+            .map(|b| b.0),
+        memory_swap: svc.memswap_limit.map(|b| b.0),
+        cpus: limits
+            .and_then(|l| l.cpus)
+            .or(svc.cpus)
+            .filter(|c| *c > 0.0),
+        cpu_shares: svc.cpu_shares.map(|s| s as u64),
+        cpuset_cpus: svc.cpuset.clone(),
+        pids_limit: limits.and_then(|l| l.pids).or(svc.pids_limit),
+    };
+    for h in &svc.extra_hosts {
+        let (host, ip) = h
+            .split_once('=')
+            .or_else(|| h.split_once(':'))
+            .ok_or_else(|| bad("extra_hosts", h))?;
+        let ip: IpAddr = ip
+            .trim_matches(['[', ']'])
+            .parse()
+            .map_err(|_| bad("extra_hosts", h))?;
+        o.extra_hosts.push((host.to_owned(), ip));
+    }
+    // mounts
+    let mut volumes = Vec::new();
+    for v in &svc.volumes {
+        let read_only = v.read_only.unwrap_or(false);
+        match v.kind.as_str() {
+            "bind" => {
+                let source = v.source.clone().ok_or_else(|| bad("volumes", &v.target))?;
+                o.mounts.push(MountSpec::Bind {
+                    source: PathBuf::from(source),
+                    target: v.target.clone(),
+                    read_only,
+                });
+            }
+            "volume" => {
+                let source = match &v.source {
+                    Some(key) if !key.is_empty() => {
+                        let full = project.volume_name(key);
+                        volumes.push((full.clone(), v.target.clone()));
+                        volumes_root.join(&full).join("_data")
+                    }
+                    _ => {
+                        // anonymous: private to the container, gone with it
+                        let h = hex::encode(sha2::Sha256::digest(v.target.as_bytes()));
+                        anon_root.join(&h[..16])
+                    }
+                };
+                o.mounts.push(MountSpec::Bind {
+                    source,
+                    target: v.target.clone(),
+                    read_only,
+                });
+            }
+            "tmpfs" => {
+                let mut spec = v.target.clone();
+                if let Some(size) = v.tmpfs.as_ref().and_then(|t| t.size) {
+                    spec.push_str(&format!(":size={}", size.0));
+                }
+                o.mounts
+                    .push(parse::parse_tmpfs(&spec).map_err(perr("volumes"))?);
+            }
+            other => {
+                return Err(Error::Unsupported {
+                    service: svc_name.to_owned(),
+                    key: "volumes.type",
+                    value: other.to_owned(),
+                });
+            }
+        }
+    }
+    for t in &svc.tmpfs {
+        o.mounts.push(parse::parse_tmpfs(t).map_err(perr("tmpfs"))?);
+    }
+    // ports
+    let mut ports = Vec::new();
+    for p in &svc.ports {
+        let proto = p.protocol.as_deref().unwrap_or("tcp");
+        let mut spec = String::new();
+        if let Some(ip) = p.host_ip.as_deref().filter(|i| !i.is_empty()) {
+            spec.push_str(ip);
+            spec.push(':');
+        }
+        if let Some(pub_) = p.published.as_deref().filter(|s| !s.is_empty()) {
+            spec.push_str(pub_);
+            spec.push(':');
+        } else if !spec.is_empty() {
+            spec.push(':');
+        }
+        spec.push_str(&format!("{}/{proto}", p.target));
+        ports.push(spec.parse::<PortSpec>().map_err(|_| bad("ports", &spec))?);
+    }
+    // network
+    let net = match svc.network_mode.as_deref() {
+        Some("host") => NetPlan::Host,
+        Some("none") => NetPlan::None,
+        Some(m) if m.starts_with("service:") => {
+            let target = &m["service:".len()..];
+            NetPlan::Join(project.container_name(target, 1))
+        }
+        Some(m) if m.starts_with("container:") => NetPlan::Join(m["container:".len()..].into()),
+        Some("bridge") | Some("default") | None => {
+            let mut eps = Vec::new();
+            for (key, sn) in &svc.networks {
+                let mut aliases = vec![svc_name.to_owned(), name.to_owned()];
+                let mut ipv4 = None;
+                let mut mac = None;
+                if let Some(sn) = sn {
+                    aliases.extend(sn.aliases.iter().cloned());
+                    if let Some(a) = &sn.ipv4_address {
+                        ipv4 = Some(a.parse().map_err(|_| bad("ipv4_address", a))?);
+                    }
+                    mac = sn.mac_address.clone();
+                }
+                eps.push(NetworkEndpoint {
+                    network: project.network_name(key),
+                    aliases,
+                    ipv4_address: ipv4,
+                    mac_address: mac.or_else(|| svc.mac_address.clone()),
+                });
+            }
+            if eps.is_empty() {
+                NetPlan::None
+            } else {
+                NetPlan::Bridge(eps)
+            }
+        }
+        Some(other) => {
+            return Err(Error::Unsupported {
+                service: svc_name.to_owned(),
+                key: "network_mode",
+                value: other.to_owned(),
+            });
+        }
+    };
+    if !matches!(net, NetPlan::Bridge(_)) && !ports.is_empty() {
+        ports.clear();
+    }
+    match &net {
+        NetPlan::Bridge(_) => {
+            o.dns = Some(DnsConfig {
+                nameservers: vec!["127.0.0.11".parse().expect("literal address")],
+                search: svc.dns_search.clone(),
+                options: {
+                    let mut opts = vec!["ndots:0".to_owned()];
+                    opts.extend(svc.dns_opt.iter().cloned());
+                    opts
+                },
+            })
+        }
+        NetPlan::Host => o.network = NetworkMode::Host,
+        _ => {}
+    }
+    if !svc.dns.is_empty() && !matches!(net, NetPlan::Bridge(_)) {
+        let mut ns = Vec::new();
+        for d in &svc.dns {
+            ns.push(d.parse().map_err(|_| bad("dns", d))?);
+        }
+        o.dns = Some(DnsConfig {
+            nameservers: ns,
+            search: svc.dns_search.clone(),
+            options: svc.dns_opt.clone(),
+        });
+    }
+    Ok(ContainerPlan {
+        options: o,
+        ports,
+        net,
+        volumes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(yaml: &str) -> Project {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("compose.yaml"), yaml).unwrap();
+        let mut o = rstack_compose::Options::new(tmp.path().to_owned(), Default::default());
+        o.project_name = Some("demo".into());
+        rstack_compose::load(&o).unwrap()
+    }
+
+    #[test]
+    fn maps_a_service() {
+        let p = project(
+            r#"
+services:
+  web:
+    image: busybox
+    command: ["httpd", "-f"]
+    environment: {A: "1"}
+    ports: ["8080:80", "127.0.0.1:9000:9000/udp"]
+    volumes: ["data:/data", "/srv:/srv:ro", {type: tmpfs, target: /t}]
+    networks: {front: {aliases: [www]}}
+    mem_limit: 64m
+    stop_grace_period: 3s
+    extra_hosts: ["h:10.0.0.1"]
+networks: {front: {}}
+volumes: {data: {}}
+"#,
+        );
+        let plan =
+            plan_container(&p, "web", "demo-web-1", 1, Path::new("/v"), Path::new("/a")).unwrap();
+        let o = &plan.options;
+        assert_eq!(o.command, ["httpd", "-f"]);
+        assert_eq!(o.env, ["A=1"]);
+        assert_eq!(o.resources.memory, Some(64 << 20));
+        assert_eq!(o.stop_timeout, Some(3));
+        assert_eq!(plan.ports.len(), 2);
+        assert_eq!(plan.volumes, [("demo_data".into(), "/data".into())]);
+        assert!(o.mounts.contains(&MountSpec::Bind {
+            source: "/v/demo_data/_data".into(),
+            target: "/data".into(),
+            read_only: false
+        }));
+        assert!(o.mounts.contains(&MountSpec::Bind {
+            source: "/srv".into(),
+            target: "/srv".into(),
+            read_only: true
+        }));
+        let NetPlan::Bridge(eps) = &plan.net else {
+            panic!("{:?}", plan.net)
+        };
+        assert_eq!(eps[0].network, "demo_front");
+        assert_eq!(eps[0].aliases, ["web", "demo-web-1", "www"]);
+        assert_eq!(o.labels["com.docker.compose.project"], "demo");
+        let h1 = config_hash(&p.services["web"], "img");
+        assert_eq!(h1, config_hash(&p.services["web"], "img"));
+        assert_ne!(h1, config_hash(&p.services["web"], "img2"));
+    }
+
+    #[test]
+    fn bad_values_name_the_service() {
+        let p = project("services:\n  web:\n    image: busybox\n    extra_hosts: [\"nocolon\"]\n");
+        let e = plan_container(&p, "web", "x", 1, Path::new("/v"), Path::new("/a"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("web") && e.contains("extra_hosts"), "{e}");
+    }
+}

@@ -1,0 +1,220 @@
+//! Processes we did not necessarily start: a pidfd (a file descriptor that
+//! names one process, immune to pid reuse) opened from a recorded pid whose
+//! /proc start time still matches, signalled with `pidfd_send_signal`,
+//! waited on with `poll` (readable once the process has exited), and — on
+//! Linux >= 6.15 — asked for its exit status with `PIDFD_GET_INFO` /
+//! `PIDFD_INFO_EXIT` even when it was not our child.
+
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+/// A failure about a process.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot {what} process {pid}")]
+    Sys {
+        what: &'static str,
+        pid: i32,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Field 22 (starttime, clock ticks since boot) of /proc/<pid>/stat.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_start_time(&stat)
+}
+
+/// Parses starttime out of a /proc/<pid>/stat line (the comm may hold
+/// spaces and parentheses: fields are counted after the last `)`).
+pub fn parse_start_time(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    // rest starts with " state ppid ..." = field 3 onwards; starttime is field 22.
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// Whether /proc/<pid>/stat says the process is a zombie (exited, not reaped).
+pub fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next().map(|st| st == "Z"))
+        })
+        .unwrap_or(false)
+}
+
+/// A process held by a pidfd.
+#[derive(Debug)]
+pub struct Pidfd {
+    pid: i32,
+    fd: OwnedFd,
+}
+
+impl Pidfd {
+    /// Opens `pid` if it still is the process started at `start_time`.
+    /// `None` when it is gone (or the pid now names another process).
+    pub fn open_verified(pid: i32, start: u64) -> Option<Pidfd> {
+        let fd = Pidfd::open(pid).ok()?;
+        // Checked after opening: the pidfd pins the process we verified.
+        (start_time(pid) == Some(start)).then_some(fd)
+    }
+
+    /// Opens a pidfd for `pid`.
+    pub fn open(pid: i32) -> Result<Pidfd, Error> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if rc < 0 {
+            return Err(Error::Sys {
+                what: "open a pidfd for",
+                pid,
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: the kernel returned a fresh fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(rc as i32) };
+        Ok(Pidfd { pid, fd })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Sends `signal`; a process that already exited is not an error.
+    pub fn signal(&self, signal: i32) -> Result<(), Error> {
+        // SAFETY: pidfd_send_signal(fd, sig, NULL info, 0 flags).
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.fd.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ESRCH) {
+                return Ok(());
+            }
+            return Err(Error::Sys {
+                what: "signal",
+                pid: self.pid,
+                source: e,
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the process to exit; true if it did.
+    pub fn wait_exit(&self, timeout: Duration) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let ms = left.as_millis().min(i32::MAX as u128) as i32;
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            match poll(
+                &mut fds,
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+            ) {
+                Ok(n) if n > 0 => return true,
+                Ok(_) => return false,
+                Err(nix::Error::EINTR) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Whether the process has exited (zombies included).
+    pub fn exited(&self) -> bool {
+        self.wait_exit(Duration::ZERO)
+    }
+
+    /// The exit status (Docker's code: the code or 128+signal) of an exited
+    /// process, through PIDFD_GET_INFO (Linux >= 6.15). `None` when the
+    /// kernel cannot tell (older kernel, or not yet reaped by its parent).
+    pub fn exit_code(&self) -> Option<i32> {
+        #[repr(C)]
+        #[derive(Default)]
+        struct PidfdInfo {
+            mask: u64,
+            cgroupid: u64,
+            ids: [u32; 11],
+            exit_code: i32,
+            coredump_mask: u32,
+            spare: u32,
+        }
+        const PIDFD_INFO_EXIT: u64 = 1 << 3;
+        // _IOWR(0xFF, 11, struct pidfd_info) with the 64-byte first version
+        // (exit_code is its last field).
+        const PIDFD_GET_INFO: libc::c_ulong = (3 << 30) | (64 << 16) | (0xFF << 8) | 11;
+        let mut info = PidfdInfo {
+            mask: PIDFD_INFO_EXIT,
+            ..Default::default()
+        };
+        // SAFETY: the ioctl writes at most 64 bytes (the size encoded in the
+        // request) into `info`, which is 72 bytes and lives across the call.
+        let rc = unsafe {
+            libc::ioctl(
+                self.fd.as_raw_fd(),
+                PIDFD_GET_INFO,
+                &mut info as *mut PidfdInfo,
+            )
+        };
+        if rc < 0 || info.mask & PIDFD_INFO_EXIT == 0 {
+            return None;
+        }
+        Some(docker_code(info.exit_code))
+    }
+}
+
+/// A wait status as Docker reports it: the exit code, or 128 + signal.
+pub fn docker_code(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_survives_odd_comm() {
+        let line = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(parse_start_time(line), Some(987654));
+        assert_eq!(parse_start_time("garbage"), None);
+    }
+
+    #[test]
+    fn own_process_is_verified_and_reuse_is_refused() {
+        let me = std::process::id() as i32;
+        let st = start_time(me).unwrap();
+        assert!(Pidfd::open_verified(me, st).is_some());
+        assert!(Pidfd::open_verified(me, st + 1).is_none());
+    }
+
+    #[test]
+    fn waits_for_a_child_and_reads_its_code() {
+        let child = std::process::Command::new("sh")
+            .args(["-c", "exit 3"])
+            .spawn()
+            .unwrap();
+        let fd = Pidfd::open(child.id() as i32).unwrap();
+        assert!(fd.wait_exit(Duration::from_secs(10)));
+        let mut child = child;
+        assert_eq!(child.wait().unwrap().code(), Some(3));
+        // Linux >= 6.15 keeps the exit status for pidfd holders.
+        if let Some(code) = fd.exit_code() {
+            assert_eq!(code, 3);
+        }
+        assert_eq!(docker_code(9), 128 + 9);
+        assert_eq!(docker_code(3 << 8), 3);
+    }
+}
