@@ -295,6 +295,7 @@ fn run_undo(steps: &mut Vec<Undo>) -> Vec<String> {
                 }
             }
         };
+        tracing::trace!(?step, "undone");
         if let Err(e) = res {
             tracing::warn!(error = %e, "cleanup step failed");
             errors.push(e);
@@ -824,6 +825,7 @@ impl Container {
         if let Err(e) = self.lc.delete(true) {
             errors.push(format!("delete container state: {e}"));
         }
+        tracing::debug!(id = %self.id, "executor state deleted");
         errors.extend(run_undo(&mut self.undo));
         errors
     }

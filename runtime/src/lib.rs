@@ -5,6 +5,7 @@
 //! nothing of Compose nor of the image store: its inputs are an image
 //! config, the unpacked layer dirs and [`RunOptions`].
 
+pub mod adopt;
 pub mod caps;
 pub mod cgroup;
 pub mod container;

@@ -373,6 +373,7 @@ fn run_inner(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         bail!("the input device is not a TTY");
     }
     let image = image(global, &args.args[0], &args.pull)?;
+    tracing::debug!(id = %image.id, "image ready");
     install_signal_forwarding()?;
     let paths = container_paths(global);
     let mut container = Container::create(
@@ -396,10 +397,11 @@ fn run_inner(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     if let Some(relay) = relay {
         relay.finish();
     }
+    tracing::debug!(?result, "container exited");
     let removed = container.remove();
+    tracing::debug!("container removed");
     let status = result?;
     removed?;
-    tracing::debug!(?status, "container exited");
     Ok(u8::try_from(status.code).unwrap_or(255))
 }
 

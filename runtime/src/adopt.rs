@@ -1,0 +1,273 @@
+//! A container created by another process: found again by name or id.
+//!
+//! A daemonless supervisor can die (SIGKILL) while its containers keep
+//! running; the next supervisor, and plain commands like `rstack exec` or
+//! `rstack down`, then need the container without the [`crate::Container`]
+//! handle that created it. libcontainer's state dir
+//! (`<run root>/containers/<id>`) still names the init pid and the cgroup,
+//! and the data dir holds the rootfs mount, so an [`Adopted`] container can
+//! exec, be signalled and be removed — teardown continues past failures and
+//! reports them all, like [`crate::Container::remove`].
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use libcontainer::container::Container as LcContainer;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::container::{ContainerError, EXECUTOR_LOCK, ExecOptions, Paths, Stdio};
+use crate::user;
+use crate::workload::RstackExecutor;
+
+/// A container found again from its on-disk state.
+#[derive(Debug)]
+pub struct Adopted {
+    id: String,
+    paths: Paths,
+    lc: Option<LcContainer>,
+    pid: Option<i32>,
+}
+
+fn resolve_id(paths: &Paths, name_or_id: &str) -> String {
+    std::fs::read_link(paths.run_root.join("names").join(name_or_id))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| name_or_id.to_owned())
+}
+
+impl Adopted {
+    /// Opens the container `name_or_id`. Fails with `NoSuchContainer` when
+    /// neither its libcontainer state nor its data dir exists.
+    pub fn open(paths: &Paths, name_or_id: &str) -> Result<Adopted, ContainerError> {
+        let id = resolve_id(paths, name_or_id);
+        let lc = LcContainer::load(paths.run_root.join("containers").join(&id)).ok();
+        let data_dir = paths.data_root.join("containers").join(&id);
+        if lc.is_none() && !data_dir.exists() {
+            return Err(ContainerError::NoSuchContainer {
+                name: name_or_id.to_owned(),
+            });
+        }
+        let pid = lc.as_ref().and_then(|l| l.pid()).map(|p| p.as_raw());
+        Ok(Adopted {
+            id,
+            paths: paths.clone(),
+            lc,
+            pid,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The init pid libcontainer recorded (it may have exited since).
+    pub fn pid(&self) -> Option<i32> {
+        self.pid
+    }
+
+    /// The merged rootfs as seen from the host.
+    pub fn rootfs(&self) -> PathBuf {
+        self.paths
+            .data_root
+            .join("containers")
+            .join(&self.id)
+            .join("rootfs")
+    }
+
+    /// Sends `signal` to the init process.
+    pub fn kill(&self, signal: Signal) -> Result<(), ContainerError> {
+        let Some(pid) = self.pid else { return Ok(()) };
+        match nix::sys::signal::kill(Pid::from_raw(pid), signal) {
+            Ok(()) | Err(nix::Error::ESRCH) => Ok(()),
+            Err(source) => Err(ContainerError::Sys {
+                what: "signal the container",
+                source,
+            }),
+        }
+    }
+
+    /// Runs a process in the container, as [`crate::Container::exec`].
+    pub fn exec(&self, opts: &ExecOptions, stdio: Stdio) -> Result<AdoptedExec, ContainerError> {
+        if self.lc.is_none() {
+            return Err(ContainerError::NoSuchContainer {
+                name: self.id.clone(),
+            });
+        }
+        let rootfs = self.rootfs();
+        let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+        let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
+        let user = match &opts.user {
+            Some(u) => Some(user::resolve_user(u, &[], &passwd, &group)?),
+            None => None,
+        };
+        let mut env: HashMap<String, String> = HashMap::new();
+        for e in &opts.env {
+            let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+            env.insert(k.to_owned(), v.to_owned());
+        }
+        let exec_err = |source| ContainerError::Executor {
+            what: "exec in the container",
+            source,
+        };
+        let mut builder = ContainerBuilder::new(self.id.clone(), SyscallType::Linux)
+            .with_executor(RstackExecutor { init: false })
+            .with_root_path(self.paths.run_root.join("containers"))
+            .map_err(exec_err)?;
+        let stdin = match stdio.stdin {
+            Some(fd) => fd,
+            None => OwnedFd::from(std::fs::File::open("/dev/null").map_err(|source| {
+                ContainerError::Io {
+                    what: "open",
+                    path: "/dev/null".into(),
+                    source,
+                }
+            })?),
+        };
+        builder = builder.with_stdin(stdin);
+        if let Some(fd) = stdio.stdout {
+            builder = builder.with_stdout(fd);
+        }
+        if let Some(fd) = stdio.stderr {
+            builder = builder.with_stderr(fd);
+        }
+        let mut tenant = builder
+            .as_tenant()
+            .with_container_args(opts.args.clone())
+            .with_env(env)
+            .with_detach(false)
+            .with_cwd(opts.workdir.as_ref().map(PathBuf::from));
+        if let Some(u) = &user {
+            tenant = tenant
+                .with_user(Some(u.uid))
+                .with_group(Some(u.gid))
+                .with_additional_gids(u.additional_gids.clone());
+        }
+        let pid = {
+            let _guard = EXECUTOR_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+            tenant.build().map_err(exec_err)?
+        };
+        Ok(AdoptedExec {
+            pid: Pid::from_raw(pid.as_raw()),
+        })
+    }
+
+    /// Kills what still runs and removes everything of the container: the
+    /// libcontainer state (and its cgroup), the rootfs mount, the data
+    /// dir, the name, and the cgroup dirs in `created_cgroup_dirs` (the
+    /// [`crate::cgroup::CgroupPlan::missing_dirs`] recorded at creation).
+    /// Continues past failures and returns them all.
+    pub fn remove(mut self, created_cgroup_dirs: &[PathBuf]) -> Result<(), ContainerError> {
+        let mut errors = Vec::new();
+        if let Some(pid) = self.pid {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            // Not necessarily our child: wait for /proc to show it gone or a zombie.
+            for _ in 0..500 {
+                match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+                    Ok(s) if !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')) => {
+                        let _ = nix::sys::wait::waitpid(
+                            Pid::from_raw(pid),
+                            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                        );
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    _ => break,
+                }
+            }
+            let _ = nix::sys::wait::waitpid(
+                Pid::from_raw(pid),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            );
+        }
+        if let Some(mut lc) = self.lc.take() {
+            if let Err(e) = lc.delete(true) {
+                errors.push(format!("delete container state: {e}"));
+            }
+        }
+        let state = self.paths.run_root.join("containers").join(&self.id);
+        if state.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&state) {
+                errors.push(format!("remove {}: {e}", state.display()));
+            }
+        }
+        let dir = self.paths.data_root.join("containers").join(&self.id);
+        let rootfs = dir.join("rootfs");
+        if crate::rootfs::is_mount_point(&rootfs) {
+            if let Err(e) = crate::rootfs::unmount(&rootfs) {
+                errors.push(format!("unmount {}: {e}", rootfs.display()));
+            }
+        }
+        if dir.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                errors.push(format!("remove {}: {e}", dir.display()));
+            }
+        }
+        remove_name_links(&self.paths, &self.id, &mut errors);
+        let plan = crate::cgroup::CgroupPlan::new(self.paths.cgroup_parent.as_deref(), &self.id);
+        for leaf in plan.leaf_dirs() {
+            let _ = std::fs::remove_dir(&leaf);
+        }
+        for d in created_cgroup_dirs.iter().rev() {
+            match std::fs::remove_dir(d) {
+                Ok(()) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOENT) | Some(libc::EBUSY) | Some(libc::ENOTEMPTY)
+                    ) => {}
+                Err(e) => errors.push(format!("remove cgroup {}: {e}", d.display())),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ContainerError::Teardown(errors))
+        }
+    }
+}
+
+fn remove_name_links(paths: &Paths, id: &str, errors: &mut Vec<String>) {
+    let names = paths.run_root.join("names");
+    let Ok(entries) = std::fs::read_dir(&names) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if std::fs::read_link(e.path()).is_ok_and(|t| t == Path::new(id)) {
+            if let Err(err) = std::fs::remove_file(e.path()) {
+                errors.push(format!("remove {}: {err}", e.path().display()));
+            }
+        }
+    }
+}
+
+/// A process started by [`Adopted::exec`] (a child of the caller).
+#[derive(Debug)]
+pub struct AdoptedExec {
+    pid: Pid,
+}
+
+impl AdoptedExec {
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
+    /// Waits for it; Docker's exit code (128+signal if killed).
+    pub fn wait(&self) -> Result<i32, ContainerError> {
+        loop {
+            match waitpid(self.pid, None) {
+                Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+                Ok(_) | Err(nix::Error::EINTR) => continue,
+                Err(source) => {
+                    return Err(ContainerError::Sys {
+                        what: "wait for the exec'd process",
+                        source,
+                    });
+                }
+            }
+        }
+    }
+}
