@@ -277,11 +277,33 @@ impl Loaded {
                 })?;
             project.disabled_services.insert(n, svc);
         }
+        // `environment:` secrets and configs take their content from the
+        // project environment now, so the runtime needs no lookup.
+        let mut warnings = self.warnings;
+        for (kind, objects) in [
+            ("secret", &mut project.secrets),
+            ("config", &mut project.configs),
+        ] {
+            for (key, obj) in objects.iter_mut() {
+                if let Some(var) = &obj.environment {
+                    match self.env.get(var) {
+                        Some(v) => obj.content = Some(v.clone()),
+                        None => {
+                            let w = format!(
+                                "{kind} {key:?} comes from environment variable {var}, which is not set"
+                            );
+                            tracing::warn!("{w}");
+                            warnings.push(w);
+                        }
+                    }
+                }
+            }
+        }
         project.name = self.name;
         project.working_dir = self.working_dir;
         project.compose_files = self.files;
         project.environment = self.env;
-        project.warnings = self.warnings;
+        project.warnings = warnings;
         Ok(project)
     }
 }

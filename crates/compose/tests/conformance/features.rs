@@ -606,11 +606,16 @@ models:
     assert_eq!(p.configs["cfg"].content.as_deref(), Some("hello\n"));
     assert_eq!(p.models["llm"]["model"], "ai/smollm2");
     assert_eq!(
+        p.secrets["token"].content.as_deref(),
+        Some("t"),
+        "content from the environment"
+    );
+    assert_eq!(
         app.models.as_ref().unwrap(),
         &serde_json::json!({"llm": null})
     );
     // JSON and YAML renderings both load back to the same model.
-    let json = serde_json::to_string(&p).unwrap();
+    let json = serde_json::to_string(&rstack_compose::render::sorted(&p)).unwrap();
     for text in [json, rstack_compose::render::yaml(&p).unwrap()] {
         let mut o = Options::new(d.path(), env(&[("TOKEN", "t")]));
         o.files = vec!["-".into()];
