@@ -12,9 +12,9 @@ pub enum Error {
     Yaml(#[source] serde_saphyr::SerializeError),
 }
 
-/// A copy of the project with every map sorted by key, as Go prints maps
-/// (and so `docker compose config`): services, resources, and the maps
-/// inside services. Lists keep their order.
+/// The project as `docker compose config` shows it: every map sorted by
+/// key, as Go prints maps (services, resources, and the maps inside
+/// services; lists keep their order), and no secret content.
 pub fn sorted(project: &Project) -> Project {
     let mut p = project.clone();
     p.services.sort_keys();
