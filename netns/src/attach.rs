@@ -195,17 +195,23 @@ pub fn reserve_ports(
                         }
                     })?
                 }
-                HostPortChoice::Any(None) => loop {
-                    let got = bind(ip, 0, spec.protocol).map_err(|source| Error::Reserve {
-                        ip,
-                        port: 0,
-                        protocol: spec.protocol,
-                        source,
-                    })?;
-                    if !busy(got.1) {
-                        break got;
+                HostPortChoice::Any(None) => {
+                    // ports another rstack endpoint has recorded stay bound
+                    // here until the loop ends, so the kernel moves on
+                    let mut skipped = Vec::new();
+                    loop {
+                        let got = bind(ip, 0, spec.protocol).map_err(|source| Error::Reserve {
+                            ip,
+                            port: 0,
+                            protocol: spec.protocol,
+                            source,
+                        })?;
+                        if !busy(got.1) {
+                            break got;
+                        }
+                        skipped.push(got);
                     }
-                },
+                }
                 HostPortChoice::Any(Some(range)) => (range.start..=range.end)
                     .filter(|p| !busy(*p))
                     .find_map(|p| bind(ip, p, spec.protocol).ok())
