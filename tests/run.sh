@@ -27,6 +27,7 @@ if grep -qsw cpu /sys/fs/cgroup/cgroup.controllers && grep -qsw memory /sys/fs/c
 else
   # this host's cgroups are v1/hybrid: the same host-built binaries, in a pure cgroup v2 VM
   vagrant/qemu-run -- tests/vm/check.sh
+  vagrant/vm-test -p rstack-runtime --test privileged
 fi
 echo "== vagrant validate"
 if command -v vagrant >/dev/null; then

@@ -7,13 +7,28 @@ use clap::Args;
 #[derive(Debug, Args)]
 pub struct GlobalOpts {
     /// Persistent state: images, layers, volumes, container dirs
-    #[arg(long, env = "RSTACK_ROOT", default_value = "/var/lib/rstack", global = true)]
+    #[arg(
+        long,
+        env = "RSTACK_ROOT",
+        default_value = "/var/lib/rstack",
+        global = true
+    )]
     pub root: PathBuf,
     /// Volatile state: supervisors, locks, netns files, container state
-    #[arg(long = "run-root", env = "RSTACK_RUN", default_value = "/run/rstack", global = true)]
+    #[arg(
+        long = "run-root",
+        env = "RSTACK_RUN",
+        default_value = "/run/rstack",
+        global = true
+    )]
     pub run_root: PathBuf,
     /// Log level filter (error, warn, info, debug, trace or a tracing directive)
-    #[arg(long = "log-level", env = "RSTACK_LOG", default_value = "warn", global = true)]
+    #[arg(
+        long = "log-level",
+        env = "RSTACK_LOG",
+        default_value = "warn",
+        global = true
+    )]
     pub log_level: String,
     #[command(flatten)]
     pub compose: ComposeOpts,
@@ -43,7 +58,13 @@ pub struct ComposeOpts {
 /// Sets up `tracing` on stderr. Libraries only emit events; the subscriber
 /// lives here, in the binary.
 pub fn init_logging(opts: &GlobalOpts) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&opts.log_level)
+    // libcgroups warns about every absent v1 controller and libcontainer
+    // logs failures that rstack reports itself: quiet them unless asked.
+    let mut directives = opts.log_level.clone();
+    if !directives.contains("libc") && !matches!(directives.as_str(), "debug" | "trace") {
+        directives.push_str(",libcgroups=error,libcontainer=off");
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

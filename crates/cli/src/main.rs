@@ -13,7 +13,12 @@ use clap::Parser;
 use crate::global::GlobalOpts;
 
 #[derive(Debug, Parser)]
-#[command(name = "rstack", version, about = "Run Compose stacks with no daemon", propagate_version = true)]
+#[command(
+    name = "rstack",
+    version,
+    about = "Run Compose stacks with no daemon",
+    propagate_version = true
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalOpts,

@@ -1,6 +1,8 @@
 //! One module per subcommand. Each exposes an `Args` struct and a `run`
 //! function returning the process exit code.
 
+pub mod config;
+mod container;
 mod image;
 mod images;
 mod login;
@@ -8,7 +10,6 @@ mod logout;
 mod network;
 mod pull;
 mod rmi;
-pub mod config;
 mod version;
 
 use clap::Subcommand;
@@ -19,6 +20,8 @@ use crate::global::GlobalOpts;
 pub enum Command {
     /// Parse, resolve and render the Compose file in canonical format
     Config(config::Args),
+    /// Manage containers
+    Container(container::Args),
     /// Manage images
     Image(image::Args),
     /// List images
@@ -39,6 +42,7 @@ pub enum Command {
 
 pub fn run(global: &GlobalOpts, command: Command) -> anyhow::Result<u8> {
     match command {
+        Command::Container(args) => container::run(global, args),
         Command::Image(args) => image::run(global, args),
         Command::Images(args) => images::run(global, args),
         Command::Login(args) => login::run(global, args),
