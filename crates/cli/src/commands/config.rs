@@ -35,6 +35,9 @@ pub struct Args {
     /// Print the image names, one per line
     #[arg(long)]
     images: bool,
+    /// Print the environment used for interpolation (`KEY=VALUE`, sorted)
+    #[arg(long)]
+    environment: bool,
     /// Don't interpolate environment variables
     #[arg(long = "no-interpolate")]
     no_interpolate: bool,
@@ -88,8 +91,12 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     o.services = args.service_names.clone();
     // Without interpolation, values may still hold `${...}` where the typed
     // model wants a port or a number: print the canonical tree instead.
-    let plain_output =
-        !(args.services || args.volumes || args.networks || args.profiles || args.images);
+    let plain_output = !(args.services
+        || args.volumes
+        || args.networks
+        || args.profiles
+        || args.images
+        || args.environment);
     if args.no_interpolate && plain_output {
         let tree = rstack_compose::load_tree(&o)?;
         if args.quiet {
@@ -136,6 +143,15 @@ fn render(project: &Project, args: &Args) -> anyhow::Result<String> {
     }
     if args.profiles {
         return Ok(lines(project.all_profiles()));
+    }
+    if args.environment {
+        let mut vars: Vec<String> = project
+            .environment
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        vars.sort();
+        return Ok(lines(vars));
     }
     if args.images {
         return Ok(lines(project.services.iter().map(|(name, s)| {
