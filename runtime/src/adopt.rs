@@ -167,7 +167,11 @@ impl Adopted {
             // Not necessarily our child: wait for /proc to show it gone or a zombie.
             for _ in 0..500 {
                 match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-                    Ok(s) if !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')) => {
+                    Ok(s)
+                        if !s
+                            .rsplit_once(')')
+                            .is_some_and(|(_, r)| r.trim_start().starts_with('Z')) =>
+                    {
                         let _ = nix::sys::wait::waitpid(
                             Pid::from_raw(pid),
                             Some(nix::sys::wait::WaitPidFlag::WNOHANG),

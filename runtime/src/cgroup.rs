@@ -5,7 +5,8 @@
 //! tree; on v1 and "hybrid" hosts (v1 controllers plus an empty cgroup2
 //! mount) every controller has its own tree and libcgroups' v1 manager
 //! creates the same path in each. A daemonless runtime nests its containers
-//! under the caller's own cgroup (`<own>/rstack/<id>`), so they count
+//! under the caller's own cgroup (`<own>/rstack/<id>` on v1; next to it on
+//! v2, see [`default_parent`]), so they count
 //! against whatever limits the caller lives under and need no delegation.
 //! libcgroups removes only the leaf; the parents we created (`rstack/`, and
 //! on v1 the caller's path in controllers where the caller sits at the root)
@@ -98,6 +99,24 @@ pub fn own_cgroup(proc_self_cgroup: &str, layout: Layout) -> String {
         .unwrap_or_else(|| "/".to_owned())
 }
 
+/// Where containers go by default, given the caller's own cgroup.
+///
+/// v1: `<own>/rstack` — each v1 hierarchy accepts processes at any level.
+/// v2: the "no internal processes" rule forbids enabling controllers for
+/// children of a cgroup that holds processes (ours does), so the
+/// containers go next to the caller: `<parent of own>/rstack` (`/rstack`
+/// when the caller sits at the root).
+pub fn default_parent(own: &str, layout: Layout) -> String {
+    let own = own.trim_end_matches('/');
+    match layout {
+        Layout::Legacy => format!("{own}/rstack"),
+        Layout::Unified => match own.rsplit_once('/') {
+            Some((parent, _)) if !parent.is_empty() => format!("{parent}/rstack"),
+            _ => "/rstack".to_owned(),
+        },
+    }
+}
+
 /// Detects the layout of the host (v2 if /sys/fs/cgroup is cgroup2).
 pub fn detect_layout() -> Layout {
     match libcgroups::common::get_cgroup_setup() {
@@ -123,10 +142,9 @@ impl CgroupPlan {
                 }
             })
             .collect();
-        let parent = parent.map(str::to_owned).unwrap_or_else(|| {
-            let own = own_cgroup(&own, layout);
-            format!("{}/rstack", own.trim_end_matches('/'))
-        });
+        let parent = parent
+            .map(str::to_owned)
+            .unwrap_or_else(|| default_parent(&own_cgroup(&own, layout), layout));
         let path = format!("{}/{id}", parent.trim_end_matches('/'));
         let mut missing_dirs = Vec::new();
         for h in &hierarchies {
@@ -282,6 +300,21 @@ mod tests {
         assert_eq!(h[0].mount_point, Path::new("/sys/fs/cgroup/cpu"));
         assert_eq!(h[0].controllers, ["cpu"]);
         assert_eq!(h[3].controllers, ["cgroup2"]);
+    }
+
+    #[test]
+    fn default_parents() {
+        assert_eq!(
+            default_parent("/process_api/abc", Layout::Legacy),
+            "/process_api/abc/rstack"
+        );
+        assert_eq!(default_parent("/", Layout::Legacy), "/rstack");
+        assert_eq!(default_parent("/", Layout::Unified), "/rstack");
+        assert_eq!(
+            default_parent("/user.slice/s.scope", Layout::Unified),
+            "/user.slice/rstack"
+        );
+        assert_eq!(default_parent("/init.scope", Layout::Unified), "/rstack");
     }
 
     #[test]

@@ -19,7 +19,6 @@
 //! - `<run root>/tty/<id16>.sock` console socket while a `-t` container is created
 //! - `<data root>/containers/<id>/` upper/work/rootfs/etc/config.json (see [`crate::rootfs`])
 
-use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -833,26 +832,90 @@ impl Container {
     /// Runs another process inside the running container (same namespaces,
     /// cgroup, capabilities, seccomp filter; user and env as asked).
     pub fn exec(&self, opts: &ExecOptions, stdio: Stdio) -> Result<ExecProcess, ContainerError> {
-        let passwd = std::fs::read_to_string(self.rootfs.join("etc/passwd")).unwrap_or_default();
-        let group = std::fs::read_to_string(self.rootfs.join("etc/group")).unwrap_or_default();
-        let spec_user = opts.user.clone().unwrap_or_default();
-        let user = match &opts.user {
-            Some(_) => Some(user::resolve_user(&spec_user, &[], &passwd, &group)?),
-            None => None,
+        let container_dir = self.paths.container_dir(&self.id);
+        let config = container_dir.join("config.json");
+        let spec = oci_spec::runtime::Spec::load(&config).map_err(|e| ContainerError::Io {
+            what: "read",
+            path: config.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        // The exec'd process: the container's (caps, rlimits, no_new_privs,
+        // env) with the asked args, env, cwd, user and terminal.
+        let mut process = spec.process().clone().unwrap_or_default();
+        let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+        let set_env = |env: &mut Vec<String>, entry: String| {
+            let key = entry
+                .split_once('=')
+                .map_or(entry.as_str(), |(k, _)| k)
+                .to_owned();
+            env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
+            env.push(entry);
         };
-        let mut env: HashMap<String, String> = HashMap::new();
-        for e in &opts.env {
-            let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
-            env.insert(k.to_owned(), v.to_owned());
+        if let Some(spec_user) = &opts.user {
+            let passwd =
+                std::fs::read_to_string(self.rootfs.join("etc/passwd")).unwrap_or_default();
+            let group = std::fs::read_to_string(self.rootfs.join("etc/group")).unwrap_or_default();
+            let u = user::resolve_user(spec_user, &[], &passwd, &group)?;
+            let mut pu = process.user().clone();
+            pu.set_uid(u.uid);
+            pu.set_gid(u.gid);
+            pu.set_additional_gids(Some(u.additional_gids.clone()));
+            process.set_user(pu);
+            set_env(&mut env, format!("HOME={}", u.home));
         }
+        for e in &opts.env {
+            set_env(&mut env, e.clone());
+        }
+        if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+            set_env(&mut env, "TERM=xterm".to_owned());
+        }
+        process.set_env(Some(env));
+        process.set_args(Some(opts.args.clone()));
+        if let Some(w) = &opts.workdir {
+            process.set_cwd(PathBuf::from(w));
+        }
+        process.set_terminal(Some(opts.tty));
+        let process_file = container_dir.join(format!("exec-{}.json", &random_id()[..12]));
+        let text = serde_json::to_vec(&process).map_err(|e| ContainerError::Io {
+            what: "encode",
+            path: process_file.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        std::fs::write(&process_file, text).map_err(|source| ContainerError::Io {
+            what: "write",
+            path: process_file.clone(),
+            source,
+        })?;
+        let _remove_process_file = RemoveOnDrop(process_file.clone());
+
+        let console = if opts.tty {
+            let dir = self.paths.run_root.join("tty");
+            std::fs::create_dir_all(&dir).map_err(|source| ContainerError::Io {
+                what: "create",
+                path: dir.clone(),
+                source,
+            })?;
+            let sock = dir.join(format!("{}.sock", &random_id()[..16]));
+            let listener = std::os::unix::net::UnixListener::bind(&sock).map_err(|source| {
+                ContainerError::Io {
+                    what: "bind",
+                    path: sock.clone(),
+                    source,
+                }
+            })?;
+            Some((listener, RemoveOnDrop(sock)))
+        } else {
+            None
+        };
         let mut builder = ContainerBuilder::new(self.id.clone(), SyscallType::Linux)
-            .with_executor(RstackExecutor { init: false });
+            .with_executor(RstackExecutor { init: false })
+            .with_console_socket(console.as_ref().map(|(_, p)| p.0.clone()));
         builder = builder
             .with_root_path(self.paths.state_root())
             .map_err(|e| executor_error("use the state dir", e))?;
         if let Some(fd) = stdio.stdin {
             builder = builder.with_stdin(fd);
-        } else {
+        } else if !opts.interactive {
             let null = std::fs::File::open("/dev/null").map_err(|source| ContainerError::Io {
                 what: "open",
                 path: "/dev/null".into(),
@@ -866,18 +929,10 @@ impl Container {
         if let Some(fd) = stdio.stderr {
             builder = builder.with_stderr(fd);
         }
-        let mut tenant = builder
+        let tenant = builder
             .as_tenant()
-            .with_container_args(opts.args.clone())
-            .with_env(env)
-            .with_detach(false)
-            .with_cwd(opts.workdir.as_ref().map(PathBuf::from));
-        if let Some(u) = &user {
-            tenant = tenant
-                .with_user(Some(u.uid))
-                .with_group(Some(u.gid))
-                .with_additional_gids(u.additional_gids.clone());
-        }
+            .with_process(Some(&process_file))
+            .with_detach(opts.tty);
         let pid = {
             let _guard = EXECUTOR_LOCK.lock().unwrap_or_else(|p| p.into_inner());
             tenant.build().map_err(|e| {
@@ -887,9 +942,23 @@ impl Container {
                 executor_error("exec in the container", e)
             })?
         };
+        let pty_master = match console {
+            Some((listener, _)) => Some(receive_pty(&listener)?),
+            None => None,
+        };
         Ok(ExecProcess {
             pid: Pid::from_raw(pid.as_raw()),
+            pty_master,
         })
+    }
+}
+
+/// Removes a file when dropped (temporary exec files and sockets).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -912,15 +981,25 @@ pub struct ExecOptions {
     pub workdir: Option<String>,
     /// `-u` (resolved against the container's /etc/passwd).
     pub user: Option<String>,
+    /// `-t`: a pseudo terminal ([`ExecProcess::take_pty_master`]).
+    pub tty: bool,
+    /// `-i`: keep stdin (else /dev/null when no stdin is given).
+    pub interactive: bool,
 }
 
 /// A process started by [`Container::exec`].
 #[derive(Debug)]
 pub struct ExecProcess {
     pid: Pid,
+    pty_master: Option<OwnedFd>,
 }
 
 impl ExecProcess {
+    /// The pseudo terminal's master end with `tty`.
+    pub fn take_pty_master(&mut self) -> Option<OwnedFd> {
+        self.pty_master.take()
+    }
+
     pub fn pid(&self) -> i32 {
         self.pid.as_raw()
     }

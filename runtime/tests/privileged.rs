@@ -610,6 +610,27 @@ fn exec_into_running_container() -> Result<(), Failed> {
             out.contains("execme\n1000\nCapEff:\t0000000000000000\n"),
             format!("exec output: {out}"),
         )?;
+        // With a terminal: the output comes through the pty master.
+        let mut p = c
+            .exec(
+                &ExecOptions {
+                    args: vec!["sh".into(), "-c".into(), "tty; echo $TERM $HOME".into()],
+                    user: Some("app".into()),
+                    tty: true,
+                    ..Default::default()
+                },
+                Stdio::default(),
+            )
+            .map_err(|e| chain(&e))?;
+        let master = p.take_pty_master().ok_or("no pty master")?;
+        let reader = read_all(master);
+        let code = p.wait().map_err(|e| chain(&e))?;
+        let out = reader.join().unwrap_or_default();
+        expect(code == 0, format!("tty exec exit {code}: {out}"))?;
+        expect(
+            out.starts_with("/dev/pts/") && out.contains("xterm /home/app"),
+            format!("tty exec output: {out:?}"),
+        )?;
         let netns =
             rstack_runtime::container::netns_of(&paths(), "exec-test").map_err(|e| chain(&e))?;
         expect(netns == c.netns_path(), format!("netns {netns:?}"))?;
