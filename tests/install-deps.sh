@@ -9,6 +9,7 @@ pkgs=(
   nftables iproute2 iptables                    # networking
   jq curl procps util-linux                     # test helpers
   qemu-system-x86 kmod cpio xz-utils            # vagrant/qemu-run: the cgroup v2 test VM
+  vagrant                                       # `vagrant validate` of vagrant/Vagrantfile
   debootstrap                                   # pull benchmark image (tests/src/bin/bench.rs)
 )
 missing=()
