@@ -587,7 +587,8 @@ pub fn resolve_plain(text: &str) -> Value {
     Value::Str(text.to_string())
 }
 
-/// Go's `strconv.ParseInt(s, 0, 64)` plus YAML's `0o` / `0b` prefixes.
+/// Go's `strconv.ParseInt(s, 0, 64)` (which allows `_` between digits) plus
+/// YAML's `0o` / `0b` prefixes.
 fn parse_go_int(text: &str) -> Option<i64> {
     let (neg, body) = match text.as_bytes()[0] {
         b'-' => (true, &text[1..]),
@@ -608,9 +609,6 @@ fn parse_go_int(text: &str) -> Option<i64> {
     } else {
         (10, body)
     };
-    if radix == 10 && body.contains('_') {
-        return None;
-    }
     let digits: String = digits.chars().filter(|c| *c != '_').collect();
     if digits.is_empty() {
         return None;
@@ -649,6 +647,13 @@ mod tests {
         assert_eq!(m["g"].value, Value::Int(16));
         assert_eq!(m["h"].value, Value::Int(15));
         assert_eq!(m["i"].value, Value::Str("512M".into()));
+        let n = one("a: 1_000\nb: _1\nc: 1__0\nd: 1e3\ne: 1.\n");
+        let m = n.as_map().unwrap();
+        assert_eq!(m["a"].value, Value::Int(1000));
+        assert_eq!(m["b"].value, Value::Str("_1".into()));
+        assert_eq!(m["c"].value, Value::Str("1__0".into()));
+        assert_eq!(m["d"].value, Value::Float(1000.0));
+        assert_eq!(m["e"].value, Value::Float(1.0));
     }
 
     #[test]
