@@ -1,0 +1,277 @@
+//! `rstack container run` against the local registry's busybox fixture, as
+//! a user would run it: output, exit codes, flags, bad input, and nothing
+//! left behind (mounts, container dirs, state) after each run.
+//!
+//! The interactive `-it` shell is checked by hand with tmux (see
+//! runtime/README in the report); the privileged tests in
+//! runtime/tests/privileged.rs cover isolation and limits in depth.
+
+use std::path::Path;
+
+use libtest_mimic::Trial;
+use rstack_e2e::{Fixtures, Need, Rstack, RunOutput, trial};
+
+const NEEDS: &[Need] = &[Need::Root, Need::Registry, Need::Rstack, Need::Overlay];
+
+pub fn tests() -> Vec<Trial> {
+    vec![
+        trial(
+            "runtime::run_prints_and_propagates_exit_code",
+            NEEDS,
+            run_exit_code,
+        ),
+        trial("runtime::run_pulls_missing_image_once", NEEDS, pulls_once),
+        trial(
+            "runtime::run_user_env_workdir_hostname",
+            NEEDS,
+            user_env_workdir,
+        ),
+        trial("runtime::run_isolation_defaults", NEEDS, isolation_defaults),
+        trial("runtime::run_mounts_read_only_tmpfs", NEEDS, mounts),
+        trial(
+            "runtime::run_bad_input_is_clear_and_clean",
+            NEEDS,
+            bad_input,
+        ),
+    ]
+}
+
+fn image() -> String {
+    Fixtures::shared().busybox_v2s2.reference()
+}
+
+fn code(out: &RunOutput) -> Option<i32> {
+    out.status.code()
+}
+
+/// No container dirs, no executor state, no mounts left.
+fn assert_clean(rstack: &Rstack) {
+    rstack.assert_no_leaks();
+    for dir in [
+        rstack.root().join("containers"),
+        rstack.run_root().join("containers"),
+    ] {
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "left in {}: {left:?}", dir.display());
+    }
+}
+
+fn run_exit_code() {
+    let rstack = Rstack::new();
+    let img = image();
+    let out = rstack.run(&[
+        "container",
+        "run",
+        "--rm",
+        &img,
+        "sh",
+        "-c",
+        "echo hello; echo oops >&2; exit 3",
+    ]);
+    assert_eq!(code(&out), Some(3), "{out}");
+    assert!(out.stdout.ends_with("hello\n"), "{out}");
+    assert!(out.stderr.contains("oops"), "{out}");
+    let out = rstack.run(&["container", "run", "--rm", &img, "true"]);
+    assert_eq!(code(&out), Some(0), "{out}");
+    // Killed by a signal: 128 + 9.
+    let out = rstack.run(&[
+        "container",
+        "run",
+        "--rm",
+        "--init",
+        &img,
+        "sh",
+        "-c",
+        "kill -9 $$",
+    ]);
+    assert_eq!(code(&out), Some(137), "{out}");
+    assert_clean(&rstack);
+}
+
+fn pulls_once() {
+    let rstack = Rstack::new();
+    let img = image();
+    let first = rstack.ok(&["container", "run", "--rm", &img, "true"]);
+    assert!(first.stderr.contains("Unable to find image"), "{first}");
+    let second = rstack.ok(&["container", "run", "--rm", &img, "true"]);
+    assert!(!second.stderr.contains("Unable to find image"), "{second}");
+    assert_clean(&rstack);
+}
+
+fn user_env_workdir() {
+    let rstack = Rstack::new();
+    let img = image();
+    let env_file = rstack.work_dir().join("app.env");
+    std::fs::write(&env_file, "# comment\nFROM_FILE=yes\n").unwrap();
+    let out = rstack.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "-u",
+        "user",
+        "-e",
+        "A=1",
+        "--env-file",
+        env_file.to_str().unwrap(),
+        "-w",
+        "/tmp/work",
+        "--hostname",
+        "box",
+        &img,
+        "sh",
+        "-c",
+        "id -u; echo $A $FROM_FILE; pwd; hostname; echo $HOME",
+    ]);
+    assert_eq!(
+        out.stdout, "1000\n1 yes\n/tmp/work\nbox\n/home/user\n",
+        "{out}"
+    );
+    let out = rstack.ok(&["container", "run", "--rm", "-u", "4321:4321", &img, "id"]);
+    assert!(out.stdout.starts_with("uid=4321 gid=4321"), "{out}");
+    let out = rstack.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--entrypoint",
+        "echo",
+        &img,
+        "from",
+        "entrypoint",
+    ]);
+    assert_eq!(out.stdout, "from entrypoint\n", "{out}");
+    assert_clean(&rstack);
+}
+
+fn isolation_defaults() {
+    let rstack = Rstack::new();
+    let img = image();
+    let out = rstack.ok(&[
+        "container", "run", "--rm", &img, "sh", "-c",
+        "echo $$; grep CapEff /proc/self/status; ls /proc | grep -c '^[0-9]'; cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '",
+    ]);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&"1"), "PID 1 is the command: {out}");
+    assert_eq!(
+        lines.get(1),
+        Some(&"CapEff:\t00000000a80425fb"),
+        "Docker's default caps: {out}"
+    );
+    let procs: u32 = lines.get(2).and_then(|l| l.parse().ok()).unwrap_or(99);
+    assert!(procs <= 4, "host processes visible: {out}");
+    assert_eq!(
+        lines.get(3),
+        Some(&"lo"),
+        "--network none has only lo: {out}"
+    );
+    let out = rstack.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--cap-drop",
+        "ALL",
+        &img,
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    assert_eq!(out.stdout, "CapEff:\t0000000000000000\n", "{out}");
+    let out = rstack.run(&[
+        "container",
+        "run",
+        "--rm",
+        &img,
+        "mount",
+        "-t",
+        "tmpfs",
+        "none",
+        "/mnt",
+    ]);
+    assert_ne!(code(&out), Some(0), "mount allowed: {out}");
+    assert_clean(&rstack);
+}
+
+fn mounts() {
+    let rstack = Rstack::new();
+    let img = image();
+    let src = rstack.work_dir().join("data");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), "from host\n").unwrap();
+    let new = rstack.work_dir().join("created/by/run");
+    let vol = format!("{}:/data:ro", src.display());
+    let vol2 = format!("{}:/new", new.display());
+    let out = rstack.ok(&[
+        "container", "run", "--rm", "--read-only", "--tmpfs", "/tmp", "-v", &vol, "-v", &vol2, &img, "sh",
+        "-c",
+        "cat /data/f; touch /data/x 2>/dev/null || echo data-ro; touch /x 2>/dev/null || echo root-ro; touch /tmp/t && echo tmp-rw; echo hi > /new/out",
+    ]);
+    assert_eq!(out.stdout, "from host\ndata-ro\nroot-ro\ntmp-rw\n", "{out}");
+    assert_eq!(std::fs::read_to_string(new.join("out")).unwrap(), "hi\n");
+    assert!(!Path::new(&src.join("x")).exists());
+    assert_clean(&rstack);
+}
+
+fn bad_input() {
+    let rstack = Rstack::new();
+    let img = image();
+    let registry_host = img.split('/').next().unwrap().to_owned();
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (
+            vec![
+                format!("{registry_host}/no-such-image:latest"),
+                "true".into(),
+            ],
+            125,
+            "no-such-image",
+        ),
+        (
+            vec!["--memory".into(), "12x".into(), img.clone(), "true".into()],
+            125,
+            "invalid size: '12x'",
+        ),
+        (
+            vec!["-u".into(), "nosuchuser".into(), img.clone(), "true".into()],
+            125,
+            "unable to find user nosuchuser",
+        ),
+        (
+            vec![img.clone(), "nosuchcmd".into()],
+            127,
+            "exec: \"nosuchcmd\": executable file not found in $PATH",
+        ),
+        (
+            vec![
+                "-v".into(),
+                "/proc/no/such/dir:/x".into(),
+                img.clone(),
+                "true".into(),
+            ],
+            125,
+            "/proc/no/such/dir",
+        ),
+        (
+            vec!["--cpus".into(), "lots".into(), img.clone(), "true".into()],
+            125,
+            "--cpus",
+        ),
+        (
+            vec![
+                "--network".into(),
+                "container:nosuch".into(),
+                img.clone(),
+                "true".into(),
+            ],
+            125,
+            "nosuch",
+        ),
+    ];
+    for (args, expected, needle) in cases {
+        let mut full = vec!["container".to_owned(), "run".into(), "--rm".into()];
+        full.extend(args);
+        let out = rstack.run(&full);
+        assert_eq!(code(&out), Some(expected), "{out}");
+        out.assert_stderr_mentions(&[needle]);
+        assert_clean(&rstack);
+    }
+}
