@@ -58,12 +58,90 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
+/// Size of the chunks passed from the decompressing thread to the untar one.
+const CHUNK: usize = 256 << 10;
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// Reads the blob through `tee`, decompresses it (gzip, zstd or none, by
+/// magic bytes) and sends the tar stream in chunks. Keeps reading the blob
+/// to its end even when the receiver is gone, so its digest is complete.
+fn decompress<R: Read>(
+    tee: &mut Tee<'_, R>,
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    recycled: std::sync::mpsc::Receiver<Vec<u8>>,
+) -> io::Result<()> {
+    let result = (|| {
+        let mut buffered = BufReader::with_capacity(1 << 20, &mut *tee);
+        let magic = buffered.fill_buf()?.to_vec();
+        let mut decoder: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
+            Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
+        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?)
+        } else {
+            Box::new(buffered)
+        };
+        loop {
+            // Reuse the buffers the reader is done with: fresh 256 KiB
+            // allocations are mmap'd and cost a page fault per 4 KiB.
+            let mut chunk = recycled.try_recv().unwrap_or_default();
+            chunk.resize(CHUNK, 0);
+            let mut filled = 0;
+            while filled < CHUNK {
+                match decoder.read(&mut chunk[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if filled == 0 {
+                return Ok(());
+            }
+            chunk.truncate(filled);
+            if tx.send(chunk).is_err() {
+                return Ok(()); // the untar side failed; it reports why
+            }
+        }
+    })();
+    drop(tx);
+    // Trailing bytes after the compressed stream count in the digest too.
+    let drained = io::copy(tee, &mut io::sink());
+    result.and(drained.map(|_| ()))
+}
+
+/// The receiving end of [`decompress`].
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    recycle: std::sync::mpsc::SyncSender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    let done = std::mem::replace(&mut self.cur, chunk);
+                    let _ = self.recycle.try_send(done);
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Unpacks and verifies a layer into a staging dir (caller holds the layer
 /// lock and the shared store lock); [`commit`] moves it into the store.
 pub(crate) fn import(
     store: &Store,
     spec: &LayerSpec,
-    reader: impl Read,
+    reader: impl Read + Send,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Staged, Error> {
     let tmp_root = store.tmp_dir();
@@ -97,45 +175,43 @@ pub(crate) fn import(
         digest: spec.blob_digest.clone(),
         source,
     };
-    let stats;
-    let diff_id;
-    {
-        let mut buffered = BufReader::with_capacity(1 << 20, &mut tee);
-        let magic = buffered
-            .fill_buf()
-            .map_err(|e| unpack_err(unpack::Error::Read(e)))?
-            .to_vec();
-        let decoder: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
-            Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
-        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Box::new(
-                zstd::stream::read::Decoder::with_buffer(buffered)
-                    .map_err(|e| unpack_err(unpack::Error::Read(e)))?,
-            )
-        } else {
-            Box::new(buffered)
+    // Two threads per layer: this one untars, a second one reads the blob
+    // (hash + copy) and decompresses, so one big layer uses two cores.
+    let (chunks_tx, chunks_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+    let (recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT + 2);
+    let (decoded, unpacked) = std::thread::scope(|scope| {
+        let producer = scope.spawn(|| decompress(&mut tee, chunks_tx, recycle_rx));
+        let mut hashing = HashingReader::new(BufReader::with_capacity(
+            CHUNK,
+            ChunkReader {
+                rx: chunks_rx,
+                recycle: recycle_tx,
+                cur: Vec::new(),
+                pos: 0,
+            },
+        ));
+        // The tar end marker may be followed by padding: hash it too. On an
+        // unpack error the receiver is dropped and the producer stops
+        // sending, but still reads the whole blob for its digest.
+        let unpacked = match unpack::unpack(&mut hashing, &diff, &unpack::Options::default()) {
+            Ok(stats) => hashing
+                .finish()
+                .map(|(digest, _)| (stats, digest))
+                .map_err(unpack::Error::Read),
+            Err(e) => {
+                drop(hashing);
+                Err(e)
+            }
         };
-        let mut hashing = HashingReader::new(decoder);
-        stats =
-            unpack::unpack(&mut hashing, &diff, &unpack::Options::default()).map_err(unpack_err)?;
-        // The tar end marker may be followed by padding: hash it too.
-        let (digest, _) = hashing
-            .finish()
-            .map_err(|e| unpack_err(unpack::Error::Read(e)))?;
-        diff_id = digest;
-    }
-    // Drain what the decompressor did not need (trailing bytes still count).
-    io::copy(&mut tee, &mut io::sink()).map_err(|e| unpack_err(unpack::Error::Read(e)))?;
-    let blob_digest = format!("sha256:{}", hex::encode(tee.hasher.finalize()));
+        let decoded = producer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("decompression thread panicked")));
+        (decoded, unpacked)
+    });
+    let blob_digest = format!("sha256:{}", hex::encode(tee.hasher.clone().finalize()));
     let count = tee.count;
-    tee.file
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .and_then(|f| f.sync_all())
-        .map_err(|source| Error::Write {
-            path: blob_tmp.clone(),
-            source,
-        })?;
+    // No fsync here: `commit` syncs the filesystem once for all layers.
+    let _ = tee.file.flush();
 
     if let Some(size) = spec.blob_size
         && count < size
@@ -153,6 +229,8 @@ pub(crate) fn import(
             actual: blob_digest,
         });
     }
+    decoded.map_err(|e| unpack_err(unpack::Error::Read(e)))?;
+    let (stats, diff_id) = unpacked.map_err(unpack_err)?;
     if diff_id != spec.diff_id {
         return Err(Error::DigestMismatch {
             what: format!("uncompressed layer {} (diff id)", spec.blob_digest),

@@ -18,7 +18,6 @@ use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
-use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::layer::{self, LayerSpec};
@@ -337,7 +336,6 @@ impl Ctx<'_> {
             })
         });
 
-        let mut hasher = Sha256::new();
         let mut downloaded = 0u64;
         let mut download_error = None;
         let mut receiver_alive = true;
@@ -345,7 +343,6 @@ impl Ctx<'_> {
             match chunk {
                 Ok(bytes) => {
                     downloaded += bytes.len() as u64;
-                    hasher.update(&bytes);
                     if downloaded > total {
                         download_error = Some(Error::Oversized {
                             digest: desc.digest.clone(),
@@ -360,14 +357,14 @@ impl Ctx<'_> {
                             total,
                         },
                     );
-                    // When the import failed, keep reading: the digest then
-                    // tells whether the blob itself was bad.
+                    // The import reads the whole blob even when unpacking
+                    // failed, so its digest check still tells a bad blob.
                     if receiver_alive && tx.send(bytes).await.is_err() {
                         receiver_alive = false;
                     }
                 }
-                // The end-of-stream digest check of oci-client: ours below
-                // says more (truncated or mismatch).
+                // The end-of-stream digest check of oci-client: the import's
+                // own check says more (truncated or mismatch).
                 Err(source) if is_digest_error(&source) => break,
                 Err(source) => {
                     if download_error.is_none() && downloaded < total {
@@ -400,14 +397,7 @@ impl Ctx<'_> {
         if let Some(e @ Error::Oversized { .. }) = download_error {
             return Err(e);
         }
-        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
-        if actual != desc.digest {
-            return Err(Error::DigestMismatch {
-                what: format!("layer blob {}", desc.digest),
-                expected: desc.digest.clone(),
-                actual,
-            });
-        }
+        // The import checked both digests (blob and diff id).
         let mut staged = result?;
         staged._lock = Some(lock);
         self.progress.layer(&id, LayerEvent::Complete);
