@@ -503,6 +503,44 @@ pub fn semantic(root: &Node, default_network: bool) -> Vec<Issue> {
                 );
             }
         }
+        for (i, port) in sm
+            .get("ports")
+            .and_then(Node::as_seq)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            for (key, allowed) in [
+                ("mode", &["host", "ingress"][..]),
+                ("protocol", &["tcp", "udp", "sctp"][..]),
+            ] {
+                if let Some(v) = port.get(key).and_then(Node::as_str)
+                    && !allowed.contains(&v)
+                {
+                    let n = port.get(key).unwrap_or(port);
+                    issue(
+                        n,
+                        format!("{sp}.ports[{i}].{key}"),
+                        format!(
+                            "{sp}.ports[{i}].{key}: invalid value {v:?}: must be one of {}",
+                            allowed.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(pp) = sm.get("pull_policy").and_then(Node::as_str)
+            && !valid_pull_policy(pp)
+        {
+            let n = sm.get("pull_policy").unwrap_or(svc);
+            issue(
+                n,
+                format!("{sp}.pull_policy"),
+                format!(
+                    "{sp}.pull_policy: invalid pull policy {pp:?}: must be always, never, missing, build, refresh, daily, weekly or every_<duration>"
+                ),
+            );
+        }
         if let Some(r) = sm.get("restart").and_then(Node::as_str)
             && !valid_restart(r)
         {
@@ -545,6 +583,18 @@ pub fn semantic(root: &Node, default_network: bool) -> Vec<Issue> {
         }
     }
     issues
+}
+
+/// The schema's pattern for `pull_policy` is not anchored (it accepts
+/// `alwaysss`); this is the exact set.
+fn valid_pull_policy(p: &str) -> bool {
+    match p {
+        "always" | "never" | "build" | "if_not_present" | "missing" | "refresh" | "daily"
+        | "weekly" => true,
+        _ => p
+            .strip_prefix("every_")
+            .is_some_and(|d| crate::units::Duration::parse(d).is_ok()),
+    }
 }
 
 fn valid_restart(r: &str) -> bool {

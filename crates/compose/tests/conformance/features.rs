@@ -811,3 +811,30 @@ fn every_unknown_key_is_reported() {
         "{e}"
     );
 }
+
+#[test]
+fn enums_the_schema_lets_through() {
+    let d = tempfile::tempdir().unwrap();
+    let e = err(
+        d.path(),
+        "name: t\nservices:\n  a:\n    image: x\n    pull_policy: alwayss\n",
+    );
+    assert!(
+        e.contains("compose.yaml:5:5") && e.contains("invalid pull policy \"alwayss\""),
+        "{e}"
+    );
+    let e = err(
+        d.path(),
+        "name: t\nservices:\n  a:\n    image: x\n    ports:\n      - target: 80\n        protocol: icmp\n",
+    );
+    assert!(
+        e.contains("services.a.ports[0].protocol: invalid value \"icmp\""),
+        "{e}"
+    );
+    write(
+        d.path(),
+        "compose.yaml",
+        "name: t\nservices:\n  a:\n    image: x\n    pull_policy: every_12h\n",
+    );
+    load_dir(d.path(), &[]).unwrap();
+}
