@@ -2,9 +2,9 @@
 //! a user would run it: output, exit codes, flags, bad input, and nothing
 //! left behind (mounts, container dirs, state) after each run.
 //!
-//! The interactive `-it` shell is checked by hand with tmux (see
-//! runtime/README in the report); the privileged tests in
-//! runtime/tests/privileged.rs cover isolation and limits in depth.
+//! `-it` runs under util-linux `script`, which gives rstack a real pseudo
+//! terminal; the privileged tests in runtime/tests/privileged.rs cover
+//! isolation and limits in depth.
 
 use std::path::Path;
 
@@ -33,6 +33,18 @@ pub fn tests() -> Vec<Trial> {
             NEEDS,
             bad_input,
         ),
+        trial(
+            "runtime::run_it_gives_an_interactive_shell",
+            &[
+                Need::Root,
+                Need::Registry,
+                Need::Rstack,
+                Need::Overlay,
+                Need::Command("script"),
+            ],
+            interactive_shell,
+        ),
+        trial("runtime::run_forwards_sigterm", NEEDS, forwards_sigterm),
     ]
 }
 
@@ -210,6 +222,66 @@ fn mounts() {
     assert_eq!(std::fs::read_to_string(new.join("out")).unwrap(), "hi\n");
     assert!(!Path::new(&src.join("x")).exists());
     assert_clean(&rstack);
+}
+
+/// `-it` under a real pseudo terminal (util-linux `script` gives rstack one):
+/// the shell prompt, typed commands, their output and the exit code.
+fn interactive_shell() {
+    let rstack = Rstack::new();
+    let img = image();
+    rstack.ok(&["pull", "-q", &img]);
+    let line = format!(
+        "{} --root {} --run-root {} container run --rm -it {img} sh",
+        rstack.bin().display(),
+        rstack.root().display(),
+        rstack.run_root().display()
+    );
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"]);
+    rstack.sandbox_env(&mut cmd);
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn script");
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let _ = stdin.write_all(b"echo hi $((6*7)); tty\r");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let _ = stdin.write_all(b"exit 7\r");
+        std::thread::sleep(std::time::Duration::from_millis(2000));
+    });
+    let out = child.wait_with_output().expect("wait for script");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert_eq!(out.status.code(), Some(7), "{text}");
+    assert!(text.contains("hi 42\n/dev/pts/0\n"), "{text}");
+    assert_clean(&rstack);
+}
+
+/// SIGTERM to rstack reaches the container (here through `--init`): 143.
+fn forwards_sigterm() {
+    let rstack = Rstack::new();
+    let img = image();
+    rstack.ok(&["pull", "-q", &img]);
+    let mut child = rstack
+        .command(&["container", "run", "--rm", "--init", &img, "sleep", "30"])
+        .spawn()
+        .expect("spawn rstack");
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    send_sigterm(child.id());
+    let status = child.wait().expect("wait for rstack");
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    assert_clean(&rstack);
+}
+
+fn send_sigterm(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
 }
 
 fn bad_input() {
