@@ -723,6 +723,30 @@ mod tests {
     }
 
     #[test]
+    fn tag_then_untag_keeps_the_image_until_its_last_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path().join("root")).unwrap();
+        let (archive, id) = oci_archive("example.com/app:1", b"x");
+        store.load_from(&archive[..]).unwrap();
+        let tagged = store.tag(&id[7..19], "other").unwrap();
+        assert_eq!(tagged.id, id);
+        assert_eq!(store.lookup("other:latest").unwrap().unwrap().id, id);
+        assert!(matches!(
+            store.remove(&id, false),
+            Err(Error::MultipleTags { .. })
+        ));
+        let removed = store.remove("example.com/app:1", false).unwrap();
+        assert!(removed.deleted_images.is_empty());
+        assert_eq!(store.list().unwrap().len(), 1);
+        let removed = store.remove("other", false).unwrap();
+        assert_eq!(removed.deleted_images, vec![id]);
+        assert!(matches!(
+            store.tag("nothere", "x"),
+            Err(Error::ImageNotFound { .. })
+        ));
+    }
+
+    #[test]
     fn bad_archives_are_rejected_and_leave_nothing() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path().join("root")).unwrap();

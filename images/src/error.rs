@@ -102,6 +102,8 @@ pub enum Error {
         #[source]
         source: crate::unpack::Error,
     },
+    #[error("refusing to create a tag with a digest reference: {reference}")]
+    TagWithDigest { reference: String },
     #[error("No such image: {reference}")]
     ImageNotFound { reference: String },
     #[error(

@@ -350,6 +350,33 @@ impl Store {
         })
     }
 
+    /// `image tag`: names the image `source` (reference or id) `target`
+    /// too; the tag leaves any other image it named.
+    pub fn tag(&self, source: &str, target: &str) -> Result<LocalImage, Error> {
+        let target_ref = Reference::parse(target)?;
+        if target_ref.digest().is_some() {
+            return Err(Error::TagWithDigest {
+                reference: target.to_owned(),
+            });
+        }
+        let full = target_ref.to_string();
+        let id = self.update_index(|index| {
+            let Some((id, _)) = find(index, source)? else {
+                return Err(Error::ImageNotFound {
+                    reference: source.to_owned(),
+                });
+            };
+            for other in index.images.values_mut() {
+                other.repo_tags.retain(|t| *t != full);
+            }
+            let record = index.images.get_mut(&id).expect("found above");
+            record.repo_tags.push(full.clone());
+            Ok(id)
+        })?;
+        let index = self.read_index()?;
+        self.local_image(&index.images[&id], Some(target_ref))
+    }
+
     /// `rmi`: untags `reference`, and deletes the image when it has no
     /// name left (or when given by id); then removes unreferenced content.
     pub fn remove(&self, reference: &str, force: bool) -> Result<Removed, Error> {

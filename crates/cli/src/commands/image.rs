@@ -36,6 +36,16 @@ enum ImageCommand {
     Save(SaveArgs),
     /// Load images from a tar archive (OCI layout or docker save)
     Load(LoadArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TagArgs {
+    /// SOURCE_IMAGE[:TAG] or image id
+    source: String,
+    /// TARGET_IMAGE[:TAG]
+    target: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -83,6 +93,10 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         ImageCommand::Prune(a) => prune(global, a),
         ImageCommand::Save(a) => save(global, a),
         ImageCommand::Load(a) => load(global, a),
+        ImageCommand::Tag(a) => {
+            Store::open(&global.root)?.tag(&a.source, &a.target)?;
+            Ok(0)
+        }
     }
 }
 

@@ -21,6 +21,12 @@ pub struct Args {
     /// Show digests
     #[arg(long)]
     pub digests: bool,
+    /// Show all images (rstack keeps no intermediate images, so this is the default)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Filter: dangling=true|false, reference=PATTERN (`*` matches within a path part)
+    #[arg(short, long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
     /// Only images of this repository (REPOSITORY[:TAG])
     pub repository: Option<String>,
 }
@@ -90,6 +96,21 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let store = Store::open(&global.root)?;
     let images = store.list()?;
     let mut rows = rows(&images);
+    for filter in &args.filters {
+        match filter.split_once('=') {
+            Some(("dangling", v @ ("true" | "false"))) => {
+                let want = v == "true";
+                rows.retain(|r| (r.tag == "<none>") == want);
+            }
+            Some(("reference", pattern)) => rows.retain(|r| {
+                let name = format!("{}:{}", r.repository, r.tag);
+                glob(pattern, &r.repository) || glob(pattern, &name)
+            }),
+            _ => anyhow::bail!(
+                "invalid filter {filter:?}: use dangling=true|false or reference=PATTERN"
+            ),
+        }
+    }
     if let Some(filter) = &args.repository {
         let (repo, tag) = match filter.rsplit_once(':') {
             Some((r, t)) if !t.contains('/') => (r.to_owned(), Some(t.to_owned())),
@@ -158,6 +179,22 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     }
     print_columns(&table);
     Ok(0)
+}
+
+/// Shell-style match where `*` stands for any run of characters but `/`.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(tail) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .take_while(|&i| !tail[..i].contains('/'))
+                .filter(|&i| tail.is_char_boundary(i))
+                .any(|i| glob(rest, &tail[i..]))
+        }
+    }
 }
 
 /// Prints rows as left-aligned columns separated by 3 spaces (docker's
