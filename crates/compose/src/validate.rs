@@ -357,9 +357,49 @@ pub fn semantic(root: &Node, default_network: bool) -> Vec<Issue> {
             message,
         })
     };
+    let mut container_names: std::collections::HashMap<String, String> =
+        std::collections::HashMap::new();
     for (name, svc) in services {
         let Some(sm) = svc.as_map() else { continue };
         let sp = format!("services.{name}");
+        if let Some(cn) = sm.get("container_name").and_then(Node::as_str) {
+            if let Some(other) = container_names.get(cn) {
+                let n = sm.get("container_name").unwrap_or(svc);
+                issue(
+                    n,
+                    format!("{sp}.container_name"),
+                    format!(
+                        "services {other:?} and {name:?} have the same container_name {cn:?}: container names must be unique"
+                    ),
+                );
+            } else {
+                container_names.insert(cn.to_string(), name.clone());
+            }
+        }
+        if let Some(nets) = sm.get("networks").and_then(Node::as_map) {
+            for (net, cfg) in nets {
+                for (key, v6) in [("ipv4_address", false), ("ipv6_address", true)] {
+                    if let Some(addr) = cfg.get(key).and_then(Node::as_str) {
+                        let ok = if v6 {
+                            addr.parse::<std::net::Ipv6Addr>().is_ok()
+                        } else {
+                            addr.parse::<std::net::Ipv4Addr>().is_ok()
+                        };
+                        if !ok {
+                            let n = cfg.get(key).unwrap_or(cfg);
+                            issue(
+                                n,
+                                format!("{sp}.networks.{net}.{key}"),
+                                format!(
+                                    "{sp}.networks.{net}.{key}: {addr:?} is not an IPv{} address",
+                                    if v6 { 6 } else { 4 }
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
         if !sm.contains_key("image") && !sm.contains_key("build") && !sm.contains_key("provider") {
             issue(
                 svc,
@@ -582,7 +622,54 @@ pub fn semantic(root: &Node, default_network: bool) -> Vec<Issue> {
             );
         }
     }
+    if let Some(nets) = top.get("networks").and_then(Node::as_map) {
+        for (net, cfg) in nets {
+            let pools = cfg
+                .get("ipam")
+                .and_then(|i| i.get("config"))
+                .and_then(Node::as_seq)
+                .unwrap_or_default();
+            for (i, pool) in pools.iter().enumerate() {
+                for key in ["subnet", "ip_range"] {
+                    if let Some(cidr) = pool.get(key).and_then(Node::as_str)
+                        && !valid_cidr(cidr)
+                    {
+                        let n = pool.get(key).unwrap_or(pool);
+                        issues.push(Issue {
+                            pos: report_pos(n),
+                            path: format!("networks.{net}.ipam.config[{i}].{key}"),
+                            message: format!("networks.{net}.ipam.config[{i}].{key}: {cidr:?} is not a CIDR (address/prefix)"),
+                        });
+                    }
+                }
+                if let Some(gw) = pool.get("gateway").and_then(Node::as_str)
+                    && gw.parse::<std::net::IpAddr>().is_err()
+                {
+                    let n = pool.get("gateway").unwrap_or(pool);
+                    issues.push(Issue {
+                        pos: report_pos(n),
+                        path: format!("networks.{net}.ipam.config[{i}].gateway"),
+                        message: format!(
+                            "networks.{net}.ipam.config[{i}].gateway: {gw:?} is not an IP address"
+                        ),
+                    });
+                }
+            }
+        }
+    }
     issues
+}
+
+/// `10.1.0.0/16` or `fd00::/64`.
+fn valid_cidr(s: &str) -> bool {
+    let Some((addr, prefix)) = s.split_once('/') else {
+        return false;
+    };
+    match (addr.parse::<std::net::IpAddr>(), prefix.parse::<u8>()) {
+        (Ok(std::net::IpAddr::V4(_)), Ok(p)) => p <= 32,
+        (Ok(std::net::IpAddr::V6(_)), Ok(p)) => p <= 128,
+        _ => false,
+    }
 }
 
 /// The schema's pattern for `pull_policy` is not anchored (it accepts

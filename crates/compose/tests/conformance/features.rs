@@ -838,3 +838,20 @@ fn enums_the_schema_lets_through() {
     );
     load_dir(d.path(), &[]).unwrap();
 }
+
+#[test]
+fn addresses_and_names_are_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let e = err(
+        d.path(),
+        "name: t\nservices:\n  a:\n    image: x\n    container_name: cc\n  b:\n    image: x\n    container_name: cc\n",
+    );
+    assert!(e.contains("have the same container_name \"cc\""), "{e}");
+    let e = err(
+        d.path(),
+        "name: t\nservices:\n  a:\n    image: x\n    networks:\n      n:\n        ipv4_address: 10.0.0.300\nnetworks:\n  n:\n    ipam:\n      config:\n        - subnet: 10.0.0.0/33\n          gateway: nope\n",
+    );
+    assert!(e.contains("\"10.0.0.300\" is not an IPv4 address"), "{e}");
+    assert!(e.contains("\"10.0.0.0/33\" is not a CIDR"), "{e}");
+    assert!(e.contains("\"nope\" is not an IP address"), "{e}");
+}
