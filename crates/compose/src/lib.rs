@@ -38,6 +38,7 @@ pub mod paths;
 pub mod plan;
 pub mod project;
 pub mod render;
+mod resources;
 pub mod short;
 pub mod suggest;
 pub mod units;
