@@ -108,7 +108,7 @@ pub fn caller_bounding_set() -> HashSet<Capability> {
     }
 }
 
-/// The capability bit mask, as /proc/<pid>/status shows it (`CapEff`).
+/// The capability bit mask, as `/proc/<pid>/status` shows it (`CapEff`).
 pub fn mask(set: &HashSet<Capability>) -> u64 {
     set.iter().fold(0, |m, c| m | c.bitmask())
 }

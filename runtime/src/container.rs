@@ -421,9 +421,18 @@ impl Container {
                 return Err(ContainerError::MissingController { flag, controller });
             }
         }
+        // Without CAP_SYS_RESOURCE a hard limit can only be lowered: check
+        // up front rather than fail inside the half-made container.
+        let can_raise = caps::has_cap(
+            None,
+            caps::CapSet::Effective,
+            caps::Capability::CAP_SYS_RESOURCE,
+        )
+        .unwrap_or(false);
         let hard_limits = opts
             .ulimits
             .iter()
+            .filter(|_| !can_raise)
             .filter_map(|u| {
                 let res = rlimit_resource(u.resource)?;
                 let (_, hard) = nix::sys::resource::getrlimit(res).ok()?;

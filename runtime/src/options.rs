@@ -61,7 +61,7 @@ pub struct RunOptions {
     pub extra_hosts: Vec<(String, IpAddr)>,
     /// Addresses of this container written to /etc/hosts next to its hostname.
     pub addresses: Vec<IpAddr>,
-    /// `--init`: run a reaping init as PID 1 (see [`crate::init`]).
+    /// `--init`: run a reaping init as PID 1 (see [`crate::workload`]).
     pub init: bool,
     /// `--stop-signal`; default: the image's STOPSIGNAL, else SIGTERM.
     pub stop_signal: Option<String>,
