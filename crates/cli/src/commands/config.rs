@@ -132,6 +132,8 @@ fn lines<I: IntoIterator<Item = String>>(items: I) -> String {
 }
 
 fn render(project: &Project, args: &Args) -> anyhow::Result<String> {
+    // Names are listed sorted, as docker compose lists them.
+    let project = &rstack_compose::render::sorted(project);
     if args.services {
         return Ok(lines(project.services.keys().cloned()));
     }
@@ -161,9 +163,7 @@ fn render(project: &Project, args: &Args) -> anyhow::Result<String> {
         })));
     }
     Ok(match args.format {
-        Format::Json => {
-            serde_json::to_string_pretty(&rstack_compose::render::sorted(project))? + "\n"
-        }
+        Format::Json => serde_json::to_string_pretty(project)? + "\n",
         Format::Yaml => rstack_compose::render::yaml(project)?,
     })
 }
