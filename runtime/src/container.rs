@@ -235,6 +235,58 @@ fn reap_executor_zombies() {
     }
 }
 
+/// Brings `lo` up in the (new, empty) network namespace of `pid`, as
+/// Docker and runc do for `--network none`: libcontainer leaves it down, and
+/// then even 127.0.0.1 is unreachable. Done from a short-lived thread,
+/// since setns(CLONE_NEWNET) only moves the calling thread.
+fn loopback_up(pid: Pid) -> Result<(), ContainerError> {
+    let ns_path = format!("/proc/{}/ns/net", pid.as_raw());
+    let ns = std::fs::File::open(&ns_path).map_err(|source| ContainerError::Io {
+        what: "open",
+        path: ns_path.into(),
+        source,
+    })?;
+    let sys = |what| move |source| ContainerError::Sys { what, source };
+    std::thread::spawn(move || -> Result<(), ContainerError> {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(sys("enter the container's network namespace"))?;
+        let sock = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Datagram,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(sys("open a socket in the container's network namespace"))?;
+        // SAFETY: ifreq is plain old data; zeroed is a valid value.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = *src as libc::c_char;
+        }
+        // SAFETY: SIOCGIFFLAGS fills `req` for the named interface on a valid socket.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+            return Err(ContainerError::Sys {
+                what: "read the flags of lo",
+                source: nix::Error::last(),
+            });
+        }
+        // SAFETY: the flags member is the one SIOCGIFFLAGS just set.
+        unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+        // SAFETY: SIOCSIFFLAGS reads `req`; the socket is valid.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+            return Err(ContainerError::Sys {
+                what: "bring lo up",
+                source: nix::Error::last(),
+            });
+        }
+        Ok(())
+    })
+    .join()
+    .unwrap_or(Err(ContainerError::Sys {
+        what: "bring lo up",
+        source: nix::Error::EIO,
+    }))
+}
+
 /// A step done during setup, undone on failure or removal.
 #[derive(Debug)]
 enum Undo {
@@ -608,11 +660,29 @@ impl Container {
                         executor_error("create the container", e)
                     })?
             };
-            let pty = match console {
-                Some((listener, _)) => Some(receive_pty(&listener)?),
-                None => None,
+            let mut lc = lc;
+            let init_pid = lc.pid().map(|p| Pid::from_raw(p.as_raw()));
+            let finish = || -> Result<Option<OwnedFd>, ContainerError> {
+                let pty = match &console {
+                    Some((listener, _)) => Some(receive_pty(listener)?),
+                    None => None,
+                };
+                if let (NetworkMode::None, Some(pid)) = (&opts.network, init_pid) {
+                    loopback_up(pid)?;
+                }
+                Ok(pty)
             };
-            Ok((lc, pty))
+            match finish() {
+                Ok(pty) => Ok((lc, pty)),
+                Err(e) => {
+                    // The created process waits for start: kill and reap it.
+                    let _ = lc.delete(true);
+                    if let Some(pid) = init_pid {
+                        let _ = waitpid(pid, None);
+                    }
+                    Err(e)
+                }
+            }
         })();
         match result {
             Ok((lc, pty_master)) => {

@@ -680,6 +680,14 @@ fn network_none_and_host() -> Result<(), Failed> {
         out == "lo\n",
         format!("interfaces with --network none: {out:?}"),
     )?;
+    // lo is up: a TCP connection over 127.0.0.1 works.
+    let (st, out) = run(&sh(
+        "(echo pong | nc -l -p 7777 &) ; sleep 0.3; nc 127.0.0.1 7777 </dev/null",
+    ))?;
+    expect(
+        st.code == 0 && out.trim() == "pong",
+        format!("loopback: {st:?} {out:?}"),
+    )?;
     let host_ifaces: HashSet<String> = std::fs::read_to_string("/proc/net/dev")?
         .lines()
         .skip(2)
