@@ -8,7 +8,7 @@ use crate::yaml::{Map, Node, Pos, Value, format_float};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{pos}: {path}: {source}")]
+    #[error("{pos}: {path}: invalid short syntax")]
     Short {
         pos: Pos,
         path: String,

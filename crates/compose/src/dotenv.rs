@@ -26,13 +26,13 @@ pub enum Error {
     },
     #[error("line {line}: unterminated quoted value {text}")]
     Unterminated { line: usize, text: String },
-    #[error("line {line}: {source}")]
+    #[error("line {line}: cannot expand the value")]
     Expand {
         line: usize,
         #[source]
         source: interpolate::Error,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     InFile {
         path: PathBuf,
         #[source]

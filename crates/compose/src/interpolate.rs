@@ -289,7 +289,7 @@ pub enum TreeError {
         path: String,
         reason: String,
     },
-    #[error("{pos}: error while interpolating {path}: {source}")]
+    #[error("{pos}: error while interpolating {path}")]
     Interpolate {
         pos: crate::yaml::Pos,
         path: String,

@@ -91,8 +91,9 @@ pub enum Error {
     IncludeConflict { pos: Pos, path: String },
     #[error("no such service: {name}")]
     NoSuchService { name: String },
-    #[error("{path}: {source}")]
+    #[error("{pos}: {path}: invalid value")]
     Model {
+        pos: Pos,
         path: String,
         #[source]
         source: serde_json::Error,
@@ -270,11 +271,7 @@ impl Loaded {
     fn into_project(self) -> Result<Project, Error> {
         let mut project = to_project(&self.dict)?;
         for (n, s) in self.disabled {
-            let svc: Service =
-                serde_json::from_value(s.to_json()).map_err(|source| Error::Model {
-                    path: format!("services.{n}"),
-                    source,
-                })?;
+            let svc: Service = typed(&s, &format!("services.{n}"))?;
             project.disabled_services.insert(n, svc);
         }
         // `environment:` secrets and configs take their content from the
@@ -774,6 +771,44 @@ fn finish(
     })
 }
 
+/// Deserialises one node into its typed model; a failure names the exact
+/// key, with its position (schema-valid values can still be wrong here,
+/// e.g. `retries: many` or a size like `12x`).
+fn typed<T: serde::de::DeserializeOwned>(node: &Node, path: &str) -> Result<T, Error> {
+    let json = if node.is_null() {
+        serde_json::json!({})
+    } else {
+        node.to_json()
+    };
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        let mut at = node;
+        let mut full = path.to_string();
+        for seg in e.path().iter() {
+            match seg {
+                serde_path_to_error::Segment::Map { key } => {
+                    full.push('.');
+                    full.push_str(key);
+                    if let Some(n) = at.get(key) {
+                        at = n;
+                    }
+                }
+                serde_path_to_error::Segment::Seq { index } => {
+                    full.push_str(&format!("[{index}]"));
+                    if let Some(n) = at.as_seq().and_then(|s| s.get(*index)) {
+                        at = n;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Error::Model {
+            pos: at.key_pos.clone().unwrap_or_else(|| at.pos.clone()),
+            path: full,
+            source: e.into_inner(),
+        }
+    })
+}
+
 fn to_project(dict: &Node) -> Result<Project, Error> {
     let mut p = Project::default();
     let Some(top) = dict.as_map() else {
@@ -786,15 +821,7 @@ fn to_project(dict: &Node) -> Result<Project, Error> {
         let mut out = IndexMap::new();
         if let Some(m) = top.get(kind).and_then(Node::as_map) {
             for (k, v) in m {
-                let j = if v.is_null() {
-                    serde_json::json!({})
-                } else {
-                    v.to_json()
-                };
-                let t = serde_json::from_value(j).map_err(|source| Error::Model {
-                    path: format!("{kind}.{k}"),
-                    source,
-                })?;
+                let t = typed(v, &format!("{kind}.{k}"))?;
                 out.insert(k.clone(), t);
             }
         }

@@ -21,7 +21,7 @@ pub enum Error {
     PortTarget { pos: crate::yaml::Pos, path: String },
     #[error("{pos}: environment path attribute {path} is missing")]
     EnvFilePath { pos: crate::yaml::Pos, path: String },
-    #[error("{pos}: {path}: {source}")]
+    #[error("{pos}: {path}: invalid volume")]
     Volume {
         pos: crate::yaml::Pos,
         path: String,

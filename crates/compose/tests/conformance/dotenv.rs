@@ -46,7 +46,7 @@ fn run_api(api: &str, text: &str, scenario: &serde_json::Value) -> Result<EnvMap
 
 fn check(got: Result<EnvMap, dotenv::Error>, s: &serde_json::Value) -> Result<(), String> {
     let got = match (got, &s["error"], s["error_exact"].as_str()) {
-        (Err(e), serde_json::Value::String(msg), _) if e.to_string().contains(msg.as_str()) => {
+        (Err(e), serde_json::Value::String(msg), _) if crate::chain(&e).contains(msg.as_str()) => {
             return Ok(());
         }
         (Err(_), serde_json::Value::Bool(true), _) => return Ok(()),
@@ -135,7 +135,7 @@ fn dotenv_multi_file_and_filesystem() {
         let p = dir.path().join(".env");
         std::fs::create_dir(&p).unwrap();
         match dotenv::read_files(&[p], &HashMap::<String, String>::new()) {
-            Err(e) if e.to_string().ends_with(c["error_suffix"].as_str().unwrap()) => {}
+            Err(e) if crate::chain(&e).ends_with(c["error_suffix"].as_str().unwrap()) => {}
             other => failures.push(format!("{}: {other:?}", c["name"])),
         }
     }

@@ -28,7 +28,7 @@ fn err(dir: &Path, text: &str) -> String {
     write(dir, "compose.yaml", text);
     match load_dir(dir, &[]) {
         Ok(_) => panic!("expected an error for:\n{text}"),
-        Err(e) => e.to_string(),
+        Err(e) => crate::chain(&e),
     }
 }
 
@@ -723,9 +723,7 @@ fn tutorial_style_projects_load() {
     );
     assert_eq!(fl.plan().unwrap().start_order(), ["redis", "web", "proxy"]);
 
-    let e = load_dir(&base.join("monitoring"), &[])
-        .unwrap_err()
-        .to_string();
+    let e = crate::chain(&load_dir(&base.join("monitoring"), &[]).unwrap_err());
     assert!(
         e.contains("required variable GF_PASSWORD is missing a value: set GF_PASSWORD"),
         "{e}"
@@ -854,4 +852,17 @@ fn addresses_and_names_are_checked() {
     assert!(e.contains("\"10.0.0.300\" is not an IPv4 address"), "{e}");
     assert!(e.contains("\"10.0.0.0/33\" is not a CIDR"), "{e}");
     assert!(e.contains("\"nope\" is not an IP address"), "{e}");
+}
+
+#[test]
+fn typed_model_errors_have_positions() {
+    let d = tempfile::tempdir().unwrap();
+    let e = err(
+        d.path(),
+        "name: t\nservices:\n  a:\n    image: x\n    healthcheck:\n      retries: many\n",
+    );
+    assert!(
+        e.contains("compose.yaml:6:7: services.a.healthcheck.retries: invalid value"),
+        "{e}"
+    );
 }

@@ -40,7 +40,7 @@ fn interpolation_cases() {
                     "myservice": {"environment": {"TESTVAR": template}}
                 }));
                 match interpolate::interpolate_tree(&mut node, &env) {
-                    Err(e) => e.to_string().ends_with(full),
+                    Err(e) => crate::chain(&e).ends_with(full),
                     Ok(()) => false,
                 }
             }
@@ -85,7 +85,7 @@ fn tree_cases() {
         let got = interpolate::interpolate_tree(&mut node, &env);
         let ok = match (&got, case["error_exact"].as_str()) {
             (Ok(()), None) => node.to_json() == case["expected"],
-            (Err(e), Some(msg)) => e.to_string().ends_with(msg),
+            (Err(e), Some(msg)) => crate::chain(&e).ends_with(msg),
             _ => false,
         };
         if !ok {
