@@ -32,7 +32,7 @@ pub enum Error {
         #[source]
         source: interpolate::Error,
     },
-    #[error("{}", path.display())]
+    #[error("parse env file {}", path.display())]
     InFile {
         path: PathBuf,
         #[source]
