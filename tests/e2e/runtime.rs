@@ -45,6 +45,11 @@ pub fn tests() -> Vec<Trial> {
             interactive_shell,
         ),
         trial("runtime::run_forwards_sigterm", NEEDS, forwards_sigterm),
+        trial(
+            "runtime::run_network_container_name",
+            NEEDS,
+            network_container,
+        ),
     ]
 }
 
@@ -273,6 +278,52 @@ fn forwards_sigterm() {
     send_sigterm(child.id());
     let status = child.wait().expect("wait for rstack");
     assert_eq!(status.code(), Some(143), "{status:?}");
+    assert_clean(&rstack);
+}
+
+/// `--network container:NAME` joins the named container's netns: a
+/// server on its 127.0.0.1 answers (also proves lo is up under none).
+fn network_container() {
+    let rstack = Rstack::new();
+    let img = image();
+    rstack.ok(&["pull", "-q", &img]);
+    let mut server = rstack
+        .command(&[
+            "container",
+            "run",
+            "--rm",
+            "--name",
+            "web",
+            &img,
+            "sh",
+            "-c",
+            "echo pong | nc -l -p 7777",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the server container");
+    let mut answer = None;
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let out = rstack.run(&[
+            "container",
+            "run",
+            "--rm",
+            "--network",
+            "container:web",
+            &img,
+            "sh",
+            "-c",
+            "nc 127.0.0.1 7777 </dev/null",
+        ]);
+        if out.success() && out.stdout.trim() == "pong" {
+            answer = Some(out);
+            break;
+        }
+    }
+    let status = server.wait().expect("wait for the server container");
+    assert!(answer.is_some(), "no answer through container:web");
+    assert!(status.success(), "server: {status:?}");
     assert_clean(&rstack);
 }
 

@@ -6,7 +6,9 @@
 //! and everything it created is removed when it ends.
 //!
 //! Signals sent to rstack (SIGINT, SIGTERM, SIGHUP, ...) are forwarded to
-//! the container's first process, like docker's `--sig-proxy`.
+//! the container's first process, like docker's `--sig-proxy`. A PID 1
+//! without signal handlers ignores them (as under Docker), so the third
+//! SIGINT/SIGTERM/SIGHUP/SIGQUIT kills the container instead.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -454,6 +456,7 @@ fn install_signal_forwarding() -> anyhow::Result<()> {
     std::thread::spawn(move || {
         let mut file = std::fs::File::from(r);
         let mut pending: Vec<Signal> = Vec::new();
+        let mut stops = 0u32;
         loop {
             let mut byte = [0u8; 1];
             if std::io::Read::read(&mut file, &mut byte).unwrap_or(0) == 0 {
@@ -470,6 +473,16 @@ fn install_signal_forwarding() -> anyhow::Result<()> {
             let pid = CONTAINER_PID.load(Ordering::SeqCst);
             if pid > 0 {
                 for s in pending.drain(..) {
+                    let mut s = s;
+                    if s != Signal::SIGUSR1 && s != Signal::SIGUSR2 {
+                        stops += 1;
+                        // A PID 1 without handlers ignores them: the third
+                        // one forces it, so the user is never stuck.
+                        if stops >= 3 {
+                            eprintln!("rstack: killing the container (third stop signal)");
+                            s = Signal::SIGKILL;
+                        }
+                    }
                     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), s);
                 }
             }
