@@ -20,7 +20,7 @@ cargo build --workspace --all-targets
 echo "== unit and privileged tests"
 cargo test --workspace --exclude rstack-e2e
 echo "== end-to-end tests"
-RSTACK_BIN="$(pwd)/target/debug/rstack" cargo test -p rstack-e2e
+RSTACK_BIN="${CARGO_TARGET_DIR:-$(pwd)/target}/debug/rstack" cargo test -p rstack-e2e
 echo "== cgroup v2 tests in a VM"
 if grep -qsw cpu /sys/fs/cgroup/cgroup.controllers && grep -qsw memory /sys/fs/cgroup/cgroup.controllers; then
   echo "skipped: this host has cgroup v2 with cpu and memory, so the cgroup tests above ran on it"
