@@ -500,6 +500,8 @@ impl Store {
             },
             platform_resolver: None,
             connect_timeout: Some(Duration::from_secs(30)),
+            // A registry that stops sending mid-blob fails the pull instead of hanging it.
+            read_timeout: Some(Duration::from_secs(120)),
             ..Default::default()
         };
         let ctx = Ctx {

@@ -282,3 +282,27 @@ fn image_supplied_overlay_xattrs_are_dropped() {
         assert_eq!(v, b"kept");
     }
 }
+
+#[test]
+fn later_entries_replace_earlier_ones_of_another_kind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("diff");
+    fs::create_dir(&dest).unwrap();
+    let outside = tmp.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let abs = outside.display().to_string();
+    let data = tarball(|b| {
+        use tar::EntryType as T;
+        raw(b, "d", T::Symlink, &abs, b"", 0o777);
+        raw(b, "d/", T::Directory, "", b"", 0o755);
+        raw(b, "d/f", T::Regular, "", b"in", 0o644);
+        raw(b, "x/", T::Directory, "", b"", 0o755);
+        raw(b, "x/old", T::Regular, "", b"", 0o644);
+        raw(b, "x", T::Regular, "", b"file now", 0o644);
+    });
+    run(&data, &dest).unwrap();
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+    assert!(fs::symlink_metadata(dest.join("d")).unwrap().is_dir());
+    assert_eq!(fs::read(dest.join("d/f")).unwrap(), b"in");
+    assert_eq!(fs::read(dest.join("x")).unwrap(), b"file now");
+}
