@@ -9,20 +9,13 @@
 //! exec, be signalled and be removed — teardown continues past failures and
 //! reports them all, like [`crate::Container::remove`].
 
-use std::collections::HashMap;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::Container as LcContainer;
-use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::signal::Signal;
-use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use crate::container::{ContainerError, EXECUTOR_LOCK, ExecOptions, Paths, Stdio};
-use crate::user;
-use crate::workload::RstackExecutor;
+use crate::container::{ContainerError, ExecOptions, Paths, Stdio};
 
 /// A container found again from its on-disk state.
 #[derive(Debug)]
@@ -90,69 +83,15 @@ impl Adopted {
         }
     }
 
-    /// Runs a process in the container, as [`crate::Container::exec`].
+    /// Runs a process in the container, as [`crate::Container::exec`]
+    /// (same process set-up, `CommandNotFound` for a missing command).
     pub fn exec(&self, opts: &ExecOptions, stdio: Stdio) -> Result<AdoptedExec, ContainerError> {
         if self.lc.is_none() {
             return Err(ContainerError::NoSuchContainer {
                 name: self.id.clone(),
             });
         }
-        let rootfs = self.rootfs();
-        let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
-        let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
-        let user = match &opts.user {
-            Some(u) => Some(user::resolve_user(u, &[], &passwd, &group)?),
-            None => None,
-        };
-        let mut env: HashMap<String, String> = HashMap::new();
-        for e in &opts.env {
-            let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
-            env.insert(k.to_owned(), v.to_owned());
-        }
-        let exec_err = |source| ContainerError::Executor {
-            what: "exec in the container",
-            source,
-        };
-        let mut builder = ContainerBuilder::new(self.id.clone(), SyscallType::Linux)
-            .with_executor(RstackExecutor { init: false })
-            .with_root_path(self.paths.run_root.join("containers"))
-            .map_err(exec_err)?;
-        let stdin = match stdio.stdin {
-            Some(fd) => fd,
-            None => OwnedFd::from(std::fs::File::open("/dev/null").map_err(|source| {
-                ContainerError::Io {
-                    what: "open",
-                    path: "/dev/null".into(),
-                    source,
-                }
-            })?),
-        };
-        builder = builder.with_stdin(stdin);
-        if let Some(fd) = stdio.stdout {
-            builder = builder.with_stdout(fd);
-        }
-        if let Some(fd) = stdio.stderr {
-            builder = builder.with_stderr(fd);
-        }
-        let mut tenant = builder
-            .as_tenant()
-            .with_container_args(opts.args.clone())
-            .with_env(env)
-            .with_detach(false)
-            .with_cwd(opts.workdir.as_ref().map(PathBuf::from));
-        if let Some(u) = &user {
-            tenant = tenant
-                .with_user(Some(u.uid))
-                .with_group(Some(u.gid))
-                .with_additional_gids(u.additional_gids.clone());
-        }
-        let pid = {
-            let _guard = EXECUTOR_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-            tenant.build().map_err(exec_err)?
-        };
-        Ok(AdoptedExec {
-            pid: Pid::from_raw(pid.as_raw()),
-        })
+        crate::container::exec_in(&self.paths, &self.id, opts, stdio)
     }
 
     /// Kills what still runs and removes everything of the container: the
@@ -162,6 +101,10 @@ impl Adopted {
     /// Continues past failures and returns them all.
     pub fn remove(mut self, created_cgroup_dirs: &[PathBuf]) -> Result<(), ContainerError> {
         let mut errors = Vec::new();
+        // Read before the data dir goes: the parents its creation added.
+        let recorded = crate::container::recorded_cgroup_dirs(
+            &self.paths.data_root.join("containers").join(&self.id),
+        );
         if let Some(pid) = self.pid {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             // Not necessarily our child: wait for /proc to show it gone or a zombie.
@@ -214,7 +157,9 @@ impl Adopted {
         for leaf in plan.leaf_dirs() {
             let _ = std::fs::remove_dir(&leaf);
         }
-        for d in created_cgroup_dirs.iter().rev() {
+        let mut created = recorded;
+        created.extend(created_cgroup_dirs.iter().cloned());
+        for d in created.iter().rev() {
             match std::fs::remove_dir(d) {
                 Ok(()) => {}
                 Err(e)
@@ -248,30 +193,4 @@ fn remove_name_links(paths: &Paths, id: &str, errors: &mut Vec<String>) {
 }
 
 /// A process started by [`Adopted::exec`] (a child of the caller).
-#[derive(Debug)]
-pub struct AdoptedExec {
-    pid: Pid,
-}
-
-impl AdoptedExec {
-    pub fn pid(&self) -> i32 {
-        self.pid.as_raw()
-    }
-
-    /// Waits for it; Docker's exit code (128+signal if killed).
-    pub fn wait(&self) -> Result<i32, ContainerError> {
-        loop {
-            match waitpid(self.pid, None) {
-                Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-                Ok(_) | Err(nix::Error::EINTR) => continue,
-                Err(source) => {
-                    return Err(ContainerError::Sys {
-                        what: "wait for the exec'd process",
-                        source,
-                    });
-                }
-            }
-        }
-    }
-}
+pub type AdoptedExec = crate::container::ExecProcess;

@@ -17,7 +17,9 @@
 //! - `<run root>/containers/<id>/` libcontainer's state (state.json, notify socket)
 //! - `<run root>/names/<name>` symlink to the id (name reservation, atomic)
 //! - `<run root>/tty/<id16>.sock` console socket while a `-t` container is created
-//! - `<data root>/containers/<id>/` upper/work/rootfs/etc/config.json (see [`crate::rootfs`])
+//! - `<data root>/containers/<id>/` upper/work/rootfs/etc/config.json (see
+//!   [`crate::rootfs`]), `cgroup-dirs.json` (cgroup dirs the creation added,
+//!   for [`crate::adopt`]), `exec-*.json` (a tenant process while it starts)
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -38,6 +40,17 @@ use crate::rootfs::{self, RootfsError};
 use crate::spec::{self, SpecContext, SpecError};
 use crate::user::{self, UserError};
 use crate::workload::{self, RstackExecutor};
+
+/// File in the container dir listing the cgroup dirs its creation added.
+const CGROUP_RECORD: &str = "cgroup-dirs.json";
+
+/// The cgroup dirs recorded at creation in `container_dir` (empty if none).
+pub(crate) fn recorded_cgroup_dirs(container_dir: &Path) -> Vec<PathBuf> {
+    std::fs::read(container_dir.join(CGROUP_RECORD))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
 
 /// Serialises libcontainer's cwd-changing calls (see module docs).
 pub static EXECUTOR_LOCK: Mutex<()> = Mutex::new(());
@@ -615,6 +628,10 @@ impl Container {
                 path: config.clone(),
                 source: std::io::Error::other(e.to_string()),
             })?;
+            // For a later process (crate::adopt) that must clean up without us.
+            let record = container_dir.join(CGROUP_RECORD);
+            let dirs = serde_json::to_vec(&cgroup.missing_dirs).unwrap_or_default();
+            std::fs::write(&record, dirs).map_err(io("write", &record))?;
             undo.push(Undo::Cgroup(Box::new(cgroup.clone())));
             undo.push(Undo::LcState(paths.state_root().join(&id)));
 
@@ -911,125 +928,145 @@ impl Container {
     /// Runs another process inside the running container (same namespaces,
     /// cgroup, capabilities, seccomp filter; user and env as asked).
     pub fn exec(&self, opts: &ExecOptions, stdio: Stdio) -> Result<ExecProcess, ContainerError> {
-        let container_dir = self.paths.container_dir(&self.id);
-        let config = container_dir.join("config.json");
-        let spec = oci_spec::runtime::Spec::load(&config).map_err(|e| ContainerError::Io {
-            what: "read",
-            path: config.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        // The exec'd process: the container's (caps, rlimits, no_new_privs,
-        // env) with the asked args, env, cwd, user and terminal.
-        let mut process = spec.process().clone().unwrap_or_default();
-        let mut env: Vec<String> = process.env().clone().unwrap_or_default();
-        let set_env = |env: &mut Vec<String>, entry: String| {
-            let key = entry
-                .split_once('=')
-                .map_or(entry.as_str(), |(k, _)| k)
-                .to_owned();
-            env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
-            env.push(entry);
-        };
-        if let Some(spec_user) = &opts.user {
-            let passwd =
-                std::fs::read_to_string(self.rootfs.join("etc/passwd")).unwrap_or_default();
-            let group = std::fs::read_to_string(self.rootfs.join("etc/group")).unwrap_or_default();
-            let u = user::resolve_user(spec_user, &[], &passwd, &group)?;
-            let mut pu = process.user().clone();
-            pu.set_uid(u.uid);
-            pu.set_gid(u.gid);
-            pu.set_additional_gids(Some(u.additional_gids.clone()));
-            process.set_user(pu);
-            set_env(&mut env, format!("HOME={}", u.home));
-        }
-        for e in &opts.env {
-            set_env(&mut env, e.clone());
-        }
-        if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-            set_env(&mut env, "TERM=xterm".to_owned());
-        }
-        process.set_env(Some(env));
-        process.set_args(Some(opts.args.clone()));
-        if let Some(w) = &opts.workdir {
-            process.set_cwd(PathBuf::from(w));
-        }
-        process.set_terminal(Some(opts.tty));
-        let process_file = container_dir.join(format!("exec-{}.json", &random_id()[..12]));
-        let text = serde_json::to_vec(&process).map_err(|e| ContainerError::Io {
-            what: "encode",
-            path: process_file.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        std::fs::write(&process_file, text).map_err(|source| ContainerError::Io {
-            what: "write",
-            path: process_file.clone(),
-            source,
-        })?;
-        let _remove_process_file = RemoveOnDrop(process_file.clone());
-
-        let console = if opts.tty {
-            let dir = self.paths.run_root.join("tty");
-            std::fs::create_dir_all(&dir).map_err(|source| ContainerError::Io {
-                what: "create",
-                path: dir.clone(),
-                source,
-            })?;
-            let sock = dir.join(format!("{}.sock", &random_id()[..16]));
-            let listener = std::os::unix::net::UnixListener::bind(&sock).map_err(|source| {
-                ContainerError::Io {
-                    what: "bind",
-                    path: sock.clone(),
-                    source,
-                }
-            })?;
-            Some((listener, RemoveOnDrop(sock)))
-        } else {
-            None
-        };
-        let mut builder = ContainerBuilder::new(self.id.clone(), SyscallType::Linux)
-            .with_executor(RstackExecutor { init: false })
-            .with_console_socket(console.as_ref().map(|(_, p)| p.0.clone()));
-        builder = builder
-            .with_root_path(self.paths.state_root())
-            .map_err(|e| executor_error("use the state dir", e))?;
-        if let Some(fd) = stdio.stdin {
-            builder = builder.with_stdin(fd);
-        } else if !opts.interactive {
-            let null = std::fs::File::open("/dev/null").map_err(|source| ContainerError::Io {
-                what: "open",
-                path: "/dev/null".into(),
-                source,
-            })?;
-            builder = builder.with_stdin(OwnedFd::from(null));
-        }
-        if let Some(fd) = stdio.stdout {
-            builder = builder.with_stdout(fd);
-        }
-        if let Some(fd) = stdio.stderr {
-            builder = builder.with_stderr(fd);
-        }
-        let tenant = builder
-            .as_tenant()
-            .with_process(Some(&process_file))
-            .with_detach(opts.tty);
-        let pid = {
-            let _guard = EXECUTOR_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-            tenant.build().map_err(|e| {
-                self.failed_exec
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
-                reap_executor_zombies();
-                executor_error("exec in the container", e)
-            })?
-        };
-        let pty_master = match console {
-            Some((listener, _)) => Some(receive_pty(&listener)?),
-            None => None,
-        };
-        Ok(ExecProcess {
-            pid: Pid::from_raw(pid.as_raw()),
-            pty_master,
+        exec_in(&self.paths, &self.id, opts, stdio).inspect_err(|_| {
+            self.failed_exec
+                .store(true, std::sync::atomic::Ordering::SeqCst);
         })
     }
+}
+
+/// Runs a process in the running container `id` (same namespaces, cgroup,
+/// capabilities, seccomp filter as its first process; user, env, cwd and
+/// terminal as asked). Shared by [`Container::exec`] and
+/// [`crate::adopt::Adopted::exec`]. The exec'd process is a child of the
+/// caller. A missing command fails with [`ContainerError::CommandNotFound`].
+pub(crate) fn exec_in(
+    paths: &Paths,
+    id: &str,
+    opts: &ExecOptions,
+    stdio: Stdio,
+) -> Result<ExecProcess, ContainerError> {
+    let container_dir = paths.container_dir(id);
+    let config = container_dir.join("config.json");
+    let spec = oci_spec::runtime::Spec::load(&config).map_err(|e| ContainerError::Io {
+        what: "read",
+        path: config.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    // The exec'd process: the container's (caps, rlimits, no_new_privs,
+    // env) with the asked args, env, cwd, user and terminal.
+    let mut process = spec.process().clone().unwrap_or_default();
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    let set_env = |env: &mut Vec<String>, entry: String| {
+        let key = entry
+            .split_once('=')
+            .map_or(entry.as_str(), |(k, _)| k)
+            .to_owned();
+        env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
+        env.push(entry);
+    };
+    if let Some(spec_user) = &opts.user {
+        let passwd = std::fs::read_to_string(container_dir.join("rootfs").join("etc/passwd"))
+            .unwrap_or_default();
+        let group = std::fs::read_to_string(container_dir.join("rootfs").join("etc/group"))
+            .unwrap_or_default();
+        let u = user::resolve_user(spec_user, &[], &passwd, &group)?;
+        let mut pu = process.user().clone();
+        pu.set_uid(u.uid);
+        pu.set_gid(u.gid);
+        pu.set_additional_gids(Some(u.additional_gids.clone()));
+        process.set_user(pu);
+        set_env(&mut env, format!("HOME={}", u.home));
+    }
+    for e in &opts.env {
+        set_env(&mut env, e.clone());
+    }
+    if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        set_env(&mut env, "TERM=xterm".to_owned());
+    }
+    process.set_env(Some(env));
+    process.set_args(Some(opts.args.clone()));
+    if let Some(w) = &opts.workdir {
+        process.set_cwd(PathBuf::from(w));
+    }
+    process.set_terminal(Some(opts.tty));
+    let process_file = container_dir.join(format!("exec-{}.json", &random_id()[..12]));
+    let text = serde_json::to_vec(&process).map_err(|e| ContainerError::Io {
+        what: "encode",
+        path: process_file.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    std::fs::write(&process_file, text).map_err(|source| ContainerError::Io {
+        what: "write",
+        path: process_file.clone(),
+        source,
+    })?;
+    let _remove_process_file = RemoveOnDrop(process_file.clone());
+
+    let console = if opts.tty {
+        let dir = paths.run_root.join("tty");
+        std::fs::create_dir_all(&dir).map_err(|source| ContainerError::Io {
+            what: "create",
+            path: dir.clone(),
+            source,
+        })?;
+        let sock = dir.join(format!("{}.sock", &random_id()[..16]));
+        let listener =
+            std::os::unix::net::UnixListener::bind(&sock).map_err(|source| ContainerError::Io {
+                what: "bind",
+                path: sock.clone(),
+                source,
+            })?;
+        Some((listener, RemoveOnDrop(sock)))
+    } else {
+        None
+    };
+    let mut builder = ContainerBuilder::new(id.to_owned(), SyscallType::Linux)
+        .with_executor(RstackExecutor { init: false })
+        .with_console_socket(console.as_ref().map(|(_, p)| p.0.clone()));
+    builder = builder
+        .with_root_path(paths.state_root())
+        .map_err(|e| executor_error("use the state dir", e))?;
+    if let Some(fd) = stdio.stdin {
+        builder = builder.with_stdin(fd);
+    } else if !opts.interactive {
+        let null = std::fs::File::open("/dev/null").map_err(|source| ContainerError::Io {
+            what: "open",
+            path: "/dev/null".into(),
+            source,
+        })?;
+        builder = builder.with_stdin(OwnedFd::from(null));
+    }
+    if let Some(fd) = stdio.stdout {
+        builder = builder.with_stdout(fd);
+    }
+    if let Some(fd) = stdio.stderr {
+        builder = builder.with_stderr(fd);
+    }
+    let tenant = builder
+        .as_tenant()
+        .with_process(Some(&process_file))
+        .with_detach(opts.tty);
+    let pid = {
+        let _guard = EXECUTOR_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        tenant.build().map_err(|e| {
+            // The failed process may exit a moment later: reap it, or
+            // its zombie would keep the container's PID 1 from dying.
+            for _ in 0..5 {
+                reap_executor_zombies();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            executor_error("exec in the container", e)
+        })?
+    };
+    let pty_master = match console {
+        Some((listener, _)) => Some(receive_pty(&listener)?),
+        None => None,
+    };
+    Ok(ExecProcess {
+        pid: Pid::from_raw(pid.as_raw()),
+        pty_master,
+    })
 }
 
 /// Removes a file when dropped (temporary exec files and sockets).

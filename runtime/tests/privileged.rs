@@ -655,6 +655,61 @@ fn exec_into_running_container() -> Result<(), Failed> {
     traces.check()
 }
 
+/// A container whose creator is gone (handle forgotten, as after a
+/// supervisor crash) is found again by name, exec'd into and removed with
+/// nothing left, cgroup parents included.
+fn adopted_container_exec_and_remove() -> Result<(), Failed> {
+    let mut o = sh("sleep 30");
+    o.name = Some("adopt-me".into());
+    o.hostname = Some("adopted".into());
+    let mut c = Container::create(
+        &paths(),
+        &image(&["sh"]),
+        &env().layers,
+        &o,
+        Stdio::default(),
+    )
+    .map_err(|e| chain(&e))?;
+    let traces = Traces::of(&c);
+    c.start().map_err(|e| chain(&e))?;
+    std::mem::forget(c);
+    let a = rstack_runtime::adopt::Adopted::open(&paths(), "adopt-me").map_err(|e| chain(&e))?;
+    let (r, stdio) = capture();
+    let reader = read_all(r);
+    let p = a
+        .exec(
+            &ExecOptions {
+                args: vec!["hostname".into()],
+                ..Default::default()
+            },
+            stdio,
+        )
+        .map_err(|e| chain(&e))?;
+    let code = p.wait().map_err(|e| chain(&e))?;
+    let out = reader.join().unwrap_or_default();
+    expect(
+        code == 0 && out == "adopted\n",
+        format!("exec: {code} {out:?}"),
+    )?;
+    let (_r, stdio) = capture();
+    match a.exec(
+        &ExecOptions {
+            args: vec!["nope".into()],
+            ..Default::default()
+        },
+        stdio,
+    ) {
+        Err(e) => expect(e.exit_code() == 127, format!("exec nope: {}", chain(&e)))?,
+        Ok(_) => return Err("exec of a missing command ran".into()),
+    }
+    a.remove(&[]).map_err(|e| chain(&e))?;
+    expect(
+        !env().root.join("run/names/adopt-me").exists(),
+        "name left".into(),
+    )?;
+    traces.check()
+}
+
 fn many_layers() -> Result<(), Failed> {
     let mut layers = env().layers.clone();
     let long = "x".repeat(60);
@@ -805,6 +860,11 @@ fn main() {
         (
             "exec_into_running_container",
             exec_into_running_container,
+            None,
+        ),
+        (
+            "adopted_container_exec_and_remove",
+            adopted_container_exec_and_remove,
             None,
         ),
         ("many_layers", many_layers, None),
