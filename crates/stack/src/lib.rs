@@ -1,12 +1,18 @@
 //! rstack-stack: a Compose project brought to life.
 //!
-//! The daemonless supervisor ([`supervisor`]), healthchecks ([`health`]),
-//! restart policies ([`restart`]), logs ([`logs`]) and the on-disk state
-//! every other command reads ([`state`]).
+//! The daemonless supervisor ([`supervisor`]), one container's set-up and
+//! teardown ([`lifecycle`]), healthchecks ([`health`], [`probe`]), restart
+//! policies ([`restart`]), logs ([`logs`]), the request socket
+//! ([`control`]) and the on-disk state every other command reads
+//! ([`state`]).
 
+pub mod control;
 pub mod health;
+pub mod lifecycle;
 pub mod logs;
 pub mod mapping;
+pub mod probe;
 pub mod process;
 pub mod restart;
 pub mod state;
+pub mod supervisor;

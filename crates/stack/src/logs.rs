@@ -225,6 +225,19 @@ pub struct Follower {
 }
 
 impl Follower {
+    /// Starts at the beginning of the current file (it may not exist yet).
+    pub fn from_start(path: &Path) -> Follower {
+        let mut f = Follower {
+            path: path.to_owned(),
+            file: None,
+            offset: 0,
+            ino: 0,
+            pending: Vec::new(),
+        };
+        f.reopen();
+        f
+    }
+
     /// Starts at the current end of the file.
     pub fn at_end(path: &Path) -> Follower {
         let mut f = Follower {

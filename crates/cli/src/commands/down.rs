@@ -1,0 +1,117 @@
+//! `rstack down`: stop and remove the project's containers and networks
+//! (and named volumes with `-v`), like `docker compose down`. The running
+//! supervisor stops its containers (it is their parent); whatever is left
+//! — a supervisor that died, a crash half-way through a creation — is
+//! removed from the records.
+
+use std::time::Duration;
+
+use rstack_stack::control::Request;
+use rstack_stack::state::ProjectLock;
+
+use super::stack_common;
+use crate::global::GlobalOpts;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Remove named volumes declared in the "volumes" section of the Compose file
+    #[arg(short, long)]
+    pub volumes: bool,
+    /// Remove containers for services not defined in the Compose file
+    #[arg(long = "remove-orphans")]
+    pub remove_orphans: bool,
+    /// Specify a shutdown timeout in seconds
+    #[arg(short = 't', long = "timeout", value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+}
+
+pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
+    let (project, env, pp) = stack_common::load_or_name(global)?;
+    let _lock = ProjectLock::acquire(&pp)?;
+    let mut failures = Vec::new();
+    if let Some(sup) = rstack_stack::supervisor::running_supervisor(&pp) {
+        let grace = args.timeout.unwrap_or(10);
+        let resp = stack_common::ask(
+            &pp,
+            &Request::Down {
+                timeout: args.timeout,
+            },
+            Duration::from_secs(grace * 4 + 120),
+        )?;
+        for l in resp.map(|r| r.lines).unwrap_or_default() {
+            eprintln!(" {l}");
+        }
+        if let Some(p) = rstack_stack::process::Pidfd::open_verified(sup.pid, sup.start_time) {
+            p.wait_exit(Duration::from_secs(30));
+        }
+    }
+    // leftovers: no supervisor, or records it did not know
+    for mut rec in pp.containers()? {
+        if let (Some(pid), Some(st)) = (rec.pid, rec.start_time) {
+            if let Some(p) = rstack_stack::process::Pidfd::open_verified(pid, st) {
+                let _ = p.signal(libc::SIGTERM);
+                if !p.wait_exit(Duration::from_secs(args.timeout.unwrap_or(10))) {
+                    let _ = p.signal(libc::SIGKILL);
+                    p.wait_exit(Duration::from_secs(10));
+                }
+            }
+        }
+        let errs = rstack_stack::lifecycle::remove_leftover(&env, &mut rec);
+        if errs.is_empty() {
+            pp.remove_container(&rec.name)?;
+            let _ = std::fs::remove_dir_all(pp.log_dir(&rec.name));
+            let _ = std::fs::remove_dir_all(pp.data.join("anon").join(&rec.name));
+            eprintln!(" Container {}  Removed", rec.name);
+        } else {
+            failures.extend(errs);
+        }
+    }
+    let res = pp.resources()?;
+    for net in res.networks.iter().rev() {
+        match env.networks.remove(net) {
+            Ok(()) => eprintln!(" Network {net}  Removed"),
+            Err(rstack_netns::network::Error::State(rstack_netns::state::Error::NotFound {
+                ..
+            })) => {}
+            Err(e) => failures.push(format!(
+                "network {net}: {}",
+                rstack_stack::lifecycle::chain(&e)
+            )),
+        }
+    }
+    if args.volumes {
+        let mut vols = res.volumes.clone();
+        if let Some(p) = &project {
+            for (key, v) in &p.volumes {
+                let name = p.volume_name(key);
+                if v.external != Some(true) && !vols.contains(&name) {
+                    vols.push(name);
+                }
+            }
+        }
+        for v in vols {
+            let dir = env.layout.volume_dir(&v);
+            if dir.exists() {
+                match std::fs::remove_dir_all(&dir) {
+                    Ok(()) => eprintln!(" Volume {v}  Removed"),
+                    Err(e) => failures.push(format!("volume {v}: {e}")),
+                }
+            }
+        }
+    }
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("Error: {f}");
+        }
+        return Ok(1);
+    }
+    // The project is gone: its state dirs too (logs, supervisor.log).
+    let _ = std::fs::remove_dir_all(&pp.data);
+    for f in [pp.project_file(), pp.supervisor_file(), pp.control_socket()] {
+        let _ = std::fs::remove_file(f);
+    }
+    let _ = std::fs::remove_dir(pp.containers_dir());
+    let _ = std::fs::remove_file(pp.lock_file());
+    let _ = std::fs::remove_dir(&pp.run);
+    Ok(0)
+}

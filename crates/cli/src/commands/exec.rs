@@ -1,0 +1,100 @@
+//! `rstack exec SERVICE CMD...`: run a command in a running container of
+//! a service, like `docker compose exec`; the command's exit code is ours.
+//! The container is found from the state files (no supervisor needed).
+
+use anyhow::{Context, bail};
+use rstack_runtime::adopt::Adopted;
+use rstack_runtime::{ExecOptions, Stdio};
+
+use super::stack_common;
+use crate::global::GlobalOpts;
+
+#[derive(Debug, clap::Args)]
+#[command(trailing_var_arg = true)]
+pub struct Args {
+    /// Detached mode: run command in the background
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Disable pseudo-TTY allocation (rstack never allocates one for exec)
+    #[arg(short = 'T', long = "no-TTY")]
+    pub no_tty: bool,
+    /// Set environment variables
+    #[arg(short, long = "env", value_name = "KEY=VAL")]
+    pub env: Vec<String>,
+    /// Run the command as this user
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Path to workdir directory for this command
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Index of the container if service has multiple replicas
+    #[arg(long, default_value_t = 1)]
+    pub index: u32,
+    /// Give extended privileges to the process (not supported)
+    #[arg(long)]
+    pub privileged: bool,
+    /// The service
+    pub service: String,
+    /// The command and its arguments
+    #[arg(required = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
+    let ctx = stack_common::load(global)?;
+    if !ctx.project.services.contains_key(&args.service) {
+        bail!("no such service: {}", args.service);
+    }
+    if args.privileged {
+        bail!("exec --privileged is not supported by rstack");
+    }
+    let recs = stack_common::containers_of(&ctx.pp, &args.service)?;
+    let Some(rec) = recs.iter().find(|r| r.number == args.index) else {
+        bail!(
+            "service \"{}\" is not running container #{}",
+            args.service,
+            args.index
+        );
+    };
+    if !stack_common::is_alive(rec) {
+        bail!("container {} is not running", rec.name);
+    }
+    let id = rec.id.clone().context("the container has no id yet")?;
+    let c = Adopted::open(&ctx.env.runtime, &id)?;
+    let mut env = Vec::new();
+    for e in &args.env {
+        if e.contains('=') {
+            env.push(e.clone());
+        } else if let Ok(v) = std::env::var(e) {
+            env.push(format!("{e}={v}"));
+        }
+    }
+    let stdin = if args.detach {
+        None
+    } else {
+        Some(
+            std::os::fd::AsFd::as_fd(&std::io::stdin())
+                .try_clone_to_owned()
+                .context("duplicate stdin")?,
+        )
+    };
+    let p = c.exec(
+        &ExecOptions {
+            args: args.command.clone(),
+            env,
+            workdir: args.workdir.clone(),
+            user: args.user.clone(),
+            ..Default::default()
+        },
+        Stdio {
+            stdin,
+            stdout: None,
+            stderr: None,
+        },
+    )?;
+    if args.detach {
+        return Ok(0);
+    }
+    let code = p.wait()?;
+    Ok(code.clamp(0, 255) as u8)
+}

@@ -1,0 +1,110 @@
+//! `rstack logs`: the containers' json logs with `name  | ` prefixes, like
+//! `docker compose logs`. Read straight from the files the supervisor
+//! writes, so `-f` keeps following while a supervisor restarts.
+
+use std::io::Write;
+use std::time::Duration;
+
+use rstack_stack::logs::{Entry, Follower};
+
+use super::stack_common;
+use crate::global::GlobalOpts;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Follow log output
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs for each container
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Show timestamps
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Produce monochrome output
+    #[arg(long = "no-color")]
+    pub no_color: bool,
+    /// Don't print prefix in logs
+    #[arg(long = "no-log-prefix")]
+    pub no_log_prefix: bool,
+    /// Services to show
+    pub services: Vec<String>,
+}
+
+pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
+    let (project, _env, pp) = stack_common::load_or_name(global)?;
+    if let Some(p) = &project {
+        for s in &args.services {
+            if !p.services.contains_key(s) {
+                anyhow::bail!("no such service: {s}");
+            }
+        }
+    }
+    let tail: Option<usize> = match args.tail.as_str() {
+        "all" | "-1" => None,
+        n => Some(n.parse().map_err(|_| {
+            anyhow::anyhow!("invalid --tail value {n:?}: expected a number or all")
+        })?),
+    };
+    let recs: Vec<_> = pp
+        .containers()?
+        .into_iter()
+        .filter(|r| !r.oneoff && (args.services.is_empty() || args.services.contains(&r.service)))
+        .collect();
+    let names: Vec<String> = recs.iter().map(|r| r.name.clone()).collect();
+    let width = names.iter().map(String::len).max().unwrap_or(0);
+    let color = stack_common::use_color(args.no_color);
+    let print = |i: usize, e: &Entry| {
+        let mut line = String::new();
+        if !args.no_log_prefix {
+            line.push_str(&stack_common::prefix(&names[i], width, i, color));
+        }
+        if args.timestamps {
+            line.push_str(&e.time);
+            line.push(' ');
+        }
+        line.push_str(&e.log);
+        if !line.ends_with('\n') {
+            line.push('\n');
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(line.as_bytes());
+    };
+    let mut followers = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let path = pp.json_log(name);
+        // Start following where the snapshot ends so nothing is lost or doubled.
+        let follower = Follower::at_end(&path);
+        let all = rstack_stack::logs::read_all(&path)?;
+        let start = tail.map_or(0, |n| all.len().saturating_sub(n));
+        for e in &all[start..] {
+            print(i, e);
+        }
+        followers.push(follower);
+    }
+    let _ = std::io::stdout().flush();
+    if !args.follow {
+        return Ok(0);
+    }
+    loop {
+        let mut any = false;
+        for (i, f) in followers.iter_mut().enumerate() {
+            for e in f.poll() {
+                any = true;
+                print(i, &e);
+            }
+        }
+        let _ = std::io::stdout().flush();
+        if !any {
+            // docker compose logs -f ends when the project has no running container left
+            let running = pp
+                .containers()
+                .map(|v| v.iter().any(stack_common::is_alive))
+                .unwrap_or(false);
+            if !running && rstack_stack::supervisor::running_supervisor(&pp).is_none() {
+                return Ok(0);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! What the stack commands (`up`, `down`, `ps`, `logs`, `exec`, `stop`...)
+//! share: loading the project, reaching its state and its supervisor,
+//! docker's human durations, coloured log prefixes.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::Context;
+use rstack_compose::Project;
+use rstack_stack::control::{self, Request, Response};
+use rstack_stack::lifecycle::Env;
+use rstack_stack::state::{ContainerRecord, ProjectPaths, Status};
+
+use crate::global::GlobalOpts;
+
+/// The loaded project and where its state lives.
+pub struct Ctx {
+    pub project: Project,
+    pub env: Env,
+    pub pp: ProjectPaths,
+}
+
+/// Loads the Compose project of the global flags.
+pub fn load(global: &GlobalOpts) -> anyhow::Result<Ctx> {
+    let opts = super::config::compose_options(global)?;
+    let project = rstack_compose::load(&opts)?;
+    for w in &project.warnings {
+        eprintln!("WARN[0000] {w}");
+    }
+    let env = Env::new(&global.run_root, &global.root);
+    let pp = env.layout.project(&project.name);
+    Ok(Ctx { project, env, pp })
+}
+
+/// The project name and state without needing the Compose file (`-p`
+/// alone is enough, like `docker compose -p x down`).
+pub fn load_or_name(global: &GlobalOpts) -> anyhow::Result<(Option<Project>, Env, ProjectPaths)> {
+    let env = Env::new(&global.run_root, &global.root);
+    match load(global) {
+        Ok(ctx) => Ok((Some(ctx.project), ctx.env, ctx.pp)),
+        Err(e) => match &global.compose.project_name {
+            Some(name) => {
+                let pp = env.layout.project(name);
+                Ok((None, env, pp))
+            }
+            None => Err(e),
+        },
+    }
+}
+
+/// Sends a request to the running supervisor, if there is one.
+pub fn ask(
+    pp: &ProjectPaths,
+    req: &Request,
+    timeout: Duration,
+) -> anyhow::Result<Option<Response>> {
+    if rstack_stack::supervisor::running_supervisor(pp).is_none() {
+        return Ok(None);
+    }
+    let r = control::request(&pp.control_socket(), req, timeout)
+        .context("ask the project's supervisor")?;
+    Ok(Some(r))
+}
+
+/// The service's containers, in number order.
+pub fn containers_of(pp: &ProjectPaths, service: &str) -> anyhow::Result<Vec<ContainerRecord>> {
+    let mut v: Vec<ContainerRecord> = pp
+        .containers()?
+        .into_iter()
+        .filter(|r| r.service == service)
+        .collect();
+    v.sort_by_key(|r| r.number);
+    Ok(v)
+}
+
+/// Whether the record's process is really alive (pid + start time).
+pub fn is_alive(r: &ContainerRecord) -> bool {
+    match (r.pid, r.start_time) {
+        (Some(p), Some(s)) => {
+            rstack_stack::process::Pidfd::open_verified(p, s).is_some_and(|fd| !fd.exited())
+        }
+        _ => false,
+    }
+}
+
+/// Docker's `units.HumanDuration`.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 1 {
+        return "Less than a second".into();
+    }
+    if s == 1 {
+        return "1 second".into();
+    }
+    if s < 60 {
+        return format!("{s} seconds");
+    }
+    let m = s / 60;
+    if m == 1 {
+        return "About a minute".into();
+    }
+    if m < 60 {
+        return format!("{m} minutes");
+    }
+    let h = m / 60;
+    if h == 1 {
+        return "About an hour".into();
+    }
+    if h < 48 {
+        return format!("{h} hours");
+    }
+    if h < 24 * 7 * 2 {
+        return format!("{} days", h / 24);
+    }
+    if h < 24 * 30 * 2 {
+        return format!("{} weeks", h / 24 / 7);
+    }
+    if h < 24 * 365 * 2 {
+        return format!("{} months", h / 24 / 30);
+    }
+    format!("{} years", h / 24 / 365)
+}
+
+/// Time since an RFC 3339 timestamp.
+pub fn since(ts: Option<&str>) -> Duration {
+    ts.and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .and_then(|t| Duration::try_from(jiff::Timestamp::now().duration_since(t)).ok())
+        .unwrap_or_default()
+}
+
+/// `Up 5 seconds (healthy)`, `Exited (0) 3 seconds ago`, like docker ps.
+pub fn status_text(r: &ContainerRecord) -> String {
+    let alive = is_alive(r);
+    match r.status {
+        Status::Running if alive => {
+            let mut s = format!("Up {}", human_duration(since(r.started_at.as_deref())));
+            if let Some(h) = &r.health {
+                s.push_str(&format!(" ({})", h.status.as_str()));
+            }
+            s
+        }
+        Status::Running | Status::Exited => {
+            let code = r.exit_code.map_or("unknown".to_owned(), |c| c.to_string());
+            let ago = r
+                .finished_at
+                .as_deref()
+                .map(|f| format!(" {} ago", human_duration(since(Some(f)))))
+                .unwrap_or_default();
+            format!("Exited ({code}){ago}")
+        }
+        Status::Restarting => {
+            let code = r.exit_code.map_or("unknown".to_owned(), |c| c.to_string());
+            format!(
+                "Restarting ({code}) {} ago",
+                human_duration(since(r.finished_at.as_deref()))
+            )
+        }
+        Status::Creating | Status::Created => "Created".into(),
+        Status::Removing => "Removal In Progress".into(),
+    }
+}
+
+/// The state word of `ps --format json` (`running`, `exited`...).
+pub fn state_word(r: &ContainerRecord) -> &'static str {
+    match r.status {
+        Status::Running if !is_alive(r) => "exited",
+        s => s.as_str(),
+    }
+}
+
+/// Whether to colour output (a terminal, no NO_COLOR, no --no-color).
+pub fn use_color(no_color: bool) -> bool {
+    !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+}
+
+const COLORS: [u8; 6] = [36, 33, 32, 35, 34, 31];
+
+/// `name  | ` padded to `width`, coloured by index.
+pub fn prefix(name: &str, width: usize, index: usize, color: bool) -> String {
+    if color {
+        format!(
+            "\x1b[{}m{name:<width$} |\x1b[0m ",
+            COLORS[index % COLORS.len()]
+        )
+    } else {
+        format!("{name:<width$} | ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations_match_docker() {
+        assert_eq!(
+            human_duration(Duration::from_millis(300)),
+            "Less than a second"
+        );
+        assert_eq!(human_duration(Duration::from_secs(5)), "5 seconds");
+        assert_eq!(human_duration(Duration::from_secs(90)), "About a minute");
+        assert_eq!(human_duration(Duration::from_secs(600)), "10 minutes");
+        assert_eq!(human_duration(Duration::from_secs(7200)), "2 hours");
+    }
+}

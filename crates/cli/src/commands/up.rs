@@ -1,0 +1,386 @@
+//! `rstack up`: create and start the project's containers, like
+//! `docker compose up`. Attached, this process *is* the supervisor and
+//! streams the logs; with `-d` the supervisor is started detached (its own
+//! session, output to `ROOT/projects/<p>/supervisor.log`) and this command
+//! returns once the services are started (healthy with `--wait`).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rstack_images::{LocalImage, PullOptions, Store};
+use rstack_stack::control::Request;
+use rstack_stack::state::ProjectLock;
+use rstack_stack::supervisor::{Event, Supervisor, UpOptions, running_supervisor};
+
+use super::stack_common::{self, Ctx};
+use crate::global::GlobalOpts;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullPolicy {
+    Always,
+    Missing,
+    Never,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Detached mode: run containers in the background
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Wait for services to be running|healthy (implies --detach)
+    #[arg(long)]
+    pub wait: bool,
+    /// Maximum duration in seconds to wait for the project to be running|healthy
+    #[arg(long = "wait-timeout", value_name = "SECONDS")]
+    pub wait_timeout: Option<u64>,
+    /// Recreate containers even if their configuration hasn't changed
+    #[arg(long = "force-recreate")]
+    pub force_recreate: bool,
+    /// If containers already exist, don't recreate them
+    #[arg(long = "no-recreate", conflicts_with = "force_recreate")]
+    pub no_recreate: bool,
+    /// Remove containers for services not defined in the Compose file
+    #[arg(long = "remove-orphans")]
+    pub remove_orphans: bool,
+    /// Pull image before running
+    #[arg(long, value_enum, default_value = "missing")]
+    pub pull: PullPolicy,
+    /// Shutdown timeout in seconds (for recreated containers)
+    #[arg(short = 't', long = "timeout", value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Produce monochrome output
+    #[arg(long = "no-color")]
+    pub no_color: bool,
+    /// Don't print a prefix in logs
+    #[arg(long = "no-log-prefix")]
+    pub no_log_prefix: bool,
+    /// Internal: run as the detached supervisor
+    #[arg(long = "supervisor-child", hide = true)]
+    pub supervisor_child: bool,
+    /// Services to start (and their dependencies)
+    pub services: Vec<String>,
+}
+
+fn progress(kind: &str, name: &str, action: &str) -> String {
+    format!(" {kind} {name}  {action}")
+}
+
+pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
+    let ctx = stack_common::load(global)?;
+    for s in &args.services {
+        if !ctx.project.services.contains_key(s) {
+            bail!("no such service: {s}");
+        }
+    }
+    let store = Store::open(&global.root)?;
+    if args.supervisor_child {
+        return run_child(ctx, &store, &args);
+    }
+    let lock = ProjectLock::acquire(&ctx.pp)?;
+    let images = ensure_images(&ctx, &store, args.pull)?;
+    if let Some(sup) = running_supervisor(&ctx.pp) {
+        // A supervisor runs: let it go (its containers keep running) and
+        // start a new one that adopts them and applies the changes.
+        stack_common::ask(&ctx.pp, &Request::Detach, Duration::from_secs(30))?;
+        if let Some(p) = rstack_stack::process::Pidfd::open_verified(sup.pid, sup.start_time) {
+            p.wait_exit(Duration::from_secs(30));
+        }
+    }
+    let opts = UpOptions {
+        services: args.services.clone(),
+        force_recreate: args.force_recreate,
+        no_recreate: args.no_recreate,
+        remove_orphans: args.remove_orphans,
+        wait_healthy: args.wait,
+        timeout: args.timeout,
+    };
+    if args.detach || args.wait {
+        let code = spawn_detached(global, &ctx, &args)?;
+        drop(lock);
+        return Ok(code);
+    }
+    // attached: this process is the supervisor
+    let reporter: rstack_stack::supervisor::Reporter = Arc::new(|e: Event| match e {
+        Event::Resource { kind, name, action } => eprintln!("{}", progress(kind, &name, &action)),
+        Event::Warning(w) => eprintln!("WARN[0000] {w}"),
+        Event::Exited { name, code } => {
+            let c = code.map_or("unknown".to_owned(), |c| c.to_string());
+            println!("{name} exited with code {c}");
+        }
+    });
+    let names: Vec<String> = names_of(&ctx);
+    let sup = Supervisor::start(
+        ctx.env.clone(),
+        ctx.project.clone(),
+        images,
+        &opts,
+        reporter,
+    )?;
+    let ready = sup.wait_ready();
+    drop(lock);
+    if let Err(e) = &ready {
+        eprintln!("Error: {e}");
+    }
+    let color = stack_common::use_color(args.no_color);
+    let pp = ctx.pp.clone();
+    let no_prefix = args.no_log_prefix;
+    std::thread::spawn(move || follow_logs(&pp, &names, color, no_prefix));
+    let code = sup.serve(true)?;
+    Ok(if ready.is_err() { 1 } else { code })
+}
+
+fn names_of(ctx: &Ctx) -> Vec<String> {
+    let mut v = Vec::new();
+    for (name, svc) in &ctx.project.services {
+        for n in 1..=svc.replicas().max(1) as u32 {
+            v.push(ctx.project.container_name(name, n));
+        }
+    }
+    v
+}
+
+/// Streams every container's json log with `name  | ` prefixes.
+fn follow_logs(
+    pp: &rstack_stack::state::ProjectPaths,
+    names: &[String],
+    color: bool,
+    no_prefix: bool,
+) {
+    let width = names.iter().map(String::len).max().unwrap_or(0);
+    let mut followers: Vec<_> = names
+        .iter()
+        .map(|n| rstack_stack::logs::Follower::from_start(&pp.json_log(n)))
+        .collect();
+    loop {
+        let mut any = false;
+        for (i, f) in followers.iter_mut().enumerate() {
+            for e in f.poll() {
+                any = true;
+                let mut line = e.log;
+                if !line.ends_with('\n') {
+                    line.push('\n');
+                }
+                let pre = if no_prefix {
+                    String::new()
+                } else {
+                    stack_common::prefix(&names[i], width, i, color)
+                };
+                let mut out = std::io::stdout().lock();
+                let _ = write!(out, "{pre}{line}");
+                let _ = out.flush();
+            }
+        }
+        if !any {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Looks up (and pulls, per `policy`) the image of every service.
+fn ensure_images(
+    ctx: &Ctx,
+    store: &Store,
+    policy: PullPolicy,
+) -> anyhow::Result<HashMap<String, LocalImage>> {
+    let mut out = HashMap::new();
+    let mut rt = None;
+    for name in ctx.project.services.keys() {
+        let image = ctx.project.image_name(name);
+        let svc_policy = match ctx.project.services[name].pull_policy.as_deref() {
+            Some("always") => PullPolicy::Always,
+            Some("never") => PullPolicy::Never,
+            _ => policy,
+        };
+        let local = store.lookup(&image)?;
+        let found = match (local, svc_policy) {
+            (Some(i), PullPolicy::Missing | PullPolicy::Never) => i,
+            (None, PullPolicy::Never) => {
+                bail!("service {name}: image {image} is not present and pull policy is never")
+            }
+            _ => {
+                eprintln!(" Image {image}  Pulling");
+                if rt.is_none() {
+                    rt = Some(crate::global::tokio_runtime()?);
+                }
+                let r = rt.as_ref().expect("just set");
+                let i = r
+                    .block_on(store.pull(
+                        &image,
+                        &PullOptions::default(),
+                        &rstack_images::NoProgress,
+                    ))
+                    .with_context(|| format!("service {name}: pull {image}"))?;
+                eprintln!(" Image {image}  Pulled");
+                i
+            }
+        };
+        out.insert(name.clone(), found);
+    }
+    Ok(out)
+}
+
+/// Starts `rstack ... up --supervisor-child` in its own session and relays
+/// its progress until it says the services are ready.
+fn spawn_detached(global: &GlobalOpts, ctx: &Ctx, args: &Args) -> anyhow::Result<u8> {
+    let exe = std::env::current_exe().context("find the rstack binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--root")
+        .arg(&global.root)
+        .arg("--run-root")
+        .arg(&global.run_root)
+        .arg("--log-level")
+        .arg(&global.log_level);
+    let c = &global.compose;
+    for f in &c.files {
+        cmd.arg("-f").arg(f);
+    }
+    cmd.arg("-p").arg(&ctx.project.name);
+    for p in &c.profiles {
+        cmd.arg("--profile").arg(p);
+    }
+    for e in &c.env_files {
+        cmd.arg("--env-file").arg(e);
+    }
+    if let Some(d) = &c.project_directory {
+        cmd.arg("--project-directory").arg(d);
+    }
+    cmd.arg("up").arg("--supervisor-child");
+    if args.force_recreate {
+        cmd.arg("--force-recreate");
+    }
+    if args.no_recreate {
+        cmd.arg("--no-recreate");
+    }
+    if args.remove_orphans {
+        cmd.arg("--remove-orphans");
+    }
+    if args.wait {
+        cmd.arg("--wait");
+    }
+    if let Some(t) = args.timeout {
+        cmd.arg("-t").arg(t.to_string());
+    }
+    cmd.args(&args.services);
+    std::fs::create_dir_all(&ctx.pp.data)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(ctx.pp.supervisor_log())
+        .with_context(|| format!("open {}", ctx.pp.supervisor_log().display()))?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log));
+    // SAFETY: setsid is async-signal-safe; called in the child between
+    // fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("start the supervisor")?;
+    let out = child.stdout.take().expect("piped");
+    let deadline = args
+        .wait_timeout
+        .map(|s| std::time::Instant::now() + Duration::from_secs(s));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let timeout = deadline
+            .map(|d| d.saturating_duration_since(std::time::Instant::now()))
+            .unwrap_or(Duration::from_secs(3600));
+        match rx.recv_timeout(timeout) {
+            Ok(line) => {
+                if line == "READY" {
+                    return Ok(0);
+                }
+                if let Some(msg) = line.strip_prefix("FAILED ") {
+                    eprintln!("Error: {}", msg.replace("\\n", "\n"));
+                    return Ok(1);
+                }
+                eprintln!("{line}");
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                eprintln!("Error: timed out waiting for the services (--wait-timeout)");
+                return Ok(1);
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let st = child.wait().ok();
+                bail!(
+                    "the supervisor exited before the services were started ({}); see {}",
+                    st.map_or("unknown".into(), |s| s.to_string()),
+                    ctx.pp.supervisor_log().display()
+                );
+            }
+        }
+    }
+}
+
+/// The detached supervisor: sets up, reports progress on stdout (a pipe
+/// to `up -d`), says READY, then points stdout at its log file and serves.
+fn run_child(ctx: Ctx, store: &Store, args: &Args) -> anyhow::Result<u8> {
+    let images = ensure_images(&ctx, store, PullPolicy::Never)?;
+    let opts = UpOptions {
+        services: args.services.clone(),
+        force_recreate: args.force_recreate,
+        no_recreate: args.no_recreate,
+        remove_orphans: args.remove_orphans,
+        wait_healthy: args.wait,
+        timeout: args.timeout,
+    };
+    let reporter: rstack_stack::supervisor::Reporter = Arc::new(|e: Event| {
+        let line = match e {
+            Event::Resource { kind, name, action } => progress(kind, &name, &action),
+            Event::Warning(w) => format!("WARN[0000] {w}"),
+            Event::Exited { name, code } => format!(
+                "{name} exited with code {}",
+                code.map_or("unknown".to_owned(), |c| c.to_string())
+            ),
+        };
+        // stdout is the pipe to `up -d` until READY, then the log file
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    });
+    let sup = match Supervisor::start(
+        ctx.env.clone(),
+        ctx.project.clone(),
+        images,
+        &opts,
+        reporter,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("FAILED {}", chain_line(&e));
+            return Ok(1);
+        }
+    };
+    match sup.wait_ready() {
+        Ok(()) => println!("READY"),
+        Err(e) => println!("FAILED {}", chain_line(&e)),
+    }
+    let _ = std::io::stdout().flush();
+    // stdout now goes to the log file (stderr already does)
+    // SAFETY: dup2 of our own fds.
+    unsafe {
+        libc::dup2(2, 1);
+    }
+    sup.serve(false)?;
+    Ok(0)
+}
+
+fn chain_line(e: &dyn std::error::Error) -> String {
+    rstack_stack::lifecycle::chain(e).replace('\n', "\\n")
+}

@@ -1,0 +1,324 @@
+//! One container of a service brought up and torn down, in the order that
+//! lets a crash at any point be cleaned up: the record first (status
+//! `creating`, the netns path), then the pinned netns, the network
+//! attachments (veths, addresses, DNAT), the DNS server in its netns, the
+//! runtime container (record updated with its id and cgroup dirs), start
+//! (record updated with pid + start time). Teardown goes in reverse and
+//! continues past failures.
+
+use std::path::{Path, PathBuf};
+
+use rstack_compose::Project;
+use rstack_images::LocalImage;
+use rstack_netns::{Attachment, ContainerNetworkSpec, Networks};
+use rstack_runtime::adopt::Adopted;
+use rstack_runtime::options::NetworkMode;
+use rstack_runtime::{Container, Stdio};
+
+use crate::mapping::{self, ContainerPlan, NetPlan};
+use crate::process::Pidfd;
+use crate::state::{ContainerRecord, Layout, ProjectPaths, Status, Stream};
+
+/// A failure creating or removing a container.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Mapping(#[from] mapping::Error),
+    #[error(transparent)]
+    State(#[from] crate::state::Error),
+    #[error(transparent)]
+    Logs(#[from] crate::logs::Error),
+    #[error("container {name}: cannot set up its network namespace")]
+    Netns {
+        name: String,
+        #[source]
+        source: rstack_netns::pinned::Error,
+    },
+    #[error("container {name}: cannot attach it to its networks")]
+    Attach {
+        name: String,
+        #[source]
+        source: rstack_netns::attach::Error,
+    },
+    #[error("container {name}: cannot serve DNS in its namespace")]
+    Dns {
+        name: String,
+        #[source]
+        source: rstack_netns::dns::server::Error,
+    },
+    #[error("container {name}: cannot join the network of {target}")]
+    Join {
+        name: String,
+        target: String,
+        #[source]
+        source: Box<rstack_runtime::ContainerError>,
+    },
+    #[error("container {name}")]
+    Runtime {
+        name: String,
+        #[source]
+        source: Box<rstack_runtime::ContainerError>,
+    },
+    #[error("container {name}: cannot watch its process")]
+    Process {
+        name: String,
+        #[source]
+        source: crate::process::Error,
+    },
+    #[error("{failure}; cleaning up also failed: {}", cleanup.join("; "))]
+    WithCleanup {
+        #[source]
+        failure: Box<Error>,
+        cleanup: Vec<String>,
+    },
+}
+
+/// What the supervisor needs to reach the leaf crates.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub layout: Layout,
+    pub runtime: rstack_runtime::Paths,
+    pub networks: Networks,
+}
+
+impl Env {
+    pub fn new(run_root: &Path, root: &Path) -> Env {
+        Env {
+            layout: Layout::new(run_root, root),
+            runtime: rstack_runtime::Paths::new(run_root, root),
+            networks: Networks::new(rstack_netns::Config::new(run_root)),
+        }
+    }
+
+    /// Where a container's pinned netns lives.
+    pub fn netns_path(&self, name: &str) -> PathBuf {
+        self.networks.paths().netns_dir().join(name)
+    }
+}
+
+/// A running container the supervisor created.
+pub struct Started {
+    pub container: Container,
+    pub pidfd: Pidfd,
+    pub attachments: Vec<Attachment>,
+    pub dns: Option<rstack_netns::dns::ServeHandle>,
+}
+
+/// The plan of a container (validated before anything is created).
+pub fn plan(
+    env: &Env,
+    pp: &ProjectPaths,
+    project: &Project,
+    service: &str,
+    name: &str,
+    number: u32,
+) -> Result<ContainerPlan, Error> {
+    Ok(mapping::plan_container(
+        project,
+        service,
+        name,
+        number,
+        &env.layout.root.join("volumes"),
+        &pp.data.join("anon").join(name),
+    )?)
+}
+
+/// Creates and starts container `rec.name` (its record is saved at each step).
+#[allow(clippy::too_many_arguments)]
+pub fn create_and_start(
+    env: &Env,
+    pp: &ProjectPaths,
+    rec: &mut ContainerRecord,
+    plan: &ContainerPlan,
+    image: &LocalImage,
+    resolver: Option<&rstack_netns::Resolver>,
+    rt: &tokio::runtime::Handle,
+) -> Result<Started, Error> {
+    let name = rec.name.clone();
+    let mut options = plan.options.clone();
+    let mut netns = None;
+    let mut attachments = Vec::new();
+    let mut dns = None;
+    if let NetPlan::Bridge(_) = &plan.net {
+        let path = env.netns_path(&name);
+        rec.netns = Some(path.clone());
+        rec.status = Status::Creating;
+        pp.save_container(rec)?;
+        netns = Some(path);
+    } else {
+        rec.status = Status::Creating;
+        pp.save_container(rec)?;
+    }
+    let result = (|| -> Result<Started, Error> {
+        match &plan.net {
+            NetPlan::Bridge(eps) => {
+                let path = netns.clone().unwrap_or_default();
+                rstack_netns::create_pinned_netns(&path).map_err(|source| Error::Netns {
+                    name: name.clone(),
+                    source,
+                })?;
+                attachments = env
+                    .networks
+                    .connect_container(&ContainerNetworkSpec {
+                        container_id: name.clone(),
+                        name: name.clone(),
+                        hostname: options.hostname.clone(),
+                        netns: path.clone(),
+                        networks: eps.clone(),
+                        ports: plan.ports.clone(),
+                    })
+                    .map_err(|source| Error::Attach {
+                        name: name.clone(),
+                        source,
+                    })?;
+                rec.networks = attachments.iter().map(|a| a.network.clone()).collect();
+                rec.ports = attachments
+                    .iter()
+                    .flat_map(|a| a.ports.iter().map(|p| p.to_string()))
+                    .collect();
+                options.addresses = attachments.iter().map(|a| a.ipv4.into()).collect();
+                options.network = NetworkMode::Path(path.clone());
+                pp.save_container(rec)?;
+                if let Some(r) = resolver {
+                    let _guard = rt.enter();
+                    dns = Some(r.serve(&name, &path).map_err(|source| Error::Dns {
+                        name: name.clone(),
+                        source,
+                    })?);
+                }
+            }
+            NetPlan::Join(target) => {
+                let path = rstack_runtime::container::netns_of(&env.runtime, target).map_err(
+                    |source| Error::Join {
+                        name: name.clone(),
+                        target: target.clone(),
+                        source: Box::new(source),
+                    },
+                )?;
+                options.network = NetworkMode::Path(path);
+            }
+            NetPlan::Host | NetPlan::None => {}
+        }
+        let out = crate::logs::open_raw(&pp.raw_log(&name, Stream::Stdout))?;
+        let err = crate::logs::open_raw(&pp.raw_log(&name, Stream::Stderr))?;
+        let stdio = Stdio {
+            stdin: None,
+            stdout: Some(out.into()),
+            stderr: Some(err.into()),
+        };
+        for (vol, _) in &plan.volumes {
+            let data = env.layout.volume_dir(vol).join("_data");
+            std::fs::create_dir_all(&data).map_err(|source| crate::state::Error::Io {
+                what: "create",
+                path: data.clone(),
+                source,
+            })?;
+        }
+        let mut container = Container::create(
+            &env.runtime,
+            &image.config,
+            &image.layer_dirs,
+            &options,
+            stdio,
+        )
+        .map_err(|source| Error::Runtime {
+            name: name.clone(),
+            source: Box::new(source),
+        })?;
+        rec.id = Some(container.id().to_owned());
+        rec.cgroup_dirs = container.cgroup().missing_dirs.clone();
+        rec.status = Status::Created;
+        pp.save_container(rec)?;
+        container.start().map_err(|source| Error::Runtime {
+            name: name.clone(),
+            source: Box::new(source),
+        })?;
+        let pid = container.pid();
+        let pidfd = Pidfd::open(pid).map_err(|source| Error::Process {
+            name: name.clone(),
+            source,
+        })?;
+        rec.pid = Some(pid);
+        rec.start_time = crate::process::start_time(pid);
+        rec.status = Status::Running;
+        rec.started_at = Some(crate::state::now_rfc3339());
+        rec.exit_code = None;
+        rec.exit_unknown = false;
+        rec.finished_at = None;
+        pp.save_container(rec)?;
+        Ok(Started {
+            container,
+            pidfd,
+            attachments: std::mem::take(&mut attachments),
+            dns: dns.take(),
+        })
+    })();
+    match result {
+        Ok(s) => Ok(s),
+        Err(failure) => {
+            if let Some(d) = dns.take() {
+                rt.block_on(d.stop());
+            }
+            drop(std::mem::take(&mut attachments));
+            let cleanup = teardown_network(env, rec);
+            rec.status = Status::Exited;
+            rec.exit_code = Some(125);
+            rec.finished_at = Some(crate::state::now_rfc3339());
+            let _ = pp.save_container(rec);
+            if cleanup.is_empty() {
+                Err(failure)
+            } else {
+                Err(Error::WithCleanup {
+                    failure: Box::new(failure),
+                    cleanup,
+                })
+            }
+        }
+    }
+}
+
+/// Detaches a container from its networks and removes its pinned netns.
+/// Idempotent; returns what failed.
+pub fn teardown_network(env: &Env, rec: &mut ContainerRecord) -> Vec<String> {
+    let mut errors = Vec::new();
+    if let Some(path) = rec.netns.clone() {
+        if let Err(e) = env.networks.disconnect_container(&rec.name) {
+            errors.push(format!("detach {}: {}", rec.name, chain(&e)));
+        }
+        if let Err(e) = rstack_netns::remove_pinned_netns(&path) {
+            errors.push(format!("remove netns {}: {}", path.display(), chain(&e)));
+        }
+    }
+    errors
+}
+
+/// Removes whatever is left of a container whose supervisor is gone (or a
+/// crash left half-created): kills it, tears down the runtime container
+/// and its network. Returns what failed.
+pub fn remove_leftover(env: &Env, rec: &mut ContainerRecord) -> Vec<String> {
+    let mut errors = Vec::new();
+    let key = rec.id.clone().unwrap_or_else(|| rec.name.clone());
+    match Adopted::open(&env.runtime, &key) {
+        Ok(a) => {
+            if let Err(e) = a.remove(&rec.cgroup_dirs) {
+                errors.push(chain(&e));
+            }
+        }
+        Err(rstack_runtime::ContainerError::NoSuchContainer { .. }) => {}
+        Err(e) => errors.push(chain(&e)),
+    }
+    errors.extend(teardown_network(env, rec));
+    errors
+}
+
+/// An error and its causes, `: `-joined.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
