@@ -408,12 +408,8 @@ impl Store {
                 layers.len()
             )));
         }
-        let mut staged: Vec<layer::Staged> = Vec::new();
         for ((desc, path), diff_id) in layers.iter().zip(&diff_ids) {
-            let listed_twice = staged
-                .iter()
-                .any(|s| s.meta.diff_id == *diff_id && s.meta.blob_digest == desc.digest);
-            if listed_twice || self.has_layer(diff_id, &desc.digest) {
+            if self.has_layer(diff_id, &desc.digest) {
                 layer::ensure_link(self, diff_id)?;
                 continue;
             }
@@ -432,16 +428,15 @@ impl Store {
                 blob_size: Some(desc.size),
                 diff_id: diff_id.clone(),
             };
-            let mut layer = layer::import(
+            let layer = layer::import(
                 self,
                 &spec,
                 BufReader::with_capacity(1 << 20, file),
                 &|_| {},
             )?;
-            layer._lock = Some(lock);
-            staged.push(layer);
+            layer::commit(self, vec![layer])?;
+            drop(lock);
         }
-        layer::commit(self, staged)?;
         self.put_blob(config_digest, config)?;
         self.put_blob(manifest_digest, manifest_data)?;
         let size = diff_ids
@@ -744,6 +739,39 @@ mod tests {
             store.tag("nothere", "x"),
             Err(Error::ImageNotFound { .. })
         ));
+    }
+
+    #[test]
+    fn unreferenced_layers_of_an_earlier_boot_are_unpacked_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path().join("root")).unwrap();
+        let (archive, _) = oci_archive("example.com/app:1", b"data");
+        let image = store.load_from(&archive[..]).unwrap().remove(0).image;
+        let diff_id = image.record.layers[0].clone();
+        let meta_path = store.layer_meta_path(&diff_id);
+        let mut meta = store.layer_meta(&diff_id).unwrap();
+        meta.boot_id = "an-earlier-boot".into();
+        std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+        // Referenced by the index: synced before that write, so trusted.
+        assert!(store.layer_is_trusted(&diff_id));
+        store
+            .update_index(|index| {
+                index.images.clear();
+                Ok(())
+            })
+            .unwrap();
+        assert!(!store.layer_is_trusted(&diff_id));
+        // A power cut may have emptied its files: the next load redoes it.
+        std::fs::write(image.layer_dirs[0].join("file"), b"").unwrap();
+        let again = store.load_from(&archive[..]).unwrap().remove(0).image;
+        assert_eq!(
+            std::fs::read(again.layer_dirs[0].join("file")).unwrap(),
+            b"data"
+        );
+        assert_eq!(
+            store.layer_meta(&diff_id).unwrap().boot_id,
+            crate::store::boot_id()
+        );
     }
 
     #[test]

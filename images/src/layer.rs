@@ -245,6 +245,7 @@ pub(crate) fn import(
         blob_media_type: spec.media_type.clone(),
         blob_size: count,
         size: stats.bytes,
+        boot_id: crate::store::boot_id().to_owned(),
     };
     let meta_json = serde_json::to_vec_pretty(&meta).expect("layer meta serialises");
     let meta_path = staging.path().join("layer.json");
@@ -252,11 +253,7 @@ pub(crate) fn import(
         path: meta_path,
         source,
     })?;
-    Ok(Staged {
-        dir: staging,
-        meta,
-        _lock: None,
-    })
+    Ok(Staged { dir: staging, meta })
 }
 
 /// A verified layer in `images/tmp/`, not yet in the store. Dropping it
@@ -264,20 +261,15 @@ pub(crate) fn import(
 pub(crate) struct Staged {
     dir: tempfile::TempDir,
     pub meta: LayerMeta,
-    /// The layer lock, held until the layer is committed.
-    pub _lock: Option<fsutil::LockGuard>,
 }
 
-/// Moves verified staging dirs into the store. One `syncfs` first for the
-/// thousands of unpacked files of all layers (an fsync per file, or a
-/// journal commit per layer, costs far more), so nothing reaches its final
-/// name before its content is on disk; the directories are fsynced once at
-/// the end.
+/// Moves verified staging dirs into the store, right away (the caller then
+/// releases the layer lock: holding locks until the end of a pull would
+/// deadlock two pulls of images sharing two layers). No sync here: a
+/// committed layer is only trusted in this boot, or once an index write
+/// referenced it, and every index write comes after a `syncfs` (see
+/// [`Store::layer_is_trusted`]).
 pub(crate) fn commit(store: &Store, staged: Vec<Staged>) -> Result<(), Error> {
-    if staged.is_empty() {
-        return Ok(());
-    }
-    fsutil::syncfs(&store.tmp_dir())?;
     for s in &staged {
         let meta = &s.meta;
         let blob_tmp = s.dir.path().join("blob");
@@ -289,13 +281,20 @@ pub(crate) fn commit(store: &Store, staged: Vec<Staged>) -> Result<(), Error> {
             })?;
         }
         let layer_dir = store.layers_dir().join(hex_of(&meta.diff_id));
-        if store.layer_meta(&meta.diff_id).is_none() {
+        if !store.layer_is_trusted(&meta.diff_id) {
             if layer_dir.exists() {
-                // A layer dir without metadata is not complete; replace it.
-                fsutil::remove_all(&layer_dir).map_err(|source| Error::Write {
+                // Incomplete, or unsynced from an earlier boot: replace it
+                // (rename first: a half-removed dir must never look whole).
+                let doomed = store.tmp_dir().join(format!(
+                    "rm-{}-{}",
+                    std::process::id(),
+                    hex_of(&meta.diff_id)
+                ));
+                std::fs::rename(&layer_dir, &doomed).map_err(|source| Error::Write {
                     path: layer_dir.clone(),
                     source,
                 })?;
+                let _ = fsutil::remove_all(&doomed);
             }
             let _ = std::fs::remove_file(&blob_tmp);
             std::fs::rename(s.dir.path(), &layer_dir).map_err(|source| Error::Write {
@@ -305,9 +304,6 @@ pub(crate) fn commit(store: &Store, staged: Vec<Staged>) -> Result<(), Error> {
         }
         make_link(store, &meta.diff_id)?;
     }
-    fsutil::sync_dir(&store.blob_dir())?;
-    fsutil::sync_dir(&store.layers_dir())?;
-    fsutil::sync_dir(&store.link_dir())?;
     Ok(())
 }
 

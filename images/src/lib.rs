@@ -6,6 +6,7 @@
 
 mod archive;
 pub mod auth;
+pub mod build;
 mod digest;
 mod error;
 pub mod fsutil;
@@ -15,6 +16,7 @@ pub mod platform;
 mod pull;
 pub mod reference;
 mod store;
+mod store_write;
 pub mod unpack;
 
 pub use archive::LoadedImage;
@@ -24,3 +26,4 @@ pub use platform::Platform;
 pub use pull::{LayerEvent, NoProgress, PullOptions, PullProgress, registry_is_insecure};
 pub use reference::Reference;
 pub use store::{ImageRecord, LocalImage, Removed, Store};
+pub use store_write::LayerBlobInfo;

@@ -271,19 +271,14 @@ impl Ctx<'_> {
         Ok(data)
     }
 
-    /// Makes one layer present: `None` when the store has it, else the
-    /// verified staged layer (holding its lock) for [`layer::commit`].
-    async fn layer(
-        &self,
-        desc: &manifest::Descriptor,
-        diff_id: &str,
-    ) -> Result<Option<layer::Staged>, Error> {
+    /// Makes one layer present in the store.
+    async fn layer(&self, desc: &manifest::Descriptor, diff_id: &str) -> Result<(), Error> {
         let id = short_id(&desc.digest);
         let store = self.store;
         if store.has_layer(diff_id, &desc.digest) {
             layer::ensure_link(store, diff_id)?;
             self.progress.layer(&id, LayerEvent::AlreadyExists);
-            return Ok(None);
+            return Ok(());
         }
         let lock_path_store = store.clone();
         let d = diff_id.to_owned();
@@ -299,7 +294,7 @@ impl Ctx<'_> {
         if store.has_layer(diff_id, &desc.digest) {
             layer::ensure_link(store, diff_id)?;
             self.progress.layer(&id, LayerEvent::AlreadyExists);
-            return Ok(None);
+            return Ok(());
         }
         let oci_desc = oci_client::manifest::OciDescriptor {
             digest: desc.digest.clone(),
@@ -398,10 +393,14 @@ impl Ctx<'_> {
             return Err(e);
         }
         // The import checked both digests (blob and diff id).
-        let mut staged = result?;
-        staged._lock = Some(lock);
+        let staged = result?;
+        let commit_store = store.clone();
+        tokio::task::spawn_blocking(move || layer::commit(&commit_store, vec![staged]))
+            .await
+            .map_err(Error::Join)??;
+        drop(lock);
         self.progress.layer(&id, LayerEvent::Complete);
-        Ok(Some(staged))
+        Ok(())
     }
 }
 
@@ -599,7 +598,7 @@ impl Store {
             .map_err(Error::Join)??;
         self.clean_tmp();
 
-        // A layer listed twice is fetched once (its lock is held until commit).
+        // A layer listed twice is fetched once.
         let mut seen = std::collections::HashSet::new();
         let jobs = manifest
             .layers
@@ -609,15 +608,10 @@ impl Store {
             .map(|(desc, diff_id)| ctx.layer(desc, diff_id));
         let mut stream =
             futures_util::stream::iter(jobs).buffer_unordered(opts.max_concurrent_downloads.max(1));
-        let mut staged = Vec::new();
         while let Some(result) = stream.next().await {
-            staged.extend(result?);
+            result?;
         }
         drop(stream);
-        let commit_store = self.clone();
-        tokio::task::spawn_blocking(move || layer::commit(&commit_store, staged))
-            .await
-            .map_err(Error::Join)??;
 
         self.put_blob(&config_digest, &config_data)?;
         self.put_blob(&manifest_digest, &manifest_body)?;

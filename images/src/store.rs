@@ -16,11 +16,14 @@
 //! images/tmp/               staging; entries of dead processes are removed
 //! ```
 //!
-//! Crash safety: a layer is unpacked in `images/tmp/`, flushed with
-//! `syncfs`, then renamed into `layers/` — a directory in `layers/` is
-//! always complete. Blobs and the index are written temp + fsync + rename.
-//! The index is written last, so a crash leaves at most unreferenced
-//! content, which `image prune` (and the next pull) reuses or removes.
+//! Crash safety: a layer is unpacked and verified in `images/tmp/`, then
+//! renamed into `layers/` with its `layer.json` — a directory in `layers/`
+//! with `layer.json` is complete. Small blobs and the index are written
+//! temp + fsync + rename, and every index write follows one `syncfs`, so
+//! what the index references is on disk. A kill -9 leaves at most
+//! unreferenced content, which the next pull reuses (same boot) and
+//! `image prune` removes; after a power cut, unreferenced layers of the
+//! earlier boot are not trusted and are unpacked again.
 //!
 //! Locks: `store.lock` is shared by pulls/loads and exclusive for removals
 //! (so a removal never deletes a layer a pull is about to reference);
@@ -98,6 +101,20 @@ pub(crate) struct LayerMeta {
     pub blob_media_type: String,
     pub blob_size: u64,
     pub size: u64,
+    /// The boot it was unpacked in (`/proc/sys/kernel/random/boot_id`).
+    #[serde(default)]
+    pub boot_id: String,
+}
+
+/// This boot's id: a layer from this boot survived at worst a process
+/// crash, so its files are in the page cache even if not yet on disk.
+pub(crate) fn boot_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    })
 }
 
 /// What a removal did.
@@ -227,9 +244,39 @@ impl Store {
         serde_json::from_slice(&data).ok()
     }
 
-    /// A layer counts as present when unpacked and its blob is kept.
+    /// A layer counts as present when unpacked, trusted and its blob kept.
     pub(crate) fn has_layer(&self, diff_id: &str, blob_digest: &str) -> bool {
-        self.layer_meta(diff_id).is_some() && self.has_blob(blob_digest)
+        self.layer_is_trusted(diff_id) && self.has_blob(blob_digest)
+    }
+
+    /// A complete layer dir whose files are known to be intact: unpacked in
+    /// this boot (a killed process leaves its writes in the page cache), or
+    /// referenced by the index (every index write follows a `syncfs`). A
+    /// layer from an earlier boot that no image references may have lost
+    /// data in a power cut, so it is unpacked again.
+    pub(crate) fn layer_is_trusted(&self, diff_id: &str) -> bool {
+        let Some(meta) = self.layer_meta(diff_id) else {
+            return false;
+        };
+        if !meta.boot_id.is_empty() && meta.boot_id == boot_id() {
+            return true;
+        }
+        self.read_index().is_ok_and(|index| {
+            index
+                .images
+                .values()
+                .any(|r| r.layers.iter().any(|l| l == diff_id))
+        })
+    }
+
+    /// Flushes everything written so far (layers, blobs, links) before an
+    /// index write makes it referenced.
+    pub(crate) fn sync_content(&self) -> Result<(), Error> {
+        fsutil::syncfs(&self.root)?;
+        for dir in [self.blob_dir(), self.layers_dir(), self.link_dir()] {
+            fsutil::sync_dir(&dir)?;
+        }
+        Ok(())
     }
 
     pub(crate) fn read_index(&self) -> Result<Index, Error> {
@@ -262,6 +309,7 @@ impl Store {
     /// Records an image and points `tags` at it (taking them from any
     /// other image, which then may be left dangling like in Docker).
     pub(crate) fn record_image(&self, mut record: ImageRecord) -> Result<(), Error> {
+        self.sync_content()?;
         self.update_index(|index| {
             // A tag that moves leaves the old image dangling (`<none>`), as
             // in Docker: it loses the tag and its digests of that repository.
