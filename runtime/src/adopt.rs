@@ -157,6 +157,9 @@ impl Adopted {
         for leaf in plan.leaf_dirs() {
             let _ = std::fs::remove_dir(&leaf);
         }
+        for (d, e) in plan.remove_created() {
+            errors.push(format!("remove cgroup {}: {e}", d.display()));
+        }
         let mut created = recorded;
         created.extend(created_cgroup_dirs.iter().cloned());
         for d in created.iter().rev() {

@@ -43,7 +43,63 @@ pub struct CgroupPlan {
     pub path: String,
     /// Directories (in every hierarchy) that do not exist yet, deepest last.
     pub missing_dirs: Vec<PathBuf>,
+    /// With the default parent: the dirs between the leaf and the caller's
+    /// own cgroup in each hierarchy (e.g. `rstack/`), deepest first. They
+    /// exist only for rstack's containers, so the last container out removes
+    /// them even if another one created them.
+    pub shared_parents: Vec<PathBuf>,
     hierarchies: Vec<Hierarchy>,
+}
+
+/// A host-wide exclusive lock (flock on the first hierarchy's root dir)
+/// held while rstack creates container cgroups or removes empty parents,
+/// so that one process never removes a parent another is creating under.
+#[derive(Debug)]
+pub struct CgroupLock {
+    _flock: Option<nix::fcntl::Flock<std::fs::File>>,
+}
+
+/// Takes the [`CgroupLock`] (a no-op lock when cgroups are not mounted).
+pub fn lock() -> CgroupLock {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let flock = hierarchies(&mountinfo).first().and_then(|h| {
+        let dir = std::fs::File::open(&h.mount_point).ok()?;
+        nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive).ok()
+    });
+    CgroupLock { _flock: flock }
+}
+
+/// The caller's cgroup in the hierarchy with these controllers.
+fn own_in(proc_self_cgroup: &str, controllers: &[String]) -> Option<String> {
+    proc_self_cgroup.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let _id = f.next()?;
+        let ctrls = f.next()?;
+        let path = f.next()?;
+        let matches = if controllers == ["cgroup2"] {
+            ctrls.is_empty()
+        } else {
+            ctrls.split(',').any(|c| controllers.iter().any(|h| h == c))
+        };
+        matches.then(|| path.to_owned())
+    })
+}
+
+/// Ancestors of `leaf` (absolute cgroup path), deepest first, that are not
+/// the caller's own cgroup `own` nor one of its ancestors.
+pub fn chain_to_own(leaf: &str, own: &str) -> Vec<String> {
+    let own = own.trim_end_matches('/');
+    let is_own_or_above = |p: &str| p.is_empty() || own == p || own.starts_with(&format!("{p}/"));
+    let mut out = Vec::new();
+    let mut cur = leaf.trim_end_matches('/');
+    while let Some((parent, _)) = cur.rsplit_once('/') {
+        if is_own_or_above(parent) {
+            break;
+        }
+        out.push(parent.to_owned());
+        cur = parent;
+    }
+    out
 }
 
 /// Reads the cgroup mounts from `mountinfo` text.
@@ -142,10 +198,20 @@ impl CgroupPlan {
                 }
             })
             .collect();
+        let default = parent.is_none();
         let parent = parent
             .map(str::to_owned)
             .unwrap_or_else(|| default_parent(&own_cgroup(&own, layout), layout));
         let path = format!("{}/{id}", parent.trim_end_matches('/'));
+        let mut shared_parents = Vec::new();
+        if default {
+            for h in &hierarchies {
+                let own_here = own_in(&own, &h.controllers).unwrap_or_else(|| "/".to_owned());
+                for p in chain_to_own(&path, &own_here) {
+                    shared_parents.push(h.mount_point.join(p.trim_start_matches('/')));
+                }
+            }
+        }
         let mut missing_dirs = Vec::new();
         for h in &hierarchies {
             let mut dir = h.mount_point.clone();
@@ -160,6 +226,7 @@ impl CgroupPlan {
             layout,
             path,
             missing_dirs,
+            shared_parents,
             hierarchies,
         }
     }
@@ -253,11 +320,18 @@ impl CgroupPlan {
         }
     }
 
-    /// Removes the directories this plan created (deepest first). Dirs still
-    /// in use by other containers (`EBUSY`/`ENOTEMPTY`) are left alone.
+    /// Removes the directories this plan created and the shared parents
+    /// (deepest first), under [`lock`]. Dirs still in use by other
+    /// containers (`EBUSY`/`ENOTEMPTY`) are left alone.
     pub fn remove_created(&self) -> Vec<(PathBuf, std::io::Error)> {
+        let _lock = lock();
         let mut errors = Vec::new();
-        for dir in self.missing_dirs.iter().rev() {
+        let mut dirs: Vec<&PathBuf> = self.missing_dirs.iter().rev().collect();
+        dirs.extend(self.shared_parents.iter());
+        // deepest first across both lists
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        dirs.dedup();
+        for dir in dirs {
             match std::fs::remove_dir(dir) {
                 Ok(()) => {}
                 Err(e)
@@ -300,6 +374,21 @@ mod tests {
         assert_eq!(h[0].mount_point, Path::new("/sys/fs/cgroup/cpu"));
         assert_eq!(h[0].controllers, ["cpu"]);
         assert_eq!(h[3].controllers, ["cgroup2"]);
+    }
+
+    #[test]
+    fn chains_stop_at_the_callers_cgroup() {
+        assert_eq!(chain_to_own("/a/b/rstack/id", "/a/b"), ["/a/b/rstack"]);
+        assert_eq!(
+            chain_to_own("/a/b/rstack/id", "/"),
+            ["/a/b/rstack", "/a/b", "/a"]
+        );
+        assert_eq!(chain_to_own("/u/rstack/id", "/u/s.scope"), ["/u/rstack"]);
+        assert_eq!(chain_to_own("/rstack/id", "/"), ["/rstack"]);
+        let text = "4:memory:/p/x\n1:cpu,cpuacct:/\n0::/\n";
+        assert_eq!(own_in(text, &["memory".into()]).as_deref(), Some("/p/x"));
+        assert_eq!(own_in(text, &["cpuacct".into()]).as_deref(), Some("/"));
+        assert_eq!(own_in(text, &["cgroup2".into()]).as_deref(), Some("/"));
     }
 
     #[test]

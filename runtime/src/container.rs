@@ -667,6 +667,8 @@ impl Container {
             }
             let lc = {
                 let _guard = EXECUTOR_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+                // libcontainer creates the cgroup dirs in build().
+                let _cgroup_lock = crate::cgroup::lock();
                 builder
                     .as_init(&container_dir)
                     .with_systemd(false)
