@@ -253,7 +253,11 @@ pub(crate) fn import(
         path: meta_path,
         source,
     })?;
-    Ok(Staged { dir: staging, meta })
+    Ok(Staged {
+        dir: staging,
+        meta,
+        _lock: None,
+    })
 }
 
 /// A verified layer in `images/tmp/`, not yet in the store. Dropping it
@@ -261,6 +265,9 @@ pub(crate) fn import(
 pub(crate) struct Staged {
     dir: tempfile::TempDir,
     pub meta: LayerMeta,
+    /// A layer lock to release only once committed (for callers that
+    /// commit later; `commit` drops it when done).
+    pub _lock: Option<fsutil::LockGuard>,
 }
 
 /// Moves verified staging dirs into the store, right away (the caller then

@@ -6,7 +6,6 @@
 
 mod archive;
 pub mod auth;
-pub mod build;
 mod digest;
 mod error;
 pub mod fsutil;
@@ -16,7 +15,6 @@ pub mod platform;
 mod pull;
 pub mod reference;
 mod store;
-mod store_write;
 pub mod unpack;
 
 pub use archive::LoadedImage;
@@ -26,4 +24,3 @@ pub use platform::Platform;
 pub use pull::{LayerEvent, NoProgress, PullOptions, PullProgress, registry_is_insecure};
 pub use reference::Reference;
 pub use store::{ImageRecord, LocalImage, Removed, Store};
-pub use store_write::LayerBlobInfo;
