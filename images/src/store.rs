@@ -562,7 +562,9 @@ impl Store {
             removed.deleted_layers.push(format!("sha256:{hex}"));
         }
         for hex in read(self.blob_dir())? {
-            if keep_blobs.contains(&hex) || hex.starts_with('.') {
+            // Temp files (`.tmp-*`) are leftovers of a killed writer: blob
+            // writers hold the shared store lock, so none is running now.
+            if keep_blobs.contains(&hex) {
                 continue;
             }
             let path = self.blob_dir().join(&hex);
@@ -576,7 +578,7 @@ impl Store {
         // Links whose layer is gone (a crash between the two steps).
         for name in read(self.link_dir())? {
             let link = self.link_dir().join(&name);
-            if std::fs::metadata(&link).is_err() {
+            if name.starts_with(".tmp-") || std::fs::metadata(&link).is_err() {
                 let _ = std::fs::remove_file(&link);
             }
         }
