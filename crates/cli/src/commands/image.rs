@@ -50,6 +50,9 @@ pub struct TagArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
+    /// Format with a template like '{{.Id}}' or '{{json .Config}}'
+    #[arg(short, long)]
+    format: Option<String>,
     /// Images (name, name:tag, name@digest, or image id)
     #[arg(required = true)]
     images: Vec<String>,
@@ -113,7 +116,14 @@ fn inspect(global: &GlobalOpts, args: InspectArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+    match &args.format {
+        Some(template) => {
+            for v in &out {
+                println!("{}", images::render(template, v)?);
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&Value::Array(out))?),
+    }
     Ok(status)
 }
 

@@ -12,7 +12,8 @@ pub struct Args {
     /// Only show image IDs
     #[arg(short, long)]
     pub quiet: bool,
-    /// Output format: table or json (one object per line)
+    /// Output format: table, json (one object per line) or a template like
+    /// '{{.Repository}}:{{.Tag}}'
     #[arg(long, default_value = "table")]
     pub format: String,
     /// Don't truncate image IDs
@@ -90,8 +91,12 @@ fn rows(images: &[LocalImage]) -> Vec<Row<'_>> {
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    if args.format != "table" && args.format != "json" {
-        anyhow::bail!("unsupported --format {:?}: use table or json", args.format);
+    let template = args.format.contains("{{");
+    if args.format != "table" && args.format != "json" && !template {
+        anyhow::bail!(
+            "unsupported --format {:?}: use table, json or a {{{{.Field}}}} template",
+            args.format
+        );
     }
     let store = Store::open(&global.root)?;
     let images = store.list()?;
@@ -136,7 +141,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let now = jiff::Timestamp::now();
-    if args.format == "json" {
+    if args.format == "json" || template {
         for row in &rows {
             let created = created(row.image);
             let size = human_size(row.image.record.size);
@@ -153,7 +158,11 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
                 "UniqueSize": "N/A",
                 "VirtualSize": size,
             });
-            println!("{line}");
+            if template {
+                println!("{}", render(&args.format, &line)?);
+            } else {
+                println!("{line}");
+            }
         }
         return Ok(0);
     }
@@ -179,6 +188,42 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     }
     print_columns(&table);
     Ok(0)
+}
+
+/// A small subset of Go templates as docker's `--format` uses them:
+/// `{{.Field}}`, `{{.A.B}}`, `{{json .Field}}`, `{{json .}}`, `\t`, `\n`.
+pub(crate) fn render(template: &str, value: &serde_json::Value) -> anyhow::Result<String> {
+    let template = template.replace("\\t", "\t").replace("\\n", "\n");
+    let mut out = String::new();
+    let mut rest = template.as_str();
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| anyhow::anyhow!("template {template:?}: unclosed {{{{"))?;
+        let action = after[..end].trim();
+        let (as_json, path) = match action.strip_prefix("json ") {
+            Some(p) => (true, p.trim()),
+            None => (false, action),
+        };
+        let path = path.strip_prefix('.').ok_or_else(|| {
+            anyhow::anyhow!("template {template:?}: unsupported action {action:?}")
+        })?;
+        let mut v = value;
+        for key in path.split('.').filter(|k| !k.is_empty()) {
+            v = v.get(key).unwrap_or(&serde_json::Value::Null);
+        }
+        match (as_json, v) {
+            (true, v) => out.push_str(&v.to_string()),
+            (false, serde_json::Value::String(s)) => out.push_str(s),
+            (false, serde_json::Value::Null) => out.push_str("<no value>"),
+            (false, v) => out.push_str(&v.to_string()),
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// Shell-style match where `*` stands for any run of characters but `/`.
@@ -285,4 +330,35 @@ pub(crate) fn since(t: jiff::Timestamp, now: jiff::Timestamp) -> String {
         format!("{} years", secs / (365 * day))
     };
     format!("{text} ago")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_render_fields_and_json() {
+        let v = json!({"Repository": "redis", "Tag": "7", "Config": {"Cmd": ["a"]}});
+        assert_eq!(render("{{.Repository}}:{{.Tag}}", &v).unwrap(), "redis:7");
+        assert_eq!(
+            render("{{json .Config.Cmd}}\\t{{.Nope}}", &v).unwrap(),
+            "[\"a\"]\t<no value>"
+        );
+        assert!(render("{{.Repository", &v).is_err());
+        assert!(render("{{range .X}}", &v).is_err());
+    }
+
+    #[test]
+    fn sizes_and_ages_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(4_270_000), "4.27MB");
+        assert_eq!(human_size(123_456_789), "123MB");
+        assert_eq!(human_size(1_500), "1.5kB");
+        let now = jiff::Timestamp::from_second(10_000_000).unwrap();
+        let ago = |s: i64| since(jiff::Timestamp::from_second(10_000_000 - s).unwrap(), now);
+        assert_eq!(ago(30), "30 seconds ago");
+        assert_eq!(ago(90), "About a minute ago");
+        assert_eq!(ago(3 * 3600), "3 hours ago");
+        assert_eq!(ago(20 * 86400), "2 weeks ago");
+    }
 }
