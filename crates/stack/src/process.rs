@@ -53,12 +53,13 @@ pub struct Pidfd {
 }
 
 impl Pidfd {
-    /// Opens `pid` if it still is the process started at `start_time`.
-    /// `None` when it is gone (or the pid now names another process).
+    /// Opens `pid` if it still is the process started at `start_time` and
+    /// has not exited. `None` when it is gone, a zombie nobody reaped yet,
+    /// or the pid now names another process.
     pub fn open_verified(pid: i32, start: u64) -> Option<Pidfd> {
         let fd = Pidfd::open(pid).ok()?;
         // Checked after opening: the pidfd pins the process we verified.
-        (start_time(pid) == Some(start)).then_some(fd)
+        (start_time(pid) == Some(start) && !fd.exited()).then_some(fd)
     }
 
     /// Opens a pidfd for `pid`.

@@ -581,7 +581,11 @@ fn reconcile(inner: &Arc<Inner>, opts: &UpOptions) -> Result<Vec<(String, Pidfd)
                         || (!opts.force_recreate && old.config_hash == new.config_hash));
                 if keep {
                     let name = old.name.clone();
-                    hub.ctrs.insert(name.clone(), new_live(inner, old));
+                    let mut l = new_live(inner, old);
+                    // its runner is started below: no starter may launch it
+                    l.active = true;
+                    inner.report(&name, "Running");
+                    hub.ctrs.insert(name.clone(), l);
                     if let Some(p) = live {
                         adopt.push((name, p));
                     }
@@ -862,10 +866,28 @@ fn runner(inner: Arc<Inner>, name: String, mut adopted: Option<Pidfd>) {
     loop {
         let began = Instant::now();
         let mut own = None;
+        let mut adopted_dns = None;
         let pidfd = match adopted.take() {
             Some(p) => {
-                inner.report(&name, "Running");
-                Arc::new(p)
+                let p = Arc::new(p);
+                let netns = inner
+                    .hub()
+                    .ctrs
+                    .get(&name)
+                    .and_then(|l| l.rec.netns.clone());
+                if let Some(path) = netns {
+                    let _guard = inner.rt.enter();
+                    match inner.resolver.serve(&name, &path) {
+                        Ok(d) => adopted_dns = Some(d),
+                        Err(e) => (inner.reporter)(Event::Warning(format!(
+                            "container {name}: cannot serve DNS: {}",
+                            chain(&e)
+                        ))),
+                    }
+                }
+                let p2 = p.clone();
+                inner.update(&name, move |l| l.pidfd = Some(p2));
+                p
             }
             None => {
                 let mut rec = match inner.hub().ctrs.get(&name) {
@@ -908,11 +930,11 @@ fn runner(inner: Arc<Inner>, name: String, mut adopted: Option<Pidfd>) {
                             rec.health =
                                 Some(Tracker::new(check.clone().expect("checked")).to_record());
                         }
+                        inner.report(&name, "Started");
                         inner.update(&name, move |l| {
                             l.rec = rec;
                             l.pidfd = Some(p2);
                         });
-                        inner.report(&name, "Started");
                         p
                     }
                     Err(e) => {
@@ -953,6 +975,9 @@ fn runner(inner: Arc<Inner>, name: String, mut adopted: Option<Pidfd>) {
             }
             None => {
                 while !pidfd.wait_exit(Duration::from_secs(3600)) {}
+                if let Some(d) = adopted_dns.take() {
+                    inner.rt.block_on(d.stop());
+                }
                 // give the reaper (init or a subreaper) a moment
                 let mut code = pidfd.exit_code();
                 for _ in 0..20 {
@@ -1323,6 +1348,7 @@ fn start_services(inner: &Arc<Inner>, services: &[String]) -> Response {
                 l.stop_requested = false;
                 l.failed = None;
                 l.rec.user_stopped = false;
+                l.rec.status = Status::Creating;
                 l.rec.name.clone()
             })
             .collect()

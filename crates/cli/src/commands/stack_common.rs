@@ -62,6 +62,20 @@ pub fn ask(
     Ok(Some(r))
 }
 
+/// Sends `req` to the supervisor and prints its answer; no supervisor is
+/// an error (nothing runs that could be acted upon).
+pub fn relay(pp: &ProjectPaths, req: &Request, timeout: Duration) -> anyhow::Result<u8> {
+    match ask(pp, req, timeout)? {
+        Some(r) => {
+            for l in r.lines {
+                eprintln!(" {l}");
+            }
+            Ok(0)
+        }
+        None => anyhow::bail!("no supervisor runs for this project (start it with `rstack up -d`)"),
+    }
+}
+
 /// The service's containers, in number order.
 pub fn containers_of(pp: &ProjectPaths, service: &str) -> anyhow::Result<Vec<ContainerRecord>> {
     let mut v: Vec<ContainerRecord> = pp

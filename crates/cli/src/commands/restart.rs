@@ -1,0 +1,30 @@
+//! `rstack restart [SERVICE...]`: stop then start the services'
+//! containers, like `docker compose restart`.
+
+use std::time::Duration;
+
+use rstack_stack::control::Request;
+use rstack_stack::state::ProjectLock;
+
+use super::stack_common;
+use crate::global::GlobalOpts;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Specify a shutdown timeout in seconds
+    #[arg(short = 't', long = "timeout", value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Services to restart
+    pub services: Vec<String>,
+}
+
+pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
+    let ctx = stack_common::load(global)?;
+    let _lock = ProjectLock::acquire(&ctx.pp)?;
+    let req = Request::Restart {
+        services: args.services.clone(),
+        timeout: args.timeout,
+    };
+    let wait = Duration::from_secs(args.timeout.unwrap_or(10) * 4 + 300);
+    stack_common::relay(&ctx.pp, &req, wait)
+}

@@ -1,0 +1,522 @@
+//! `rstack up / ps / logs / exec / stop / start / kill / down` on real
+//! multi-service stacks, as a user runs them.
+//!
+//! Images are pulled from the shared local registry in the host's network
+//! namespace; every stack command then runs inside one private network
+//! namespace (held by a `sleep` started with `unshare -n`, entered with
+//! `nsenter`), so bridges, nft rules and published ports never touch the
+//! host. The detached supervisor is started from there and inherits it.
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use libtest_mimic::Trial;
+use rstack_e2e::{Fixtures, Need, Rstack, RunOutput, trial};
+
+const NEEDS: &[Need] = &[
+    Need::Root,
+    Need::Registry,
+    Need::Rstack,
+    Need::Overlay,
+    Need::Command("unshare"),
+    Need::Command("nsenter"),
+    Need::Command("nft"),
+];
+
+pub fn tests() -> Vec<Trial> {
+    vec![
+        trial("stack::up_ps_exec_logs_down", NEEDS, up_ps_exec_logs_down),
+        trial(
+            "stack::restart_policies_stop_start",
+            NEEDS,
+            restart_policies_stop_start,
+        ),
+        trial(
+            "stack::supervisor_sigkill_readopt",
+            NEEDS,
+            supervisor_sigkill_readopt,
+        ),
+    ]
+}
+
+/// A private network namespace for the duration of a test.
+struct NetNs {
+    holder: Child,
+}
+
+impl NetNs {
+    fn new() -> NetNs {
+        let holder = Command::new("unshare")
+            .args(["-n", "sh", "-c", "ip link set lo up && exec sleep 900"])
+            .spawn()
+            .expect("unshare -n (util-linux)");
+        let ns = NetNs { holder };
+        for _ in 0..100 {
+            if ns.sh("ip -j link show lo").contains("LOWER_UP") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ns
+    }
+
+    fn nsenter(&self) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &self.holder.id().to_string(), "-n", "--"]);
+        cmd
+    }
+
+    fn rstack(&self, r: &Rstack, args: &[&str]) -> RunOutput {
+        let inner = r.command(args);
+        let mut cmd = self.nsenter();
+        cmd.arg(inner.get_program()).args(inner.get_args());
+        r.sandbox_env(&mut cmd);
+        r.run_command(cmd, None)
+    }
+
+    fn ok(&self, r: &Rstack, args: &[&str]) -> RunOutput {
+        let out = self.rstack(r, args);
+        assert!(out.success(), "expected success:\n{out}");
+        out
+    }
+
+    fn sh(&self, script: &str) -> String {
+        let out = self
+            .nsenter()
+            .args(["sh", "-c", script])
+            .output()
+            .expect("nsenter");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Nothing of rstack is left in the namespace or the state dirs.
+    fn assert_clean(&self, r: &Rstack) {
+        let links = self.sh("ip -o link | awk -F': ' '{print $2}'");
+        let links: Vec<&str> = links.lines().collect();
+        assert_eq!(links, vec!["lo"], "links left behind");
+        let rules = self.sh("nft list ruleset");
+        assert!(!rules.contains("rstack"), "nft table left behind: {rules}");
+        for sub in ["projects", "netns", "containers", "names"] {
+            let left = rstack_e2e::leaks::tree(&r.run_root().join(sub));
+            assert!(left.is_empty(), "RUN/{sub} left behind: {left:?}");
+        }
+        let nets: Vec<_> = rstack_e2e::leaks::tree(&r.run_root().join("networks"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        assert!(nets.is_empty(), "network state left behind: {nets:?}");
+        let left = rstack_e2e::leaks::tree(&r.root().join("containers"));
+        assert!(left.is_empty(), "ROOT/containers left behind: {left:?}");
+        r.assert_no_leaks();
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// A sandbox with the busybox fixture pulled and `compose` written.
+fn setup(compose: &str) -> (Rstack, String, Vec<String>) {
+    let fixtures = Fixtures::shared();
+    let image = fixtures.busybox_v2s2.reference();
+    let r = Rstack::new().with_timeout(Duration::from_secs(180));
+    r.ok(&["pull", "-q", &image]);
+    let file = r.work_dir().join("compose.yaml");
+    std::fs::write(&file, compose.replace("IMAGE", &image)).expect("write compose.yaml");
+    let base = vec![
+        "-f".to_owned(),
+        file.display().to_string(),
+        "-p".to_owned(),
+        "demo".to_owned(),
+    ];
+    (r, image, base)
+}
+
+fn args<'a>(base: &'a [String], more: &[&'a str]) -> Vec<&'a str> {
+    base.iter()
+        .map(String::as_str)
+        .chain(more.iter().copied())
+        .collect()
+}
+
+/// `ps -a --format json`, one object per container, by name.
+fn ps(ns: &NetNs, r: &Rstack, base: &[String]) -> Vec<serde_json::Value> {
+    ns.ok(r, &args(base, &["ps", "-a", "--format", "json"]))
+        .json_lines()
+}
+
+fn find<'a>(v: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    v.iter()
+        .find(|c| c["Name"] == name)
+        .unwrap_or_else(|| panic!("no container {name} in {v:?}"))
+}
+
+/// Polls `ps` until `pred` holds (event-driven code under test; the
+/// test itself has to look from outside).
+fn wait_for(
+    ns: &NetNs,
+    r: &Rstack,
+    base: &[String],
+    what: &str,
+    pred: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = ps(ns, r, base);
+        if pred(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {v:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+const WEB_STACK: &str = r#"
+services:
+  web:
+    image: IMAGE
+    command: ["sh", "-c", "echo hello from web; mkdir -p /www; echo it works > /www/index.html; exec httpd -f -p 80 -h /www"]
+    ports: ["8080:80"]
+    networks: [front]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://localhost/"]
+      interval: 30s
+      start_period: 20s
+  client:
+    image: IMAGE
+    command: ["sh", "-c", "echo client sees $$(wget -q -O - http://web/); exec sleep 1000"]
+    networks: [front]
+    depends_on:
+      web:
+        condition: service_healthy
+networks:
+  front: {}
+"#;
+
+fn up_ps_exec_logs_down() {
+    let ns = NetNs::new();
+    let (r, image, base) = setup(WEB_STACK);
+    let up = ns.ok(&r, &args(&base, &["up", "-d"]));
+    for needle in [
+        "Network demo_front  Created",
+        "Container demo-web-1  Started",
+        "Container demo-web-1  Healthy",
+        "Container demo-client-1  Started",
+    ] {
+        assert!(up.stderr.contains(needle), "missing {needle:?}:\n{up}");
+    }
+    // the client started only once web was healthy
+    let healthy_at = up.stderr.find("demo-web-1  Healthy").unwrap();
+    let client_at = up.stderr.find("demo-client-1  Starting").unwrap();
+    assert!(
+        healthy_at < client_at,
+        "client started before web was healthy:\n{up}"
+    );
+
+    let v = ps(&ns, &r, &base);
+    assert_eq!(v.len(), 2, "{v:?}");
+    let web = find(&v, "demo-web-1");
+    assert_eq!(web["State"], "running");
+    assert_eq!(web["Health"], "healthy");
+    assert_eq!(web["Service"], "web");
+    assert_eq!(web["Image"], image.as_str());
+    assert!(
+        web["Status"].as_str().unwrap().ends_with("(healthy)"),
+        "{web}"
+    );
+    assert_eq!(web["Publishers"][0]["PublishedPort"], 8080);
+    let table = ns.ok(&r, &args(&base, &["ps"])).stdout;
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"
+        ]
+    );
+    assert!(table.contains("0.0.0.0:8080->80/tcp"), "{table}");
+    let services = ns.ok(&r, &args(&base, &["ps", "--services"])).stdout;
+    assert_eq!(services.lines().collect::<Vec<_>>(), ["client", "web"]);
+
+    // DNS by service name from another service, exit codes propagated
+    let got = ns.ok(
+        &r,
+        &args(
+            &base,
+            &[
+                "exec",
+                "-T",
+                "client",
+                "wget",
+                "-q",
+                "-O",
+                "-",
+                "http://web/",
+            ],
+        ),
+    );
+    assert_eq!(got.stdout, "it works\n");
+    let failed = ns.rstack(
+        &r,
+        &args(&base, &["exec", "-T", "web", "sh", "-c", "exit 3"]),
+    );
+    assert_eq!(failed.status.code(), Some(3), "{failed}");
+    let env = ns.ok(
+        &r,
+        &args(
+            &base,
+            &[
+                "exec",
+                "-T",
+                "-e",
+                "X=42",
+                "-w",
+                "/www",
+                "web",
+                "sh",
+                "-c",
+                "echo $X $(pwd)",
+            ],
+        ),
+    );
+    assert_eq!(env.stdout, "42 /www\n");
+
+    // the published port answers from the host side
+    let body = ns.sh("busybox wget -q -O - http://127.0.0.1:8080/");
+    assert_eq!(body, "it works\n");
+
+    // logs, with prefixes, per service, tail
+    let logs = ns.ok(&r, &args(&base, &["logs", "--no-color"])).stdout;
+    assert!(logs.contains("demo-web-1    | hello from web"), "{logs}");
+    assert!(
+        logs.contains("demo-client-1 | client sees it works"),
+        "{logs}"
+    );
+    let only = ns
+        .ok(&r, &args(&base, &["logs", "--no-log-prefix", "web"]))
+        .stdout;
+    assert_eq!(only, "hello from web\n");
+    let ts = ns
+        .ok(&r, &args(&base, &["logs", "-t", "--tail", "1", "client"]))
+        .stdout;
+    assert!(ts.starts_with("demo-client-1 | 20"), "{ts}");
+    let raw = std::fs::read_to_string(
+        r.root()
+            .join("projects/demo/logs/demo-web-1/demo-web-1-json.log"),
+    )
+    .expect("json log");
+    let first: serde_json::Value = serde_json::from_str(raw.lines().next().unwrap()).unwrap();
+    assert_eq!(first["log"], "hello from web\n");
+    assert_eq!(first["stream"], "stdout");
+
+    // re-running up leaves unchanged containers alone
+    let id_before = find(&v, "demo-web-1")["ID"].clone();
+    ns.ok(&r, &args(&base, &["up", "-d"]));
+    let v2 = ps(&ns, &r, &base);
+    assert_eq!(
+        find(&v2, "demo-web-1")["ID"],
+        id_before,
+        "web was recreated"
+    );
+
+    let down = ns.ok(&r, &args(&base, &["down"]));
+    assert!(
+        down.stderr.contains("Network demo_front  Removed"),
+        "{down}"
+    );
+    ns.assert_clean(&r);
+}
+
+const RESTART_STACK: &str = r#"
+services:
+  flaky:
+    image: IMAGE
+    command: ["sh", "-c", "echo try; exit 1"]
+    restart: on-failure:2
+  once:
+    image: IMAGE
+    command: ["sh", "-c", "exit 1"]
+    restart: "no"
+  steady:
+    image: IMAGE
+    command: ["sleep", "1000"]
+    restart: always
+    stop_grace_period: 1s
+"#;
+
+fn restart_policies_stop_start() {
+    let ns = NetNs::new();
+    let (r, _image, base) = setup(RESTART_STACK);
+    ns.ok(&r, &args(&base, &["up", "-d"]));
+    let v = wait_for(&ns, &r, &base, "flaky to give up", |v| {
+        let f = find(v, "demo-flaky-1");
+        f["State"] == "exited" && f["RestartCount"] == 2
+    });
+    let once = find(&v, "demo-once-1");
+    assert_eq!(once["State"], "exited");
+    assert_eq!(once["ExitCode"], 1);
+    assert_eq!(once["RestartCount"], 0, "restart: no restarted it");
+    let tries = ns
+        .ok(&r, &args(&base, &["logs", "--no-log-prefix", "flaky"]))
+        .stdout;
+    assert_eq!(tries, "try\ntry\ntry\n", "1 run + 2 restarts");
+
+    // always: a kill brings it back
+    let id = find(&v, "demo-steady-1")["ID"].clone();
+    ns.ok(&r, &args(&base, &["kill", "steady"]));
+    let v = wait_for(&ns, &r, &base, "steady to be restarted", |v| {
+        let s = find(v, "demo-steady-1");
+        s["State"] == "running" && s["RestartCount"] == 1
+    });
+    assert_ne!(find(&v, "demo-steady-1")["ID"], id);
+
+    // a user stop is remembered: no restart
+    ns.ok(&r, &args(&base, &["stop", "steady"]));
+    std::thread::sleep(Duration::from_millis(500));
+    let v = ps(&ns, &r, &base);
+    assert_eq!(find(&v, "demo-steady-1")["State"], "exited", "{v:?}");
+    let running = ns.ok(&r, &args(&base, &["ps", "-q"])).stdout;
+    assert!(running.trim().is_empty(), "{running}");
+    ns.ok(&r, &args(&base, &["start", "steady"]));
+    let v = ps(&ns, &r, &base);
+    assert_eq!(find(&v, "demo-steady-1")["State"], "running", "{v:?}");
+
+    ns.ok(&r, &args(&base, &["down"]));
+    ns.assert_clean(&r);
+}
+
+const ADOPT_STACK: &str = r#"
+services:
+  steady:
+    image: IMAGE
+    command: ["sh", "-c", "i=0; while true; do echo tick $$i; i=$$((i+1)); sleep 0.2; done"]
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 1s
+      start_period: 5s
+  web:
+    image: IMAGE
+    command: ["httpd", "-f", "-p", "80", "-h", "/etc"]
+    stop_grace_period: 1s
+"#;
+
+fn supervisor_sigkill_readopt() {
+    let ns = NetNs::new();
+    let (r, _image, base) = setup(ADOPT_STACK);
+    ns.ok(&r, &args(&base, &["up", "-d"]));
+    let before = wait_for(&ns, &r, &base, "steady healthy", |v| {
+        find(v, "demo-steady-1")["Health"] == "healthy"
+    });
+    let sup: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(r.run_root().join("projects/demo/supervisor.json")).unwrap(),
+    )
+    .unwrap();
+    let pid = sup["pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // containers keep running; ps still right without a supervisor
+    let during = ps(&ns, &r, &base);
+    for c in &during {
+        assert_eq!(c["State"], "running", "{c}");
+    }
+    // exec needs no supervisor (DNS is served by it: back after adoption)
+    let got = ns.ok(
+        &r,
+        &args(
+            &base,
+            &[
+                "exec",
+                "-T",
+                "web",
+                "wget",
+                "-q",
+                "-O",
+                "-",
+                "http://127.0.0.1/hostname",
+            ],
+        ),
+    );
+    assert!(
+        !got.stdout.is_empty(),
+        "web broken after the supervisor died"
+    );
+    // a new supervisor adopts them: nothing restarted
+    let up = ns.ok(&r, &args(&base, &["up", "-d"]));
+    assert!(up.stderr.contains("demo-steady-1  Running"), "{up}");
+    let after = ps(&ns, &r, &base);
+    for name in ["demo-steady-1", "demo-web-1"] {
+        assert_eq!(
+            find(&after, name)["ID"],
+            find(&before, name)["ID"],
+            "{name} was recreated"
+        );
+        assert_eq!(find(&after, name)["State"], "running");
+    }
+    // logs written while no supervisor ran are not lost
+    let ticks = ns
+        .ok(&r, &args(&base, &["logs", "--no-log-prefix", "steady"]))
+        .stdout;
+    let n: Vec<u64> = ticks
+        .lines()
+        .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
+        .collect();
+    assert!(n.len() > 3, "{ticks}");
+    for w in n.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "lost or doubled lines: {ticks}");
+    }
+    // DNS is served again for adopted containers
+    let got = ns.ok(
+        &r,
+        &args(
+            &base,
+            &[
+                "exec",
+                "-T",
+                "steady",
+                "wget",
+                "-q",
+                "-O",
+                "-",
+                "http://web/hostname",
+            ],
+        ),
+    );
+    assert!(!got.stdout.is_empty(), "no DNS after adoption");
+    // healthchecks resume on the adopted container: new probe results appear
+    let probes = |r: &Rstack| -> Vec<String> {
+        let rec: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(
+                r.run_root()
+                    .join("projects/demo/containers/demo-steady-1.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        rec["health"]["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["start"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let seen = probes(&r);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while probes(&r).last() == seen.last() {
+        assert!(
+            Instant::now() < deadline,
+            "no probe after adoption: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        find(&ps(&ns, &r, &base), "demo-steady-1")["Health"],
+        "healthy"
+    );
+    ns.ok(&r, &args(&base, &["down", "-t", "1"]));
+    ns.assert_clean(&r);
+}
