@@ -598,14 +598,22 @@ impl Store {
             .map_err(Error::Join)??;
         self.clean_tmp();
 
-        // A layer listed twice is fetched once.
-        let mut seen = std::collections::HashSet::new();
-        let jobs = manifest
-            .layers
-            .iter()
-            .zip(&diff_ids)
-            .filter(|(desc, diff_id)| seen.insert((desc.digest.clone(), (*diff_id).clone())))
-            .map(|(desc, diff_id)| ctx.layer(desc, diff_id));
+        // A layer listed twice is fetched once. The jobs are collected into
+        // a Vec first: iterator closures held across an await would make
+        // this future !Send (rustc's higher-ranked lifetime limitation).
+        let mut unique: Vec<(manifest::Descriptor, String)> = Vec::new();
+        for (desc, diff_id) in manifest.layers.iter().zip(&diff_ids) {
+            if !unique
+                .iter()
+                .any(|(d, id)| d.digest == desc.digest && id == diff_id)
+            {
+                unique.push((desc.clone(), diff_id.clone()));
+            }
+        }
+        let mut jobs = Vec::with_capacity(unique.len());
+        for (desc, diff_id) in &unique {
+            jobs.push(ctx.layer(desc, diff_id));
+        }
         let mut stream =
             futures_util::stream::iter(jobs).buffer_unordered(opts.max_concurrent_downloads.max(1));
         while let Some(result) = stream.next().await {
@@ -640,5 +648,57 @@ impl Store {
                 reference: r.familiar(),
             })?;
         self.local_image(record, Some(r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Callers spawn pulls on a multi-threaded runtime: the future must be Send.
+    #[test]
+    fn pull_future_is_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let opts = PullOptions::default();
+        let future = store.pull("127.0.0.1:1/x", &opts, &NoProgress);
+        assert_send(&future);
+    }
+
+    #[test]
+    fn platform_selection_prefers_the_host_variant_and_names_the_choices() {
+        let entry = |arch: &str, variant: Option<&str>, digest: &str| manifest::Descriptor {
+            media_type: manifest::OCI_MANIFEST.into(),
+            digest: digest.into(),
+            size: 1,
+            platform: Some(manifest::PlatformJson {
+                os: "linux".into(),
+                architecture: arch.into(),
+                variant: variant.map(Into::into),
+            }),
+            annotations: None,
+        };
+        let index = manifest::Index {
+            manifests: vec![
+                entry("arm", Some("v6"), "sha256:a6"),
+                entry("arm", Some("v7"), "sha256:a7"),
+                entry("arm64", Some("v8"), "sha256:a8"),
+                entry("amd64", None, "sha256:x86"),
+            ],
+        };
+        let r = Reference::parse("app").unwrap();
+        let pick = |p: &str| {
+            select_platform(&r, &index, &Platform::parse(p).unwrap(), true).map(|d| d.digest)
+        };
+        assert_eq!(pick("linux/arm64").unwrap(), "sha256:a8");
+        assert_eq!(pick("linux/arm/v6").unwrap(), "sha256:a6");
+        assert_eq!(pick("linux/arm").unwrap(), "sha256:a7");
+        assert_eq!(pick("linux/amd64").unwrap(), "sha256:x86");
+        let err = pick("linux/s390x").unwrap_err().to_string();
+        assert!(
+            err.contains("linux/s390x") && err.contains("linux/arm/v6, linux/arm/v7"),
+            "{err}"
+        );
     }
 }
