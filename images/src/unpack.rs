@@ -201,6 +201,10 @@ impl Unpacker {
 
         // Whiteouts.
         if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            // `.wh..` and `.wh...` would name the directory or its parent.
+            if hidden == b"." || hidden == b".." {
+                return Err(Error::PathTraversal { path: display });
+            }
             let parent = self.dir(parent_parts, &display)?;
             if name_bytes == OPAQUE_NAME.as_bytes() {
                 set_xattr(&parent, None, OPAQUE_XATTR, b"y").map_err(|source| Error::Entry {

@@ -306,3 +306,21 @@ fn later_entries_replace_earlier_ones_of_another_kind() {
     assert_eq!(fs::read(dest.join("d/f")).unwrap(), b"in");
     assert_eq!(fs::read(dest.join("x")).unwrap(), b"file now");
 }
+
+#[test]
+fn whiteouts_of_dot_and_dotdot_are_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["sub/.wh..", "sub/.wh...", ".wh..."] {
+        let dest = tmp.path().join(format!("diff{}", name.len()));
+        fs::create_dir(&dest).unwrap();
+        let data = tarball(|b| {
+            raw(b, "sub/", tar::EntryType::Directory, "", b"", 0o755);
+            raw(b, "sub/keep", tar::EntryType::Regular, "", b"k", 0o644);
+            raw(b, name, tar::EntryType::Regular, "", b"", 0o644);
+        });
+        let err = run(&data, &dest).unwrap_err();
+        assert!(matches!(err, Error::PathTraversal { .. }), "{name}: {err}");
+        assert_eq!(fs::read(dest.join("sub/keep")).unwrap(), b"k");
+    }
+    assert!(tmp.path().exists());
+}
