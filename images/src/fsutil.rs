@@ -67,6 +67,23 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
     sync_dir(dir)
 }
 
+/// Writes `data` to `path` via a temp file and rename, without fsync: for
+/// content a later `syncfs` makes durable before anything references it.
+pub fn write_replace(path: &Path, data: &[u8]) -> Result<(), Error> {
+    let err = |source| Error::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    tmp.write_all(data).map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
 /// Fsyncs a directory so renames and creations in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir)

@@ -550,10 +550,9 @@ impl Store {
 
         // Config: reuse a stored copy (same digest = same bytes).
         let config_digest = manifest.config.digest.clone();
-        let config_data = if self.has_blob(&config_digest) {
-            self.read_blob(&config_digest)?
-        } else {
-            ctx.small_blob(&manifest.config).await?
+        let config_data = match self.read_blob_verified(&config_digest) {
+            Some(data) => data,
+            None => ctx.small_blob(&manifest.config).await?,
         };
         let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(&config_data)
             .map_err(|e| Error::BadConfig {
