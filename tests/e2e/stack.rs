@@ -36,6 +36,11 @@ pub fn tests() -> Vec<Trial> {
             NEEDS,
             supervisor_sigkill_readopt,
         ),
+        trial(
+            "stack::volumes_persist_until_down_v",
+            NEEDS,
+            volumes_persist_until_down_v,
+        ),
     ]
 }
 
@@ -518,5 +523,62 @@ fn supervisor_sigkill_readopt() {
         "healthy"
     );
     ns.ok(&r, &args(&base, &["down", "-t", "1"]));
+    ns.assert_clean(&r);
+}
+
+const VOLUME_STACK: &str = r#"
+services:
+  app:
+    image: IMAGE
+    command: ["sh", "-c", "echo boot >> /data/boots; exec sleep 1000"]
+    stop_grace_period: 1s
+    volumes:
+      - data:/data
+      - bins:/bin
+      - ./site:/site:ro
+volumes:
+  data: {}
+  bins: {}
+"#;
+
+fn volumes_persist_until_down_v() {
+    let ns = NetNs::new();
+    let (r, _image, base) = setup(VOLUME_STACK);
+    std::fs::create_dir_all(r.work_dir().join("site")).unwrap();
+    std::fs::write(r.work_dir().join("site/index.html"), "hi\n").unwrap();
+    let up = ns.ok(&r, &args(&base, &["up", "-d"]));
+    assert!(up.stderr.contains("Volume demo_data  Created"), "{up}");
+    let vols = r.root().join("volumes");
+    // an empty named volume is filled with the image's content at the mount point
+    assert!(
+        vols.join("demo_bins/_data/busybox").exists(),
+        "bins not copied from the image"
+    );
+    // bind mount, read-only
+    let site = ns.ok(
+        &r,
+        &args(&base, &["exec", "-T", "app", "cat", "/site/index.html"]),
+    );
+    assert_eq!(site.stdout, "hi\n");
+    let ro = ns.rstack(&r, &args(&base, &["exec", "-T", "app", "touch", "/site/x"]));
+    assert_ne!(ro.status.code(), Some(0), "a :ro bind mount was writable");
+    ns.ok(&r, &args(&base, &["down"]));
+    assert!(
+        vols.join("demo_data/_data/boots").exists(),
+        "down removed a named volume"
+    );
+    ns.ok(&r, &args(&base, &["up", "-d"]));
+    let boots = ns.ok(
+        &r,
+        &args(&base, &["exec", "-T", "app", "cat", "/data/boots"]),
+    );
+    assert_eq!(
+        boots.stdout, "boot\nboot\n",
+        "the volume did not survive down/up"
+    );
+    let down = ns.ok(&r, &args(&base, &["down", "-v"]));
+    assert!(down.stderr.contains("Volume demo_data  Removed"), "{down}");
+    assert!(!vols.join("demo_data").exists());
+    assert!(!vols.join("demo_bins").exists());
     ns.assert_clean(&r);
 }

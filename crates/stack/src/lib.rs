@@ -16,3 +16,4 @@ pub mod process;
 pub mod restart;
 pub mod state;
 pub mod supervisor;
+pub mod volumes;

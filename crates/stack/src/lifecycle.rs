@@ -28,6 +28,8 @@ pub enum Error {
     State(#[from] crate::state::Error),
     #[error(transparent)]
     Logs(#[from] crate::logs::Error),
+    #[error(transparent)]
+    Volume(#[from] crate::volumes::Error),
     #[error("container {name}: cannot set up its network namespace")]
     Netns {
         name: String,
@@ -206,13 +208,10 @@ pub fn create_and_start(
             stdout: Some(out.into()),
             stderr: Some(err.into()),
         };
-        for (vol, _) in &plan.volumes {
+        for (vol, target, copy) in &plan.volumes {
             let data = env.layout.volume_dir(vol).join("_data");
-            std::fs::create_dir_all(&data).map_err(|source| crate::state::Error::Io {
-                what: "create",
-                path: data.clone(),
-                source,
-            })?;
+            let layers: &[PathBuf] = if *copy { &image.layer_dirs } else { &[] };
+            crate::volumes::prepare(&data, layers, target)?;
         }
         let mut container = Container::create(
             &env.runtime,

@@ -57,8 +57,8 @@ pub struct ContainerPlan {
     pub options: RunOptions,
     pub ports: Vec<PortSpec>,
     pub net: NetPlan,
-    /// Named volumes (full names) this container mounts, with their target.
-    pub volumes: Vec<(String, String)>,
+    /// Named volumes (full name, target, fill from the image when empty).
+    pub volumes: Vec<(String, String, bool)>,
 }
 
 /// The config hash of a service (its canonical JSON plus the image id):
@@ -195,7 +195,8 @@ pub fn plan_container(
                 let source = match &v.source {
                     Some(key) if !key.is_empty() => {
                         let full = project.volume_name(key);
-                        volumes.push((full.clone(), v.target.clone()));
+                        let copy = v.volume.as_ref().and_then(|o| o.nocopy) != Some(true);
+                        volumes.push((full.clone(), v.target.clone(), copy));
                         volumes_root.join(&full).join("_data")
                     }
                     _ => {
@@ -367,7 +368,7 @@ volumes: {data: {}}
         assert_eq!(o.resources.memory, Some(64 << 20));
         assert_eq!(o.stop_timeout, Some(3));
         assert_eq!(plan.ports.len(), 2);
-        assert_eq!(plan.volumes, [("demo_data".into(), "/data".into())]);
+        assert_eq!(plan.volumes, [("demo_data".into(), "/data".into(), true)]);
         assert!(o.mounts.contains(&MountSpec::Bind {
             source: "/v/demo_data/_data".into(),
             target: "/data".into(),
