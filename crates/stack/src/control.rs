@@ -56,6 +56,10 @@ pub enum Request {
         services: Vec<String>,
         signal: i32,
     },
+    /// Forget stopped containers (records and logs).
+    Rm {
+        services: Vec<String>,
+    },
     /// Exit, leaving the containers running (a new supervisor adopts them).
     Detach,
     /// Whether it is alive.

@@ -137,6 +137,7 @@ pub fn create_and_start(
     rt: &tokio::runtime::Handle,
 ) -> Result<Started, Error> {
     let name = rec.name.clone();
+    rec.volumes = plan.volumes.iter().map(|(v, _, _)| v.clone()).collect();
     let mut options = plan.options.clone();
     let mut netns = None;
     let mut attachments = Vec::new();

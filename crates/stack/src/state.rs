@@ -336,6 +336,9 @@ pub struct ContainerRecord {
     /// A one-off container (`rstack run`).
     #[serde(default)]
     pub oneoff: bool,
+    /// Named volumes it mounts (full names), so `volume rm` can refuse.
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 impl ContainerRecord {
@@ -367,6 +370,7 @@ impl ContainerRecord {
             cgroup_dirs: Vec::new(),
             log_offsets: [0, 0],
             oneoff: false,
+            volumes: Vec::new(),
         }
     }
 }

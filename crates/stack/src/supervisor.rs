@@ -428,6 +428,10 @@ impl Supervisor {
                             let r = stop_services(&inner, &services, timeout, true);
                             control::reply(&s, &r);
                         }
+                        Request::Rm { services } => {
+                            let r = rm_services(&inner, &services);
+                            control::reply(&s, &r);
+                        }
                         Request::Kill { services, signal } => {
                             let r = kill_services(&inner, &services, signal);
                             control::reply(&s, &r);
@@ -1370,6 +1374,35 @@ fn start_services(inner: &Arc<Inner>, services: &[String]) -> Response {
             && l.rec.status != Status::Exited
     }) {
         hub = inner.wait_timeout(hub, Duration::from_millis(200));
+    }
+    Response { lines, error: None }
+}
+
+/// Forgets the stopped containers of `services` (all when empty).
+fn rm_services(inner: &Inner, services: &[String]) -> Response {
+    let services = match services_or_all(inner, services) {
+        Ok(s) => s,
+        Err(e) => {
+            return Response {
+                lines: vec![],
+                error: Some(e),
+            };
+        }
+    };
+    let mut hub = inner.hub();
+    let names: Vec<String> = hub
+        .ctrs
+        .values()
+        .filter(|l| services.contains(&l.rec.service) && !l.active && l.pidfd.is_none())
+        .map(|l| l.rec.name.clone())
+        .collect();
+    let mut lines = Vec::new();
+    for n in names {
+        hub.ctrs.remove(&n);
+        let _ = inner.pp.remove_container(&n);
+        let _ = std::fs::remove_dir_all(inner.pp.log_dir(&n));
+        let _ = std::fs::remove_dir_all(inner.pp.data.join("anon").join(&n));
+        lines.push(format!("Container {n}  Removed"));
     }
     Response { lines, error: None }
 }

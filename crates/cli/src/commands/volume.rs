@@ -1,0 +1,195 @@
+//! `rstack volume ls / inspect / rm / prune`: named volumes under
+//! `ROOT/volumes/<name>/_data`, like `docker volume`. A volume mounted by
+//! a running container is refused by `rm` and kept by `prune`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::bail;
+use rstack_stack::state::Layout;
+
+use super::stack_common;
+use crate::global::GlobalOpts;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Sub,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Sub {
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Only display volume names
+        #[arg(short, long)]
+        quiet: bool,
+        /// Format the output (json)
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Display detailed information on one or more volumes
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove one or more volumes
+    #[command(visible_alias = "remove")]
+    Rm {
+        /// Force the removal of one or more volumes
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove unused volumes
+    Prune {
+        /// Do not prompt for confirmation
+        #[arg(short, long)]
+        force: bool,
+        /// Remove all unused volumes, not just anonymous ones
+        #[arg(short, long)]
+        all: bool,
+    },
+}
+
+fn list(layout: &Layout) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(layout.root.join("volumes"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("_data").is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Volumes mounted by a running container of any project.
+fn in_use(layout: &Layout) -> anyhow::Result<BTreeSet<String>> {
+    let mut used = BTreeSet::new();
+    for p in layout.list_projects()? {
+        for r in layout.project(&p).containers()? {
+            if stack_common::is_alive(&r) {
+                used.extend(r.volumes.iter().cloned());
+            }
+        }
+    }
+    Ok(used)
+}
+
+fn size_of(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if let Ok(m) = e.path().symlink_metadata() {
+                if m.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    total += m.blocks() * 512;
+                }
+            }
+        }
+    }
+    total
+}
+
+pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
+    let layout = Layout::new(&global.run_root, &global.root);
+    match args.command {
+        Sub::Ls { quiet, format } => {
+            let names = list(&layout);
+            if quiet {
+                for n in names {
+                    println!("{n}");
+                }
+            } else if format.as_deref() == Some("json") {
+                for n in names {
+                    println!(
+                        "{}",
+                        serde_json::json!({"Driver": "local", "Name": n,
+                            "Mountpoint": layout.volume_dir(&n).join("_data")})
+                    );
+                }
+            } else {
+                println!("DRIVER    VOLUME NAME");
+                for n in names {
+                    println!("local     {n}");
+                }
+            }
+        }
+        Sub::Inspect { names } => {
+            let mut out = Vec::new();
+            for n in &names {
+                let dir = layout.volume_dir(n);
+                if !dir.join("_data").is_dir() {
+                    bail!("no such volume: {n}");
+                }
+                let created = std::fs::metadata(&dir)
+                    .and_then(|m| m.created().or_else(|_| m.modified()))
+                    .ok()
+                    .and_then(|t| jiff::Timestamp::try_from(t).ok())
+                    .map(|t| t.to_string())
+                    .unwrap_or_default();
+                let project = n.split_once('_').map(|(p, _)| p.to_owned());
+                out.push(serde_json::json!({
+                    "CreatedAt": created,
+                    "Driver": "local",
+                    "Labels": project.map(|p| serde_json::json!({"com.docker.compose.project": p})),
+                    "Mountpoint": dir.join("_data"),
+                    "Name": n,
+                    "Options": null,
+                    "Scope": "local",
+                }));
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Sub::Rm { force, names } => {
+            let used = in_use(&layout)?;
+            let mut code = 0;
+            for n in names {
+                let dir = layout.volume_dir(&n);
+                if !dir.join("_data").is_dir() {
+                    if !force {
+                        eprintln!("Error: no such volume: {n}");
+                        code = 1;
+                    }
+                    continue;
+                }
+                if used.contains(&n) {
+                    eprintln!("Error: remove {n}: volume is in use");
+                    code = 1;
+                    continue;
+                }
+                std::fs::remove_dir_all(&dir)?;
+                println!("{n}");
+            }
+            return Ok(code);
+        }
+        Sub::Prune { force, all } => {
+            if !force {
+                bail!("volume prune removes data: pass -f to confirm");
+            }
+            let used = in_use(&layout)?;
+            let mut reclaimed = 0;
+            println!("Deleted Volumes:");
+            for n in list(&layout) {
+                // without -a only anonymous volumes go; rstack's named
+                // volumes all have names, so only -a prunes them
+                if !all || used.contains(&n) {
+                    continue;
+                }
+                let dir = layout.volume_dir(&n);
+                reclaimed += size_of(&dir);
+                std::fs::remove_dir_all(&dir)?;
+                println!("{n}");
+            }
+            println!();
+            println!("Total reclaimed space: {reclaimed}B");
+        }
+    }
+    Ok(0)
+}
