@@ -296,6 +296,36 @@ impl Ctx<'_> {
             self.progress.layer(&id, LayerEvent::AlreadyExists);
             return Ok(());
         }
+        // Network failures are retried (from scratch: the import verifies
+        // whole blobs); bad content is not.
+        let mut attempt = 1;
+        let staged = loop {
+            match self.fetch(desc, diff_id, &id).await {
+                Err(e) if attempt < DOWNLOAD_ATTEMPTS && is_transient(&e) => {
+                    tracing::warn!(layer = %id, attempt, error = %e, "layer download failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(attempt)).await;
+                    attempt += 1;
+                }
+                other => break other?,
+            }
+        };
+        let commit_store = store.clone();
+        tokio::task::spawn_blocking(move || layer::commit(&commit_store, vec![staged]))
+            .await
+            .map_err(Error::Join)??;
+        drop(lock);
+        self.progress.layer(&id, LayerEvent::Complete);
+        Ok(())
+    }
+
+    /// Downloads and imports one layer blob into a staging dir.
+    async fn fetch(
+        &self,
+        desc: &manifest::Descriptor,
+        diff_id: &str,
+        id: &str,
+    ) -> Result<layer::Staged, Error> {
+        let store = self.store;
         let oci_desc = oci_client::manifest::OciDescriptor {
             digest: desc.digest.clone(),
             size: desc.size as i64,
@@ -309,7 +339,7 @@ impl Ctx<'_> {
             .map_err(|e| self.map_err(e))?;
         let total = desc.size;
         self.progress
-            .layer(&id, LayerEvent::Downloading { done: 0, total });
+            .layer(id, LayerEvent::Downloading { done: 0, total });
 
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
         let consumed = Arc::new(AtomicU64::new(0));
@@ -346,7 +376,7 @@ impl Ctx<'_> {
                         break;
                     }
                     self.progress.layer(
-                        &id,
+                        id,
                         LayerEvent::Downloading {
                             done: downloaded,
                             total,
@@ -378,7 +408,7 @@ impl Ctx<'_> {
                 r = &mut task => break r.map_err(Error::Join)?,
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {
                     let done = consumed.load(Ordering::Relaxed);
-                    self.progress.layer(&id, LayerEvent::Extracting { done, total });
+                    self.progress.layer(id, LayerEvent::Extracting { done, total });
                 }
             }
         };
@@ -393,14 +423,27 @@ impl Ctx<'_> {
             return Err(e);
         }
         // The import checked both digests (blob and diff id).
-        let staged = result?;
-        let commit_store = store.clone();
-        tokio::task::spawn_blocking(move || layer::commit(&commit_store, vec![staged]))
-            .await
-            .map_err(Error::Join)??;
-        drop(lock);
-        self.progress.layer(&id, LayerEvent::Complete);
-        Ok(())
+        result
+    }
+}
+
+/// Tries per layer download.
+const DOWNLOAD_ATTEMPTS: u64 = 3;
+
+/// A failure the network may not repeat (connection reset, timeout, 5xx).
+fn is_transient(e: &Error) -> bool {
+    match e {
+        Error::Download { .. } => true,
+        Error::Registry { source, .. } => matches!(
+            source,
+            OciDistributionError::RequestError(_)
+                | OciDistributionError::IoError(_)
+                | OciDistributionError::ServerError {
+                    code: 500..=599,
+                    ..
+                }
+        ),
+        _ => false,
     }
 }
 
