@@ -15,7 +15,8 @@ use libcontainer::container::Container as LcContainer;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use crate::container::{ContainerError, ExecOptions, Paths, Stdio};
+use crate::container::{ContainerError, Paths, Stdio};
+use crate::exec::ExecOptions;
 
 /// A container found again from its on-disk state.
 #[derive(Debug)]
@@ -91,7 +92,7 @@ impl Adopted {
                 name: self.id.clone(),
             });
         }
-        crate::container::exec_in(&self.paths, &self.id, opts, stdio)
+        crate::exec::exec_in(&self.paths, &self.id, opts, stdio)
     }
 
     /// Kills what still runs and removes everything of the container: the
@@ -102,7 +103,7 @@ impl Adopted {
     pub fn remove(mut self, created_cgroup_dirs: &[PathBuf]) -> Result<(), ContainerError> {
         let mut errors = Vec::new();
         // Read before the data dir goes: the parents its creation added.
-        let recorded = crate::container::recorded_cgroup_dirs(
+        let recorded = crate::cgroup::recorded_cgroup_dirs(
             &self.paths.data_root.join("containers").join(&self.id),
         );
         if let Some(pid) = self.pid {
@@ -196,4 +197,4 @@ fn remove_name_links(paths: &Paths, id: &str, errors: &mut Vec<String>) {
 }
 
 /// A process started by [`Adopted::exec`] (a child of the caller).
-pub type AdoptedExec = crate::container::ExecProcess;
+pub type AdoptedExec = crate::exec::ExecProcess;

@@ -102,6 +102,17 @@ pub fn chain_to_own(leaf: &str, own: &str) -> Vec<String> {
     out
 }
 
+/// File in the container dir listing the cgroup dirs its creation added.
+pub(crate) const CGROUP_RECORD: &str = "cgroup-dirs.json";
+
+/// The cgroup dirs recorded at creation in `container_dir` (empty if none).
+pub(crate) fn recorded_cgroup_dirs(container_dir: &std::path::Path) -> Vec<PathBuf> {
+    std::fs::read(container_dir.join(CGROUP_RECORD))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
 /// Reads the cgroup mounts from `mountinfo` text.
 pub fn hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
     let mut out = Vec::new();

@@ -21,7 +21,7 @@
 //!   [`crate::rootfs`]), `cgroup-dirs.json` (cgroup dirs the creation added,
 //!   for [`crate::adopt`]), `exec-*.json` (a tenant process while it starts)
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -35,22 +35,15 @@ use nix::unistd::Pid;
 use oci_spec::image::ImageConfiguration;
 
 use crate::cgroup::CgroupPlan;
+use crate::exec::exec_in;
+pub use crate::exec::{ExecOptions, ExecProcess};
 use crate::options::{MountSpec, NetworkMode, RunOptions};
 use crate::rootfs::{self, RootfsError};
 use crate::spec::{self, SpecContext, SpecError};
+use crate::sys::{executor_error, loopback_up, reap_executor_zombies, receive_pty};
+use crate::undo::{Undo, run_undo};
 use crate::user::{self, UserError};
-use crate::workload::{self, RstackExecutor};
-
-/// File in the container dir listing the cgroup dirs its creation added.
-const CGROUP_RECORD: &str = "cgroup-dirs.json";
-
-/// The cgroup dirs recorded at creation in `container_dir` (empty if none).
-pub(crate) fn recorded_cgroup_dirs(container_dir: &Path) -> Vec<PathBuf> {
-    std::fs::read(container_dir.join(CGROUP_RECORD))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
+use crate::workload::RstackExecutor;
 
 /// Serialises libcontainer's cwd-changing calls (see module docs).
 pub static EXECUTOR_LOCK: Mutex<()> = Mutex::new(());
@@ -75,13 +68,13 @@ impl Paths {
             cgroup_parent: None,
         }
     }
-    fn state_root(&self) -> PathBuf {
+    pub(crate) fn state_root(&self) -> PathBuf {
         self.run_root.join("containers")
     }
     fn names_dir(&self) -> PathBuf {
         self.run_root.join("names")
     }
-    fn container_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn container_dir(&self, id: &str) -> PathBuf {
         self.data_root.join("containers").join(id)
     }
 }
@@ -183,192 +176,7 @@ impl ContainerError {
     }
 }
 
-/// Turns libcontainer's create error into ours, recognising the workload's
-/// "command not found" messages (they travel as text through its channel).
-fn executor_error(
-    what: &'static str,
-    source: libcontainer::error::LibcontainerError,
-) -> ContainerError {
-    let mut text = source.to_string();
-    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(&source);
-    while let Some(e) = cur {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cur = e.source();
-    }
-    if let Some(start) = text.find("exec: \"") {
-        let msg = &text[start..];
-        let end = msg
-            .find(workload::NOT_FOUND)
-            .map(|i| i + workload::NOT_FOUND.len())
-            .or_else(|| {
-                msg.find(workload::NOT_EXECUTABLE)
-                    .map(|i| i + workload::NOT_EXECUTABLE.len())
-            })
-            .or_else(|| msg.find("no such file or directory").map(|i| i + 25));
-        if let Some(end) = end {
-            let message = msg[..end].to_owned();
-            return if message.ends_with(workload::NOT_EXECUTABLE) {
-                ContainerError::CommandNotExecutable { message }
-            } else {
-                ContainerError::CommandNotFound { message }
-            };
-        }
-    }
-    ContainerError::Executor { what, source }
-}
-
-/// Reaps libcontainer's helper processes left as zombies by a failed
-/// build: on some failures it returns without waiting for its
-/// intermediate and init processes, whose zombies (in the container's pid
-/// namespace) would then keep the namespace's PID 1 from ever being
-/// reaped. Only zombie children of ours named `youki:[...]` are touched.
-fn reap_executor_zombies() {
-    let me = std::process::id().to_string();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in dir.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...
-        let Some((comm_part, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let (state, ppid) = (fields.next(), fields.next());
-        if state == Some("Z") && ppid == Some(me.as_str()) && comm_part.contains("(youki:[") {
-            let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
-        }
-    }
-}
-
-/// Brings `lo` up in the (new, empty) network namespace of `pid`, as
-/// Docker and runc do for `--network none`: libcontainer leaves it down, and
-/// then even 127.0.0.1 is unreachable. Done from a short-lived thread,
-/// since setns(CLONE_NEWNET) only moves the calling thread.
-fn loopback_up(pid: Pid) -> Result<(), ContainerError> {
-    let ns_path = format!("/proc/{}/ns/net", pid.as_raw());
-    let ns = std::fs::File::open(&ns_path).map_err(|source| ContainerError::Io {
-        what: "open",
-        path: ns_path.into(),
-        source,
-    })?;
-    let sys = |what| move |source| ContainerError::Sys { what, source };
-    std::thread::spawn(move || -> Result<(), ContainerError> {
-        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(sys("enter the container's network namespace"))?;
-        let sock = nix::sys::socket::socket(
-            nix::sys::socket::AddressFamily::Inet,
-            nix::sys::socket::SockType::Datagram,
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .map_err(sys("open a socket in the container's network namespace"))?;
-        // SAFETY: ifreq is plain old data; zeroed is a valid value.
-        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
-            *dst = *src as libc::c_char;
-        }
-        // SAFETY: SIOCGIFFLAGS fills `req` for the named interface on a valid socket.
-        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
-            return Err(ContainerError::Sys {
-                what: "read the flags of lo",
-                source: nix::Error::last(),
-            });
-        }
-        // SAFETY: the flags member is the one SIOCGIFFLAGS just set.
-        unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
-        // SAFETY: SIOCSIFFLAGS reads `req`; the socket is valid.
-        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
-            return Err(ContainerError::Sys {
-                what: "bring lo up",
-                source: nix::Error::last(),
-            });
-        }
-        Ok(())
-    })
-    .join()
-    .unwrap_or(Err(ContainerError::Sys {
-        what: "bring lo up",
-        source: nix::Error::EIO,
-    }))
-}
-
-/// A step done during setup, undone on failure or removal.
-#[derive(Debug)]
-enum Undo {
-    NameLink(PathBuf),
-    ContainerDir(PathBuf),
-    CreatedDir(PathBuf),
-    Mount(PathBuf),
-    File(PathBuf),
-    Cgroup(Box<CgroupPlan>),
-    LcState(PathBuf),
-}
-
-fn run_undo(steps: &mut Vec<Undo>) -> Vec<String> {
-    let mut errors = Vec::new();
-    while let Some(step) = steps.pop() {
-        let res: Result<(), String> = match &step {
-            Undo::NameLink(p) | Undo::File(p) => match std::fs::remove_file(p) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(format!("remove {}: {e}", p.display()))
-                }
-                _ => Ok(()),
-            },
-            Undo::ContainerDir(p) | Undo::LcState(p) => match std::fs::remove_dir_all(p) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(format!("remove {}: {e}", p.display()))
-                }
-                _ => Ok(()),
-            },
-            Undo::CreatedDir(p) => match std::fs::remove_dir(p) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(format!("remove {}: {e}", p.display()))
-                }
-                _ => Ok(()),
-            },
-            Undo::Mount(p) => rootfs::unmount(p).map_err(|e| {
-                let src = std::error::Error::source(&e)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default();
-                format!("{e}: {src}")
-            }),
-            Undo::Cgroup(plan) => {
-                // The leaf may still exist if libcontainer failed before removing it.
-                for leaf in plan.leaf_dirs() {
-                    if leaf.exists() {
-                        let _ = std::fs::remove_dir(&leaf);
-                    }
-                }
-                let errs = plan.remove_created();
-                if errs.is_empty() {
-                    Ok(())
-                } else {
-                    Err(errs
-                        .iter()
-                        .map(|(p, e)| format!("remove cgroup {}: {e}", p.display()))
-                        .collect::<Vec<_>>()
-                        .join("; "))
-                }
-            }
-        };
-        tracing::trace!(?step, "undone");
-        if let Err(e) = res {
-            tracing::warn!(error = %e, "cleanup step failed");
-            errors.push(e);
-        }
-    }
-    errors
-}
-
-fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     let mut buf = [0u8; 32];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
         use std::io::Read;
@@ -629,7 +437,7 @@ impl Container {
                 source: std::io::Error::other(e.to_string()),
             })?;
             // For a later process (crate::adopt) that must clean up without us.
-            let record = container_dir.join(CGROUP_RECORD);
+            let record = container_dir.join(crate::cgroup::CGROUP_RECORD);
             let dirs = serde_json::to_vec(&cgroup.missing_dirs).unwrap_or_default();
             std::fs::write(&record, dirs).map_err(io("write", &record))?;
             undo.push(Undo::Cgroup(Box::new(cgroup.clone())));
@@ -937,204 +745,11 @@ impl Container {
     }
 }
 
-/// Runs a process in the running container `id` (same namespaces, cgroup,
-/// capabilities, seccomp filter as its first process; user, env, cwd and
-/// terminal as asked). Shared by [`Container::exec`] and
-/// [`crate::adopt::Adopted::exec`]. The exec'd process is a child of the
-/// caller. A missing command fails with [`ContainerError::CommandNotFound`].
-pub(crate) fn exec_in(
-    paths: &Paths,
-    id: &str,
-    opts: &ExecOptions,
-    stdio: Stdio,
-) -> Result<ExecProcess, ContainerError> {
-    let container_dir = paths.container_dir(id);
-    let config = container_dir.join("config.json");
-    let spec = oci_spec::runtime::Spec::load(&config).map_err(|e| ContainerError::Io {
-        what: "read",
-        path: config.clone(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    // The exec'd process: the container's (caps, rlimits, no_new_privs,
-    // env) with the asked args, env, cwd, user and terminal.
-    let mut process = spec.process().clone().unwrap_or_default();
-    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
-    let set_env = |env: &mut Vec<String>, entry: String| {
-        let key = entry
-            .split_once('=')
-            .map_or(entry.as_str(), |(k, _)| k)
-            .to_owned();
-        env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
-        env.push(entry);
-    };
-    if let Some(spec_user) = &opts.user {
-        let passwd = std::fs::read_to_string(container_dir.join("rootfs").join("etc/passwd"))
-            .unwrap_or_default();
-        let group = std::fs::read_to_string(container_dir.join("rootfs").join("etc/group"))
-            .unwrap_or_default();
-        let u = user::resolve_user(spec_user, &[], &passwd, &group)?;
-        let mut pu = process.user().clone();
-        pu.set_uid(u.uid);
-        pu.set_gid(u.gid);
-        pu.set_additional_gids(Some(u.additional_gids.clone()));
-        process.set_user(pu);
-        set_env(&mut env, format!("HOME={}", u.home));
-    }
-    for e in &opts.env {
-        set_env(&mut env, e.clone());
-    }
-    if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-        set_env(&mut env, "TERM=xterm".to_owned());
-    }
-    process.set_env(Some(env));
-    process.set_args(Some(opts.args.clone()));
-    if let Some(w) = &opts.workdir {
-        process.set_cwd(PathBuf::from(w));
-    }
-    process.set_terminal(Some(opts.tty));
-    let process_file = container_dir.join(format!("exec-{}.json", &random_id()[..12]));
-    let text = serde_json::to_vec(&process).map_err(|e| ContainerError::Io {
-        what: "encode",
-        path: process_file.clone(),
-        source: std::io::Error::other(e),
-    })?;
-    std::fs::write(&process_file, text).map_err(|source| ContainerError::Io {
-        what: "write",
-        path: process_file.clone(),
-        source,
-    })?;
-    let _remove_process_file = RemoveOnDrop(process_file.clone());
-
-    let console = if opts.tty {
-        let dir = paths.run_root.join("tty");
-        std::fs::create_dir_all(&dir).map_err(|source| ContainerError::Io {
-            what: "create",
-            path: dir.clone(),
-            source,
-        })?;
-        let sock = dir.join(format!("{}.sock", &random_id()[..16]));
-        let listener =
-            std::os::unix::net::UnixListener::bind(&sock).map_err(|source| ContainerError::Io {
-                what: "bind",
-                path: sock.clone(),
-                source,
-            })?;
-        Some((listener, RemoveOnDrop(sock)))
-    } else {
-        None
-    };
-    let mut builder = ContainerBuilder::new(id.to_owned(), SyscallType::Linux)
-        .with_executor(RstackExecutor { init: false })
-        .with_console_socket(console.as_ref().map(|(_, p)| p.0.clone()));
-    builder = builder
-        .with_root_path(paths.state_root())
-        .map_err(|e| executor_error("use the state dir", e))?;
-    if let Some(fd) = stdio.stdin {
-        builder = builder.with_stdin(fd);
-    } else if !opts.interactive {
-        let null = std::fs::File::open("/dev/null").map_err(|source| ContainerError::Io {
-            what: "open",
-            path: "/dev/null".into(),
-            source,
-        })?;
-        builder = builder.with_stdin(OwnedFd::from(null));
-    }
-    if let Some(fd) = stdio.stdout {
-        builder = builder.with_stdout(fd);
-    }
-    if let Some(fd) = stdio.stderr {
-        builder = builder.with_stderr(fd);
-    }
-    let tenant = builder
-        .as_tenant()
-        .with_process(Some(&process_file))
-        .with_detach(opts.tty);
-    let pid = {
-        let _guard = EXECUTOR_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-        tenant.build().map_err(|e| {
-            // The failed process may exit a moment later: reap it, or
-            // its zombie would keep the container's PID 1 from dying.
-            for _ in 0..5 {
-                reap_executor_zombies();
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            executor_error("exec in the container", e)
-        })?
-    };
-    let pty_master = match console {
-        Some((listener, _)) => Some(receive_pty(&listener)?),
-        None => None,
-    };
-    Ok(ExecProcess {
-        pid: Pid::from_raw(pid.as_raw()),
-        pty_master,
-    })
-}
-
-/// Removes a file when dropped (temporary exec files and sockets).
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 impl Drop for Container {
     fn drop(&mut self) {
         if !self.undo.is_empty() {
             for e in self.teardown() {
                 tracing::warn!(id = %self.id, error = %e, "teardown on drop");
-            }
-        }
-    }
-}
-
-/// A process to run in a running container ([`Container::exec`]).
-#[derive(Debug, Clone, Default)]
-pub struct ExecOptions {
-    pub args: Vec<String>,
-    /// `KEY=VALUE` added to the container's environment.
-    pub env: Vec<String>,
-    pub workdir: Option<String>,
-    /// `-u` (resolved against the container's /etc/passwd).
-    pub user: Option<String>,
-    /// `-t`: a pseudo terminal ([`ExecProcess::take_pty_master`]).
-    pub tty: bool,
-    /// `-i`: keep stdin (else /dev/null when no stdin is given).
-    pub interactive: bool,
-}
-
-/// A process started by [`Container::exec`].
-#[derive(Debug)]
-pub struct ExecProcess {
-    pid: Pid,
-    pty_master: Option<OwnedFd>,
-}
-
-impl ExecProcess {
-    /// The pseudo terminal's master end with `tty`.
-    pub fn take_pty_master(&mut self) -> Option<OwnedFd> {
-        self.pty_master.take()
-    }
-
-    pub fn pid(&self) -> i32 {
-        self.pid.as_raw()
-    }
-
-    /// Waits for it and returns Docker's exit code (128+signal if killed).
-    pub fn wait(&self) -> Result<i32, ContainerError> {
-        loop {
-            match waitpid(self.pid, None) {
-                Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-                Ok(_) | Err(nix::Error::EINTR) => continue,
-                Err(source) => {
-                    return Err(ContainerError::Sys {
-                        what: "wait for the exec'd process",
-                        source,
-                    });
-                }
             }
         }
     }
@@ -1156,38 +771,6 @@ pub fn parse_signal(s: &str) -> Result<Signal, ContainerError> {
         format!("SIG{upper}")
     };
     name.parse().map_err(|_| bad())
-}
-
-/// Receives the pty master that libcontainer's init sent over the console socket.
-fn receive_pty(listener: &std::os::unix::net::UnixListener) -> Result<OwnedFd, ContainerError> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    let sys = |what| move |source| ContainerError::Sys { what, source };
-    let (stream, _) = listener.accept().map_err(|e| ContainerError::Sys {
-        what: "accept the console socket",
-        source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-    })?;
-    let mut buf = [0u8; 4096];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(
-        stream.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::empty(),
-    )
-    .map_err(sys("receive the pty"))?;
-    for c in msg.cmsgs().map_err(sys("receive the pty"))? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(fd) = fds.first() {
-                // SAFETY: the kernel just installed this fd in our table for us.
-                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
-            }
-        }
-    }
-    Err(ContainerError::Sys {
-        what: "receive the pty",
-        source: nix::Error::EBADMSG,
-    })
 }
 
 /// Finds the network namespace of a running container by name or id.

@@ -9,11 +9,14 @@ pub mod adopt;
 pub mod caps;
 pub mod cgroup;
 pub mod container;
+pub mod exec;
 pub mod options;
 pub mod parse;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spec;
+mod sys;
+mod undo;
 pub mod user;
 pub mod workload;
 

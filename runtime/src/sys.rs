@@ -1,0 +1,163 @@
+//! Small process-level pieces around libcontainer: its error text mapped
+//! to Docker's exit codes, reaping the helper processes it can leave as
+//! zombies, bringing up `lo` in a new network namespace, and receiving a
+//! pty master over the console socket.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
+
+use crate::container::ContainerError;
+use crate::workload;
+
+/// Turns libcontainer's create error into ours, recognising the workload's
+/// "command not found" messages (they travel as text through its channel).
+pub(crate) fn executor_error(
+    what: &'static str,
+    source: libcontainer::error::LibcontainerError,
+) -> ContainerError {
+    let mut text = source.to_string();
+    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(&source);
+    while let Some(e) = cur {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cur = e.source();
+    }
+    if let Some(start) = text.find("exec: \"") {
+        let msg = &text[start..];
+        let end = msg
+            .find(workload::NOT_FOUND)
+            .map(|i| i + workload::NOT_FOUND.len())
+            .or_else(|| {
+                msg.find(workload::NOT_EXECUTABLE)
+                    .map(|i| i + workload::NOT_EXECUTABLE.len())
+            })
+            .or_else(|| msg.find("no such file or directory").map(|i| i + 25));
+        if let Some(end) = end {
+            let message = msg[..end].to_owned();
+            return if message.ends_with(workload::NOT_EXECUTABLE) {
+                ContainerError::CommandNotExecutable { message }
+            } else {
+                ContainerError::CommandNotFound { message }
+            };
+        }
+    }
+    ContainerError::Executor { what, source }
+}
+
+/// Reaps libcontainer's helper processes left as zombies by a failed
+/// build: on some failures it returns without waiting for its
+/// intermediate and init processes, whose zombies (in the container's pid
+/// namespace) would then keep the namespace's PID 1 from ever being
+/// reaped. Only zombie children of ours named `youki:[...]` are touched.
+pub(crate) fn reap_executor_zombies() {
+    let me = std::process::id().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let Some((comm_part, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let (state, ppid) = (fields.next(), fields.next());
+        if state == Some("Z") && ppid == Some(me.as_str()) && comm_part.contains("(youki:[") {
+            let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+        }
+    }
+}
+
+/// Brings `lo` up in the (new, empty) network namespace of `pid`, as
+/// Docker and runc do for `--network none`: libcontainer leaves it down, and
+/// then even 127.0.0.1 is unreachable. Done from a short-lived thread,
+/// since setns(CLONE_NEWNET) only moves the calling thread.
+pub(crate) fn loopback_up(pid: Pid) -> Result<(), ContainerError> {
+    let ns_path = format!("/proc/{}/ns/net", pid.as_raw());
+    let ns = std::fs::File::open(&ns_path).map_err(|source| ContainerError::Io {
+        what: "open",
+        path: ns_path.into(),
+        source,
+    })?;
+    let sys = |what| move |source| ContainerError::Sys { what, source };
+    std::thread::spawn(move || -> Result<(), ContainerError> {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(sys("enter the container's network namespace"))?;
+        let sock = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Datagram,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(sys("open a socket in the container's network namespace"))?;
+        // SAFETY: ifreq is plain old data; zeroed is a valid value.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = *src as libc::c_char;
+        }
+        // SAFETY: SIOCGIFFLAGS fills `req` for the named interface on a valid socket.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+            return Err(ContainerError::Sys {
+                what: "read the flags of lo",
+                source: nix::Error::last(),
+            });
+        }
+        // SAFETY: the flags member is the one SIOCGIFFLAGS just set.
+        unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+        // SAFETY: SIOCSIFFLAGS reads `req`; the socket is valid.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+            return Err(ContainerError::Sys {
+                what: "bring lo up",
+                source: nix::Error::last(),
+            });
+        }
+        Ok(())
+    })
+    .join()
+    .unwrap_or(Err(ContainerError::Sys {
+        what: "bring lo up",
+        source: nix::Error::EIO,
+    }))
+}
+
+/// Receives the pty master that libcontainer's init sent over the console socket.
+pub(crate) fn receive_pty(
+    listener: &std::os::unix::net::UnixListener,
+) -> Result<OwnedFd, ContainerError> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let sys = |what| move |source| ContainerError::Sys { what, source };
+    let (stream, _) = listener.accept().map_err(|e| ContainerError::Sys {
+        what: "accept the console socket",
+        source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    })?;
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .map_err(sys("receive the pty"))?;
+    for c in msg.cmsgs().map_err(sys("receive the pty"))? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                // SAFETY: the kernel just installed this fd in our table for us.
+                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+    }
+    Err(ContainerError::Sys {
+        what: "receive the pty",
+        source: nix::Error::EBADMSG,
+    })
+}
