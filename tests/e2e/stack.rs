@@ -123,6 +123,25 @@ impl Drop for NetNs {
     }
 }
 
+/// Takes the project down if the test fails half-way, so a failed test
+/// leaves no running containers behind.
+struct DownOnPanic<'a> {
+    ns: &'a NetNs,
+    r: &'a Rstack,
+    base: &'a [String],
+}
+
+impl Drop for DownOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let out = self
+                .ns
+                .rstack(self.r, &args(self.base, &["down", "-v", "-t", "0"]));
+            eprintln!("clean-up after the failure:\n{out}");
+        }
+    }
+}
+
 /// A sandbox with the busybox fixture pulled and `compose` written.
 fn setup(compose: &str) -> (Rstack, String, Vec<String>) {
     let fixtures = Fixtures::shared();
@@ -207,6 +226,11 @@ networks:
 fn up_ps_exec_logs_down() {
     let ns = NetNs::new();
     let (r, image, base) = setup(WEB_STACK);
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
     let up = ns.ok(&r, &args(&base, &["up", "-d"]));
     for needle in [
         "Network demo_front  Created",
@@ -357,6 +381,11 @@ services:
 fn restart_policies_stop_start() {
     let ns = NetNs::new();
     let (r, _image, base) = setup(RESTART_STACK);
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
     ns.ok(&r, &args(&base, &["up", "-d"]));
     let v = wait_for(&ns, &r, &base, "flaky to give up", |v| {
         let f = find(v, "demo-flaky-1");
@@ -413,6 +442,11 @@ services:
 fn supervisor_sigkill_readopt() {
     let ns = NetNs::new();
     let (r, _image, base) = setup(ADOPT_STACK);
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
     ns.ok(&r, &args(&base, &["up", "-d"]));
     let before = wait_for(&ns, &r, &base, "steady healthy", |v| {
         find(v, "demo-steady-1")["Health"] == "healthy"
@@ -544,6 +578,11 @@ volumes:
 fn volumes_persist_until_down_v() {
     let ns = NetNs::new();
     let (r, _image, base) = setup(VOLUME_STACK);
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
     std::fs::create_dir_all(r.work_dir().join("site")).unwrap();
     std::fs::write(r.work_dir().join("site/index.html"), "hi\n").unwrap();
     let up = ns.ok(&r, &args(&base, &["up", "-d"]));
