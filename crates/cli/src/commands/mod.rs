@@ -3,19 +3,38 @@
 
 pub mod config;
 mod container;
+mod down;
+mod exec;
 mod image;
 mod images;
 mod login;
 mod logout;
+mod logs;
 mod network;
+mod ps;
 mod pull;
 mod rmi;
+mod stack_common;
+mod up;
+mod stop;
+mod start;
+mod restart;
+mod kill;
+mod ls;
+mod port;
+mod rm;
+mod top;
+mod volume;
+mod wait;
 mod version;
 
 use clap::Subcommand;
 
 use crate::global::GlobalOpts;
 
+// The enum is built once per process by clap; boxing the large variants
+// would only add indirection to every match arm.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Parse, resolve and render the Compose file in canonical format
@@ -38,6 +57,36 @@ pub enum Command {
     Rmi(rmi::Args),
     /// Show the rstack version information
     Version(version::Args),
+    /// Create and start containers
+    Up(up::Args),
+    /// Stop and remove containers, networks
+    Down(down::Args),
+    /// List containers
+    Ps(ps::Args),
+    /// View output from containers
+    Logs(logs::Args),
+    /// Execute a command in a running container
+    Exec(exec::Args),
+    /// Stop services
+    Stop(stop::Args),
+    /// Start services
+    Start(start::Args),
+    /// Restart service containers
+    Restart(restart::Args),
+    /// Force stop service containers
+    Kill(kill::Args),
+    /// List running compose projects
+    Ls(ls::Args),
+    /// Print the public port for a port binding
+    Port(port::Args),
+    /// Removes stopped service containers
+    Rm(rm::Args),
+    /// Display the running processes
+    Top(top::Args),
+    /// Manage volumes
+    Volume(volume::Args),
+    /// Block until containers of all (or specified) services stop
+    Wait(wait::Args),
 }
 
 pub fn run(global: &GlobalOpts, command: Command) -> anyhow::Result<u8> {
@@ -52,5 +101,20 @@ pub fn run(global: &GlobalOpts, command: Command) -> anyhow::Result<u8> {
         Command::Rmi(args) => rmi::run(global, args),
         Command::Config(args) => config::run(global, args),
         Command::Version(args) => version::run(global, args),
+        Command::Up(args) => up::run(global, args),
+        Command::Down(args) => down::run(global, args),
+        Command::Ps(args) => ps::run(global, args),
+        Command::Logs(args) => logs::run(global, args),
+        Command::Exec(args) => exec::run(global, args),
+        Command::Stop(args) => stop::run(global, args),
+        Command::Start(args) => start::run(global, args),
+        Command::Restart(args) => restart::run(global, args),
+        Command::Kill(args) => kill::run(global, args),
+        Command::Ls(args) => ls::run(global, args),
+        Command::Port(args) => port::run(global, args),
+        Command::Rm(args) => rm::run(global, args),
+        Command::Top(args) => top::run(global, args),
+        Command::Volume(args) => volume::run(global, args),
+        Command::Wait(args) => wait::run(global, args),
     }
 }
