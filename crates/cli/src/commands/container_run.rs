@@ -404,6 +404,10 @@ fn run_inner(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     tracing::debug!("container removed");
     let status = result?;
     removed?;
+    if status.oom_killed {
+        // docker shows this as State.OOMKilled; without inspect, say it here.
+        eprintln!("rstack: the container was OOMKilled (out of memory in its memory limit)");
+    }
     Ok(u8::try_from(status.code).unwrap_or(255))
 }
 
