@@ -50,7 +50,57 @@ pub fn tests() -> Vec<Trial> {
             NEEDS,
             network_container,
         ),
+        limits_trial(),
     ]
+}
+
+/// Memory and pids limits need those cgroup controllers (v1 hierarchy or
+/// enabled in cgroup2): without them the trial is skipped with the reason.
+fn limits_trial() -> Trial {
+    let name = "runtime::run_memory_oom_and_pids_limit";
+    let v2 = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").unwrap_or_default();
+    let has = |c: &str| {
+        Path::new("/sys/fs/cgroup").join(c).is_dir() || v2.split_whitespace().any(|x| x == c)
+    };
+    if !has("memory") || !has("pids") {
+        return Trial::test(name, || Ok(()))
+            .with_ignored_flag(true)
+            .with_kind("needs the memory and pids cgroup controllers");
+    }
+    trial(name, NEEDS, limits)
+}
+
+fn limits() {
+    let rstack = Rstack::new();
+    let img = image();
+    let out = rstack.run(&[
+        "container",
+        "run",
+        "--rm",
+        "--memory",
+        "32m",
+        &img,
+        "sh",
+        "-c",
+        "x=$(head -c 64m /dev/zero | tr '\\0' a); echo survived",
+    ]);
+    assert_eq!(code(&out), Some(137), "{out}");
+    out.assert_stderr_mentions(&["OOMKilled"]);
+    assert!(!out.stdout.contains("survived"), "{out}");
+    let out = rstack.run(&[
+        "container",
+        "run",
+        "--rm",
+        "--pids-limit",
+        "20",
+        &img,
+        "sh",
+        "-c",
+        "for i in $(seq 1 40); do sleep 2 & done; echo all-forked",
+    ]);
+    assert!(!out.stdout.contains("all-forked"), "{out}");
+    out.assert_stderr_mentions(&["can't fork"]);
+    assert_clean(&rstack);
 }
 
 fn image() -> String {
