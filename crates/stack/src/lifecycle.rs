@@ -227,6 +227,7 @@ pub fn create_and_start(
         })?;
         rec.id = Some(container.id().to_owned());
         rec.cgroup_dirs = container.cgroup().missing_dirs.clone();
+        rec.cgroup_leaves = container.cgroup().leaf_dirs();
         rec.status = Status::Created;
         pp.save_container(rec)?;
         container.start().map_err(|source| Error::Runtime {

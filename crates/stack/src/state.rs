@@ -339,6 +339,9 @@ pub struct ContainerRecord {
     /// Named volumes it mounts (full names), so `volume rm` can refuse.
     #[serde(default)]
     pub volumes: Vec<String>,
+    /// Its cgroup directories, one per hierarchy (for pause, stats).
+    #[serde(default)]
+    pub cgroup_leaves: Vec<PathBuf>,
 }
 
 impl ContainerRecord {
@@ -371,6 +374,7 @@ impl ContainerRecord {
             log_offsets: [0, 0],
             oneoff: false,
             volumes: Vec::new(),
+            cgroup_leaves: Vec::new(),
         }
     }
 }

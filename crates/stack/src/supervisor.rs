@@ -1098,6 +1098,16 @@ fn prober(inner: Arc<Inner>, name: String, generation: u64, check: Check) {
             hub = inner.wait_timeout(hub, left);
         }
         drop(hub);
+        let leaves = inner
+            .hub()
+            .ctrs
+            .get(&name)
+            .map(|l| l.rec.cgroup_leaves.clone())
+            .unwrap_or_default();
+        if crate::cgroups::is_paused(&leaves) {
+            // a frozen container cannot answer; docker skips probes too
+            continue;
+        }
         let result = crate::probe::run(&inner.env.runtime, &id, &check);
         let changed = tracker.record(result, uptime());
         let still = inner
@@ -1247,6 +1257,16 @@ fn stop_one(inner: &Inner, name: &str, timeout: Option<u64>, user: bool) -> bool
         return false;
     };
     inner.report(name, "Stopping");
+    let leaves = inner
+        .hub()
+        .ctrs
+        .get(name)
+        .map(|l| l.rec.cgroup_leaves.clone())
+        .unwrap_or_default();
+    if crate::cgroups::is_paused(&leaves) {
+        // a frozen process gets no signal: thaw it first
+        let _ = crate::cgroups::set_paused(name, &leaves, false);
+    }
     let _ = p.signal(signal);
     let deadline = Instant::now() + grace;
     loop {

@@ -61,7 +61,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             if !args.status.is_empty() {
                 return args.status.iter().any(|s| s == state);
             }
-            args.all || matches!(state, "running" | "restarting")
+            args.all || matches!(state, "running" | "restarting" | "paused")
         })
         .collect();
     if args.services {

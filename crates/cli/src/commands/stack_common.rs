@@ -148,7 +148,9 @@ pub fn status_text(r: &ContainerRecord) -> String {
     match r.status {
         Status::Running if alive => {
             let mut s = format!("Up {}", human_duration(since(r.started_at.as_deref())));
-            if let Some(h) = &r.health {
+            if rstack_stack::cgroups::is_paused(&r.cgroup_leaves) {
+                s.push_str(" (Paused)");
+            } else if let Some(h) = &r.health {
                 s.push_str(&format!(" ({})", h.status.as_str()));
             }
             s
@@ -178,6 +180,7 @@ pub fn status_text(r: &ContainerRecord) -> String {
 pub fn state_word(r: &ContainerRecord) -> &'static str {
     match r.status {
         Status::Running if !is_alive(r) => "exited",
+        Status::Running if rstack_stack::cgroups::is_paused(&r.cgroup_leaves) => "paused",
         s => s.as_str(),
     }
 }

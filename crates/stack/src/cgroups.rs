@@ -1,0 +1,126 @@
+//! A running container's cgroup, read and written from outside: pause
+//! (the freezer: `freezer.state` on cgroup v1, `cgroup.freeze` on v2) and
+//! the figures `stats` shows (memory, CPU time, pids). The directories
+//! are the ones recorded when the container was created.
+
+use std::path::{Path, PathBuf};
+
+/// A failure touching a container's cgroup.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("container {name}: no freezer cgroup (neither cgroup v1 freezer nor cgroup v2)")]
+    NoFreezer { name: String },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn freezer(leaves: &[PathBuf]) -> Option<(PathBuf, &'static str, &'static str, &'static str)> {
+    for l in leaves {
+        if l.join("freezer.state").exists() {
+            return Some((l.join("freezer.state"), "FROZEN", "THAWED", "FROZEN"));
+        }
+        if l.join("cgroup.freeze").exists() {
+            return Some((l.join("cgroup.freeze"), "1", "0", "1"));
+        }
+    }
+    None
+}
+
+/// Freezes (`pause`) or thaws every process of the container.
+pub fn set_paused(name: &str, leaves: &[PathBuf], paused: bool) -> Result<(), Error> {
+    let (file, freeze, thaw, _) = freezer(leaves).ok_or_else(|| Error::NoFreezer {
+        name: name.to_owned(),
+    })?;
+    std::fs::write(&file, if paused { freeze } else { thaw }).map_err(|source| Error::Write {
+        path: file.clone(),
+        source,
+    })
+}
+
+/// Whether the container is frozen.
+pub fn is_paused(leaves: &[PathBuf]) -> bool {
+    freezer(leaves).is_some_and(|(file, _, _, frozen)| {
+        std::fs::read_to_string(file).is_ok_and(|s| s.trim() == frozen)
+    })
+}
+
+/// What `stats` prints for one container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub memory: Option<u64>,
+    pub memory_limit: Option<u64>,
+    /// CPU time used, nanoseconds.
+    pub cpu_ns: Option<u64>,
+    pub pids: Option<u64>,
+}
+
+fn read_u64(p: &Path) -> Option<u64> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+fn find(leaves: &[PathBuf], file: &str) -> Option<PathBuf> {
+    leaves.iter().map(|l| l.join(file)).find(|p| p.exists())
+}
+
+/// Reads the container's usage from its cgroup files (v1 or v2).
+pub fn usage(leaves: &[PathBuf]) -> Usage {
+    let mut u = Usage::default();
+    if let Some(p) = find(leaves, "memory.current") {
+        u.memory = read_u64(&p);
+        u.memory_limit = find(leaves, "memory.max").and_then(|p| read_u64(&p));
+    } else if let Some(p) = find(leaves, "memory.usage_in_bytes") {
+        u.memory = read_u64(&p);
+        u.memory_limit = find(leaves, "memory.limit_in_bytes")
+            .and_then(|p| read_u64(&p))
+            .filter(|l| *l < (1 << 62));
+    }
+    if let Some(p) = find(leaves, "cpuacct.usage") {
+        u.cpu_ns = read_u64(&p);
+    } else if let Some(p) = find(leaves, "cpu.stat") {
+        u.cpu_ns = std::fs::read_to_string(p).ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("usage_usec ")?.trim().parse::<u64>().ok())
+                .map(|us| us * 1000)
+        });
+    }
+    u.pids = find(leaves, "pids.current").and_then(|p| read_u64(&p));
+    u
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_and_v2_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let v1 = tmp.path().join("memory");
+        let fz = tmp.path().join("freezer");
+        std::fs::create_dir_all(&v1).unwrap();
+        std::fs::create_dir_all(&fz).unwrap();
+        std::fs::write(v1.join("memory.usage_in_bytes"), "4096\n").unwrap();
+        std::fs::write(v1.join("memory.limit_in_bytes"), "9223372036854771712\n").unwrap();
+        std::fs::write(fz.join("freezer.state"), "THAWED\n").unwrap();
+        let leaves = vec![v1.clone(), fz.clone()];
+        let u = usage(&leaves);
+        assert_eq!(u.memory, Some(4096));
+        assert_eq!(u.memory_limit, None);
+        assert!(!is_paused(&leaves));
+        set_paused("c", &leaves, true).unwrap();
+        assert!(is_paused(&leaves));
+        let v2 = tmp.path().join("unified");
+        std::fs::create_dir_all(&v2).unwrap();
+        std::fs::write(v2.join("cpu.stat"), "usage_usec 1500\nuser_usec 1\n").unwrap();
+        std::fs::write(v2.join("cgroup.freeze"), "0\n").unwrap();
+        let u = usage(std::slice::from_ref(&v2));
+        assert_eq!(u.cpu_ns, Some(1_500_000));
+        let e = set_paused("web-1", &[tmp.path().join("none")], true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("web-1"), "{e}");
+    }
+}
