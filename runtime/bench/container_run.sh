@@ -41,6 +41,8 @@ for i in $(seq "$runs"); do
 done > "$work/runc.us"
 
 r=$(median < "$work/rstack.us"); c=$(median < "$work/runc.us")
-printf 'rstack container run --rm %s true: median %.1f ms over %d runs (%s)\n' "$image" "$(echo "$r/1000" | bc -l)" "$runs" "$rstack"
-printf 'runc run (same busybox rootfs):      median %.1f ms over %d runs\n' "$(echo "$c/1000" | bc -l)" "$runs"
-printf 'ratio rstack/runc: %.2f\n' "$(echo "$r/$c" | bc -l)"
+awk -v r="$r" -v c="$c" -v n="$runs" -v img="$image" -v bin="$rstack" 'BEGIN {
+  printf "rstack container run --rm %s true: median %.1f ms over %d runs (%s)\n", img, r / 1000, n, bin
+  printf "runc run (same busybox rootfs):      median %.1f ms over %d runs\n", c / 1000, n
+  printf "ratio rstack/runc: %.2f\n", r / c
+}'

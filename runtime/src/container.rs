@@ -793,6 +793,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn handles_move_between_threads() {
+        fn send<T: Send>() {}
+        send::<Container>();
+        send::<ExecProcess>();
+        send::<crate::adopt::Adopted>();
+    }
+
+    #[test]
     fn names_and_signals() {
         assert!(valid_name("web-1"));
         assert!(valid_name("a.b_c"));

@@ -312,7 +312,23 @@ fn seccomp_blocks_unshare_and_keyctl() -> Result<(), Failed> {
             ..Default::default()
         },
     )?;
-    expect(out.trim() != "errno=1", format!("keyctl unconfined: {out}"))
+    expect(out.trim() != "errno=1", format!("keyctl unconfined: {out}"))?;
+    // A profile file in Docker's format: everything allowed but mkdir/mkdirat.
+    let profile = env().root.join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#,
+    )?;
+    let mut o = sh("mkdir /made && echo made; touch /touched && echo touched");
+    o.seccomp = SeccompProfile::File(profile);
+    let (_, out) = run(&o)?;
+    expect(
+        !out.lines().any(|l| l == "made")
+            && out.contains("Permission denied")
+            && out.lines().any(|l| l == "touched"),
+        format!("custom profile: {out}"),
+    )
 }
 
 fn proc_masked_and_mount_denied() -> Result<(), Failed> {
