@@ -105,6 +105,8 @@ pub enum ContainerError {
     BadName { name: String },
     #[error("the container name \"{name}\" is already in use")]
     NameInUse { name: String },
+    #[error("invalid signal '{value}'")]
+    BadSignal { value: String },
     #[error("no container named or with id '{name}'")]
     NoSuchContainer { name: String },
     #[error(transparent)]
@@ -757,9 +759,8 @@ impl Drop for Container {
 
 /// Parses `SIGTERM`, `TERM`, `15`.
 pub fn parse_signal(s: &str) -> Result<Signal, ContainerError> {
-    let bad = || ContainerError::Sys {
-        what: "parse the stop signal",
-        source: nix::Error::EINVAL,
+    let bad = || ContainerError::BadSignal {
+        value: s.to_owned(),
     };
     if let Ok(n) = s.parse::<i32>() {
         return Signal::try_from(n).map_err(|_| bad());

@@ -60,10 +60,10 @@ pub enum SpecError {
     Hostname { hostname: String },
     #[error("invalid mount target '{target}': must be absolute and not '/'")]
     MountTarget { target: String },
-    #[error(
-        "--memory-swap needs --memory too, and must be at least as large (memory {memory:?}, swap {swap})"
-    )]
-    MemorySwap { memory: Option<i64>, swap: i64 },
+    #[error("--memory-swap needs --memory too")]
+    SwapWithoutMemory,
+    #[error("--memory-swap ({swap} bytes) must be at least --memory ({memory} bytes), or -1")]
+    MemorySwap { memory: i64, swap: i64 },
     #[error("--memory-reservation ({reservation}) must be smaller than --memory ({memory})")]
     MemoryReservation { reservation: i64, memory: i64 },
     #[error(
@@ -306,12 +306,8 @@ fn resources(r: &Resources, privileged: bool, swap_ok: bool) -> Result<Value, Sp
                     );
                 }
             }
-            _ => {
-                return Err(SpecError::MemorySwap {
-                    memory: r.memory,
-                    swap,
-                });
-            }
+            Some(memory) => return Err(SpecError::MemorySwap { memory, swap }),
+            None => return Err(SpecError::SwapWithoutMemory),
         }
     } else if let (Some(limit), true) = (r.memory, swap_ok) {
         // Docker's default: as much swap as memory (memory + swap = 2x).
