@@ -291,6 +291,8 @@ fn fixture(
     platforms: Vec<ImageInfo>,
     format: FixtureFormat,
 ) -> Fixture {
+    // A list / index: push every image of it.
+    let all = !platforms.is_empty();
     Fixture {
         repo: format!("e2e/{repo}"),
         tag: "latest".to_owned(),
@@ -304,7 +306,7 @@ fn fixture(
         image,
         layout_tag: layout_tag.to_owned(),
         layout: PathBuf::new(),
-        all: matches!(layout_tag, "multiarch-list" | "multiarch-index"),
+        all,
         format,
     }
 }

@@ -27,6 +27,11 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot find a free port on 127.0.0.1")]
     FreePort(#[source] std::io::Error),
     #[error("cannot run {command}")]
@@ -224,11 +229,10 @@ impl Registry {
         cmd.arg(source)
             .arg(format!("docker://{}", self.reference(repo_and_tag)));
         run(&mut cmd)?;
-        let digest =
-            std::fs::read_to_string(digest_file.path()).map_err(|source| Error::Write {
-                path: digest_file.path().to_owned(),
-                source,
-            })?;
+        let digest = std::fs::read_to_string(digest_file.path()).map_err(|source| Error::Read {
+            path: digest_file.path().to_owned(),
+            source,
+        })?;
         Ok(digest.trim().to_owned())
     }
 

@@ -12,7 +12,9 @@
 //! root and the Debian mirror), or any `--source DIR` (e.g. `/usr`, capped
 //! at `--max-mb`), split into 8 gzip layers of about equal size, written as
 //! an OCI layout (cached by content), pushed with skopeo to a local
-//! `docker-registry`, then pulled `--runs` times into fresh roots.
+//! `docker-registry`, then pulled `--runs` times into fresh roots under
+//! `$TMPDIR` (set `TMPDIR=/dev/shm` to take the disk out of the figures),
+//! followed by GNU tar extracting the same layers on the same filesystem.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -143,19 +145,27 @@ fn run(opts: &Options) -> Result<(), String> {
     let mut times = Vec::new();
     for i in 1..=opts.runs {
         let rstack = Rstack::new().with_timeout(Duration::from_secs(600));
+        // Start each run with no dirty data of earlier runs (or of the
+        // previous sandbox's removal) waiting to be written back.
+        nix::unistd::sync();
         let t = Instant::now();
         let out = rstack.run(&["pull", "-q", &reference]);
         let elapsed = t.elapsed();
         if !out.success() {
             return Err(format!("rstack pull failed:\n{out}"));
         }
+        // What the pull left for the kernel to write back (not counted).
+        let t_sync = Instant::now();
+        nix::unistd::sync();
+        let writeback = t_sync.elapsed();
         let stored = du(&rstack.root());
         println!(
-            "pull #{i}: {:.2} s  ({:.0} MB/s gzip in, {:.0} MB/s unpacked out; store {:.1} MB)",
+            "pull #{i}: {:.2} s  ({:.0} MB/s gzip in, {:.0} MB/s unpacked out; store {:.1} MB; sync after: {:.2} s)",
             elapsed.as_secs_f64(),
             mb(packed) / elapsed.as_secs_f64(),
             mb(unpacked) / elapsed.as_secs_f64(),
-            mb(stored)
+            mb(stored),
+            writeback.as_secs_f64()
         );
         times.push(elapsed);
     }
@@ -167,7 +177,56 @@ fn run(opts: &Options) -> Result<(), String> {
         mb(packed) / median,
         mb(unpacked) / median
     );
+    gnu_tar_baseline(&layout, &blobs);
     Ok(())
+}
+
+/// GNU `tar -xzf` of the same layers, one after the other, into a dir on
+/// the same filesystem as the pulls (`$TMPDIR`): what a plain extraction
+/// costs there, from files already on disk.
+fn gnu_tar_baseline(layout: &Path, blobs: &[Vec<u8>]) {
+    let Ok(dir) = tempfile::Builder::new()
+        .prefix("rstack-bench-tar-")
+        .tempdir()
+    else {
+        return;
+    };
+    let fs = Command::new("findmnt")
+        .args(["-no", "FSTYPE,TARGET", "-T"])
+        .arg(dir.path())
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    nix::unistd::sync();
+    let t = Instant::now();
+    for blob in blobs {
+        let path = layout
+            .join("blobs/sha256")
+            .join(rstack_e2e::sha256_hex(blob));
+        let ok = Command::new("tar")
+            .args(["-xzf"])
+            .arg(&path)
+            .args(["--numeric-owner", "-C"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            println!("GNU tar baseline: tar -xzf {} failed", path.display());
+            return;
+        }
+    }
+    println!(
+        "GNU tar -xzf of the same layers (sequential, blobs on disk) into {fs}: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
 }
 
 fn mb(bytes: u64) -> f64 {
