@@ -343,6 +343,54 @@ fn up_ps_exec_logs_down() {
     assert_eq!(first["log"], "hello from web\n");
     assert_eq!(first["stream"], "stdout");
 
+    // one-off containers: dependencies, DNS, exit codes, --rm leaves nothing
+    let one = ns.ok(
+        &r,
+        &args(
+            &base,
+            &[
+                "run",
+                "--rm",
+                "-T",
+                "client",
+                "wget",
+                "-q",
+                "-O",
+                "-",
+                "http://web/",
+            ],
+        ),
+    );
+    assert_eq!(one.stdout, "it works\n");
+    let seven = ns.rstack(
+        &r,
+        &args(
+            &base,
+            &[
+                "run",
+                "--rm",
+                "-T",
+                "--no-deps",
+                "web",
+                "sh",
+                "-c",
+                "exit 7",
+            ],
+        ),
+    );
+    assert_eq!(seven.status.code(), Some(7), "{seven}");
+    assert_eq!(ps(&ns, &r, &base).len(), 2, "run --rm left a container");
+
+    // port, ls, pause/unpause
+    let port = ns.ok(&r, &args(&base, &["port", "web", "80"])).stdout;
+    assert_eq!(port, "0.0.0.0:8080\n");
+    let ls = ns.ok(&r, &["ls"]).stdout;
+    assert!(ls.contains("demo") && ls.contains("running(2)"), "{ls}");
+    ns.ok(&r, &args(&base, &["pause", "web"]));
+    assert_eq!(find(&ps(&ns, &r, &base), "demo-web-1")["State"], "paused");
+    ns.ok(&r, &args(&base, &["unpause", "web"]));
+    assert_eq!(find(&ps(&ns, &r, &base), "demo-web-1")["State"], "running");
+
     // re-running up leaves unchanged containers alone
     let id_before = find(&v, "demo-web-1")["ID"].clone();
     ns.ok(&r, &args(&base, &["up", "-d"]));

@@ -135,6 +135,7 @@ pub fn create_and_start(
     image: &LocalImage,
     resolver: Option<&rstack_netns::Resolver>,
     rt: &tokio::runtime::Handle,
+    stdio: Option<Stdio>,
 ) -> Result<Started, Error> {
     let name = rec.name.clone();
     rec.volumes = plan.volumes.iter().map(|(v, _, _)| v.clone()).collect();
@@ -202,12 +203,19 @@ pub fn create_and_start(
             }
             NetPlan::Host | NetPlan::None => {}
         }
-        let out = crate::logs::open_raw(&pp.raw_log(&name, Stream::Stdout))?;
-        let err = crate::logs::open_raw(&pp.raw_log(&name, Stream::Stderr))?;
-        let stdio = Stdio {
-            stdin: None,
-            stdout: Some(out.into()),
-            stderr: Some(err.into()),
+        // Output goes to files the supervisor tails (never to a pipe whose
+        // reader may die), unless the caller brings its own (`run`).
+        let stdio = match stdio {
+            Some(s) => s,
+            None => {
+                let out = crate::logs::open_raw(&pp.raw_log(&name, Stream::Stdout))?;
+                let err = crate::logs::open_raw(&pp.raw_log(&name, Stream::Stderr))?;
+                Stdio {
+                    stdin: None,
+                    stdout: Some(out.into()),
+                    stderr: Some(err.into()),
+                }
+            }
         };
         for (vol, target, copy) in &plan.volumes {
             let data = env.layout.volume_dir(vol).join("_data");

@@ -267,7 +267,7 @@ impl Supervisor {
         } else {
             inner.plan.with_dependencies(&opts.services)
         };
-        let adopted = reconcile(&inner, opts)?;
+        let adopted = reconcile(&inner, opts, &selected)?;
         for (name, pidfd) in adopted {
             let i = inner.clone();
             std::thread::spawn(move || runner(i, name, Some(pidfd)));
@@ -554,7 +554,11 @@ fn ensure_networks_and_volumes(inner: &Inner) -> Result<(), Error> {
 /// Decides, for every recorded and every wanted container, what to do:
 /// adopt a live one whose config still matches, remove what is stale or
 /// dead, register the rest. Returns the containers to adopt.
-fn reconcile(inner: &Arc<Inner>, opts: &UpOptions) -> Result<Vec<(String, Pidfd)>, Error> {
+fn reconcile(
+    inner: &Arc<Inner>,
+    opts: &UpOptions,
+    selected: &[String],
+) -> Result<Vec<(String, Pidfd)>, Error> {
     let project = &inner.project;
     let mut wanted: BTreeMap<String, ContainerRecord> = BTreeMap::new();
     for (svc_name, svc) in &project.services {
@@ -574,14 +578,29 @@ fn reconcile(inner: &Arc<Inner>, opts: &UpOptions) -> Result<Vec<(String, Pidfd)
     let mut adopt = Vec::new();
     let mut hub = inner.hub();
     for mut old in inner.pp.containers()? {
+        if old.oneoff {
+            // `rstack run` owns it
+            continue;
+        }
         let live = match (old.pid, old.start_time) {
             (Some(pid), Some(st)) if old.status == Status::Running => Pidfd::open_verified(pid, st),
             _ => None,
         };
+        let is_selected = selected.contains(&old.service);
         match wanted.remove(&old.name) {
+            Some(_) if !is_selected && live.is_none() => {
+                // not asked for: left as it is (stopped), still known
+                for e in lifecycle::remove_leftover(&inner.env, &mut old) {
+                    (inner.reporter)(Event::Warning(e));
+                }
+                let mut l = new_live(inner, old);
+                l.rec.status = Status::Exited;
+                hub.ctrs.insert(l.rec.name.clone(), l);
+            }
             Some(new) => {
                 let keep = live.is_some()
-                    && (opts.no_recreate
+                    && (!is_selected
+                        || opts.no_recreate
                         || (!opts.force_recreate && old.config_hash == new.config_hash));
                 if keep {
                     let name = old.name.clone();
@@ -631,10 +650,15 @@ fn reconcile(inner: &Arc<Inner>, opts: &UpOptions) -> Result<Vec<(String, Pidfd)
         }
     }
     for (name, rec) in wanted {
-        hub.ctrs.insert(name, new_live(inner, rec));
+        if selected.contains(&rec.service) {
+            hub.ctrs.insert(name, new_live(inner, rec));
+        }
     }
     for live in hub.ctrs.values_mut() {
-        if live.pidfd.is_none() && !adopt.iter().any(|(n, _)| n == &live.rec.name) {
+        if live.pidfd.is_none()
+            && selected.contains(&live.rec.service)
+            && !adopt.iter().any(|(n, _)| n == &live.rec.name)
+        {
             // Not running: it gets (re)created by its service's starter.
             live.rec.status = Status::Creating;
             live.rec.user_stopped = false;
@@ -923,6 +947,7 @@ fn runner(inner: Arc<Inner>, name: String, mut adopted: Option<Pidfd>) {
                         image,
                         Some(&inner.resolver),
                         inner.rt.handle(),
+                        None,
                     )
                 });
                 match started {

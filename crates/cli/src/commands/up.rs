@@ -65,6 +65,27 @@ pub struct Args {
     pub services: Vec<String>,
 }
 
+impl Args {
+    /// `up -d --wait DEPS...` as `run` starts a one-off's dependencies
+    /// (healthy ones when they have a healthcheck).
+    pub fn for_dependencies(services: Vec<String>) -> Args {
+        Args {
+            detach: true,
+            wait: true,
+            wait_timeout: None,
+            force_recreate: false,
+            no_recreate: false,
+            remove_orphans: false,
+            pull: PullPolicy::Missing,
+            timeout: None,
+            no_color: false,
+            no_log_prefix: false,
+            supervisor_child: false,
+            services,
+        }
+    }
+}
+
 fn progress(kind: &str, name: &str, action: &str) -> String {
     format!(" {kind} {name}  {action}")
 }

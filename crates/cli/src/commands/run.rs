@@ -1,0 +1,237 @@
+//! `rstack run [--rm] SERVICE [COMMAND...]`: a one-off container with the
+//! service's configuration, like `docker compose run`: its dependencies
+//! are started first (unless `--no-deps`), the service's ports are not
+//! published (unless `--service-ports` or `-p`), its standard streams are
+//! ours, and its exit code is ours. This process is its parent and serves
+//! its DNS while it runs.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rstack_images::Store;
+use rstack_runtime::Stdio;
+use rstack_stack::lifecycle;
+use rstack_stack::state::{ContainerRecord, Status};
+
+use super::stack_common;
+use crate::global::GlobalOpts;
+
+#[derive(Debug, clap::Args)]
+#[command(trailing_var_arg = true)]
+pub struct Args {
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Run container in background (not supported: a one-off needs its caller)
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Set environment variables
+    #[arg(short, long = "env", value_name = "KEY=VAL")]
+    pub env: Vec<String>,
+    /// Run as specified username or uid
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Bind mount a volume
+    #[arg(short, long = "volume")]
+    pub volumes: Vec<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(short, long = "publish")]
+    pub publish: Vec<String>,
+    /// Run command with the service's ports enabled and mapped to the host
+    #[arg(long = "service-ports")]
+    pub service_ports: bool,
+    /// Don't start linked services
+    #[arg(long = "no-deps")]
+    pub no_deps: bool,
+    /// Override the entrypoint of the image
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Disable pseudo-TTY allocation (rstack never allocates one for run)
+    #[arg(short = 'T', long = "no-TTY")]
+    pub no_tty: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// The service
+    pub service: String,
+    /// The command and its arguments
+    #[arg(allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
+    if args.detach {
+        bail!("run -d is not supported by rstack: use `rstack up -d SERVICE`");
+    }
+    let ctx = stack_common::load(global)?;
+    let Some(svc) = ctx.project.services.get(&args.service) else {
+        bail!("no such service: {}", args.service);
+    };
+    if !args.no_deps && !svc.depends_on.is_empty() {
+        let deps: Vec<String> = svc.depends_on.keys().cloned().collect();
+        let up = super::up::Args::for_dependencies(deps);
+        let code = super::up::run(global, up)?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
+    let store = Store::open(&global.root)?;
+    let image_ref = ctx.project.image_name(&args.service);
+    let image = store.lookup(&image_ref)?.with_context(|| {
+        format!("image {image_ref} is not present: run `rstack pull` or `rstack up` first")
+    })?;
+    let suffix: String = {
+        let mut b = [0u8; 6];
+        if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+            use std::io::Read;
+            let _ = f.read_exact(&mut b);
+        }
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    };
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}-run-{suffix}", ctx.project.name, args.service));
+    let mut plan = lifecycle::plan(&ctx.env, &ctx.pp, &ctx.project, &args.service, &name, 1)?;
+    let o = &mut plan.options;
+    if !args.command.is_empty() {
+        o.command = args.command.clone();
+    }
+    if let Some(e) = &args.entrypoint {
+        o.entrypoint = Some(e.split_whitespace().map(str::to_owned).collect());
+    }
+    for e in &args.env {
+        if e.contains('=') {
+            o.env.push(e.clone());
+        } else if let Ok(v) = std::env::var(e) {
+            o.env.push(format!("{e}={v}"));
+        }
+    }
+    if args.user.is_some() {
+        o.user = args.user.clone();
+    }
+    if args.workdir.is_some() {
+        o.workdir = args.workdir.clone();
+    }
+    for v in &args.volumes {
+        o.mounts.push(
+            rstack_runtime::parse::parse_volume(v, &ctx.project.working_dir)
+                .with_context(|| format!("invalid --volume {v:?}"))?,
+        );
+    }
+    o.labels
+        .insert("com.docker.compose.oneoff".into(), "True".into());
+    if !args.service_ports {
+        plan.ports.clear();
+    }
+    for p in &args.publish {
+        plan.ports.push(
+            p.parse()
+                .map_err(|e| anyhow::anyhow!("invalid --publish {p:?}: {e}"))?,
+        );
+    }
+    let mut rec = ContainerRecord::new(&name, &args.service, 1);
+    rec.oneoff = true;
+    rec.image = image_ref.clone();
+    rec.image_id = image.id.clone();
+    let mut cmd = plan.options.entrypoint.clone().unwrap_or_default();
+    cmd.extend(plan.options.command.iter().cloned());
+    rec.command = cmd;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let resolver = rstack_netns::Resolver::new(
+        &ctx.env.networks.paths().run_dir,
+        rstack_netns::Upstreams::from_host(),
+    );
+    // our own streams, duplicated so the container keeps them
+    let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned();
+    use std::os::fd::AsFd;
+    let stdio = Stdio {
+        stdin: if args.interactive || !args.no_tty {
+            Some(dup(std::io::stdin().as_fd())?)
+        } else {
+            None
+        },
+        stdout: Some(dup(std::io::stdout().as_fd())?),
+        stderr: Some(dup(std::io::stderr().as_fd())?),
+    };
+    let started = lifecycle::create_and_start(
+        &ctx.env,
+        &ctx.pp,
+        &mut rec,
+        &plan,
+        &image,
+        Some(&resolver),
+        rt.handle(),
+        Some(stdio),
+    );
+    let started = match started {
+        Ok(s) => s,
+        Err(e) => {
+            if args.rm {
+                let _ = ctx.pp.remove_container(&name);
+            }
+            return Err(e.into());
+        }
+    };
+    let lifecycle::Started {
+        mut container,
+        attachments,
+        dns,
+        pidfd: _,
+    } = started;
+    // Ctrl-C / SIGTERM go to the container, as with docker compose run
+    let pid = container.pid();
+    rt.spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        loop {
+            let sig = tokio::select! {
+                _ = int.recv() => libc::SIGINT,
+                _ = term.recv() => libc::SIGTERM,
+            };
+            // SAFETY: kill(2) with a pid of our own child.
+            unsafe { libc::kill(pid, sig) };
+        }
+    });
+    let status = container.wait();
+    if let Some(d) = dns {
+        rt.block_on(d.stop());
+    }
+    let mut problems = Vec::new();
+    if let Err(e) = container.remove() {
+        problems.push(rstack_stack::lifecycle::chain(&e));
+    }
+    drop(attachments);
+    problems.extend(lifecycle::teardown_network(&ctx.env, &mut rec));
+    let code = status.as_ref().map(|s| s.code).unwrap_or(125);
+    if args.rm {
+        ctx.pp.remove_container(&name)?;
+        let _ = std::fs::remove_dir_all(ctx.pp.data.join("anon").join(&name));
+    } else {
+        rec.status = Status::Exited;
+        rec.exit_code = Some(code);
+        rec.finished_at = Some(rstack_stack::state::now_rfc3339());
+        rec.pid = None;
+        ctx.pp.save_container(&rec)?;
+    }
+    rt.shutdown_timeout(Duration::from_secs(1));
+    for p in problems {
+        eprintln!("WARN[0000] {p}");
+    }
+    status.context("wait for the container")?;
+    Ok(code.clamp(0, 255) as u8)
+}
