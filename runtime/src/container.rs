@@ -27,8 +27,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use libcontainer::container::Container as LcContainer;
-use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -40,10 +38,11 @@ pub use crate::exec::{ExecOptions, ExecProcess};
 use crate::options::{MountSpec, NetworkMode, RunOptions};
 use crate::rootfs::{self, RootfsError};
 use crate::spec::{self, SpecContext, SpecError};
-use crate::sys::{executor_error, loopback_up, reap_executor_zombies, receive_pty};
+use crate::sys::{
+    executor_error, executor_error_text, loopback_up, reap_executor_zombies, receive_pty,
+};
 use crate::undo::{Undo, run_undo};
 use crate::user::{self, UserError};
-use crate::workload::RstackExecutor;
 
 /// Serialises libcontainer's cwd-changing calls (see module docs).
 pub static EXECUTOR_LOCK: Mutex<()> = Mutex::new(());
@@ -143,12 +142,8 @@ pub enum ContainerError {
     /// `exec: "/x": permission denied` (exit 126).
     #[error("{message}")]
     CommandNotExecutable { message: String },
-    #[error("the container runtime failed to {what}")]
-    Executor {
-        what: &'static str,
-        #[source]
-        source: libcontainer::error::LibcontainerError,
-    },
+    #[error("the container runtime failed to {what}: {message}")]
+    Executor { what: &'static str, message: String },
     #[error("cannot {what}")]
     Sys {
         what: &'static str,
@@ -456,39 +451,24 @@ impl Container {
             } else {
                 None
             };
-            let mut builder = ContainerBuilder::new(id.clone(), SyscallType::Linux)
-                .with_executor(RstackExecutor { init: opts.init })
-                .with_console_socket(console.as_ref().map(|(_, p)| p.clone()));
-            builder = builder
-                .with_root_path(paths.state_root())
-                .map_err(|e| executor_error("use the state dir", e))?;
-            if let Some(fd) = stdio.stdin {
-                builder = builder.with_stdin(fd);
-            } else if !opts.interactive {
-                let null =
-                    std::fs::File::open("/dev/null").map_err(io("open", Path::new("/dev/null")))?;
-                builder = builder.with_stdin(OwnedFd::from(null));
-            }
-            if let Some(fd) = stdio.stdout {
-                builder = builder.with_stdout(fd);
-            }
-            if let Some(fd) = stdio.stderr {
-                builder = builder.with_stderr(fd);
-            }
-            let lc = {
-                let _guard = EXECUTOR_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-                // libcontainer creates the cgroup dirs in build().
-                let _cgroup_lock = crate::cgroup::lock();
-                builder
-                    .as_init(&container_dir)
-                    .with_systemd(false)
-                    .with_detach(true)
-                    .build()
-                    .map_err(|e| {
-                        reap_executor_zombies();
-                        executor_error("create the container", e)
-                    })?
+            let request = crate::helper::Request {
+                id: id.clone(),
+                state_root: paths.state_root(),
+                bundle: Some(container_dir.clone()),
+                process_file: None,
+                console_socket: console.as_ref().map(|(_, p)| p.clone()),
+                init: opts.init,
+                detach: true,
+                null_stdin: !opts.interactive,
             };
+            crate::helper::build(&request, stdio).map_err(|text| {
+                reap_executor_zombies();
+                executor_error_text("create the container", text)
+            })?;
+            // With a helper, libcontainer's intermediate process is our child.
+            reap_executor_zombies();
+            let lc = LcContainer::load(paths.state_root().join(&id))
+                .map_err(|e| executor_error("load the container state", e))?;
             let mut lc = lc;
             let init_pid = lc.pid().map(|p| Pid::from_raw(p.as_raw()));
             let finish = || -> Result<Option<OwnedFd>, ContainerError> {

@@ -9,15 +9,12 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use crate::container::{ContainerError, EXECUTOR_LOCK, Paths, Stdio, random_id};
-use crate::sys::{executor_error, reap_executor_zombies, receive_pty};
+use crate::container::{ContainerError, Paths, Stdio, random_id};
+use crate::sys::{executor_error_text, reap_executor_zombies, receive_pty};
 use crate::user;
-use crate::workload::RstackExecutor;
 
 /// Runs a process in the running container `id` (same namespaces, cgroup,
 /// capabilities, seccomp filter as its first process; user, env, cwd and
@@ -105,50 +102,32 @@ pub(crate) fn exec_in(
     } else {
         None
     };
-    let mut builder = ContainerBuilder::new(id.to_owned(), SyscallType::Linux)
-        .with_executor(RstackExecutor { init: false })
-        .with_console_socket(console.as_ref().map(|(_, p)| p.0.clone()));
-    builder = builder
-        .with_root_path(paths.state_root())
-        .map_err(|e| executor_error("use the state dir", e))?;
-    if let Some(fd) = stdio.stdin {
-        builder = builder.with_stdin(fd);
-    } else if !opts.interactive {
-        let null = std::fs::File::open("/dev/null").map_err(|source| ContainerError::Io {
-            what: "open",
-            path: "/dev/null".into(),
-            source,
-        })?;
-        builder = builder.with_stdin(OwnedFd::from(null));
-    }
-    if let Some(fd) = stdio.stdout {
-        builder = builder.with_stdout(fd);
-    }
-    if let Some(fd) = stdio.stderr {
-        builder = builder.with_stderr(fd);
-    }
-    let tenant = builder
-        .as_tenant()
-        .with_process(Some(&process_file))
-        .with_detach(opts.tty);
-    let pid = {
-        let _guard = EXECUTOR_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-        tenant.build().map_err(|e| {
-            // The failed process may exit a moment later: reap it, or
-            // its zombie would keep the container's PID 1 from dying.
-            for _ in 0..5 {
-                reap_executor_zombies();
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            executor_error("exec in the container", e)
-        })?
+    let request = crate::helper::Request {
+        id: id.to_owned(),
+        state_root: paths.state_root(),
+        bundle: None,
+        process_file: Some(process_file.clone()),
+        console_socket: console.as_ref().map(|(_, p)| p.0.clone()),
+        init: false,
+        detach: opts.tty,
+        null_stdin: !opts.interactive,
     };
+    let pid = crate::helper::build(&request, stdio).map_err(|text| {
+        // The failed process may exit a moment later: reap it, or its
+        // zombie would keep the container's PID 1 from dying.
+        for _ in 0..5 {
+            reap_executor_zombies();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        executor_error_text("exec in the container", text)
+    })?;
+    reap_executor_zombies();
     let pty_master = match console {
         Some((listener, _)) => Some(receive_pty(&listener)?),
         None => None,
     };
     Ok(ExecProcess {
-        pid: Pid::from_raw(pid.as_raw()),
+        pid: Pid::from_raw(pid),
         pty_master,
     })
 }

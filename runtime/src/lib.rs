@@ -10,6 +10,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod container;
 pub mod exec;
+pub mod helper;
 pub mod options;
 pub mod parse;
 pub mod rootfs;

@@ -13,17 +13,19 @@ use crate::workload;
 
 /// Turns libcontainer's create error into ours, recognising the workload's
 /// "command not found" messages (they travel as text through its channel).
-pub(crate) fn executor_error(
-    what: &'static str,
-    source: libcontainer::error::LibcontainerError,
-) -> ContainerError {
+pub(crate) fn executor_error(what: &'static str, source: impl std::error::Error) -> ContainerError {
     let mut text = source.to_string();
-    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(&source);
+    let mut cur: Option<&dyn std::error::Error> = source.source();
     while let Some(e) = cur {
         text.push_str(": ");
         text.push_str(&e.to_string());
         cur = e.source();
     }
+    executor_error_text(what, text)
+}
+
+/// [`executor_error`] from the error's text (as the build helper sends it).
+pub(crate) fn executor_error_text(what: &'static str, text: String) -> ContainerError {
     if let Some(start) = text.find("exec: \"") {
         let msg = &text[start..];
         let end = msg
@@ -43,7 +45,10 @@ pub(crate) fn executor_error(
             };
         }
     }
-    ContainerError::Executor { what, source }
+    ContainerError::Executor {
+        what,
+        message: text,
+    }
 }
 
 /// Reaps libcontainer's helper processes left as zombies by a failed

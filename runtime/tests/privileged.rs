@@ -776,6 +776,14 @@ fn network_none_and_host() -> Result<(), Failed> {
 }
 
 fn main() {
+    // Builds run in this binary re-executed as a single-threaded helper (as
+    // in rstack); RSTACK_RT_IN_PROCESS=1 tests the in-process path instead.
+    rstack_runtime::helper::run_if_helper();
+    if std::env::var_os("RSTACK_RT_IN_PROCESS").is_none() {
+        if let Ok(exe) = std::env::current_exe() {
+            rstack_runtime::helper::use_helper(exe);
+        }
+    }
     if let Ok(filter) = std::env::var("RSTACK_LOG") {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
