@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the demo's images from Debian packages and pushes them with skopeo:
-#   tests/demo/images.sh REGISTRY        (e.g. 127.0.0.1:5117)
+#   tests/demo/images.sh REGISTRY [NAME...]    (e.g. 127.0.0.1:5117)
 # No Docker and no rstack involved: each layer is a tar of a directory made
 # here, written into an OCI layout with its config and manifest, then
 # `skopeo copy`ed to REGISTRY/demo/<name>:1.
@@ -11,13 +11,16 @@
 #                  download` and unpacked with `dpkg -x`, so nothing is
 #                  installed or started on the host): redis-server and
 #                  redis-cli plus every shared library `ldd` names
+#   demo/busybox = base                        Cmd sh (tests/bench/run.sh)
 #   demo/cache  = base + redis                  Cmd redis-server
 #   demo/web    = base + redis + www            Cmd busybox httpd on :80
 #   demo/worker = base + redis + worker.sh      Cmd /usr/local/bin/worker.sh
 # Layers are reproducible (sorted, mtime 0, owner 0), so a second run
 # pushes nothing new.
 set -euo pipefail
-registry=${1:?usage: images.sh REGISTRY (e.g. 127.0.0.1:5117)}
+registry=${1:?usage: images.sh REGISTRY [NAME...] (e.g. 127.0.0.1:5117)}
+shift
+names=${*:-busybox cache web worker}   # the images to make (default: all)
 here=$(cd "$(dirname "$0")" && pwd)
 state=${RSTACK_DEMO_DIR:-/var/tmp/rstack-demo}
 work=$state/build
@@ -38,6 +41,7 @@ printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/none
 printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' > "$base/etc/group"
 
 # --- redis: from Debian's redis-tools -----------------------------------------
+if [ "$names" != busybox ]; then
 if ! ls "$debs"/redis-tools_*.deb >/dev/null 2>&1; then
   (cd "$debs" && apt-get download -q redis-tools libjemalloc2 liblzf1 libatomic1 2>&1 |
     grep -v 'Download is performed unsandboxed' || true)
@@ -63,6 +67,7 @@ while read -r lib; do
   mkdir -p "$dest"
   cp -L "$lib" "$dest/$(basename "$lib")"
 done < "$work/libs"
+fi
 
 # --- web and worker ------------------------------------------------------------
 www=$work/rootfs/www
@@ -90,6 +95,7 @@ layer() {
 }
 declare -A DIFF DIGEST SIZE
 for name in base redis www worker; do
+  [ -d "$work/rootfs/$name" ] || continue
   layer "$work/rootfs/$name"
   DIFF[$name]=$LAYER_DIFF DIGEST[$name]=$LAYER_DIGEST SIZE[$name]=$LAYER_SIZE
 done
@@ -98,6 +104,7 @@ done
 image() {
   local name=$1 config=$2 layout=$work/oci/$1 cfg manifest l diffs layers
   shift 2
+  case " $names " in *" $name "*) ;; *) return 0 ;; esac
   mkdir -p "$layout/blobs/sha256"
   echo '{"imageLayoutVersion":"1.0.0"}' > "$layout/oci-layout"
   diffs=$(for l in "$@"; do echo "\"${DIFF[$l]}\""; done | paste -sd,)
@@ -120,6 +127,7 @@ image() {
   skopeo copy --quiet --dest-tls-verify=false "oci:$layout:1" "docker://$registry/demo/$name:1"
   printf '  %-28s %s layers, %s KiB\n' "$registry/demo/$name:1" "$#" "$(du -sk "$layout/blobs" | cut -f1)"
 }
+image busybox '{"Cmd":["sh"]}' base
 image cache '{"Cmd":["redis-server","--protected-mode","no","--dir","/data"],"ExposedPorts":{"6379/tcp":{}},"Volumes":{"/data":{}},"WorkingDir":"/data"}' base redis
 image web '{"Cmd":["httpd","-f","-v","-p","80","-h","/www"],"ExposedPorts":{"80/tcp":{}}}' base redis www
 image worker '{"Cmd":["/usr/local/bin/worker.sh"]}' base redis worker

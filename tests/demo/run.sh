@@ -122,7 +122,7 @@ bin=$(binary)
 mkdir -p "$state"
 registry_up
 say "building the demo images from Debian packages and pushing them with skopeo"
-"$demo/images.sh" "$RSTACK_DEMO_REGISTRY"
+"$demo/images.sh" "$RSTACK_DEMO_REGISTRY" cache web worker
 say "rstack up -d --wait (in $demo)"
 cd "$demo"
 "$bin" up -d --wait --pull always

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# rstack's benchmarks, printed as figures for this machine (never pass/fail):
+#   sudo tests/bench/run.sh
+# - release binary size (stripped)
+# - pull + unpack MB/s of a large image        (tests/src/bin/bench.rs `pull`)
+# - embedded DNS latency from a container and
+#   published-port vs direct TCP throughput     (netns/benches/netbench.rs)
+# - container start latency, median of 50       (runtime/bench/container_run.sh,
+#   with runc's figure beside it when runc is installed, podman's when podman is)
+# - a 5-service stack: `up -d` to all running, `up -d --wait` to all healthy
+#   (healthchecks every 1 s), `down`; `down` of 5 containers whose PID 1
+#   ignores SIGTERM (stop_grace_period 1s)
+# - the supervisor's RSS (VmRSS) for a 10-service stack
+# It builds the release binaries first (as the user who called sudo when
+# there is one). The container and stack parts run in a network namespace of
+# their own (bridges, nft rules and ports never touch the host's network);
+# state goes to a temp dir that is removed at the end.
+#
+# Environment: CARGO_TARGET_DIR (default <repo>/target), RUNS (stack runs per
+# figure, default 5), PULL_RUNS (default 3), START_RUNS (default 50).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+target=${CARGO_TARGET_DIR:-$repo/target}
+bin=${RSTACK:-$target/release/rstack}   # RSTACK: measure this binary instead
+runs=${RUNS:-5}
+say() { printf '\n== %s\n' "$*"; }
+die() { printf 'tests/bench/run.sh: %s\n' "$*" >&2; exit 1; }
+now() { date +%s%N; }
+# median of the integers on stdin
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+ms() { awk -v ns="$1" 'BEGIN {printf "%.0f ms", ns / 1e6}'; }
+
+[ "$(id -u)" = 0 ] || die "containers need root: run it with sudo"
+
+# cargo as the user who called sudo (their rustup), else as root
+as_builder() {
+  local cmd='. "$HOME/.cargo/env" 2>/dev/null || true; cd "$1" && export CARGO_TARGET_DIR="$2" && shift 2 && "$@"'
+  if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+    sudo -u "$SUDO_USER" -H bash -c "$cmd" build "$repo" "$target" "$@"
+  else
+    bash -c "$cmd" build "$repo" "$target" "$@"
+  fi
+}
+
+if [ -z "${RSTACK_BENCH_NETNS:-}" ]; then
+  "$repo/tests/install-deps.sh"
+  say "building (release)"
+  as_builder cargo build --release -q -p rstack --bin rstack -p rstack-e2e --bin bench
+  netbench=$(as_builder cargo bench -q -p rstack-netns --bench netbench --no-run --message-format=json |
+    jq -r 'select(.reason == "compiler-artifact" and .target.name == "netbench") | .executable')
+  [ -x "$netbench" ] || die "cannot find the netbench binary"
+
+  say "machine"
+  echo "$(nproc) cpus, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo "cgroup v2"; else echo "cgroup v1/hybrid"; fi
+  "$bin" version | head -1
+
+  say "release binary size"
+  stripped=$(mktemp)
+  cp "$bin" "$stripped"
+  strip "$stripped"
+  awk -v a="$(stat -c %s "$bin")" -v b="$(stat -c %s "$stripped")" \
+    'BEGIN {printf "target/release/rstack: %.1f MB as built, %.1f MB stripped\n", a / 1e6, b / 1e6}'
+  rm -f "$stripped"
+
+  say "pull + unpack of a large image (tests/src/bin/bench.rs pull)"
+  "$target/release/bench" pull --rstack "$bin" --runs "${PULL_RUNS:-3}"
+
+  say "network: DNS from a container, published port vs direct (netns/benches/netbench.rs)"
+  "$netbench" --bench
+
+  # the rest in a network namespace of our own
+  exec unshare --net env RSTACK_BENCH_NETNS=1 "$0" "$@"
+fi
+
+ip link set lo up
+work=$(mktemp -d /var/tmp/rstack-bench-stack.XXXXXX)
+export RSTACK_ROOT=$work/root RSTACK_RUN=$work/run RSTACK_DEMO_DIR=$work/demo
+registry_pid=
+cleanup() {
+  for p in $(ls "$RSTACK_RUN/projects" 2>/dev/null); do
+    (cd "$work/$p" 2>/dev/null && "$bin" down -v -t 0 >/dev/null 2>&1) || true
+  done
+  [ -z "$registry_pid" ] || kill "$registry_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# a local registry with a busybox image made by tests/demo/images.sh
+mkdir -p "$work/registry"
+port=5118
+cat > "$work/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $work/registry
+http:
+  addr: 127.0.0.1:$port
+  secret: rstack-bench-not-secret
+EOF
+docker-registry serve "$work/registry.yml" > "$work/registry.log" 2>&1 &
+registry_pid=$!
+for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null && break; sleep 0.1; done
+"$repo/tests/demo/images.sh" "127.0.0.1:$port" busybox > /dev/null
+image=127.0.0.1:$port/demo/busybox:1
+
+say "container start latency (median of ${START_RUNS:-50})"
+if command -v runc > /dev/null; then
+  RSTACK=$bin "$repo/runtime/bench/container_run.sh" "$image" "${START_RUNS:-50}"
+else
+  "$bin" container run --rm "$image" true
+  for _ in $(seq "${START_RUNS:-50}"); do
+    t0=$(now); "$bin" container run --rm "$image" true; echo $(($(now) - t0))
+  done | median | { read -r m; echo "rstack container run --rm busybox true: median $(ms "$m") (runc is not installed: no runc figure)"; }
+fi
+if command -v podman > /dev/null; then
+  podman pull -q --tls-verify=false "$image" > /dev/null
+  for _ in $(seq "${START_RUNS:-50}"); do
+    t0=$(now); podman run --rm "$image" true; echo $(($(now) - t0))
+  done | median | { read -r m; echo "podman run --rm busybox true: median $(ms "$m")"; }
+else
+  echo "(podman is not installed: no podman figure)"
+fi
+
+# stack NAME N EXTRA: a compose project of N busybox services in $work/NAME
+stack() {
+  local name=$1 n=$2 extra=$3 i
+  mkdir -p "$work/$name"
+  {
+    echo "services:"
+    for i in $(seq "$n"); do
+      echo "  s$i:"
+      echo "    image: $image"
+      printf '%s\n' "$extra"
+    done
+  } > "$work/$name/compose.yaml"
+}
+# sh as PID 1 that exits on SIGTERM at once ($$ is compose's escape for $)
+polite='    command: ["sh", "-c", "trap \"exit 0\" TERM; while :; do sleep 1 & wait $$!; done"]'
+health='    healthcheck: {test: ["CMD", "true"], interval: 1s, timeout: 1s, retries: 3}'
+stack stack5 5 "$polite
+$health"
+stack stubborn5 5 '    command: ["sh", "-c", "trap \"\" TERM; while :; do sleep 1; done"]
+    stop_grace_period: 1s'
+stack stack10 10 "$polite"
+rs() { (cd "$work/$1" && shift && "$bin" "$@" > /dev/null 2>&1); }
+timed() { local t0; t0=$(now); rs "$@" || die "rstack ${*:2} failed in $work/$1"; echo $(($(now) - t0)); }
+
+say "5-service stack (images in the store; median of $runs)"
+rs stack5 up -d --wait && rs stack5 down   # warm: networks, caches
+for _ in $(seq "$runs"); do timed stack5 up -d >> "$work/up.ns"; timed stack5 down >> "$work/down.ns"; done
+for _ in $(seq "$runs"); do timed stack5 up -d --wait >> "$work/healthy.ns"; rs stack5 down; done
+for _ in $(seq "$runs"); do rs stubborn5 up -d; timed stubborn5 down >> "$work/stubborn.ns"; done
+echo "up -d to all running:                        $(ms "$(median < "$work/up.ns")")"
+echo "up -d --wait to all healthy (1 s checks):     $(ms "$(median < "$work/healthy.ns")")"
+echo "down (PID 1 exits on SIGTERM):               $(ms "$(median < "$work/down.ns")")"
+echo "down (PID 1 ignores SIGTERM, grace 1 s):     $(ms "$(median < "$work/stubborn.ns")")"
+
+say "supervisor memory, 10-service stack"
+rs stack10 up -d
+sleep 2
+pid=$(jq -r .pid "$RSTACK_RUN/projects/stack10/supervisor.json")
+rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+echo "supervisor pid $pid: VmRSS $(awk -v k="$rss" 'BEGIN {printf "%.1f MB", k / 1024}') for 10 running containers"
+rs stack10 down
