@@ -618,9 +618,15 @@ services:
       - data:/data
       - bins:/bin
       - ./site:/site:ro
+    secrets: [token]
+    configs: [{source: conf, target: /etc/app.conf}]
 volumes:
   data: {}
   bins: {}
+secrets:
+  token: {file: ./token.txt}
+configs:
+  conf: {content: "a=1"}
 "#;
 
 fn volumes_persist_until_down_v() {
@@ -633,6 +639,7 @@ fn volumes_persist_until_down_v() {
     };
     std::fs::create_dir_all(r.work_dir().join("site")).unwrap();
     std::fs::write(r.work_dir().join("site/index.html"), "hi\n").unwrap();
+    std::fs::write(r.work_dir().join("token.txt"), "s3cret").unwrap();
     let up = ns.ok(&r, &args(&base, &["up", "-d"]));
     assert!(up.stderr.contains("Volume demo_data  Created"), "{up}");
     let vols = r.root().join("volumes");
@@ -649,6 +656,22 @@ fn volumes_persist_until_down_v() {
     assert_eq!(site.stdout, "hi\n");
     let ro = ns.rstack(&r, &args(&base, &["exec", "-T", "app", "touch", "/site/x"]));
     assert_ne!(ro.status.code(), Some(0), "a :ro bind mount was writable");
+    // secrets and configs, read-only
+    let sec = ns.ok(
+        &r,
+        &args(
+            &base,
+            &[
+                "exec",
+                "-T",
+                "app",
+                "cat",
+                "/run/secrets/token",
+                "/etc/app.conf",
+            ],
+        ),
+    );
+    assert_eq!(sec.stdout, "s3creta=1");
     ns.ok(&r, &args(&base, &["down"]));
     assert!(
         vols.join("demo_data/_data/boots").exists(),

@@ -217,6 +217,9 @@ pub fn create_and_start(
                 }
             }
         };
+        for f in &plan.files {
+            write_file(f)?;
+        }
         for (vol, target, copy) in &plan.volumes {
             let data = env.layout.volume_dir(vol).join("_data");
             let layers: &[PathBuf] = if *copy { &image.layer_dirs } else { &[] };
@@ -284,6 +287,25 @@ pub fn create_and_start(
             }
         }
     }
+}
+
+/// Writes a secret or config file with its mode and owner.
+fn write_file(f: &mapping::FileToWrite) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |what: &'static str| {
+        let path = f.path.clone();
+        move |source| crate::state::Error::Io { what, path, source }
+    };
+    if let Some(dir) = f.path.parent() {
+        std::fs::create_dir_all(dir).map_err(err("create"))?;
+    }
+    std::fs::write(&f.path, &f.content).map_err(err("write"))?;
+    std::fs::set_permissions(&f.path, std::fs::Permissions::from_mode(f.mode))
+        .map_err(err("chmod"))?;
+    if f.uid.is_some() || f.gid.is_some() {
+        std::os::unix::fs::chown(&f.path, f.uid, f.gid).map_err(err("chown"))?;
+    }
+    Ok(())
 }
 
 /// Detaches a container from its networks and removes its pinned netns.

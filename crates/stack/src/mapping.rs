@@ -59,6 +59,19 @@ pub struct ContainerPlan {
     pub net: NetPlan,
     /// Named volumes (full name, target, fill from the image when empty).
     pub volumes: Vec<(String, String, bool)>,
+    /// Secret and config files to write before the container is created
+    /// (`content:` / `environment:` sources), mounted read-only.
+    pub files: Vec<FileToWrite>,
+}
+
+/// A secret or config whose content rstack writes to a host file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileToWrite {
+    pub path: PathBuf,
+    pub content: Vec<u8>,
+    pub mode: u32,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
 
 /// The config hash of a service (its canonical JSON plus the image id):
@@ -228,6 +241,72 @@ pub fn plan_container(
             }
         }
     }
+    // secrets (/run/secrets/<name>) and configs (/<name>), read-only
+    let mut files = Vec::new();
+    for (kind, mounts, objects, default_dir, default_mode) in [
+        (
+            "secrets",
+            &svc.secrets,
+            &project.secrets,
+            "/run/secrets",
+            0o444,
+        ),
+        ("configs", &svc.configs, &project.configs, "", 0o444),
+    ] {
+        for m in mounts {
+            let obj = objects.get(&m.source).ok_or_else(|| bad(kind, &m.source))?;
+            let target = match &m.target {
+                Some(t) if t.starts_with('/') => t.clone(),
+                Some(t) => format!("{default_dir}/{t}"),
+                None => format!("{default_dir}/{}", m.source),
+            };
+            let num = |v: &Option<String>, key: &'static str| -> Result<Option<u32>, Error> {
+                v.as_deref()
+                    .map(|x| x.parse::<u32>().map_err(|_| bad(key, x)))
+                    .transpose()
+            };
+            let content = if let Some(c) = &obj.content {
+                Some(c.clone().into_bytes())
+            } else if let Some(var) = &obj.environment {
+                Some(
+                    project
+                        .environment
+                        .get(var)
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_bytes(),
+                )
+            } else {
+                None
+            };
+            let source = match (content, &obj.file) {
+                (Some(content), _) => {
+                    let path = anon_root.join(kind).join(&m.source);
+                    files.push(FileToWrite {
+                        path: path.clone(),
+                        content,
+                        mode: m.mode.map(|f| f.0).unwrap_or(default_mode),
+                        uid: num(&m.uid, "uid")?,
+                        gid: num(&m.gid, "gid")?,
+                    });
+                    path
+                }
+                (None, Some(file)) => PathBuf::from(file),
+                (None, None) => {
+                    return Err(Error::Unsupported {
+                        service: svc_name.to_owned(),
+                        key: kind,
+                        value: format!("{} (external or driver-based)", m.source),
+                    });
+                }
+            };
+            o.mounts.push(MountSpec::Bind {
+                source,
+                target,
+                read_only: true,
+            });
+        }
+    }
     for t in &svc.tmpfs {
         o.mounts.push(parse::parse_tmpfs(t).map_err(perr("tmpfs"))?);
     }
@@ -326,6 +405,7 @@ pub fn plan_container(
         ports,
         net,
         volumes,
+        files,
     })
 }
 
@@ -388,6 +468,47 @@ volumes: {data: {}}
         let h1 = config_hash(&p.services["web"], "img");
         assert_eq!(h1, config_hash(&p.services["web"], "img"));
         assert_ne!(h1, config_hash(&p.services["web"], "img2"));
+    }
+
+    #[test]
+    fn secrets_and_configs() {
+        let p = project(
+            r#"
+services:
+  web:
+    image: busybox
+    secrets: [token, {source: key, target: k.txt, mode: 0400}]
+    configs: [{source: conf, target: /etc/app.conf}]
+secrets:
+  token: {environment: TOKEN}
+  key: {file: /srv/key}
+configs:
+  conf: {content: "a=1"}
+"#,
+        );
+        let plan = plan_container(&p, "web", "c", 1, Path::new("/v"), Path::new("/a")).unwrap();
+        let binds: Vec<_> = plan
+            .options
+            .mounts
+            .iter()
+            .filter_map(|m| match m {
+                MountSpec::Bind {
+                    source,
+                    target,
+                    read_only: true,
+                } => Some((source.clone(), target.clone())),
+                _ => None,
+            })
+            .collect();
+        assert!(binds.contains(&("/a/secrets/token".into(), "/run/secrets/token".into())));
+        assert!(binds.contains(&("/srv/key".into(), "/run/secrets/k.txt".into())));
+        assert!(binds.contains(&("/a/configs/conf".into(), "/etc/app.conf".into())));
+        let conf = plan
+            .files
+            .iter()
+            .find(|f| f.path.ends_with("conf"))
+            .unwrap();
+        assert_eq!(conf.content, b"a=1");
     }
 
     #[test]
