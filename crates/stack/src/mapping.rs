@@ -265,19 +265,16 @@ pub fn plan_container(
                     .map(|x| x.parse::<u32>().map_err(|_| bad(key, x)))
                     .transpose()
             };
-            let content = if let Some(c) = &obj.content {
-                Some(c.clone().into_bytes())
-            } else if let Some(var) = &obj.environment {
-                Some(
+            let content = match &obj.content {
+                Some(c) => Some(c.clone().into_bytes()),
+                None => obj.environment.as_ref().map(|var| {
                     project
                         .environment
                         .get(var)
                         .cloned()
                         .unwrap_or_default()
-                        .into_bytes(),
-                )
-            } else {
-                None
+                        .into_bytes()
+                }),
             };
             let source = match (content, &obj.file) {
                 (Some(content), _) => {
