@@ -35,8 +35,11 @@ pub const HELPER_ARG: &str = "__rstack-runtime-build";
 static HELPER_EXE: OnceLock<PathBuf> = OnceLock::new();
 
 /// Runs builds in a helper: `exe` must call [`run_if_helper`] at start.
+/// `RSTACK_RUNTIME_IN_PROCESS=1` keeps builds in-process (to compare).
 pub fn use_helper(exe: PathBuf) {
-    let _ = HELPER_EXE.set(exe);
+    if std::env::var_os("RSTACK_RUNTIME_IN_PROCESS").is_none() {
+        let _ = HELPER_EXE.set(exe);
+    }
 }
 
 /// What to build.
