@@ -41,6 +41,11 @@ pub fn tests() -> Vec<Trial> {
             NEEDS,
             volumes_persist_until_down_v,
         ),
+        trial(
+            "stack::up_down_cycles_leak_nothing",
+            NEEDS,
+            up_down_cycles_leak_nothing,
+        ),
     ]
 }
 
@@ -691,4 +696,111 @@ fn volumes_persist_until_down_v() {
     assert!(!vols.join("demo_data").exists());
     assert!(!vols.join("demo_bins").exists());
     ns.assert_clean(&r);
+}
+
+/// Container cgroup directories (one per hierarchy) under any `rstack`
+/// parent below this process's cgroups.
+fn container_cgroups() -> Vec<std::path::PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut out = Vec::new();
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(ctrl), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let mount = if ctrl.is_empty() {
+            "/sys/fs/cgroup/unified".to_owned()
+        } else if let Some(name) = ctrl.strip_prefix("name=") {
+            format!("/sys/fs/cgroup/{name}")
+        } else {
+            format!("/sys/fs/cgroup/{ctrl}")
+        };
+        let dir = std::path::Path::new(&mount)
+            .join(path.trim_start_matches('/'))
+            .join("rstack");
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+const CYCLE_STACK: &str = r#"
+services:
+  web:
+    image: IMAGE
+    command: ["httpd", "-f", "-p", "80", "-h", "/etc"]
+    ports: ["8080:80"]
+    stop_grace_period: 1s
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://localhost/hostname"]
+      start_period: 10s
+  client:
+    image: IMAGE
+    command: ["sleep", "1000"]
+    stop_grace_period: 1s
+    depends_on:
+      web: {condition: service_healthy}
+  worker:
+    image: IMAGE
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    volumes: [scratch:/scratch]
+volumes:
+  scratch: {}
+"#;
+
+/// `RSTACK_E2E_CYCLES` (default 50) `up -d` / `down -v` cycles of a
+/// 3-service stack leave no mount, link, nft rule, netns, state file,
+/// cgroup or process behind.
+fn up_down_cycles_leak_nothing() {
+    let cycles: usize = std::env::var("RSTACK_E2E_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let ns = NetNs::new();
+    let (r, _image, base) = setup(CYCLE_STACK);
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
+    let cgroups_before = container_cgroups();
+    let started = Instant::now();
+    for i in 0..cycles {
+        let up = ns.ok(&r, &args(&base, &["up", "-d"]));
+        assert!(
+            up.stderr.contains("demo-client-1  Started"),
+            "cycle {i}:\n{up}"
+        );
+        ns.ok(&r, &args(&base, &["down", "-v", "-t", "1"]));
+    }
+    eprintln!(
+        "{cycles} up -d/down cycles of 3 services: {:?} per cycle",
+        started.elapsed() / cycles.max(1) as u32
+    );
+    ns.assert_clean(&r);
+    assert_eq!(container_cgroups(), cgroups_before, "cgroups left behind");
+    assert!(
+        !r.root().join("volumes/demo_scratch").exists(),
+        "volume left behind"
+    );
+    let sandbox = r.dir().display().to_string();
+    let mut stray = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let zombie = std::fs::read_to_string(e.path().join("stat"))
+            .map(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false);
+        if cmd.contains(&sandbox) && !zombie {
+            stray.push(cmd);
+        }
+    }
+    assert!(stray.is_empty(), "processes left behind: {stray:?}");
 }
