@@ -8,7 +8,9 @@
 //! Signals sent to rstack (SIGINT, SIGTERM, SIGHUP, ...) are forwarded to
 //! the container's first process, like docker's `--sig-proxy`. A PID 1
 //! without signal handlers ignores them (as under Docker), so the third
-//! SIGINT/SIGTERM/SIGHUP/SIGQUIT kills the container instead.
+//! SIGINT/SIGTERM/SIGHUP/SIGQUIT kills the container instead. With `-t`, a
+//! SIGHUP (the user's terminal went away) hangs up the container's terminal
+//! and ends the container 2 s later: nobody could reach it any more.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -488,6 +490,19 @@ fn install_signal_forwarding() -> anyhow::Result<()> {
                         }
                     }
                     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), s);
+                    if s == Signal::SIGHUP && super::container_tty::hangup() {
+                        // Nobody is attached any more and a PID 1 without a
+                        // handler ignores SIGHUP: end it after a grace period.
+                        std::thread::spawn(move || {
+                            std::thread::sleep(std::time::Duration::from_secs(2));
+                            if CONTAINER_PID.load(Ordering::SeqCst) == pid {
+                                let _ = nix::sys::signal::kill(
+                                    nix::unistd::Pid::from_raw(pid),
+                                    Signal::SIGKILL,
+                                );
+                            }
+                        });
+                    }
                 }
             }
         }

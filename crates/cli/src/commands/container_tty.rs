@@ -40,6 +40,26 @@ pub fn resize_requested() {
     }
 }
 
+/// The user's terminal is gone: SIGHUP the container terminal's
+/// foreground process group, as a kernel hangup would. Returns whether a
+/// pty relay was running.
+pub fn hangup() -> bool {
+    let fd = MASTER_FD.load(Ordering::SeqCst);
+    if fd < 0 {
+        return false;
+    }
+    let mut pgrp: libc::pid_t = 0;
+    // SAFETY: TIOCGPGRP writes the foreground group (as seen from our pid
+    // namespace) into `pgrp`; `fd` is the open pty master.
+    if unsafe { libc::ioctl(fd, libc::TIOCGPGRP, &mut pgrp) } == 0 && pgrp > 1 {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pgrp),
+            nix::sys::signal::Signal::SIGHUP,
+        );
+    }
+    true
+}
+
 pub struct Relay {
     output: JoinHandle<()>,
     saved: Option<Termios>,
