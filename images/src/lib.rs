@@ -6,6 +6,7 @@
 
 mod archive;
 pub mod auth;
+pub mod build;
 mod digest;
 mod error;
 pub mod fsutil;
@@ -13,8 +14,10 @@ mod layer;
 pub mod manifest;
 pub mod platform;
 mod pull;
+mod push;
 pub mod reference;
 mod store;
+mod store_write;
 pub mod unpack;
 
 pub use archive::LoadedImage;
@@ -22,5 +25,7 @@ pub use error::Error;
 pub use oci_spec;
 pub use platform::Platform;
 pub use pull::{LayerEvent, NoProgress, PullOptions, PullProgress, registry_is_insecure};
+pub use push::{PushEvent, PushProgress, Pushed};
 pub use reference::Reference;
 pub use store::{ImageRecord, LocalImage, Removed, Store};
+pub use store_write::LayerBlobInfo;

@@ -91,7 +91,12 @@ impl Store {
             blob_size: None,
             diff_id: diff_id.to_owned(),
         };
-        let mut staged = layer::import(self, &spec, BufReader::with_capacity(1 << 20, file), &|_| {})?;
+        let mut staged = layer::import(
+            self,
+            &spec,
+            BufReader::with_capacity(1 << 20, file),
+            &|_| {},
+        )?;
         staged._lock = Some(lock);
         layer::commit(self, vec![staged])
     }

@@ -6,6 +6,7 @@
 //! ([`control`]) and the on-disk state every other command reads
 //! ([`state`]).
 
+pub mod build;
 pub mod cgroups;
 pub mod control;
 pub mod health;

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::config::{Healthcheck, History, ImageConfig};
 use super::context::{self, ContextFs, Item, SourceFs};
@@ -141,15 +141,26 @@ fn predefined_args(p: &Platform) -> BTreeMap<String, Option<String>> {
         m.insert(format!("{prefix}PLATFORM"), Some(plat.clone()));
         m.insert(format!("{prefix}OS"), Some(p.os.clone()));
         m.insert(format!("{prefix}ARCH"), Some(p.architecture.clone()));
-        m.insert(format!("{prefix}VARIANT"), Some(p.variant.clone().unwrap_or_default()));
+        m.insert(
+            format!("{prefix}VARIANT"),
+            Some(p.variant.clone().unwrap_or_default()),
+        );
     }
     m
 }
 
 /// Args usable without an ARG line (passed to RUN only when given).
 const PROXY_ARGS: &[&str] = &[
-    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
-    "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
 ];
 
 impl Store {
@@ -161,10 +172,11 @@ impl Store {
         executor: &dyn RunExecutor,
         progress: &dyn BuildProgress,
     ) -> Result<BuildOutput, Error> {
-        let context_dir = std::fs::canonicalize(&opts.context).map_err(|source| Error::Context {
-            path: opts.context.clone(),
-            source,
-        })?;
+        let context_dir =
+            std::fs::canonicalize(&opts.context).map_err(|source| Error::Context {
+                path: opts.context.clone(),
+                source,
+            })?;
         if !context_dir.is_dir() {
             return Err(Error::Context {
                 path: opts.context.clone(),
@@ -174,7 +186,12 @@ impl Store {
         let tags = opts
             .tags
             .iter()
-            .map(|t| Reference::parse(t).map_err(|source| Error::BadTag { tag: t.clone(), source }))
+            .map(|t| {
+                Reference::parse(t).map_err(|source| Error::BadTag {
+                    tag: t.clone(),
+                    source,
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let (file, text) = match &opts.dockerfile_inline {
             Some(text) => (PathBuf::from("<inline Dockerfile>"), text.clone()),
@@ -183,17 +200,20 @@ impl Store {
                     .dockerfile
                     .clone()
                     .unwrap_or_else(|| context_dir.join("Dockerfile"));
-                let text = std::fs::read_to_string(&path).map_err(|source| Error::ReadDockerfile {
-                    path: path.clone(),
-                    source,
-                })?;
+                let text =
+                    std::fs::read_to_string(&path).map_err(|source| Error::ReadDockerfile {
+                        path: path.clone(),
+                        source,
+                    })?;
                 (path, text)
             }
         };
         let parsed = dockerfile::parse(&file, &text)?;
         let ignore_path = ignore::ignore_file_for(
             &context_dir,
-            opts.dockerfile.as_deref().filter(|_| opts.dockerfile_inline.is_none()),
+            opts.dockerfile
+                .as_deref()
+                .filter(|_| opts.dockerfile_inline.is_none()),
         );
         let matcher = match &ignore_path {
             Some(p) => {
@@ -279,7 +299,11 @@ impl Store {
         let unused: Vec<&String> = opts
             .build_args
             .keys()
-            .filter(|k| !ctx.used_args.contains(*k) && !ctx.global_args.contains_key(*k) && !PROXY_ARGS.contains(&k.as_str()))
+            .filter(|k| {
+                !ctx.used_args.contains(*k)
+                    && !ctx.global_args.contains_key(*k)
+                    && !PROXY_ARGS.contains(&k.as_str())
+            })
             .collect();
         if !unused.is_empty() {
             progress.note(&format!(
@@ -291,7 +315,6 @@ impl Store {
             let labels = state.config.config.labels.get_or_insert_with(BTreeMap::new);
             labels.extend(opts.labels.clone());
         }
-        state.config.created = Some(jiff::Timestamp::now().to_string());
         let data = serde_json::to_vec(&state.config).expect("image config serialises");
         drop(_lock);
         let image = self.commit_image(&data, &tags)?;
@@ -328,7 +351,9 @@ fn parse_duration(s: &str) -> Option<u64> {
             .unwrap_or(rest.len());
         let n: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -387,15 +412,30 @@ impl Ctx<'_> {
                 }
             }
             for inst in &stage.insts {
-                if let Kind::Copy { from: Some(from), .. } = &inst.kind {
+                if let Kind::Copy {
+                    from: Some(from), ..
+                } = &inst.kind
+                {
                     let from = words::word(from, &self.global_lookup(), self.escape)
                         .map_err(|m| step_err(&self.file, inst, m))?;
                     if let Some(dep) = self.stage_of(&from, i) {
                         todo.push(dep);
-                    } else if let Some(later) = self.stages.iter().position(|s| s.name.as_deref() == Some(from.to_lowercase().as_str())) {
+                    } else if let Some(later) = self
+                        .stages
+                        .iter()
+                        .position(|s| s.name.as_deref() == Some(from.to_lowercase().as_str()))
+                    {
                         let _ = later;
-                        return Err(step_err(&self.file, inst, format!("stage \"{from}\" is not defined before this stage (a stage can only copy from earlier stages)")));
-                    } else if !looks_like_image(&from) && self.store.lookup(&from).ok().flatten().is_none() {
+                        return Err(step_err(
+                            &self.file,
+                            inst,
+                            format!(
+                                "stage \"{from}\" is not defined before this stage (a stage can only copy from earlier stages)"
+                            ),
+                        ));
+                    } else if !looks_like_image(&from)
+                        && self.store.lookup(&from).ok().flatten().is_none()
+                    {
                         let names: Vec<String> = self.stages[..i]
                             .iter()
                             .enumerate()
@@ -406,7 +446,11 @@ impl Ctx<'_> {
                             inst,
                             format!(
                                 "--from={from}: no build stage named \"{from}\" (stages before this one: {}) and no local image {from}",
-                                if names.is_empty() { "none".into() } else { names.join(", ") }
+                                if names.is_empty() {
+                                    "none".into()
+                                } else {
+                                    names.join(", ")
+                                }
                             ),
                         ));
                     }
@@ -447,7 +491,10 @@ impl Ctx<'_> {
     }
 
     fn stage_name(&self, i: usize) -> String {
-        self.stages[i].name.clone().unwrap_or_else(|| format!("stage-{i}"))
+        self.stages[i]
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{i}"))
     }
 
     fn run_stage(&mut self, i: usize) -> Result<State, Error> {
@@ -455,7 +502,12 @@ impl Ctx<'_> {
         let total = 1 + self.stages[i]
             .insts
             .iter()
-            .filter(|x| matches!(x.kind, Kind::Run { .. } | Kind::Copy { .. } | Kind::Workdir(_)))
+            .filter(|x| {
+                matches!(
+                    x.kind,
+                    Kind::Run { .. } | Kind::Copy { .. } | Kind::Workdir(_)
+                )
+            })
             .count();
         let from = self.stages[i].from.clone();
         let mut info = StepInfo {
@@ -479,7 +531,10 @@ impl Ctx<'_> {
         state.config.config.on_build = None;
         let insts = self.stages[i].insts.clone();
         for inst in &insts {
-            let layered = matches!(inst.kind, Kind::Run { .. } | Kind::Copy { .. } | Kind::Workdir(_));
+            let layered = matches!(
+                inst.kind,
+                Kind::Run { .. } | Kind::Copy { .. } | Kind::Workdir(_)
+            );
             if layered {
                 info.number += 1;
                 info.text = inst.text.clone();
@@ -499,7 +554,10 @@ impl Ctx<'_> {
     }
 
     fn from(&mut self, i: usize, inst: &Inst) -> Result<State, Error> {
-        let Kind::From { image, platform, .. } = &inst.kind else {
+        let Kind::From {
+            image, platform, ..
+        } = &inst.kind
+        else {
             unreachable!("stage starts with FROM")
         };
         let image = words::word(image, &self.global_lookup(), self.escape)
@@ -507,12 +565,16 @@ impl Ctx<'_> {
         if let Some(p) = platform {
             let p = words::word(p, &self.global_lookup(), self.escape)
                 .map_err(|m| step_err(&self.file, inst, m))?;
-            let wanted = Platform::parse(&p).map_err(|e| step_err(&self.file, inst, e.to_string()))?;
+            let wanted =
+                Platform::parse(&p).map_err(|e| step_err(&self.file, inst, e.to_string()))?;
             if wanted.os != self.platform.os || wanted.architecture != self.platform.architecture {
                 return Err(step_err(
                     &self.file,
                     inst,
-                    format!("--platform={p}: rstack builds for {} only (no emulation)", self.platform),
+                    format!(
+                        "--platform={p}: rstack builds for {} only (no emulation)",
+                        self.platform
+                    ),
                 ));
             }
         }
@@ -545,17 +607,23 @@ impl Ctx<'_> {
                 cmd_set: false,
             }
         };
-        state.config.created = None;
+        if state.config.created.is_none() {
+            // Reproducible: a rebuild from the cache gives the same image id.
+            state.config.created = Some("1970-01-01T00:00:00Z".into());
+        }
         Ok(state)
     }
 
     fn expand(&self, state: &State, inst: &Inst, s: &str) -> Result<String, Error> {
-        words::word(s, &|k: &str| state.lookup(k), self.escape).map_err(|m| step_err(&self.file, inst, m))
+        words::word(s, &|k: &str| state.lookup(k), self.escape)
+            .map_err(|m| step_err(&self.file, inst, m))
     }
 
     fn history(state: &mut State, inst: &Inst, empty: bool) {
         state.config.history.push(History {
-            created: Some(jiff::Timestamp::now().to_string()),
+            // The time of the last layer made: metadata steps do not change
+            // the image id of a rebuild that reuses every layer.
+            created: state.config.created.clone(),
             created_by: Some(inst.text.clone()),
             comment: Some("rstack build".into()),
             empty_layer: empty,
@@ -596,7 +664,8 @@ impl Ctx<'_> {
             Kind::Env(raw) => {
                 let pairs = words::pairs(raw, &lookup, self.escape, true).map_err(err)?;
                 for (k, v) in pairs {
-                    let v = v.ok_or_else(|| err(format!("ENV {k} needs a value: ENV {k}=VALUE")))?;
+                    let v =
+                        v.ok_or_else(|| err(format!("ENV {k} needs a value: ENV {k}=VALUE")))?;
                     state.config.config.env_set(&k, &v);
                 }
             }
@@ -604,7 +673,8 @@ impl Ctx<'_> {
                 let pairs = words::pairs(raw, &lookup, self.escape, false).map_err(err)?;
                 let labels = state.config.config.labels.get_or_insert_with(BTreeMap::new);
                 for (k, v) in pairs {
-                    let v = v.ok_or_else(|| err(format!("LABEL {k} needs a value: LABEL {k}=VALUE")))?;
+                    let v =
+                        v.ok_or_else(|| err(format!("LABEL {k} needs a value: LABEL {k}=VALUE")))?;
                     labels.insert(k, v);
                 }
             }
@@ -623,20 +693,39 @@ impl Ctx<'_> {
                 }
             }
             Kind::Expose(ports) => {
-                let map = state.config.config.exposed_ports.get_or_insert_with(BTreeMap::new);
+                let mut vals = Vec::new();
                 for p in ports {
                     let p = words::word(p, &lookup, self.escape).map_err(err)?;
-                    let p = if p.contains('/') { p } else { format!("{p}/tcp") };
+                    vals.push(if p.contains('/') {
+                        p
+                    } else {
+                        format!("{p}/tcp")
+                    });
+                }
+                let map = state
+                    .config
+                    .config
+                    .exposed_ports
+                    .get_or_insert_with(BTreeMap::new);
+                for p in vals {
                     map.insert(p, serde_json::json!({}));
                 }
             }
             Kind::Volume(vols) => {
-                let map = state.config.config.volumes.get_or_insert_with(BTreeMap::new);
+                let mut vals = Vec::new();
                 for v in vols {
                     let v = words::word(v, &lookup, self.escape).map_err(err)?;
                     if v.is_empty() {
                         return Err(err("VOLUME specified can not be an empty string".into()));
                     }
+                    vals.push(v);
+                }
+                let map = state
+                    .config
+                    .config
+                    .volumes
+                    .get_or_insert_with(BTreeMap::new);
+                for v in vals {
                     map.insert(v, serde_json::json!({}));
                 }
             }
@@ -645,7 +734,9 @@ impl Ctx<'_> {
                 match test {
                     None => hc.test = vec!["NONE".into()],
                     Some(Cmd::Exec(v)) => {
-                        hc.test = std::iter::once("CMD".to_owned()).chain(v.iter().cloned()).collect()
+                        hc.test = std::iter::once("CMD".to_owned())
+                            .chain(v.iter().cloned())
+                            .collect()
                     }
                     Some(Cmd::Shell(s)) => hc.test = vec!["CMD-SHELL".into(), s.clone()],
                 }
@@ -710,8 +801,27 @@ impl Ctx<'_> {
     fn layer_step(&mut self, state: &mut State, inst: &Inst) -> Result<bool, Error> {
         let mut key = cache::KeyBuilder::new(&state.key);
         key.part("instruction", format!("{:?}", inst.kind).as_bytes());
-        key.part("env", state.config.config.env.clone().unwrap_or_default().join("\0").as_bytes());
-        key.part("user", state.config.config.user.clone().unwrap_or_default().as_bytes());
+        key.part(
+            "env",
+            state
+                .config
+                .config
+                .env
+                .clone()
+                .unwrap_or_default()
+                .join("\0")
+                .as_bytes(),
+        );
+        key.part(
+            "user",
+            state
+                .config
+                .config
+                .user
+                .clone()
+                .unwrap_or_default()
+                .as_bytes(),
+        );
         key.part("workdir", state.workdir().as_bytes());
         key.part("shell", state.shell().join("\0").as_bytes());
         key.part("args", Self::arg_env(state).join("\0").as_bytes());
@@ -742,6 +852,7 @@ impl Ctx<'_> {
         {
             tracing::debug!(key, diff_id = entry.diff_id, "cache hit");
             state.config.rootfs.diff_ids.push(entry.diff_id);
+            state.config.created = Some(entry.created);
             state.key = key;
             Self::history(state, inst, false);
             return Ok(true);
@@ -759,36 +870,44 @@ impl Ctx<'_> {
             source,
         };
         let blob = match &inst.kind {
-            Kind::Run { cmd, network } => self.run(state, inst, cmd, network.as_deref(), &blob_path)?,
+            Kind::Run { cmd, network } => {
+                self.run(state, inst, cmd, network.as_deref(), &blob_path)?
+            }
             Kind::Copy { .. } => {
                 let plan = plan.expect("planned above");
                 let mut w = LayerWriter::create(&blob_path).map_err(write_err)?;
-                self.write_copy(&mut w, &plan).map_err(|e| step_err(&self.file, inst, e.to_string()))?;
+                self.write_copy(&mut w, &plan)
+                    .map_err(|e| step_err(&self.file, inst, e.to_string()))?;
                 w.finish().map_err(write_err)?
             }
             Kind::Workdir(_) => {
                 let abs = state.workdir();
                 let owner = match state.config.config.user.as_deref() {
-                    Some(u) if !u.is_empty() => MergedFs::new(state.layers(self.store)).resolve_owner(u).unwrap_or((0, 0)),
+                    Some(u) if !u.is_empty() => MergedFs::new(state.layers(self.store))
+                        .resolve_owner(u)
+                        .unwrap_or((0, 0)),
                     _ => (0, 0),
                 };
                 let fs = MergedFs::new(state.layers(self.store));
                 let mut w = LayerWriter::create(&blob_path).map_err(write_err)?;
-                write_parents(&mut w, &fs, &[context::clean_rel(&abs)], owner, true).map_err(write_err)?;
+                write_parents(&mut w, &fs, &[context::clean_rel(&abs)], owner, true)
+                    .map_err(write_err)?;
                 w.finish().map_err(write_err)?
             }
             _ => unreachable!("not a layer step"),
         };
         self.store
             .import_layer_file(&blob.path, &blob.diff_id, &blob.blob_digest)?;
+        let created = jiff::Timestamp::now().to_string();
         cache::put(
             self.store,
             &key,
             &cache::Entry {
                 diff_id: blob.diff_id.clone(),
-                created: jiff::Timestamp::now().to_string(),
+                created: created.clone(),
             },
         )?;
+        state.config.created = Some(created);
         state.config.rootfs.diff_ids.push(blob.diff_id);
         state.key = key;
         Self::history(state, inst, false);
@@ -805,14 +924,22 @@ impl Ctx<'_> {
     ) -> Result<super::diff::LayerBlob, Error> {
         let layers = state.layers(self.store);
         if layers.is_empty() {
-            return Err(step_err(&self.file, inst, "RUN needs a base image with files (the stage starts FROM scratch)"));
+            return Err(step_err(
+                &self.file,
+                inst,
+                "RUN needs a base image with files (the stage starts FROM scratch)",
+            ));
         }
         let network = match network {
             None | Some("default") => self.opts.network,
             Some("none") => RunNetwork::None,
             Some("host") => RunNetwork::Host,
             Some(other) => {
-                return Err(step_err(&self.file, inst, format!("RUN --network={other}: use default, none or host")));
+                return Err(step_err(
+                    &self.file,
+                    inst,
+                    format!("RUN --network={other}: use default, none or host"),
+                ));
             }
         };
         let mut env = state.config.config.env.clone().unwrap_or_default();
@@ -840,12 +967,15 @@ impl Ctx<'_> {
             blob = Some(w.finish()?);
             Ok(())
         };
-        let outcome = self.executor.run(&req, &mut capture).map_err(|source| Error::StepSource {
-            file: self.file.clone(),
-            line: inst.line,
-            text: inst.text.clone(),
-            source,
-        })?;
+        let outcome =
+            self.executor
+                .run(&req, &mut capture)
+                .map_err(|source| Error::StepSource {
+                    file: self.file.clone(),
+                    line: inst.line,
+                    text: inst.text.clone(),
+                    source,
+                })?;
         if outcome.exit_code != 0 {
             return Err(Error::RunFailed {
                 file: self.file.clone(),
@@ -854,11 +984,25 @@ impl Ctx<'_> {
                 code: outcome.exit_code,
             });
         }
-        blob.ok_or_else(|| step_err(&self.file, inst, "the executor did not capture the step's changes"))
+        blob.ok_or_else(|| {
+            step_err(
+                &self.file,
+                inst,
+                "the executor did not capture the step's changes",
+            )
+        })
     }
 
     fn copy_plan(&self, state: &State, inst: &Inst) -> Result<CopyPlan, Error> {
-        let Kind::Copy { add, srcs, dest, from, chown, chmod } = &inst.kind else {
+        let Kind::Copy {
+            add,
+            srcs,
+            dest,
+            from,
+            chown,
+            chmod,
+        } = &inst.kind
+        else {
             unreachable!("COPY or ADD")
         };
         let err = |m: String| step_err(&self.file, inst, m);
@@ -867,25 +1011,39 @@ impl Ctx<'_> {
         let dir_dest = dest_raw.ends_with('/')
             || dest_raw == "."
             || srcs.len() > 1
-            || srcs.iter().any(|s| matches!(s, Src::Path(p) if ignore::has_wildcards(p)));
+            || srcs
+                .iter()
+                .any(|s| matches!(s, Src::Path(p) if ignore::has_wildcards(p)));
         let stage_fs = MergedFs::new(state.layers(self.store));
         let dest_is_dir = dir_dest || stage_fs.lookup(&dest_abs).is_some_and(|f| f.meta.is_dir());
         let owner = match chown {
             Some(c) => {
                 let c = self.expand(state, inst, c)?;
-                Some(stage_fs.resolve_owner(&c).map_err(|m| err(format!("--chown={c}: {m}")))?)
+                Some(
+                    stage_fs
+                        .resolve_owner(&c)
+                        .map_err(|m| err(format!("--chown={c}: {m}")))?,
+                )
             }
             None => None,
         };
         let mode = match chmod {
-            Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| err(format!("--chmod={m}: expected an octal mode like 755")))?),
+            Some(m) => Some(
+                u32::from_str_radix(m, 8)
+                    .map_err(|_| err(format!("--chmod={m}: expected an octal mode like 755")))?,
+            ),
             None => None,
         };
         // The source file system.
         let from_fs: Option<MergedFs> = match from {
             None => None,
             Some(f) => {
-                let f = words::word(f, &|k: &str| self.global_args.get(k).cloned().flatten(), self.escape).map_err(err)?;
+                let f = words::word(
+                    f,
+                    &|k: &str| self.global_args.get(k).cloned().flatten(),
+                    self.escape,
+                )
+                .map_err(err)?;
                 let layers = match self.stage_of(&f, self.current) {
                     Some(dep) => self.done[&dep].layers(self.store),
                     None => {
@@ -916,7 +1074,8 @@ impl Ctx<'_> {
                         return Err(err("a heredoc source needs a file destination".into()));
                     }
                     let content = if *expand {
-                        words::word(content, &|k: &str| state.lookup(k), self.escape).unwrap_or_else(|_| content.clone())
+                        words::word(content, &|k: &str| state.lookup(k), self.escape)
+                            .unwrap_or_else(|_| content.clone())
                     } else {
                         content.clone()
                     };
@@ -929,12 +1088,16 @@ impl Ctx<'_> {
                         return Err(err(if from_fs.is_some() {
                             format!("\"{p}\": not found in the source stage or image")
                         } else {
-                            format!("\"{p}\": not found in the build context (or excluded by .dockerignore)")
+                            format!(
+                                "\"{p}\": not found in the build context (or excluded by .dockerignore)"
+                            )
                         }));
                     }
                     for (rel, entry) in matched {
                         let base = rel.rsplit('/').next().unwrap_or(&rel).to_owned();
-                        if *add && from_fs.is_none() && entry.meta.is_file()
+                        if *add
+                            && from_fs.is_none()
+                            && entry.meta.is_file()
                             && let Some(kind) = context::sniff_archive(&entry.real)
                         {
                             archives.push((entry.real.clone(), kind, dest_rel.clone()));
@@ -952,7 +1115,8 @@ impl Ctx<'_> {
                 }
             }
         }
-        let mut h = context::hash_items(&items).map_err(|e| err(format!("cannot read a source: {e}")))?;
+        let mut h =
+            context::hash_items(&items).map_err(|e| err(format!("cannot read a source: {e}")))?;
         for (real, _, d) in &archives {
             let one = context::hash_items(&[Item {
                 dest: d.clone(),
@@ -965,7 +1129,9 @@ impl Ctx<'_> {
             h.push_str(&one);
         }
         for (d, c) in &inline {
-            h.push_str(&crate::digest::sha256_digest(format!("{d}\0{c}").as_bytes()));
+            h.push_str(&crate::digest::sha256_digest(
+                format!("{d}\0{c}").as_bytes(),
+            ));
         }
         let mut parents: Vec<String> = Vec::new();
         if dest_is_dir && !dest_rel.is_empty() {
@@ -1011,7 +1177,12 @@ impl Ctx<'_> {
             w.append(&it.entry.real, &it.dest, attrs)?;
         }
         for (dest, content) in &plan.inline {
-            w.append_bytes(dest, content.as_bytes(), plan.mode.unwrap_or(0o644), plan.owner.unwrap_or((0, 0)))?;
+            w.append_bytes(
+                dest,
+                content.as_bytes(),
+                plan.mode.unwrap_or(0o644),
+                plan.owner.unwrap_or((0, 0)),
+            )?;
         }
         for (path, kind, dest) in &plan.archives {
             let f = std::io::BufReader::new(std::fs::File::open(path)?);
@@ -1068,7 +1239,11 @@ fn write_parents(
     let mut all = BTreeSet::new();
     for d in dirs {
         let parts: Vec<&str> = d.split('/').filter(|s| !s.is_empty()).collect();
-        let upto = if include_self { parts.len() } else { parts.len().saturating_sub(1) };
+        let upto = if include_self {
+            parts.len()
+        } else {
+            parts.len().saturating_sub(1)
+        };
         for n in 1..=upto {
             all.insert(parts[..n].join("/"));
         }

@@ -145,8 +145,14 @@ mod tests {
     fn docker_fields_round_trip() {
         let json = r#"{"architecture":"amd64","os":"linux","config":{"Env":["A=1"],"Healthcheck":{"Test":["CMD","true"],"Interval":5000000000},"OnBuild":["RUN x"],"Shell":["/bin/bash","-c"],"ArgsEscaped":true},"rootfs":{"type":"layers","diff_ids":[]},"history":[{"created_by":"x","empty_layer":true}],"moby.buildkit.buildinfo.v1":"e30="}"#;
         let c: ImageConfig = serde_json::from_str(json).unwrap();
-        assert_eq!(c.config.healthcheck.as_ref().unwrap().interval, 5_000_000_000);
-        assert_eq!(c.config.on_build.as_deref(), Some(&["RUN x".to_owned()][..]));
+        assert_eq!(
+            c.config.healthcheck.as_ref().unwrap().interval,
+            5_000_000_000
+        );
+        assert_eq!(
+            c.config.on_build.as_deref(),
+            Some(&["RUN x".to_owned()][..])
+        );
         assert_eq!(c.config.env_get("A").as_deref(), Some("1"));
         let back = serde_json::to_value(&c).unwrap();
         assert_eq!(back["config"]["ArgsEscaped"], true);

@@ -214,7 +214,11 @@ pub fn hash_items(items: &[Item]) -> std::io::Result<String> {
                 h.update(&buf[..n]);
             }
         } else if m.file_type().is_symlink() {
-            h.update(std::fs::read_link(&it.entry.real)?.as_os_str().as_encoded_bytes());
+            h.update(
+                std::fs::read_link(&it.entry.real)?
+                    .as_os_str()
+                    .as_encoded_bytes(),
+            );
         }
         h.update([1]);
     }
@@ -274,7 +278,13 @@ mod tests {
     #[test]
     fn ignored_files_never_reach_a_copy() {
         let (_t, fs) = ctx(
-            &["app.py", "secret.env", "src/a.py", "src/b.log", "node_modules/x/y.js"],
+            &[
+                "app.py",
+                "secret.env",
+                "src/a.py",
+                "src/b.log",
+                "node_modules/x/y.js",
+            ],
             "*.env\n**/*.log\nnode_modules\n",
         );
         let (_, root) = resolve(&fs, ".").pop().unwrap();
@@ -291,7 +301,10 @@ mod tests {
         let (t, fs) = ctx(&["a.txt", "b.txt", "c.md", "d/e.txt"], "");
         let names: Vec<String> = resolve(&fs, "*.txt").into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, vec!["a.txt", "b.txt"]);
-        let names: Vec<String> = resolve(&fs, "*/e.txt").into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> = resolve(&fs, "*/e.txt")
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         assert_eq!(names, vec!["d/e.txt"]);
         let items = |fs: &ContextFs| {
             let mut v = Vec::new();

@@ -143,7 +143,13 @@ impl LayerWriter {
     }
 
     /// Appends a regular file with the given content.
-    pub fn append_bytes(&mut self, name: &str, data: &[u8], mode: u32, owner: (u32, u32)) -> io::Result<()> {
+    pub fn append_bytes(
+        &mut self,
+        name: &str,
+        data: &[u8],
+        mode: u32,
+        owner: (u32, u32),
+    ) -> io::Result<()> {
         let mut header = tar::Header::new_ustar();
         header.set_entry_type(tar::EntryType::Regular);
         header.set_size(data.len() as u64);
@@ -155,7 +161,13 @@ impl LayerWriter {
     }
 
     /// Appends a directory entry with the given attributes.
-    pub fn append_dir(&mut self, name: &str, mode: u32, owner: (u32, u32), mtime: u64) -> io::Result<()> {
+    pub fn append_dir(
+        &mut self,
+        name: &str,
+        mode: u32,
+        owner: (u32, u32),
+        mtime: u64,
+    ) -> io::Result<()> {
         let mut header = tar::Header::new_ustar();
         header.set_entry_type(tar::EntryType::Directory);
         header.set_size(0);
@@ -163,13 +175,20 @@ impl LayerWriter {
         header.set_uid(owner.0.into());
         header.set_gid(owner.1.into());
         header.set_mtime(mtime);
-        self.tar
-            .append_data(&mut header, format!("{}/", name.trim_end_matches('/')), io::empty())
+        self.tar.append_data(
+            &mut header,
+            format!("{}/", name.trim_end_matches('/')),
+            io::empty(),
+        )
     }
 
     /// Appends one entry read from another tar archive (ADD of a local
     /// archive), renamed to `name`.
-    pub fn append_entry<R: io::Read>(&mut self, entry: &mut tar::Entry<'_, R>, name: &str) -> io::Result<()> {
+    pub fn append_entry<R: io::Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        name: &str,
+    ) -> io::Result<()> {
         let mut header = entry.header().clone();
         match header.entry_type() {
             tar::EntryType::Link | tar::EntryType::Symlink => {
@@ -311,13 +330,23 @@ mod tests {
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
-                (e.path().unwrap().to_string_lossy().into_owned(), e.header().entry_type())
+                (
+                    e.path().unwrap().to_string_lossy().into_owned(),
+                    e.header().entry_type(),
+                )
             })
             .collect();
         let names_only: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
         // Mount stubs (empty etc/hosts, proc/) are left out.
-        assert_eq!(names_only, vec!["app/", "app/g", "app/l", "app/sub/", "app/sub/f", "etc/"]);
-        assert_eq!(names[4].1, tar::EntryType::Link, "second name of an inode is a hard link");
+        assert_eq!(
+            names_only,
+            vec!["app/", "app/g", "app/l", "app/sub/", "app/sub/f", "etc/"]
+        );
+        assert_eq!(
+            names[4].1,
+            tar::EntryType::Link,
+            "second name of an inode is a hard link"
+        );
         assert_eq!(names[2].1, tar::EntryType::Symlink);
     }
 }

@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
-use parse_dockerfile::{Command, Flag, HealthcheckArguments, Instruction, JsonOrStringArray, Source};
+use parse_dockerfile::{
+    Command, Flag, HealthcheckArguments, Instruction, JsonOrStringArray, Source,
+};
 
 use super::Error;
 
@@ -30,13 +32,23 @@ pub enum Cmd {
 pub enum Src {
     Path(String),
     /// `COPY <<EOF dest`: content (expanded later when `expand`).
-    Inline { content: String, expand: bool },
+    Inline {
+        content: String,
+        expand: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
-    From { image: String, name: Option<String>, platform: Option<String> },
-    Run { cmd: Cmd, network: Option<String> },
+    From {
+        image: String,
+        name: Option<String>,
+        platform: Option<String>,
+    },
+    Run {
+        cmd: Cmd,
+        network: Option<String>,
+    },
     Copy {
         add: bool,
         srcs: Vec<Src>,
@@ -54,7 +66,10 @@ pub enum Kind {
     Expose(Vec<String>),
     Label(String),
     Volume(Vec<String>),
-    Healthcheck { flags: Vec<(String, String)>, test: Option<Cmd> },
+    Healthcheck {
+        flags: Vec<(String, String)>,
+        test: Option<Cmd>,
+    },
     Stopsignal(String),
     Shell(Vec<String>),
     Onbuild(String),
@@ -69,7 +84,11 @@ pub struct Dockerfile {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Parses `text` (read from `path`, for messages).
@@ -91,7 +110,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Dockerfile, Error> {
         .map(|d| d.value.value)
         .unwrap_or('\\');
     if let Some(s) = &parsed.parser_directives.syntax {
-        tracing::info!(syntax = s.value.value, "ignoring the `# syntax` directive: rstack has its own builder");
+        tracing::info!(
+            syntax = s.value.value,
+            "ignoring the `# syntax` directive: rstack has its own builder"
+        );
     }
     let mut starts: Vec<usize> = Vec::new();
     let mut out = Vec::new();
@@ -114,9 +136,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Dockerfile, Error> {
     for i in 0..out.len() {
         let end = starts.get(i + 1).copied().unwrap_or(text.len());
         out[i].text = display_text(&text[starts[i]..end], escape);
+        let trigger_text = out[i].text.get(7..).unwrap_or_default().trim().to_owned();
         if let Kind::Onbuild(trigger) = &mut out[i].kind {
-            let t = &out[i].text;
-            *trigger = t.get(7..).unwrap_or_default().trim().to_owned();
+            *trigger = trigger_text;
         }
     }
     Ok(Dockerfile {
@@ -209,11 +231,12 @@ fn command(c: &Command<'_>, escape: char) -> Cmd {
     match c {
         Command::Exec(v) => Cmd::Exec(v.value.iter().map(|s| s.value.to_string()).collect()),
         Command::Shell(s) => Cmd::Shell(join_continuations(s.value, escape)),
+        _ => Cmd::Shell(String::new()),
     }
 }
 
-fn flags<'a>(
-    options: impl IntoIterator<Item = &'a Flag<'a>>,
+fn flags<'a, 'b: 'a>(
+    options: impl IntoIterator<Item = &'a Flag<'b>>,
     allowed: &[&str],
     err: &dyn Fn(String) -> Error,
 ) -> Result<Vec<(String, String)>, Error> {
@@ -223,29 +246,23 @@ fn flags<'a>(
         if !allowed.contains(&name.as_str()) {
             return Err(err(format!("unknown flag: --{name}")));
         }
-        out.push((name, f.value.as_ref().map(|v| v.value.to_string()).unwrap_or_default()));
+        out.push((
+            name,
+            f.value
+                .as_ref()
+                .map(|v| v.value.to_string())
+                .unwrap_or_default(),
+        ));
     }
     Ok(out)
 }
 
 fn get(flags: &[(String, String)], name: &str) -> Option<String> {
-    flags.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone())
-}
-
-/// Heredoc delimiters named in a shell command, in order.
-fn heredoc_delimiters(cmd: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = cmd;
-    while let Some(i) = rest.find("<<") {
-        rest = &rest[i + 2..];
-        let r = rest.strip_prefix('-').unwrap_or(rest);
-        let r = r.trim_start_matches(['"', '\'']);
-        let name: String = r.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-        if !name.is_empty() {
-            out.push(name);
-        }
-    }
-    out
+    flags
+        .iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
 }
 
 fn convert(
@@ -265,22 +282,36 @@ fn convert(
         Instruction::Run(i) => {
             let f = flags(&i.options, &["network", "mount", "security"], err)?;
             if get(&f, "mount").is_some() {
-                return Err(err("RUN --mount is not supported by rstack's builder yet".into()));
+                return Err(err(
+                    "RUN --mount is not supported by rstack's builder yet".into()
+                ));
             }
             if get(&f, "security").is_some_and(|s| s != "sandbox") {
                 return Err(err("RUN --security=insecure is not supported".into()));
             }
+            // parse-dockerfile takes heredocs right after RUN: `RUN <<EOF`
+            // (a script) or `RUN <<EOF cmd args` (cmd reads the document).
             let cmd = match (command(&i.arguments, escape), i.here_docs.as_slice()) {
-                (Cmd::Shell(s), [only]) if s.trim().starts_with("<<") && heredoc_delimiters(&s).len() == 1 && s.trim().split_whitespace().count() == 1 => {
+                (Cmd::Shell(s), [only]) if s.trim().is_empty() => {
                     Cmd::Shell(only.value.to_string())
                 }
                 (Cmd::Shell(s), docs) if !docs.is_empty() => {
-                    let mut script = s.clone();
-                    for (doc, delim) in docs.iter().zip(heredoc_delimiters(&s)) {
-                        script.push('\n');
-                        script.push_str(&doc.value);
-                        script.push_str(&delim);
+                    let mut script = s.trim().to_owned();
+                    let mut bodies = String::new();
+                    for (n, doc) in docs.iter().enumerate() {
+                        let mut delim = format!("RSTACK_EOF_{n}");
+                        while doc.value.contains(&delim) {
+                            delim.push('_');
+                        }
+                        let quoted = if doc.expand {
+                            delim.clone()
+                        } else {
+                            format!("'{delim}'")
+                        };
+                        script.push_str(&format!(" <<{quoted}"));
+                        bodies.push_str(&format!("\n{}{delim}", doc.value));
                     }
+                    script.push_str(&bodies);
                     Cmd::Shell(script)
                 }
                 (c, _) => c,
@@ -291,9 +322,15 @@ fn convert(
             }
         }
         Instruction::Copy(i) => {
-            let f = flags(&i.options, &["from", "chown", "chmod", "link", "parents", "exclude"], err)?;
+            let f = flags(
+                &i.options,
+                &["from", "chown", "chmod", "link", "parents", "exclude"],
+                err,
+            )?;
             if get(&f, "parents").is_some() || get(&f, "exclude").is_some() {
-                return Err(err("COPY --parents and --exclude are not supported yet".into()));
+                return Err(err(
+                    "COPY --parents and --exclude are not supported yet".into()
+                ));
             }
             Kind::Copy {
                 add: false,
@@ -305,7 +342,11 @@ fn convert(
             }
         }
         Instruction::Add(i) => {
-            let f = flags(&i.options, &["chown", "chmod", "link", "checksum", "keep-git-dir", "from"], err)?;
+            let f = flags(
+                &i.options,
+                &["chown", "chmod", "link", "checksum", "keep-git-dir", "from"],
+                err,
+            )?;
             let srcs = sources(&i.src);
             for s in &srcs {
                 if let Src::Path(p) = s
@@ -331,14 +372,26 @@ fn convert(
         Instruction::User(i) => Kind::User(i.arguments.value.to_string()),
         Instruction::Cmd(i) => Kind::Cmd(command(&i.arguments, escape)),
         Instruction::Entrypoint(i) => Kind::Entrypoint(command(&i.arguments, escape)),
-        Instruction::Expose(i) => Kind::Expose(i.arguments.iter().map(|a| a.value.to_string()).collect()),
+        Instruction::Expose(i) => {
+            Kind::Expose(i.arguments.iter().map(|a| a.value.to_string()).collect())
+        }
         Instruction::Label(i) => Kind::Label(join_continuations(&i.arguments.value, escape)),
         Instruction::Volume(i) => Kind::Volume(match &i.arguments {
             JsonOrStringArray::Json(v) => v.value.iter().map(|s| s.value.to_string()).collect(),
             JsonOrStringArray::String(v) => v.iter().map(|s| s.value.to_string()).collect(),
         }),
         Instruction::Healthcheck(i) => {
-            let f = flags(&i.options, &["interval", "timeout", "start-period", "start-interval", "retries"], err)?;
+            let f = flags(
+                &i.options,
+                &[
+                    "interval",
+                    "timeout",
+                    "start-period",
+                    "start-interval",
+                    "retries",
+                ],
+                err,
+            )?;
             Kind::Healthcheck {
                 flags: f,
                 test: match &i.arguments {
@@ -348,7 +401,9 @@ fn convert(
             }
         }
         Instruction::Stopsignal(i) => Kind::Stopsignal(i.arguments.value.to_string()),
-        Instruction::Shell(i) => Kind::Shell(i.arguments.iter().map(|a| a.value.to_string()).collect()),
+        Instruction::Shell(i) => {
+            Kind::Shell(i.arguments.iter().map(|a| a.value.to_string()).collect())
+        }
         Instruction::Onbuild(_) => Kind::Onbuild(String::new()),
         Instruction::Maintainer(i) => Kind::Maintainer(i.name.value.to_string()),
         _ => return Err(err("unsupported instruction".into())),
@@ -356,7 +411,10 @@ fn convert(
 }
 
 fn is_remote(p: &str) -> bool {
-    p.starts_with("http://") || p.starts_with("https://") || p.starts_with("git@") || p.starts_with("git://")
+    p.starts_with("http://")
+        || p.starts_with("https://")
+        || p.starts_with("git@")
+        || p.starts_with("git://")
 }
 
 fn sources(src: &[Source<'_>]) -> Vec<Src> {
@@ -387,14 +445,43 @@ mod tests {
         assert_eq!(lines, vec![2, 3, 4, 6, 7, 10, 11, 13, 14]);
         assert_eq!(
             d.instructions[1].kind,
-            Kind::From { image: "$BASE".into(), name: Some("build".into()), platform: None }
+            Kind::From {
+                image: "$BASE".into(),
+                name: Some("build".into()),
+                platform: None
+            }
         );
-        assert_eq!(d.instructions[2].kind, Kind::Run { cmd: Cmd::Shell("echo a   && echo b".into()), network: None });
+        assert_eq!(
+            d.instructions[2].kind,
+            Kind::Run {
+                cmd: Cmd::Shell("echo a   && echo b".into()),
+                network: None
+            }
+        );
         assert_eq!(d.instructions[2].text, "RUN echo a && echo b");
-        assert_eq!(d.instructions[3].kind, Kind::Run { cmd: Cmd::Exec(vec!["sh".into(), "-c".into(), "true".into()]), network: None });
-        assert_eq!(d.instructions[4].kind, Kind::Run { cmd: Cmd::Shell("echo hi\n".into()), network: None });
+        assert_eq!(
+            d.instructions[3].kind,
+            Kind::Run {
+                cmd: Cmd::Exec(vec!["sh".into(), "-c".into(), "true".into()]),
+                network: None
+            }
+        );
+        assert_eq!(
+            d.instructions[4].kind,
+            Kind::Run {
+                cmd: Cmd::Shell("echo hi\n".into()),
+                network: None
+            }
+        );
         match &d.instructions[5].kind {
-            Kind::Copy { srcs, dest, from, chown, chmod, add } => {
+            Kind::Copy {
+                srcs,
+                dest,
+                from,
+                chown,
+                chmod,
+                add,
+            } => {
                 assert_eq!(srcs, &vec![Src::Path("a".into()), Src::Path("b".into())]);
                 assert_eq!(dest, "/dst/");
                 assert_eq!(from.as_deref(), Some("build"));
@@ -409,15 +496,35 @@ mod tests {
 
     #[test]
     fn heredoc_with_command() {
-        let d = p("FROM x\nRUN cat <<EOF > /f\nline\nEOF\n").unwrap();
-        assert_eq!(d.instructions[1].kind, Kind::Run { cmd: Cmd::Shell("cat <<EOF > /f\nline\nEOF".into()), network: None });
+        let d =
+            p("FROM x\nRUN <<EOF cat > /f\nline $HOME\nEOF\nRUN <<'EOF' cat\n$x\nEOF\n").unwrap();
+        assert_eq!(
+            d.instructions[1].kind,
+            Kind::Run {
+                cmd: Cmd::Shell("cat > /f <<RSTACK_EOF_0\nline $HOME\nRSTACK_EOF_0".into()),
+                network: None
+            }
+        );
+        assert_eq!(
+            d.instructions[2].kind,
+            Kind::Run {
+                cmd: Cmd::Shell("cat <<'RSTACK_EOF_0'\n$x\nRSTACK_EOF_0".into()),
+                network: None
+            }
+        );
     }
 
     #[test]
     fn escape_directive() {
         let d = p("# escape=`\nFROM x\nRUN echo a `\n  b\n").unwrap();
         assert_eq!(d.escape, '`');
-        assert_eq!(d.instructions[1].kind, Kind::Run { cmd: Cmd::Shell("echo a   b".into()), network: None });
+        assert_eq!(
+            d.instructions[1].kind,
+            Kind::Run {
+                cmd: Cmd::Shell("echo a   b".into()),
+                network: None
+            }
+        );
     }
 
     #[test]
@@ -425,7 +532,12 @@ mod tests {
         let e = p("FROM x\n\nFOO bar\n").unwrap_err();
         assert_eq!(e.to_string(), "Dockerfile:3: unknown instruction 'FOO'");
         let e = p("FROM x\nADD https://example.com/a /a\n").unwrap_err();
-        assert!(e.to_string().starts_with("Dockerfile:2: ADD https://example.com/a: remote sources are not supported"), "{e}");
+        assert!(
+            e.to_string().starts_with(
+                "Dockerfile:2: ADD https://example.com/a: remote sources are not supported"
+            ),
+            "{e}"
+        );
         let e = p("FROM x\nCOPY --bogus a b\n").unwrap_err();
         assert_eq!(e.to_string(), "Dockerfile:2: unknown flag: --bogus");
         let e = p("FROM x\nRUN --mount=type=cache,target=/x true\n").unwrap_err();

@@ -119,9 +119,13 @@ pub fn match_path(pattern: &[String], path: &[&str]) -> bool {
     }
 }
 
+/// A malformed pattern (Go's `filepath.ErrBadPattern`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadPattern;
+
 /// Go's `filepath.Match` for one segment (no `/` in either side).
 /// `Err` on a malformed pattern (checked even when the name is empty).
-pub fn match_segment(pattern: &str, name: &str) -> Result<bool, ()> {
+pub fn match_segment(pattern: &str, name: &str) -> Result<bool, BadPattern> {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     // Validate the whole pattern first (Go reports ErrBadPattern).
@@ -130,12 +134,12 @@ pub fn match_segment(pattern: &str, name: &str) -> Result<bool, ()> {
         match p[i] {
             '\\' => {
                 if i + 1 >= p.len() {
-                    return Err(());
+                    return Err(BadPattern);
                 }
                 i += 2;
             }
             '[' => {
-                let (_, next) = class(&p, i, None)?;
+                let (_, next) = class(&p, i, None).map_err(|()| BadPattern)?;
                 i = next;
             }
             _ => i += 1,
@@ -246,8 +250,8 @@ mod tests {
         assert_eq!(match_segment("[^a-c]x", "dx"), Ok(true));
         assert_eq!(match_segment("\\*", "*"), Ok(true));
         assert_eq!(match_segment("\\*", "a"), Ok(false));
-        assert_eq!(match_segment("[a-", "a"), Err(()));
-        assert_eq!(match_segment("a\\", "a"), Err(()));
+        assert_eq!(match_segment("[a-", "a"), Err(BadPattern));
+        assert_eq!(match_segment("a\\", "a"), Err(BadPattern));
     }
 
     #[test]

@@ -135,21 +135,26 @@ impl MergedFs {
     /// /etc/passwd and /etc/group. A user without a group takes the
     /// user's primary group (or its own id when numeric and unknown).
     pub fn resolve_owner(&self, spec: &str) -> Result<(u32, u32), String> {
-        let passwd = String::from_utf8_lossy(&self.read("etc/passwd").unwrap_or_default()).into_owned();
-        let group = String::from_utf8_lossy(&self.read("etc/group").unwrap_or_default()).into_owned();
+        let passwd =
+            String::from_utf8_lossy(&self.read("etc/passwd").unwrap_or_default()).into_owned();
+        let group =
+            String::from_utf8_lossy(&self.read("etc/group").unwrap_or_default()).into_owned();
         let (u, g) = match spec.split_once(':') {
             Some((u, g)) => (u, Some(g)),
             None => (spec, None),
         };
-        let user_entry = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| {
-            f.len() > 3 && (f[0] == u || (f[2] == u && u.parse::<u32>().is_ok()))
-        });
+        let user_entry = passwd
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() > 3 && (f[0] == u || (f[2] == u && u.parse::<u32>().is_ok())));
         let uid = match u.parse::<u32>() {
             Ok(n) => n,
             Err(_) => user_entry
                 .as_ref()
                 .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| format!("unable to find user {u}: no matching entries in passwd file"))?,
+                .ok_or_else(|| {
+                    format!("unable to find user {u}: no matching entries in passwd file")
+                })?,
         };
         let gid = match g {
             Some(g) => match g.parse::<u32>() {
@@ -159,7 +164,9 @@ impl MergedFs {
                     .map(|l| l.split(':').collect::<Vec<_>>())
                     .find(|f| f.len() > 2 && f[0] == g)
                     .and_then(|f| f[2].parse().ok())
-                    .ok_or_else(|| format!("unable to find group {g}: no matching entries in group file"))?,
+                    .ok_or_else(|| {
+                        format!("unable to find group {g}: no matching entries in group file")
+                    })?,
             },
             None => user_entry
                 .as_ref()
@@ -182,7 +189,11 @@ mod tests {
         std::fs::create_dir_all(low.join("etc/sub")).unwrap();
         std::fs::write(low.join("etc/a"), "low-a").unwrap();
         std::fs::write(low.join("etc/b"), "low-b").unwrap();
-        std::fs::write(low.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n").unwrap();
+        std::fs::write(
+            low.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
+        )
+        .unwrap();
         std::fs::write(low.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
         std::fs::create_dir_all(up.join("etc")).unwrap();
         std::fs::write(up.join("etc/a"), "up-a").unwrap();

@@ -72,7 +72,10 @@ impl Lexer<'_> {
                     match self.next() {
                         Some('\'') => break,
                         Some(n) => cur.push(n),
-                        None => return Err("unexpected end of statement while looking for matching single-quote".into()),
+                        None => return Err(
+                            "unexpected end of statement while looking for matching single-quote"
+                                .into(),
+                        ),
                     }
                 }
             } else if c == '"' {
@@ -89,7 +92,10 @@ impl Lexer<'_> {
                             None => cur.push(n),
                         },
                         Some(n) => cur.push(n),
-                        None => return Err("unexpected end of statement while looking for matching double-quote".into()),
+                        None => return Err(
+                            "unexpected end of statement while looking for matching double-quote"
+                                .into(),
+                        ),
                     }
                 }
             } else if c == '$' {
@@ -141,12 +147,18 @@ impl Lexer<'_> {
                             '?' if set => Ok(value.unwrap_or_default()),
                             '?' => Err(format!(
                                 "{name}: {}",
-                                if word.is_empty() { "is not allowed to be unset" } else { &word }
+                                if word.is_empty() {
+                                    "is not allowed to be unset"
+                                } else {
+                                    &word
+                                }
                             )),
                             other => Err(format!("unsupported modifier ({other}) in substitution")),
                         }
                     }
-                    _ => Err(format!("bad substitution: unsupported character after ${{{name}")),
+                    _ => Err(format!(
+                        "bad substitution: unsupported character after ${{{name}"
+                    )),
                 }
             }
             Some(c) if c.is_ascii_alphanumeric() || c == '_' => {
@@ -201,7 +213,10 @@ pub fn pairs(
         let (key, rest) = trimmed
             .split_once(char::is_whitespace)
             .ok_or_else(|| "requires a value: use KEY=VALUE or KEY VALUE".to_owned())?;
-        return Ok(vec![(key.to_owned(), Some(word(rest.trim(), env, escape)?))]);
+        return Ok(vec![(
+            key.to_owned(),
+            Some(word(rest.trim(), env, escape)?),
+        )]);
     }
     let mut out = Vec::new();
     for w in split(trimmed, env, escape)? {
@@ -247,8 +262,15 @@ mod tests {
         assert_eq!(word("`$A", e, '`').unwrap(), "$A");
         assert_eq!(word("a$", e, '\\').unwrap(), "a$");
         assert!(word("${A", e, '\\').is_err());
-        assert!(word("${NOPE:?must be set}", e, '\\').unwrap_err().contains("must be set"));
-        assert_eq!(split("a \"b c\" $SP", e, '\\').unwrap(), vec!["a", "b c", "x y"]);
+        assert!(
+            word("${NOPE:?must be set}", e, '\\')
+                .unwrap_err()
+                .contains("must be set")
+        );
+        assert_eq!(
+            split("a \"b c\" $SP", e, '\\').unwrap(),
+            vec!["a", "b c", "x y"]
+        );
     }
 
     #[test]
@@ -266,7 +288,10 @@ mod tests {
             pairs("X hello world", e, '\\', true).unwrap(),
             vec![("X".into(), Some("hello world".into()))]
         );
-        assert_eq!(pairs("NAME", e, '\\', false).unwrap(), vec![("NAME".into(), None)]);
+        assert_eq!(
+            pairs("NAME", e, '\\', false).unwrap(),
+            vec![("NAME".into(), None)]
+        );
         assert!(pairs("X", e, '\\', true).is_err());
     }
 }
