@@ -46,6 +46,11 @@ pub fn tests() -> Vec<Trial> {
             NEEDS,
             up_down_cycles_leak_nothing,
         ),
+        trial(
+            "stack::attached_up_exit_code_from",
+            NEEDS,
+            attached_up_exit_code_from,
+        ),
     ]
 }
 
@@ -803,4 +808,42 @@ fn up_down_cycles_leak_nothing() {
         }
     }
     assert!(stray.is_empty(), "processes left behind: {stray:?}");
+}
+
+const ABORT_STACK: &str = r#"
+services:
+  app:
+    image: IMAGE
+    command: ["sh", "-c", "trap 'exit 0' TERM; echo app ready; while true; do sleep 0.2; done"]
+  test:
+    image: IMAGE
+    command: ["sh", "-c", "echo testing; sleep 0.5; exit 3"]
+"#;
+
+/// Attached `up` streams prefixed logs; `--exit-code-from` stops the
+/// project when a container exits and returns that service's code.
+fn attached_up_exit_code_from() {
+    let ns = NetNs::new();
+    let (r, _image, base) = setup(ABORT_STACK);
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
+    let out = ns.rstack(&r, &args(&base, &["up", "--exit-code-from", "test"]));
+    assert_eq!(out.status.code(), Some(3), "{out}");
+    assert!(out.stdout.contains("demo-test-1 | testing"), "{out}");
+    assert!(
+        out.stdout.contains("demo-test-1 exited with code 3"),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains("Container demo-app-1  Stopped"),
+        "{out}"
+    );
+    // stopped, not removed, like docker compose
+    let v = ps(&ns, &r, &base);
+    assert_eq!(find(&v, "demo-app-1")["State"], "exited");
+    ns.ok(&r, &args(&base, &["down"]));
+    ns.assert_clean(&r);
 }

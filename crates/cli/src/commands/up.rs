@@ -58,6 +58,16 @@ pub struct Args {
     /// Don't print a prefix in logs
     #[arg(long = "no-log-prefix")]
     pub no_log_prefix: bool,
+    /// Stops all containers if any container was stopped (attached only)
+    #[arg(long = "abort-on-container-exit", conflicts_with = "detach")]
+    pub abort_on_container_exit: bool,
+    /// Return the exit code of the selected service container (implies --abort-on-container-exit)
+    #[arg(
+        long = "exit-code-from",
+        value_name = "SERVICE",
+        conflicts_with = "detach"
+    )]
+    pub exit_code_from: Option<String>,
     /// Internal: run as the detached supervisor
     #[arg(long = "supervisor-child", hide = true)]
     pub supervisor_child: bool,
@@ -80,6 +90,8 @@ impl Args {
             timeout: None,
             no_color: false,
             no_log_prefix: false,
+            abort_on_container_exit: false,
+            exit_code_from: None,
             supervisor_child: false,
             services,
         }
@@ -92,7 +104,7 @@ fn progress(kind: &str, name: &str, action: &str) -> String {
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let ctx = stack_common::load(global)?;
-    for s in &args.services {
+    for s in args.services.iter().chain(args.exit_code_from.iter()) {
         if !ctx.project.services.contains_key(s) {
             bail!("no such service: {s}");
         }
@@ -125,12 +137,27 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         return Ok(code);
     }
     // attached: this process is the supervisor
-    let reporter: rstack_stack::supervisor::Reporter = Arc::new(|e: Event| match e {
+    // --abort-on-container-exit: the first exit stops the project (as a
+    // Ctrl-C would); its code, or the --exit-code-from service's, is ours.
+    let abort = args.abort_on_container_exit || args.exit_code_from.is_some();
+    let first_exit: Arc<std::sync::Mutex<Option<(String, Option<i32>)>>> = Arc::default();
+    let fe = first_exit.clone();
+    let reporter: rstack_stack::supervisor::Reporter = Arc::new(move |e: Event| match e {
         Event::Resource { kind, name, action } => eprintln!("{}", progress(kind, &name, &action)),
         Event::Warning(w) => eprintln!("WARN[0000] {w}"),
         Event::Exited { name, code } => {
             let c = code.map_or("unknown".to_owned(), |c| c.to_string());
             println!("{name} exited with code {c}");
+            if abort {
+                let mut first = fe.lock().unwrap_or_else(|p| p.into_inner());
+                if first.is_none() {
+                    *first = Some((name, code));
+                    eprintln!("Aborting on container exit...");
+                    // SAFETY: kill(2) on our own pid: the supervisor's
+                    // signal handler stops the project.
+                    unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+                }
+            }
         }
     });
     let names: Vec<String> = names_of(&ctx);
@@ -151,6 +178,17 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let no_prefix = args.no_log_prefix;
     std::thread::spawn(move || follow_logs(&pp, &names, color, no_prefix));
     let code = sup.serve(true)?;
+    if let Some(svc) = &args.exit_code_from {
+        let recs = stack_common::containers_of(&ctx.pp, svc)?;
+        let c = recs.first().and_then(|r| r.exit_code).unwrap_or(1);
+        return Ok(c.clamp(0, 255) as u8);
+    }
+    if abort {
+        let first = first_exit.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some((_, c)) = first {
+            return Ok(c.unwrap_or(1).clamp(0, 255) as u8);
+        }
+    }
     Ok(if ready.is_err() { 1 } else { code })
 }
 
