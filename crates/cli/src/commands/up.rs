@@ -98,6 +98,9 @@ impl Args {
     }
 }
 
+/// The container that stopped first and its exit code.
+type FirstExit = (String, Option<i32>);
+
 fn progress(kind: &str, name: &str, action: &str) -> String {
     format!(" {kind} {name}  {action}")
 }
@@ -140,7 +143,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     // --abort-on-container-exit: the first exit stops the project (as a
     // Ctrl-C would); its code, or the --exit-code-from service's, is ours.
     let abort = args.abort_on_container_exit || args.exit_code_from.is_some();
-    let first_exit: Arc<std::sync::Mutex<Option<(String, Option<i32>)>>> = Arc::default();
+    let first_exit: Arc<std::sync::Mutex<Option<FirstExit>>> = Arc::default();
     let fe = first_exit.clone();
     let reporter: rstack_stack::supervisor::Reporter = Arc::new(move |e: Event| match e {
         Event::Resource { kind, name, action } => eprintln!("{}", progress(kind, &name, &action)),
