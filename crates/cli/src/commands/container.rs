@@ -20,11 +20,11 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 enum ContainerCommand {
     /// Create and run a new container from an image (attached)
-    Run(container_run::Args),
+    Run(Box<container_run::Args>),
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     match args.command {
-        ContainerCommand::Run(a) => container_run::run(global, a),
+        ContainerCommand::Run(a) => container_run::run(global, *a),
     }
 }
