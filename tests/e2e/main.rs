@@ -7,6 +7,8 @@
 mod harness;
 mod images;
 mod network;
+mod runtime;
+mod stack;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -14,6 +16,8 @@ fn main() {
     trials.extend(harness::tests());
     trials.extend(images::tests());
     trials.extend(network::tests());
+    trials.extend(runtime::tests());
+    trials.extend(stack::tests());
     let conclusion = libtest_mimic::run(&args, trials);
     // Statics are never dropped: stop the shared registry explicitly.
     rstack_e2e::cleanup();

@@ -27,6 +27,12 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // Containers are built by this binary re-executed as a single-threaded
+    // helper (libcontainer clones from the caller; see rstack_runtime::helper).
+    rstack_runtime::helper::run_if_helper();
+    if let Ok(exe) = std::env::current_exe() {
+        rstack_runtime::helper::use_helper(exe);
+    }
     let cli = Cli::parse();
     global::init_logging(&cli.global);
     match commands::run(&cli.global, cli.command) {
