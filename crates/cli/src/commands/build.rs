@@ -226,8 +226,51 @@ fn build_one(
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let ctx = stack_common::load(global)?;
-    let builds = service_builds(&ctx.project, &args.services)?;
     let extra = parse_kv("--build-arg", &args.build_arg, true)?;
+    build_services(global, &ctx.project, &args.services, &args, extra)?;
+    Ok(0)
+}
+
+/// For `up`: builds the services with `build:` — all of them with
+/// `--build`, else only those whose image is missing (docker compose's
+/// rule). Prints the same progress as `rstack build`.
+// Called by `up` (`--build`, and images missing) once its owner wires it.
+#[allow(dead_code)]
+pub fn build_for_up(
+    global: &GlobalOpts,
+    project: &rstack_compose::Project,
+    all: bool,
+) -> anyhow::Result<()> {
+    let services = if all {
+        service_builds(project, &[])?
+            .into_iter()
+            .map(|b| b.service)
+            .collect()
+    } else {
+        let store = Store::open(&global.root)?;
+        rstack_stack::build::missing(project, &store)?
+    };
+    if services.is_empty() {
+        return Ok(());
+    }
+    let args = Args {
+        build_arg: Vec::new(),
+        no_cache: false,
+        pull: false,
+        quiet: false,
+        services: services.clone(),
+    };
+    build_services(global, project, &services, &args, BTreeMap::new())
+}
+
+fn build_services(
+    global: &GlobalOpts,
+    project: &rstack_compose::Project,
+    services: &[String],
+    args: &Args,
+    extra: BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let builds = service_builds(project, services)?;
     for mut b in builds {
         b.options.build_args.extend(extra.clone());
         b.options.no_cache |= args.no_cache;
@@ -242,7 +285,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             eprintln!(" Service {}  Built", b.service);
         }
     }
-    Ok(0)
+    Ok(())
 }
 
 pub fn run_image(global: &GlobalOpts, args: ImageArgs) -> anyhow::Result<u8> {
