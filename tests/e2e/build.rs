@@ -32,6 +32,11 @@ pub fn tests() -> Vec<Trial> {
             NEEDS,
             compose_build,
         ),
+        trial(
+            "build::add_archive_heredocs_shell_args",
+            NEEDS,
+            add_and_heredocs,
+        ),
     ]
 }
 
@@ -386,4 +391,53 @@ fn compose_build() {
     let again = rstack.run_command(cmd, None);
     assert!(again.success(), "{again}");
     assert_eq!(cached_steps(&again), 4, "{again}");
+}
+
+fn add_and_heredocs() {
+    let rstack = Rstack::new();
+    let dir = project(
+        &rstack,
+        "adding",
+        &[(
+            "Dockerfile",
+            "# escape=\\\nARG BASE\nFROM $BASE\nARG WHO=world\nSHELL [\"/bin/sh\", \"-c\"]\nADD bundle.tar.gz /opt/\nADD plain.txt /opt/plain.txt\nCOPY --chmod=750 <<EOF /usr/local/bin/greet\n#!/bin/sh\necho hello $WHO\nEOF\nRUN <<EOF\nset -e\necho \"built for $WHO\" > /opt/built\nEOF\nRUN echo one \\\n && echo two > /opt/two\nENTRYPOINT [\"/bin/sh\", \"-c\"]\nCMD [\"greet; cat /opt/built /opt/two /opt/bundle/inside.txt /opt/plain.txt; stat -c %a /usr/local/bin/greet\"]\n",
+        )],
+    );
+    // A gzip tarball ADD extracts, and a plain file it copies.
+    let staging = rstack.tmp_dir().join("bundle");
+    std::fs::create_dir_all(staging.join("bundle")).unwrap();
+    std::fs::write(staging.join("bundle/inside.txt"), "from the tarball\n").unwrap();
+    let tar = Command::new("tar")
+        .args([
+            "-czf",
+            dir.join("bundle.tar.gz").to_str().unwrap(),
+            "-C",
+            staging.to_str().unwrap(),
+            "bundle",
+        ])
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    std::fs::write(dir.join("plain.txt"), "plain\n").unwrap();
+    let b = format!("BASE={}", base());
+    let out = rstack.run(&[
+        "image",
+        "build",
+        "-t",
+        "adding:1",
+        "--build-arg",
+        &b,
+        "--build-arg",
+        "WHO=rstack",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.success(), "{out}");
+    let run = rstack.ok(&["container", "run", "--rm", "adding:1"]);
+    assert_eq!(
+        run.stdout, "hello rstack\nbuilt for rstack\ntwo\nfrom the tarball\nplain\n750\n",
+        "{run}"
+    );
+    // ARG values are not part of the image's environment.
+    let info = inspect(&rstack, "adding:1");
+    assert!(!info["Config"]["Env"].to_string().contains("WHO"), "{info}");
 }
