@@ -41,22 +41,67 @@ impl ContextFs {
     }
 }
 
+impl ContextFs {
+    /// The host path of `rel`: symlinks among its parent directories are
+    /// followed but kept inside the context, like `openat2`'s
+    /// `RESOLVE_IN_ROOT` (a link to `/etc` in the context means
+    /// `CONTEXT/etc`, never the host's); the last component is not
+    /// followed (a symlink is copied as a symlink).
+    fn real_path(&self, rel: &str) -> Option<PathBuf> {
+        let mut todo: std::collections::VecDeque<String> =
+            rel.split('/').map(str::to_owned).collect();
+        let mut cur: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(part) = todo.pop_front() {
+            match part.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    cur.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            if todo.iter().all(|p| p.is_empty() || p == ".") {
+                cur.push(part);
+                break;
+            }
+            let mut path = self.root.clone();
+            path.extend(&cur);
+            path.push(&part);
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    hops += 1;
+                    if hops > 40 {
+                        return None;
+                    }
+                    let target = std::fs::read_link(&path).ok()?;
+                    let target = target.to_string_lossy().into_owned();
+                    if target.starts_with('/') {
+                        cur.clear();
+                    }
+                    for (i, t) in target.split('/').enumerate() {
+                        todo.insert(i, t.to_owned());
+                    }
+                }
+                _ => cur.push(part),
+            }
+        }
+        let mut path = self.root.clone();
+        path.extend(&cur);
+        Some(path)
+    }
+}
+
 impl SourceFs for ContextFs {
     fn lookup(&self, rel: &str) -> Option<Entry> {
-        let real = if rel.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(rel)
-        };
+        let real = self.real_path(rel)?;
         let meta = std::fs::symlink_metadata(&real).ok()?;
         self.visible(rel, &meta).then_some(Entry { real, meta })
     }
 
     fn children(&self, rel: &str) -> Vec<(String, Entry)> {
-        let dir = if rel.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(rel)
+        let Some(dir) = self.real_path(rel) else {
+            return Vec::new();
         };
         let Ok(rd) = std::fs::read_dir(&dir) else {
             return Vec::new();
@@ -317,6 +362,32 @@ mod tests {
         assert_eq!(h1, items(&fs));
         std::fs::write(t.path().join("b.txt"), "changed").unwrap();
         assert_ne!(h1, items(&fs));
+    }
+
+    #[test]
+    fn symlinked_dirs_stay_inside_the_context() {
+        let (t, fs) = ctx(&["etc/passwd", "real/f"], "");
+        std::fs::write(t.path().join("etc/passwd"), "context passwd").unwrap();
+        std::os::unix::fs::symlink("/etc", t.path().join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../..", t.path().join("real/up")).unwrap();
+        std::os::unix::fs::symlink("real", t.path().join("rel")).unwrap();
+        let read = |p: &str| std::fs::read_to_string(fs.lookup(p).unwrap().real).unwrap();
+        assert_eq!(
+            read("abs/passwd"),
+            "context passwd",
+            "absolute link resolved in the context"
+        );
+        assert_eq!(
+            read("real/up/etc/passwd"),
+            "context passwd",
+            "`..` stops at the context root"
+        );
+        assert_eq!(read("rel/f"), "real/f");
+        assert!(
+            fs.lookup("abs").unwrap().meta.file_type().is_symlink(),
+            "last component not followed"
+        );
+        assert!(fs.lookup("abs/shadow").is_none());
     }
 
     #[test]
