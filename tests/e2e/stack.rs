@@ -478,6 +478,24 @@ fn restart_policies_stop_start() {
     let v = ps(&ns, &r, &base);
     assert_eq!(find(&v, "demo-steady-1")["State"], "running", "{v:?}");
 
+    // --scale adds replicas and takes them away; the first one stays
+    let id1 = find(&v, "demo-steady-1")["ID"].clone();
+    ns.ok(
+        &r,
+        &args(&base, &["up", "-d", "--scale", "steady=2", "steady"]),
+    );
+    let v = ps(&ns, &r, &base);
+    assert_eq!(find(&v, "demo-steady-2")["State"], "running", "{v:?}");
+    assert_eq!(
+        find(&v, "demo-steady-1")["ID"],
+        id1,
+        "scaling recreated replica 1"
+    );
+    ns.ok(&r, &args(&base, &["up", "-d", "steady"]));
+    let v = ps(&ns, &r, &base);
+    assert!(v.iter().all(|c| c["Name"] != "demo-steady-2"), "{v:?}");
+    assert_eq!(find(&v, "demo-steady-1")["ID"], id1);
+
     ns.ok(&r, &args(&base, &["down"]));
     ns.assert_clean(&r);
 }

@@ -77,8 +77,14 @@ pub struct FileToWrite {
 /// The config hash of a service (its canonical JSON plus the image id):
 /// a container whose recorded hash differs is recreated by `up`.
 pub fn config_hash(service: &Service, image_id: &str) -> String {
+    // the number of replicas is not part of a container's config
+    let mut service = service.clone();
+    service.scale = None;
+    if let Some(d) = service.deploy.as_mut() {
+        d.replicas = None;
+    }
     let mut h = sha2::Sha256::new();
-    h.update(serde_json::to_vec(service).unwrap_or_default());
+    h.update(serde_json::to_vec(&service).unwrap_or_default());
     h.update(b"\0");
     h.update(image_id.as_bytes());
     hex::encode(h.finalize())

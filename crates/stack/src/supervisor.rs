@@ -87,6 +87,8 @@ pub struct UpOptions {
     pub wait_healthy: bool,
     /// Stop timeout override (`-t`) for recreated containers.
     pub timeout: Option<u64>,
+    /// Start only `services`, not their dependencies, and do not wait for them.
+    pub no_deps: bool,
 }
 
 /// Progress, printed by the CLI like docker compose's lines.
@@ -264,6 +266,8 @@ impl Supervisor {
         ensure_networks_and_volumes(&inner)?;
         let selected = if opts.services.is_empty() {
             inner.plan.start_order()
+        } else if opts.no_deps {
+            opts.services.clone()
         } else {
             inner.plan.with_dependencies(&opts.services)
         };
@@ -275,7 +279,8 @@ impl Supervisor {
         for svc in &selected {
             let i = inner.clone();
             let svc = svc.clone();
-            std::thread::spawn(move || starter(i, svc));
+            let no_deps = opts.no_deps;
+            std::thread::spawn(move || starter(i, svc, no_deps));
         }
         let lp = inner.clone();
         std::thread::spawn(move || log_pump(lp));
@@ -631,14 +636,18 @@ fn reconcile(
                 hub.ctrs.insert(rec.name.clone(), new_live(inner, rec));
             }
             None => {
-                if opts.remove_orphans || live.is_none() {
+                // a replica beyond the service's scale, or an orphan
+                let surplus = project.services.contains_key(&old.service);
+                if surplus || opts.remove_orphans || live.is_none() {
                     if let Some(p) = &live {
-                        stop_pidfd(p, libc::SIGTERM, Duration::from_secs(10));
+                        let grace = Duration::from_secs(opts.timeout.unwrap_or(10));
+                        stop_pidfd(p, stop_signal_of(inner, &old.service), grace);
                     }
                     for e in lifecycle::remove_leftover(&inner.env, &mut old) {
                         (inner.reporter)(Event::Warning(e));
                     }
                     inner.pp.remove_container(&old.name)?;
+                    let _ = std::fs::remove_dir_all(inner.pp.log_dir(&old.name));
                     inner.report(&old.name, "Removed");
                 } else if live.is_some() {
                     (inner.reporter)(Event::Warning(format!(
@@ -730,8 +739,12 @@ fn stop_pidfd(p: &Pidfd, signal: i32, timeout: Duration) -> bool {
 }
 
 /// Waits for a service's dependencies, then launches its containers.
-fn starter(inner: Arc<Inner>, svc: String) {
-    let waits = inner.plan.waits.get(&svc).cloned().unwrap_or_default();
+fn starter(inner: Arc<Inner>, svc: String, no_deps: bool) {
+    let waits = if no_deps {
+        Vec::new()
+    } else {
+        inner.plan.waits.get(&svc).cloned().unwrap_or_default()
+    };
     for w in &waits {
         if !inner.project.services.contains_key(&w.dependency) {
             if w.required {

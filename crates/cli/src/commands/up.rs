@@ -68,6 +68,12 @@ pub struct Args {
         conflicts_with = "detach"
     )]
     pub exit_code_from: Option<String>,
+    /// Scale SERVICE to NUM instances (overrides `scale` in the Compose file)
+    #[arg(long, value_name = "SERVICE=NUM")]
+    pub scale: Vec<String>,
+    /// Don't start linked services
+    #[arg(long = "no-deps")]
+    pub no_deps: bool,
     /// Internal: run as the detached supervisor
     #[arg(long = "supervisor-child", hide = true)]
     pub supervisor_child: bool,
@@ -92,6 +98,8 @@ impl Args {
             no_log_prefix: false,
             abort_on_container_exit: false,
             exit_code_from: None,
+            scale: Vec::new(),
+            no_deps: false,
             supervisor_child: false,
             services,
         }
@@ -106,7 +114,19 @@ fn progress(kind: &str, name: &str, action: &str) -> String {
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    let ctx = stack_common::load(global)?;
+    let mut ctx = stack_common::load(global)?;
+    for s in &args.scale {
+        let (svc, n) = s
+            .split_once('=')
+            .and_then(|(a, b)| Some((a, b.parse::<i64>().ok()?)))
+            .filter(|(_, n)| *n >= 0)
+            .ok_or_else(|| anyhow::anyhow!("invalid --scale {s:?}: expected SERVICE=NUM"))?;
+        let Some(service) = ctx.project.services.get_mut(svc) else {
+            bail!("no such service: {svc}");
+        };
+        service.scale = Some(n);
+    }
+
     for s in args.services.iter().chain(args.exit_code_from.iter()) {
         if !ctx.project.services.contains_key(s) {
             bail!("no such service: {s}");
@@ -133,6 +153,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         remove_orphans: args.remove_orphans,
         wait_healthy: args.wait,
         timeout: args.timeout,
+        no_deps: args.no_deps,
     };
     if args.detach || args.wait {
         let code = spawn_detached(global, &ctx, &args)?;
@@ -326,6 +347,12 @@ fn spawn_detached(global: &GlobalOpts, ctx: &Ctx, args: &Args) -> anyhow::Result
     if let Some(t) = args.timeout {
         cmd.arg("-t").arg(t.to_string());
     }
+    for sc in &args.scale {
+        cmd.arg("--scale").arg(sc);
+    }
+    if args.no_deps {
+        cmd.arg("--no-deps");
+    }
     cmd.args(&args.services);
     std::fs::create_dir_all(&ctx.pp.data)?;
     let log = std::fs::OpenOptions::new()
@@ -401,6 +428,7 @@ fn run_child(ctx: Ctx, store: &Store, args: &Args) -> anyhow::Result<u8> {
         remove_orphans: args.remove_orphans,
         wait_healthy: args.wait,
         timeout: args.timeout,
+        no_deps: args.no_deps,
     };
     let reporter: rstack_stack::supervisor::Reporter = Arc::new(|e: Event| {
         let line = match e {
