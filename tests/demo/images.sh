@@ -13,7 +13,7 @@
 #                  redis-cli plus every shared library `ldd` names
 #   demo/busybox = base                        Cmd sh (tests/bench/run.sh)
 #   demo/cache  = base + redis                  Cmd redis-server
-#   demo/web    = base + redis + www            Cmd busybox httpd on :80
+#   demo/web    = base + redis + www            Cmd busybox httpd on :80 (under sh)
 #   demo/worker = base + redis + worker.sh      Cmd /usr/local/bin/worker.sh
 # Layers are reproducible (sorted, mtime 0, owner 0), so a second run
 # pushes nothing new.
@@ -129,6 +129,8 @@ image() {
 }
 image busybox '{"Cmd":["sh"]}' base
 image cache '{"Cmd":["redis-server","--protected-mode","no","--dir","/data"],"ExposedPorts":{"6379/tcp":{}},"Volumes":{"/data":{}},"WorkingDir":"/data"}' base redis
-image web '{"Cmd":["httpd","-f","-v","-p","80","-h","/www"],"ExposedPorts":{"80/tcp":{}}}' base redis www
+# httpd installs no SIGTERM handler and PID 1 gets no default signal actions:
+# sh as PID 1 exits on SIGTERM (taking httpd with it), so `down` is quick
+image web '{"Cmd":["sh","-c","trap \"exit 0\" TERM; httpd -f -v -p 80 -h /www & wait"],"ExposedPorts":{"80/tcp":{}}}' base redis www
 image worker '{"Cmd":["/usr/local/bin/worker.sh"]}' base redis worker
 rm -rf "$work/blobs" "$work/rootfs"

@@ -125,7 +125,7 @@ say "building the demo images from Debian packages and pushing them with skopeo"
 "$demo/images.sh" "$RSTACK_DEMO_REGISTRY" cache web worker
 say "rstack up -d --wait (in $demo)"
 cd "$demo"
-"$bin" up -d --wait --pull always
+"$bin" up -d --wait --wait-timeout 300 --pull always
 echo
 "$bin" ps
 echo
