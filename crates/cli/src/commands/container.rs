@@ -2,6 +2,8 @@
 //! `docker container`. Only `run` (attached) for now; the stack supervisor
 //! brings `ls`, `logs`, `exec`, `stop` and `rm` for long-lived containers.
 
+#[path = "container_net.rs"]
+mod container_net;
 #[path = "container_run.rs"]
 mod container_run;
 #[path = "container_tty.rs"]

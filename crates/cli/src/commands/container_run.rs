@@ -24,6 +24,7 @@ use rstack_runtime::{
     Container, ContainerError, DnsConfig, NetworkMode, Paths, Resources, RunOptions, Stdio,
 };
 
+use super::container_net::{self, Connected, NetFlags, Plan};
 use crate::global::GlobalOpts;
 
 #[derive(Debug, clap::Args)]
@@ -89,9 +90,21 @@ pub struct Args {
     /// Security options (seccomp=unconfined|FILE, no-new-privileges)
     #[arg(long = "security-opt")]
     security_opt: Vec<String>,
-    /// Connect a container to a network (none, host, container:NAME)
-    #[arg(long = "network", visible_alias = "net", default_value = "none")]
-    network: String,
+    /// Connect a container to a network (NAME, bridge, none, host, container:NAME; default: none, or bridge with -p)
+    #[arg(long = "network", visible_alias = "net")]
+    network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", visible_alias = "net-alias")]
+    network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    ip: Option<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    mac_address: Option<String>,
+    /// Publish a container's port(s) to the host ([IP:][HOST_PORT:]CONTAINER_PORT[/PROTO])
+    #[arg(short = 'p', long = "publish", value_name = "LIST")]
+    publish: Vec<String>,
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     init: bool,
@@ -178,7 +191,7 @@ fn flag<T>(name: &str, value: &str, r: Result<T, parse::ParseError>) -> anyhow::
     r.map_err(|e| anyhow::anyhow!("invalid argument \"{value}\" for \"{name}\" flag: {e}"))
 }
 
-fn options(args: &Args, global: &GlobalOpts) -> anyhow::Result<RunOptions> {
+fn options(args: &Args, global: &GlobalOpts) -> anyhow::Result<(RunOptions, Plan)> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let lookup = |k: &str| std::env::var(k).ok();
     let mut env = Vec::new();
@@ -280,6 +293,23 @@ fn options(args: &Args, global: &GlobalOpts) -> anyhow::Result<RunOptions> {
             .map(|p| flag("--pids-limit", p, parse::parse_int("--pids-limit", p)))
             .transpose()?,
     };
+    let plan = container_net::plan(
+        global,
+        &NetFlags {
+            network: args.network.as_deref(),
+            publish: &args.publish,
+            aliases: &args.network_alias,
+            ip: args.ip.as_deref(),
+            mac: args.mac_address.as_deref(),
+            dns: &args.dns,
+            dns_search: &args.dns_search,
+            dns_option: &args.dns_option,
+        },
+        |name| other_network_mode(global, name),
+    )?;
+    if let Plan::Other(mode) = &plan {
+        o.network = mode.clone();
+    }
     if !args.dns.is_empty() || !args.dns_search.is_empty() || !args.dns_option.is_empty() {
         let nameservers = args
             .dns
@@ -314,18 +344,38 @@ fn options(args: &Args, global: &GlobalOpts) -> anyhow::Result<RunOptions> {
             })?;
         o.extra_hosts.push((name.to_owned(), ip));
     }
-    let paths = container_paths(global);
-    o.network = match args.network.as_str() {
-        "none" => NetworkMode::None,
-        "host" => NetworkMode::Host,
+    Ok((o, plan))
+}
+
+/// The runtime's mode for none, host and container:NAME; `None` for a
+/// bridge network name.
+fn other_network_mode(global: &GlobalOpts, name: &str) -> anyhow::Result<Option<NetworkMode>> {
+    Ok(match name {
+        "none" => Some(NetworkMode::None),
+        "host" => Some(NetworkMode::Host),
         other => match other.strip_prefix("container:") {
-            Some(name) => NetworkMode::Path(rstack_runtime::container::netns_of(&paths, name)?),
-            None => bail!(
-                "network \"{other}\" is not supported by `rstack container run` yet: use none, host or container:NAME (networks come with `rstack up`)"
-            ),
+            Some(target) => Some(NetworkMode::Path(rstack_runtime::container::netns_of(
+                &container_paths(global),
+                target,
+            )?)),
+            None => None,
         },
-    };
-    Ok(o)
+    })
+}
+
+/// Docker's error when `--name` is taken: checked before any network is
+/// set up (the runtime checks again, atomically, when it takes the name).
+fn check_name_free(global: &GlobalOpts, name: &str) -> anyhow::Result<()> {
+    // `RUN/names/<name>` -> id is the runtime's name reservation (see
+    // rstack_runtime::container's state layout).
+    let link = container_paths(global).run_root.join("names").join(name);
+    if let Ok(id) = std::fs::read_link(&link) {
+        bail!(
+            "Conflict. The container name \"{name}\" is already in use by container \"{}\". You have to stop (or remove) that container to be able to reuse that name.",
+            id.display()
+        );
+    }
+    Ok(())
 }
 
 fn container_paths(global: &GlobalOpts) -> Paths {
@@ -372,19 +422,42 @@ fn image(
 }
 
 fn run_inner(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    let opts = options(&args, global)?;
+    let (mut opts, plan) = options(&args, global)?;
     if args.tty && args.interactive && !std::io::stdin().is_terminal() {
         bail!("the input device is not a TTY");
     }
+    if let Some(name) = &args.name {
+        check_name_free(global, name)?;
+    }
     let image = image(global, &args.args[0], &args.pull)?;
     tracing::debug!(id = %image.id, "image ready");
+    // From here on, signals wait for the container instead of ending us
+    // halfway through the set-up.
     install_signal_forwarding()?;
+    let network = match &plan {
+        Plan::Bridge(bridge) => Some(Connected::connect(global, bridge, &mut opts)?),
+        Plan::Other(_) => None,
+    };
+    let outcome = run_container(global, &args, &image, &opts);
+    let torn_down = network.map_or(Ok(()), Connected::teardown);
+    let code = outcome?;
+    torn_down?;
+    Ok(code)
+}
+
+/// Creates, runs and removes the container; its exit code.
+fn run_container(
+    global: &GlobalOpts,
+    args: &Args,
+    image: &rstack_images::LocalImage,
+    opts: &RunOptions,
+) -> anyhow::Result<u8> {
     let paths = container_paths(global);
     let mut container = Container::create(
         &paths,
         &image.config,
         &image.layer_dirs,
-        &opts,
+        opts,
         Stdio::default(),
     )?;
     CONTAINER_PID.store(container.pid(), Ordering::SeqCst);
