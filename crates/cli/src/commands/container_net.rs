@@ -186,6 +186,19 @@ fn ensure_default(nets: &Networks) -> anyhow::Result<()> {
     }
 }
 
+/// resolv.conf options: Docker's `ndots:0` unless the user's
+/// `--dns-option` sets ndots, then the user's others in order.
+fn resolv_options(user: &[String]) -> Vec<String> {
+    let ndots = user
+        .iter()
+        .rfind(|o| o.starts_with("ndots:"))
+        .cloned()
+        .unwrap_or_else(|| "ndots:0".to_owned());
+    std::iter::once(ndots)
+        .chain(user.iter().filter(|o| !o.starts_with("ndots:")).cloned())
+        .collect()
+}
+
 /// A 64-hex-digit id for the container's network records.
 fn random_id() -> anyhow::Result<String> {
     let mut buf = [0u8; 32];
@@ -268,21 +281,11 @@ impl Connected {
             );
         }
         me.rt = Some(rt);
-        let mut options = vec!["ndots:0".to_owned()];
-        options.extend(
-            plan.dns_option
-                .iter()
-                .filter(|o| !o.starts_with("ndots:"))
-                .cloned(),
-        );
-        if let Some(ndots) = plan.dns_option.iter().rfind(|o| o.starts_with("ndots:")) {
-            options[0] = ndots.clone();
-        }
         opts.network = NetworkMode::Path(me.netns.clone());
         opts.dns = Some(DnsConfig {
             nameservers: vec![RESOLVER],
             search: plan.dns_search.clone(),
-            options,
+            options: resolv_options(&plan.dns_option),
         });
         opts.addresses = me.attachments.iter().map(|a| IpAddr::V4(a.ipv4)).collect();
         opts.hostname = Some(hostname);
@@ -347,4 +350,24 @@ fn chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_options_keep_docker_ndots_unless_overridden() {
+        assert_eq!(resolv_options(&[]), vec!["ndots:0"]);
+        let user = ["timeout:1".to_owned(), "ndots:2".to_owned()];
+        assert_eq!(resolv_options(&user), vec!["ndots:2", "timeout:1"]);
+    }
+
+    #[test]
+    fn ids_are_64_hex_digits() {
+        let id = random_id().unwrap();
+        assert_eq!(id.len(), 64);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(id, random_id().unwrap());
+    }
 }
