@@ -41,6 +41,11 @@ pub fn tests() -> Vec<Trial> {
             run_published_port,
         ),
         trial(
+            "network::run_ctrl_c_tears_the_network_down",
+            RUN_NEEDS,
+            run_ctrl_c,
+        ),
+        trial(
             "network::run_bad_network_input_leaves_nothing",
             RUN_NEEDS,
             run_bad_input,
@@ -639,6 +644,53 @@ fn run_bad_input() {
         ],
     );
     assert!(out.stdout.starts_with("10.77.0.9"), "{out}");
+    assert_no_endpoints(&ns, &r);
+    ns.ok(&r, &["network", "rm", "web"]);
+    ns.assert_clean(&r);
+}
+
+/// Ctrl-C (SIGINT) to an attached container on a network: a PID 1
+/// without handlers ignores the first two, the third kills it (137), and
+/// the veth, endpoint, pinned netns and port are gone.
+fn run_ctrl_c() {
+    let ns = NetNs::new();
+    let r = Rstack::new();
+    let img = busybox();
+    r.ok(&["pull", "-q", &img]);
+    ns.ok(&r, &["network", "create", "web"]);
+    let mut child = ns.spawn(
+        &r,
+        &[
+            "container",
+            "run",
+            "--rm",
+            "--network",
+            "web",
+            "-p",
+            "9090:80",
+            &img,
+            "sleep",
+            "600",
+        ],
+    );
+    let up = eventually(|| {
+        ns.links()
+            .iter()
+            .any(|l| l.starts_with("veth"))
+            .then_some(())
+    });
+    assert!(up.is_some(), "the container never got its veth");
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..3 {
+        let status = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = child.wait().expect("wait for rstack");
+    assert_eq!(status.code(), Some(137), "{status:?}");
     assert_no_endpoints(&ns, &r);
     ns.ok(&r, &["network", "rm", "web"]);
     ns.assert_clean(&r);
