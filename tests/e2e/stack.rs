@@ -790,7 +790,7 @@ fn up_down_cycles_leak_nothing() {
         r: &r,
         base: &base,
     };
-    let cgroups_before = container_cgroups();
+    let mut ids = Vec::new();
     let started = Instant::now();
     for i in 0..cycles {
         let up = ns.ok(&r, &args(&base, &["up", "-d"]));
@@ -798,6 +798,8 @@ fn up_down_cycles_leak_nothing() {
             up.stderr.contains("demo-client-1  Started"),
             "cycle {i}:\n{up}"
         );
+        let q = ns.ok(&r, &args(&base, &["ps", "-q"])).stdout;
+        ids.extend(q.lines().map(str::to_owned));
         ns.ok(&r, &args(&base, &["down", "-v", "-t", "1"]));
     }
     eprintln!(
@@ -805,7 +807,13 @@ fn up_down_cycles_leak_nothing() {
         started.elapsed() / cycles.max(1) as u32
     );
     ns.assert_clean(&r);
-    assert_eq!(container_cgroups(), cgroups_before, "cgroups left behind");
+    assert_eq!(ids.len(), 3 * cycles, "{ids:?}");
+    // (other tests run in parallel under the same parent: look for ours only)
+    let left: Vec<_> = container_cgroups()
+        .into_iter()
+        .filter(|d| ids.iter().any(|id| d.ends_with(id)))
+        .collect();
+    assert!(left.is_empty(), "cgroups left behind: {left:?}");
     assert!(
         !r.root().join("volumes/demo_scratch").exists(),
         "volume left behind"

@@ -15,6 +15,7 @@ use rstack_runtime::adopt::Adopted;
 use rstack_runtime::options::NetworkMode;
 use rstack_runtime::{Container, Stdio};
 
+use crate::creator::Creator;
 use crate::mapping::{self, ContainerPlan, NetPlan};
 use crate::process::Pidfd;
 use crate::state::{ContainerRecord, Layout, ProjectPaths, Status, Stream};
@@ -61,6 +62,14 @@ pub enum Error {
         #[source]
         source: Box<rstack_runtime::ContainerError>,
     },
+    #[error("container {name}: cannot reach the container creator")]
+    Creator {
+        name: String,
+        #[source]
+        source: crate::creator::Error,
+    },
+    #[error("{message}")]
+    Create { message: String },
     #[error("container {name}: cannot watch its process")]
     Process {
         name: String,
@@ -100,7 +109,8 @@ impl Env {
 
 /// A running container the supervisor created.
 pub struct Started {
-    pub container: Container,
+    /// The handle, when created in this process (not by a [`Creator`]).
+    pub container: Option<Container>,
     pub pidfd: Pidfd,
     pub attachments: Vec<Attachment>,
     pub dns: Option<rstack_netns::dns::ServeHandle>,
@@ -136,6 +146,7 @@ pub fn create_and_start(
     resolver: Option<&rstack_netns::Resolver>,
     rt: &tokio::runtime::Handle,
     stdio: Option<Stdio>,
+    creator: Option<&Creator>,
 ) -> Result<Started, Error> {
     let name = rec.name.clone();
     rec.volumes = plan.volumes.iter().map(|(v, _, _)| v.clone()).collect();
@@ -203,6 +214,69 @@ pub fn create_and_start(
             }
             NetPlan::Host | NetPlan::None => {}
         }
+        for f in &plan.files {
+            write_file(f)?;
+        }
+        for (vol, target, copy) in &plan.volumes {
+            let data = env.layout.volume_dir(vol).join("_data");
+            let layers: &[PathBuf] = if *copy { &image.layer_dirs } else { &[] };
+            crate::volumes::prepare(&data, layers, target)?;
+        }
+        if let Some(creator) = creator {
+            let netns = match &options.network {
+                NetworkMode::Path(p) if matches!(plan.net, NetPlan::Bridge(_)) => Some(p.clone()),
+                _ => None,
+            };
+            let reply = creator
+                .call(&crate::creator::Request::Create {
+                    service: rec.service.clone(),
+                    name: name.clone(),
+                    number: rec.number,
+                    netns,
+                    addresses: options.addresses.clone(),
+                })
+                .map_err(|source| Error::Creator {
+                    name: name.clone(),
+                    source,
+                })?;
+            let (id, pid, dirs, leaves) = match reply {
+                crate::creator::Reply::Created {
+                    id,
+                    pid,
+                    cgroup_dirs,
+                    cgroup_leaves,
+                } => (id, pid, cgroup_dirs, cgroup_leaves),
+                crate::creator::Reply::Failed(message) => {
+                    return Err(Error::Create { message });
+                }
+                crate::creator::Reply::Probed(_) => {
+                    return Err(Error::Create {
+                        message: format!("container {name}: unexpected answer"),
+                    });
+                }
+            };
+            let pidfd = Pidfd::open(pid).map_err(|source| Error::Process {
+                name: name.clone(),
+                source,
+            })?;
+            rec.id = Some(id);
+            rec.cgroup_dirs = dirs;
+            rec.cgroup_leaves = leaves;
+            rec.pid = Some(pid);
+            rec.start_time = crate::process::start_time(pid);
+            rec.status = Status::Running;
+            rec.started_at = Some(crate::state::now_rfc3339());
+            rec.exit_code = None;
+            rec.exit_unknown = false;
+            rec.finished_at = None;
+            pp.save_container(rec)?;
+            return Ok(Started {
+                container: None,
+                pidfd,
+                attachments: std::mem::take(&mut attachments),
+                dns: dns.take(),
+            });
+        }
         // Output goes to files the supervisor tails (never to a pipe whose
         // reader may die), unless the caller brings its own (`run`).
         let stdio = match stdio {
@@ -217,14 +291,6 @@ pub fn create_and_start(
                 }
             }
         };
-        for f in &plan.files {
-            write_file(f)?;
-        }
-        for (vol, target, copy) in &plan.volumes {
-            let data = env.layout.volume_dir(vol).join("_data");
-            let layers: &[PathBuf] = if *copy { &image.layer_dirs } else { &[] };
-            crate::volumes::prepare(&data, layers, target)?;
-        }
         let mut container = Container::create(
             &env.runtime,
             &image.config,
@@ -259,7 +325,7 @@ pub fn create_and_start(
         rec.finished_at = None;
         pp.save_container(rec)?;
         Ok(Started {
-            container,
+            container: Some(container),
             pidfd,
             attachments: std::mem::take(&mut attachments),
             dns: dns.take(),

@@ -63,6 +63,8 @@ pub enum Error {
     },
     #[error("service {service}: image {image} is not in the store (pull it first)")]
     NoImage { service: String, image: String },
+    #[error(transparent)]
+    Creator(crate::creator::Error),
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
     #[error("cannot listen on {path}")]
@@ -149,6 +151,7 @@ struct Inner {
     cv: Condvar,
     rt: tokio::runtime::Runtime,
     resolver: rstack_netns::Resolver,
+    creator: crate::creator::Creator,
 }
 
 impl Inner {
@@ -192,6 +195,8 @@ impl Inner {
 /// The running supervisor.
 pub struct Supervisor {
     inner: Arc<Inner>,
+    /// Bound before `up -d` returns, so a command right after it finds it.
+    listener: std::os::unix::net::UnixListener,
     selected: Vec<String>,
     wait_healthy: bool,
 }
@@ -242,6 +247,15 @@ impl Supervisor {
         )?;
         // SAFETY: prctl with an integer argument; no memory involved.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        // Forked now, while this process has a single thread (see creator).
+        let creator = crate::creator::Creator::spawn(
+            &pp.run.join("creator.sock"),
+            &env,
+            &pp,
+            &project,
+            &images,
+        )
+        .map_err(Error::Creator)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -262,7 +276,15 @@ impl Supervisor {
             cv: Condvar::new(),
             rt,
             resolver,
+            creator,
         });
+        let sock = inner.pp.control_socket();
+        let _ = std::fs::remove_file(&sock);
+        let listener =
+            std::os::unix::net::UnixListener::bind(&sock).map_err(|source| Error::Listen {
+                path: sock.clone(),
+                source,
+            })?;
         ensure_networks_and_volumes(&inner)?;
         let selected = if opts.services.is_empty() {
             inner.plan.start_order()
@@ -286,6 +308,7 @@ impl Supervisor {
         std::thread::spawn(move || log_pump(lp));
         Ok(Supervisor {
             inner,
+            listener,
             selected,
             wait_healthy: opts.wait_healthy,
         })
@@ -354,13 +377,7 @@ impl Supervisor {
     /// detached, SIGTERM does the same. Returns the exit code.
     pub fn serve(self, attached: bool) -> Result<u8, Error> {
         let inner = self.inner;
-        let sock = inner.pp.control_socket();
-        let _ = std::fs::remove_file(&sock);
-        let listener =
-            std::os::unix::net::UnixListener::bind(&sock).map_err(|source| Error::Listen {
-                path: sock.clone(),
-                source,
-            })?;
+        let listener = self.listener;
         enum Msg {
             Conn(std::os::unix::net::UnixStream),
             Signal,
@@ -425,6 +442,7 @@ impl Supervisor {
                             pump_all(&inner, &mut HashMap::new(), false);
                             let _ = crate::state::remove_file(&inner.pp.supervisor_file());
                             let _ = std::fs::remove_file(inner.pp.control_socket());
+                            let _ = std::fs::remove_file(inner.pp.run.join("creator.sock"));
                             control::reply(&s, &Response::default());
                             // Leave without dropping the containers' handles.
                             std::process::exit(0);
@@ -961,6 +979,7 @@ fn runner(inner: Arc<Inner>, name: String, mut adopted: Option<Pidfd>) {
                         Some(&inner.resolver),
                         inner.rt.handle(),
                         None,
+                        Some(&inner.creator),
                     )
                 });
                 match started {
@@ -1000,7 +1019,15 @@ fn runner(inner: Arc<Inner>, name: String, mut adopted: Option<Pidfd>) {
         }
         // wait for the exit
         let (code, oom) = match own {
-            Some((mut container, attachments, dns)) => {
+            Some((None, attachments, dns)) => {
+                let code = wait_child_exit(&pidfd);
+                if let Some(d) = dns {
+                    inner.rt.block_on(d.stop());
+                }
+                drop(attachments);
+                (code, false)
+            }
+            Some((Some(mut container), attachments, dns)) => {
                 let st = container.wait();
                 let r = match st {
                     Ok(s) => (Some(s.code), s.oom_killed),
@@ -1016,18 +1043,9 @@ fn runner(inner: Arc<Inner>, name: String, mut adopted: Option<Pidfd>) {
                 r
             }
             None => {
-                while !pidfd.wait_exit(Duration::from_secs(3600)) {}
+                let code = wait_child_exit(&pidfd);
                 if let Some(d) = adopted_dns.take() {
                     inner.rt.block_on(d.stop());
-                }
-                // give the reaper (init or a subreaper) a moment
-                let mut code = pidfd.exit_code();
-                for _ in 0..20 {
-                    if code.is_some() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                    code = pidfd.exit_code();
                 }
                 (code, false)
             }
@@ -1095,6 +1113,32 @@ fn runner(inner: Arc<Inner>, name: String, mut adopted: Option<Pidfd>) {
     inner.update(&name, |l| l.active = false);
 }
 
+/// Waits for a container's init to exit and returns Docker's exit code.
+/// Created by the creator's worker, it is re-parented to us (a child
+/// subreaper) and reaped here; an adopted one belongs to another parent,
+/// and its code comes from PIDFD_GET_INFO when the kernel keeps it.
+fn wait_child_exit(pidfd: &Pidfd) -> Option<i32> {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    while !pidfd.wait_exit(Duration::from_secs(3600)) {}
+    let pid = nix::unistd::Pid::from_raw(pidfd.pid());
+    for _ in 0..200 {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, c)) => return Some(c),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Some(128 + sig as i32),
+            // not (yet) ours: the worker that created it may still be exiting
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(nix::Error::ECHILD) => {
+                if let Some(c) = pidfd.exit_code() {
+                    return Some(c);
+                }
+            }
+            Err(_) => break,
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    pidfd.exit_code()
+}
+
 /// Runs a container's healthcheck until the container's run `generation` ends.
 fn prober(inner: Arc<Inner>, name: String, generation: u64, check: Check) {
     let (mut tracker, started, id) = {
@@ -1146,7 +1190,15 @@ fn prober(inner: Arc<Inner>, name: String, generation: u64, check: Check) {
             // a frozen container cannot answer; docker skips probes too
             continue;
         }
-        let result = crate::probe::run(&inner.env.runtime, &id, &check);
+        let result = match inner.creator.call(&crate::creator::Request::Probe {
+            id: id.clone(),
+            argv: check.argv.clone(),
+            timeout_ms: check.timeout.as_millis() as u64,
+        }) {
+            Ok(crate::creator::Reply::Probed(r)) => r,
+            Ok(other) => probe_failure(format!("unexpected answer {other:?}")),
+            Err(e) => probe_failure(chain(&e)),
+        };
         let changed = tracker.record(result, uptime());
         let still = inner
             .hub()
@@ -1168,6 +1220,16 @@ fn prober(inner: Arc<Inner>, name: String, generation: u64, check: Check) {
                 },
             );
         }
+    }
+}
+
+fn probe_failure(output: String) -> crate::state::ProbeResult {
+    let now = now_rfc3339();
+    crate::state::ProbeResult {
+        start: now.clone(),
+        end: now,
+        exit_code: -1,
+        output,
     }
 }
 
@@ -1489,6 +1551,8 @@ fn stop_all(inner: &Inner, timeout: Option<u64>, remove: bool) -> Vec<String> {
 fn finish(inner: &Inner, _down: bool) {
     let _ = crate::state::remove_file(&inner.pp.supervisor_file());
     let _ = std::fs::remove_file(inner.pp.control_socket());
+    // the creator dies with us (PR_SET_PDEATHSIG); its socket goes now
+    let _ = std::fs::remove_file(inner.pp.run.join("creator.sock"));
 }
 
 /// The resources of a project (for `down` after the supervisor is gone).

@@ -107,7 +107,12 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     }
     // The project is gone: its state dirs too (logs, supervisor.log).
     let _ = std::fs::remove_dir_all(&pp.data);
-    for f in [pp.project_file(), pp.supervisor_file(), pp.control_socket()] {
+    for f in [
+        pp.project_file(),
+        pp.supervisor_file(),
+        pp.control_socket(),
+        pp.run.join("creator.sock"),
+    ] {
         let _ = std::fs::remove_file(f);
     }
     let _ = std::fs::remove_dir(pp.containers_dir());

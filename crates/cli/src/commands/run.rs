@@ -172,6 +172,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         Some(&resolver),
         rt.handle(),
         Some(stdio),
+        None,
     );
     let started = match started {
         Ok(s) => s,
@@ -183,12 +184,13 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         }
     };
     let lifecycle::Started {
-        mut container,
+        container,
         attachments,
         dns,
         pidfd: _,
     } = started;
     // Ctrl-C / SIGTERM go to the container, as with docker compose run
+    let mut container = container.context("the container was created in this process")?;
     let pid = container.pid();
     rt.spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
