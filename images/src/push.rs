@@ -114,9 +114,33 @@ impl Store {
                 continue;
             }
             progress.blob(&id, PushEvent::Pushing { size: *size });
-            let data = self.read_blob(digest)?;
+            // Streamed in 4 MiB chunks: layers are not read into memory.
+            let path = self.blob_path(digest);
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|source| Error::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+            let chunks = futures_util::stream::unfold(file, |mut f| async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = vec![0u8; 4 << 20];
+                let mut filled = 0;
+                while filled < buf.len() {
+                    match f.read(&mut buf[filled..]).await {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) => return Some((Err(e.into()), f)),
+                    }
+                }
+                if filled == 0 {
+                    return None;
+                }
+                buf.truncate(filled);
+                Some((Ok(bytes::Bytes::from(buf)), f))
+            });
             client
-                .push_blob(&oref, data, digest)
+                .push_blob_stream(&oref, chunks, digest, Some(*size))
                 .await
                 .map_err(reg_err)?;
             progress.blob(&id, PushEvent::Pushed);
