@@ -152,6 +152,9 @@ struct Inner {
     rt: tokio::runtime::Runtime,
     resolver: rstack_netns::Resolver,
     creator: crate::creator::Creator,
+    /// Raw-to-json log state, shared by the pump thread and the runners
+    /// (which drain a container's output before recording its exit).
+    pumps: Mutex<Pumps>,
 }
 
 impl Inner {
@@ -277,6 +280,7 @@ impl Supervisor {
             rt,
             resolver,
             creator,
+            pumps: Mutex::new(HashMap::new()),
         });
         let sock = inner.pp.control_socket();
         let _ = std::fs::remove_file(&sock);
@@ -417,11 +421,13 @@ impl Supervisor {
                 }
             });
         }
-        let _ = attached;
         loop {
             let Ok(msg) = rx.recv() else { break };
             match msg {
                 Msg::Signal => {
+                    if attached {
+                        eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
+                    }
                     stop_all(&inner, None, false);
                     finish(&inner, false);
                     return Ok(0);
@@ -439,7 +445,7 @@ impl Supervisor {
                             return Ok(0);
                         }
                         Request::Detach => {
-                            pump_all(&inner, &mut HashMap::new(), false);
+                            pump_shared(&inner, false);
                             let _ = crate::state::remove_file(&inner.pp.supervisor_file());
                             let _ = std::fs::remove_file(inner.pp.control_socket());
                             let _ = std::fs::remove_file(inner.pp.run.join("creator.sock"));
@@ -1050,6 +1056,8 @@ fn runner(inner: Arc<Inner>, name: String, mut adopted: Option<Pidfd>) {
                 (code, false)
             }
         };
+        // its last lines are in the json log before its exit is recorded
+        pump_shared(&inner, false);
         let mut rec = inner.hub().ctrs.get(&name).map(|l| l.rec.clone());
         if let Some(r) = rec.as_mut() {
             for e in lifecycle::remove_leftover(&inner.env, r) {
@@ -1237,13 +1245,18 @@ type Pumps = HashMap<String, (JsonLog, [RawTail; 2])>;
 
 /// Moves the containers' raw output into their json logs, forever.
 fn log_pump(inner: Arc<Inner>) {
-    let mut pumps: Pumps = HashMap::new();
     loop {
-        let busy = pump_all(&inner, &mut pumps, false);
+        let busy = pump_shared(&inner, false);
         if !busy {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// [`pump_all`] over the shared state.
+fn pump_shared(inner: &Inner, flush: bool) -> bool {
+    let mut pumps = inner.pumps.lock().unwrap_or_else(|p| p.into_inner());
+    pump_all(inner, &mut pumps, flush)
 }
 
 /// One pass over every container; true if anything was moved.
@@ -1533,7 +1546,7 @@ fn stop_all(inner: &Inner, timeout: Option<u64>, remove: bool) -> Vec<String> {
     let mut lines = stop_services(inner, &[], timeout, false).lines;
     inner.hub().shutting = true;
     inner.cv.notify_all();
-    pump_all(inner, &mut HashMap::new(), true);
+    pump_shared(inner, true);
     if remove {
         lines.clear();
         let names: Vec<String> = inner.hub().ctrs.keys().cloned().collect();

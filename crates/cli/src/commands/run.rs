@@ -143,8 +143,9 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let mut cmd = plan.options.entrypoint.clone().unwrap_or_default();
     cmd.extend(plan.options.command.iter().cloned());
     rec.command = cmd;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    // A current-thread runtime: no other thread exists while libcontainer
+    // clones the container's processes (see rstack_stack::creator).
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let resolver = rstack_netns::Resolver::new(
@@ -192,6 +193,13 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     // Ctrl-C / SIGTERM go to the container, as with docker compose run
     let mut container = container.context("the container was created in this process")?;
     let pid = container.pid();
+    // the wait blocks: on its own thread, while this one drives DNS and signals
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let waiter = std::thread::spawn(move || {
+        let status = container.wait();
+        let _ = tx.send(());
+        (container, status)
+    });
     rt.spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut int), Ok(mut term)) = (
@@ -209,7 +217,10 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             unsafe { libc::kill(pid, sig) };
         }
     });
-    let status = container.wait();
+    let _ = rt.block_on(rx);
+    let (container, status) = waiter
+        .join()
+        .map_err(|_| anyhow::anyhow!("the container's waiter panicked"))?;
     if let Some(d) = dns {
         rt.block_on(d.stop());
     }
