@@ -8,6 +8,9 @@ pkgs=(
   busybox-static                                # fixture images
   nftables iproute2 iptables                    # networking
   jq curl procps util-linux                     # test helpers
+)
+# `--demo` (tests/demo/run.sh): only the packages above; the suite also needs these
+[ "${1:-}" = --demo ] || pkgs+=(
   qemu-system-x86 kmod cpio xz-utils            # vagrant/qemu-run: the cgroup v2 test VM
   vagrant                                       # `vagrant validate` of vagrant/Vagrantfile
   debootstrap                                   # pull benchmark image (tests/src/bin/bench.rs)

@@ -4,6 +4,7 @@
 //! returns its trials. A trial whose prerequisite is missing is reported as
 //! ignored (skipped) with the reason, never as passed.
 
+mod build;
 mod harness;
 mod images;
 mod network;
@@ -13,6 +14,7 @@ mod stack;
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
     let mut trials: Vec<libtest_mimic::Trial> = Vec::new();
+    trials.extend(build::tests());
     trials.extend(harness::tests());
     trials.extend(images::tests());
     trials.extend(network::tests());

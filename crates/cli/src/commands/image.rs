@@ -9,7 +9,7 @@ use clap::Subcommand;
 use rstack_images::{LocalImage, Reference, Store};
 use serde_json::{Value, json};
 
-use crate::commands::{images, pull, rmi};
+use crate::commands::{build, images, pull, push, rmi};
 use crate::global::GlobalOpts;
 
 #[derive(Debug, clap::Args)]
@@ -20,6 +20,10 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum ImageCommand {
+    /// Build an image from a Dockerfile
+    Build(build::ImageArgs),
+    /// Upload an image to a registry
+    Push(push::Args),
     /// List images
     #[command(visible_alias = "list")]
     Ls(images::Args),
@@ -89,6 +93,8 @@ pub struct LoadArgs {
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     match args.command {
+        ImageCommand::Build(a) => build::run_image(global, a),
+        ImageCommand::Push(a) => push::run(global, a),
         ImageCommand::Ls(a) => images::run(global, a),
         ImageCommand::Pull(a) => pull::run(global, a),
         ImageCommand::Rm(a) => rmi::run(global, a),

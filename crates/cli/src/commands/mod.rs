@@ -1,6 +1,7 @@
 //! One module per subcommand. Each exposes an `Args` struct and a `run`
 //! function returning the process exit code.
 
+mod build;
 pub mod config;
 mod container;
 mod down;
@@ -13,16 +14,21 @@ mod logout;
 mod logs;
 mod ls;
 mod network;
+mod pause;
 mod port;
 mod ps;
 mod pull;
+mod push;
 mod restart;
 mod rm;
 mod rmi;
+mod run;
 mod stack_common;
 mod start;
+mod stats;
 mod stop;
 mod top;
+mod unpause;
 mod up;
 mod version;
 mod volume;
@@ -37,6 +43,8 @@ use crate::global::GlobalOpts;
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build or rebuild services
+    Build(build::Args),
     /// Parse, resolve and render the Compose file in canonical format
     Config(config::Args),
     /// Manage containers
@@ -87,10 +95,19 @@ pub enum Command {
     Volume(volume::Args),
     /// Block until containers of all (or specified) services stop
     Wait(wait::Args),
+    /// Pause services
+    Pause(pause::Args),
+    /// Unpause services
+    Unpause(unpause::Args),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::Args),
+    /// Run a one-off command on a service
+    Run(run::Args),
 }
 
 pub fn run(global: &GlobalOpts, command: Command) -> anyhow::Result<u8> {
     match command {
+        Command::Build(args) => build::run(global, args),
         Command::Container(args) => container::run(global, args),
         Command::Image(args) => image::run(global, args),
         Command::Images(args) => images::run(global, args),
@@ -116,5 +133,9 @@ pub fn run(global: &GlobalOpts, command: Command) -> anyhow::Result<u8> {
         Command::Top(args) => top::run(global, args),
         Command::Volume(args) => volume::run(global, args),
         Command::Wait(args) => wait::run(global, args),
+        Command::Pause(args) => pause::run(global, args),
+        Command::Unpause(args) => unpause::run(global, args),
+        Command::Stats(args) => stats::run(global, args),
+        Command::Run(args) => run::run(global, args),
     }
 }
