@@ -12,7 +12,7 @@ pkgs=(
 # `--demo` (tests/demo/run.sh): only the packages above; the suite also needs these
 [ "${1:-}" = --demo ] || pkgs+=(
   qemu-system-x86 kmod cpio xz-utils            # vagrant/qemu-run: the cgroup v2 test VM
-  vagrant                                       # `vagrant validate` of vagrant/Vagrantfile
+  vagrant vagrant-libvirt                       # `vagrant validate` of vagrant/Vagrantfile (needs a provider plugin)
   debootstrap                                   # pull benchmark image (tests/src/bin/bench.rs)
 )
 missing=()
