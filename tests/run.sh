@@ -28,6 +28,10 @@ else
   # this host's cgroups are v1/hybrid: the same host-built binaries, in a pure cgroup v2 VM
   vagrant/qemu-run -- tests/vm/check.sh
   vagrant/vm-test -p rstack-runtime --test privileged
+  # end-to-end trials named *cgroup*: container limits and OOM, a stack's
+  # deploy.resources in its cgroup files and in `stats`
+  RSTACK_BIN="${CARGO_TARGET_DIR:-$(pwd)/target}/debug/rstack" \
+    QEMU_RUN_OPTS="-m 3072" vagrant/vm-test -p rstack-e2e --test e2e -- cgroup
 fi
 echo "== vagrant validate"
 if command -v vagrant >/dev/null; then

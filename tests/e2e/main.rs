@@ -10,6 +10,7 @@ mod images;
 mod network;
 mod runtime;
 mod stack;
+mod tutorial;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -20,6 +21,7 @@ fn main() {
     trials.extend(network::tests());
     trials.extend(runtime::tests());
     trials.extend(stack::tests());
+    trials.extend(tutorial::tests());
     let conclusion = libtest_mimic::run(&args, trials);
     // Statics are never dropped: stop the shared registry explicitly.
     rstack_e2e::cleanup();

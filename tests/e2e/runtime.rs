@@ -57,7 +57,7 @@ pub fn tests() -> Vec<Trial> {
 /// Memory and pids limits need those cgroup controllers (v1 hierarchy or
 /// enabled in cgroup2): without them the trial is skipped with the reason.
 fn limits_trial() -> Trial {
-    let name = "runtime::run_memory_oom_and_pids_limit";
+    let name = "runtime::cgroup_memory_oom_and_pids_limit";
     let v2 = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").unwrap_or_default();
     let has = |c: &str| {
         Path::new("/sys/fs/cgroup").join(c).is_dir() || v2.split_whitespace().any(|x| x == c)

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use libtest_mimic::Trial;
 use rstack_e2e::{Fixtures, Need, Rstack, RunOutput, trial};
 
-const NEEDS: &[Need] = &[
+pub(crate) const NEEDS: &[Need] = &[
     Need::Root,
     Need::Registry,
     Need::Rstack,
@@ -55,12 +55,12 @@ pub fn tests() -> Vec<Trial> {
 }
 
 /// A private network namespace for the duration of a test.
-struct NetNs {
+pub(crate) struct NetNs {
     holder: Child,
 }
 
 impl NetNs {
-    fn new() -> NetNs {
+    pub(crate) fn new() -> NetNs {
         let holder = Command::new("unshare")
             .args(["-n", "sh", "-c", "ip link set lo up && exec sleep 900"])
             .spawn()
@@ -75,13 +75,13 @@ impl NetNs {
         ns
     }
 
-    fn nsenter(&self) -> Command {
+    pub(crate) fn nsenter(&self) -> Command {
         let mut cmd = Command::new("nsenter");
         cmd.args(["-t", &self.holder.id().to_string(), "-n", "--"]);
         cmd
     }
 
-    fn rstack(&self, r: &Rstack, args: &[&str]) -> RunOutput {
+    pub(crate) fn rstack(&self, r: &Rstack, args: &[&str]) -> RunOutput {
         let inner = r.command(args);
         let mut cmd = self.nsenter();
         cmd.arg(inner.get_program()).args(inner.get_args());
@@ -89,13 +89,13 @@ impl NetNs {
         r.run_command(cmd, None)
     }
 
-    fn ok(&self, r: &Rstack, args: &[&str]) -> RunOutput {
+    pub(crate) fn ok(&self, r: &Rstack, args: &[&str]) -> RunOutput {
         let out = self.rstack(r, args);
         assert!(out.success(), "expected success:\n{out}");
         out
     }
 
-    fn sh(&self, script: &str) -> String {
+    pub(crate) fn sh(&self, script: &str) -> String {
         let out = self
             .nsenter()
             .args(["sh", "-c", script])
@@ -105,7 +105,7 @@ impl NetNs {
     }
 
     /// Nothing of rstack is left in the namespace or the state dirs.
-    fn assert_clean(&self, r: &Rstack) {
+    pub(crate) fn assert_clean(&self, r: &Rstack) {
         let links = self.sh("ip -o link | awk -F': ' '{print $2}'");
         let links: Vec<&str> = links.lines().collect();
         assert_eq!(links, vec!["lo"], "links left behind");
@@ -135,10 +135,10 @@ impl Drop for NetNs {
 
 /// Takes the project down if the test fails half-way, so a failed test
 /// leaves no running containers behind.
-struct DownOnPanic<'a> {
-    ns: &'a NetNs,
-    r: &'a Rstack,
-    base: &'a [String],
+pub(crate) struct DownOnPanic<'a> {
+    pub(crate) ns: &'a NetNs,
+    pub(crate) r: &'a Rstack,
+    pub(crate) base: &'a [String],
 }
 
 impl Drop for DownOnPanic<'_> {
@@ -153,7 +153,7 @@ impl Drop for DownOnPanic<'_> {
 }
 
 /// A sandbox with the busybox fixture pulled and `compose` written.
-fn setup(compose: &str) -> (Rstack, String, Vec<String>) {
+pub(crate) fn setup(compose: &str) -> (Rstack, String, Vec<String>) {
     let fixtures = Fixtures::shared();
     let image = fixtures.busybox_v2s2.reference();
     let r = Rstack::new().with_timeout(Duration::from_secs(180));
@@ -169,7 +169,7 @@ fn setup(compose: &str) -> (Rstack, String, Vec<String>) {
     (r, image, base)
 }
 
-fn args<'a>(base: &'a [String], more: &[&'a str]) -> Vec<&'a str> {
+pub(crate) fn args<'a>(base: &'a [String], more: &[&'a str]) -> Vec<&'a str> {
     base.iter()
         .map(String::as_str)
         .chain(more.iter().copied())
@@ -177,12 +177,12 @@ fn args<'a>(base: &'a [String], more: &[&'a str]) -> Vec<&'a str> {
 }
 
 /// `ps -a --format json`, one object per container, by name.
-fn ps(ns: &NetNs, r: &Rstack, base: &[String]) -> Vec<serde_json::Value> {
+pub(crate) fn ps(ns: &NetNs, r: &Rstack, base: &[String]) -> Vec<serde_json::Value> {
     ns.ok(r, &args(base, &["ps", "-a", "--format", "json"]))
         .json_lines()
 }
 
-fn find<'a>(v: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+pub(crate) fn find<'a>(v: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
     v.iter()
         .find(|c| c["Name"] == name)
         .unwrap_or_else(|| panic!("no container {name} in {v:?}"))
@@ -190,7 +190,7 @@ fn find<'a>(v: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
 
 /// Polls `ps` until `pred` holds (event-driven code under test; the
 /// test itself has to look from outside).
-fn wait_for(
+pub(crate) fn wait_for(
     ns: &NetNs,
     r: &Rstack,
     base: &[String],
@@ -723,7 +723,7 @@ fn volumes_persist_until_down_v() {
 
 /// Container cgroup directories (one per hierarchy) under any `rstack`
 /// parent below this process's cgroups.
-fn container_cgroups() -> Vec<std::path::PathBuf> {
+pub(crate) fn container_cgroups() -> Vec<std::path::PathBuf> {
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let mut out = Vec::new();
     for line in own.lines() {
