@@ -33,6 +33,7 @@ pub fn tests() -> Vec<Trial> {
             NEEDS,
             db_app_admin,
         ),
+        trial("tutorial::up_build_image_healthcheck", NEEDS, up_build),
     ]
 }
 
@@ -391,5 +392,88 @@ fn db_app_admin() {
         "{down}"
     );
     assert!(!r.root().join("volumes/demo_dbdata").exists());
+    ns.assert_clean(&r);
+}
+
+/// The Dockerfile of [`up_build`]: an app whose image carries its own
+/// HEALTHCHECK (the compose file has none).
+const APP_DOCKERFILE: &str = "ARG BASE\n\
+FROM $BASE\n\
+WORKDIR /app\n\
+COPY requirements.txt .\n\
+RUN sed 's/^/installed /' requirements.txt > installed.txt\n\
+COPY . .\n\
+HEALTHCHECK --interval=1s --start-period=10s CMD wget -q -O /dev/null http://127.0.0.1:5000/\n\
+CMD [\"httpd\", \"-f\", \"-p\", \"5000\", \"-h\", \"/app/static\"]\n";
+
+/// `up --build` of a tutorial project (Dockerfile + `build: .`): the image
+/// is built, its HEALTHCHECK gates a `service_healthy` dependant, the
+/// published port serves it; after an edit, `up --build` rebuilds and
+/// recreates only the changed service.
+fn up_build() {
+    let ns = NetNs::new();
+    let image = rstack_e2e::Fixtures::shared().busybox_v2s2.reference();
+    let r = Rstack::new().with_timeout(Duration::from_secs(300));
+    r.ok(&["pull", "-q", &image]);
+    let dir = r.work_dir();
+    let compose = format!(
+        "services:\n  web:\n    build:\n      context: .\n      args: {{BASE: \"{image}\"}}\n    ports: [\"5000:5000\"]\n    stop_grace_period: 1s\n  probe:\n    image: {image}\n    command: [\"sh\", \"-c\", \"wget -q -O - http://web:5000/ && exec sleep 1000\"]\n    stop_grace_period: 1s\n    depends_on:\n      web: {{condition: service_healthy}}\n"
+    );
+    std::fs::write(dir.join("compose.yaml"), compose).unwrap();
+    std::fs::write(dir.join("Dockerfile"), APP_DOCKERFILE).unwrap();
+    std::fs::write(dir.join("requirements.txt"), "flask\nredis\n").unwrap();
+    std::fs::create_dir_all(dir.join("static")).unwrap();
+    std::fs::write(dir.join("static/index.html"), "version 1\n").unwrap();
+    let guard_base = vec![
+        "--project-directory".to_owned(),
+        dir.display().to_string(),
+        "-p".to_owned(),
+        "demo".to_owned(),
+    ];
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &guard_base,
+    };
+
+    let up = in_dir_ok(&ns, &r, &dir, &["up", "-d", "--build", "--wait"]);
+    assert!(up.stderr.contains("RUN sed"), "no build steps shown:\n{up}");
+    assert!(up.stderr.contains("Service web  Built"), "{up}");
+    let v = ps(&ns, &r, &guard_base);
+    let web = find(&v, "demo-web-1");
+    assert_eq!(web["Image"], "demo-web", "{web}");
+    assert_eq!(web["Health"], "healthy", "the image's HEALTHCHECK: {web}");
+    assert_eq!(find(&v, "demo-probe-1")["State"], "running");
+    let body = ns.sh("busybox wget -q -O - http://127.0.0.1:5000/");
+    assert_eq!(body, "version 1\n");
+    let installed = in_dir_ok(
+        &ns,
+        &r,
+        &dir,
+        &["exec", "-T", "web", "cat", "installed.txt"],
+    );
+    assert_eq!(installed.stdout, "installed flask\ninstalled redis\n");
+
+    // an edit, then up --build: web is rebuilt (cached steps reused) and
+    // recreated; probe is left alone
+    let probe_id = find(&v, "demo-probe-1")["ID"].clone();
+    std::fs::write(dir.join("static/index.html"), "version 2\n").unwrap();
+    let up = in_dir_ok(&ns, &r, &dir, &["up", "-d", "--build", "--wait"]);
+    assert!(up.stderr.contains("CACHED"), "no cache hit:\n{up}");
+    let body = ns.sh("busybox wget -q -O - http://127.0.0.1:5000/");
+    assert_eq!(body, "version 2\n", "not rebuilt:\n{up}");
+    let v = ps(&ns, &r, &guard_base);
+    assert_eq!(
+        find(&v, "demo-probe-1")["ID"],
+        probe_id,
+        "probe was recreated"
+    );
+    assert_ne!(
+        find(&v, "demo-web-1")["ID"],
+        web["ID"],
+        "web was not recreated"
+    );
+
+    in_dir_ok(&ns, &r, &dir, &["down", "-t", "1"]);
     ns.assert_clean(&r);
 }

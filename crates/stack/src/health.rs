@@ -85,6 +85,34 @@ impl Check {
     }
 }
 
+/// The healthcheck a service's containers run: the service's own, with
+/// what it leaves unset taken from the image's `HEALTHCHECK`, field by
+/// field (the Docker daemon's merge of a container's healthcheck with its
+/// image's). `disable: true` wins over the image.
+pub fn with_image(
+    service: Option<&rstack_compose::model::Healthcheck>,
+    image: Option<&rstack_images::build::config::Healthcheck>,
+) -> Option<rstack_compose::model::Healthcheck> {
+    let Some(img) = image else {
+        return service.cloned();
+    };
+    let mut hc = service.cloned().unwrap_or_default();
+    if hc.disable == Some(true) {
+        return Some(hc);
+    }
+    let nanos =
+        |n: u64| (n > 0).then(|| rstack_compose::units::Duration(n.min(i64::MAX as u64) as i64));
+    if hc.test.is_empty() {
+        hc.test = img.test.clone();
+    }
+    hc.interval = hc.interval.or(nanos(img.interval));
+    hc.timeout = hc.timeout.or(nanos(img.timeout));
+    hc.start_period = hc.start_period.or(nanos(img.start_period));
+    hc.start_interval = hc.start_interval.or(nanos(img.start_interval));
+    hc.retries = hc.retries.or((img.retries > 0).then_some(img.retries));
+    Some(hc)
+}
+
 /// The health state machine of one container.
 #[derive(Debug, Clone)]
 pub struct Tracker {
@@ -166,6 +194,67 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn image_hc() -> rstack_images::build::config::Healthcheck {
+        rstack_images::build::config::Healthcheck {
+            test: vec!["CMD-SHELL".into(), "wget -q localhost".into()],
+            interval: 5_000_000_000,
+            timeout: 0,
+            start_period: 0,
+            start_interval: 0,
+            retries: 7,
+        }
+    }
+
+    #[test]
+    fn image_healthcheck_used_when_the_service_has_none() {
+        let hc = with_image(None, Some(&image_hc())).unwrap();
+        let c = Check::of_service("web", Some(&hc)).unwrap().unwrap();
+        assert_eq!(c.argv, ["/bin/sh", "-c", "wget -q localhost"]);
+        assert_eq!(c.interval, Duration::from_secs(5));
+        assert_eq!(c.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(c.retries, 7);
+        assert_eq!(with_image(None, None), None);
+    }
+
+    #[test]
+    fn service_fields_win_over_the_image() {
+        let svc = rstack_compose::model::Healthcheck {
+            interval: Some(rstack_compose::units::Duration(1_000_000_000)),
+            ..Default::default()
+        };
+        let hc = with_image(Some(&svc), Some(&image_hc())).unwrap();
+        let c = Check::of_service("web", Some(&hc)).unwrap().unwrap();
+        assert_eq!(
+            c.argv,
+            ["/bin/sh", "-c", "wget -q localhost"],
+            "test from the image"
+        );
+        assert_eq!(c.interval, Duration::from_secs(1));
+        assert_eq!(c.retries, 7);
+        let own = rstack_compose::model::Healthcheck {
+            test: vec!["CMD".into(), "true".into()],
+            ..Default::default()
+        };
+        let hc = with_image(Some(&own), Some(&image_hc())).unwrap();
+        assert_eq!(hc.test, ["CMD", "true"]);
+    }
+
+    #[test]
+    fn disable_and_none_turn_the_image_check_off() {
+        let off = rstack_compose::model::Healthcheck {
+            disable: Some(true),
+            ..Default::default()
+        };
+        let hc = with_image(Some(&off), Some(&image_hc()));
+        assert_eq!(Check::of_service("web", hc.as_ref()).unwrap(), None);
+        let none = rstack_compose::model::Healthcheck {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        };
+        let hc = with_image(Some(&none), Some(&image_hc()));
+        assert_eq!(Check::of_service("web", hc.as_ref()).unwrap(), None);
+    }
     use rstack_compose::model::Healthcheck;
     use rstack_compose::units::Duration as D;
 

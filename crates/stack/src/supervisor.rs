@@ -63,6 +63,15 @@ pub enum Error {
     },
     #[error("service {service}: image {image} is not in the store (pull it first)")]
     NoImage { service: String, image: String },
+    #[error("cannot open the image store")]
+    Store(#[source] rstack_images::Error),
+    #[error("service {service}: cannot read the config of image {image}")]
+    ImageConfig {
+        service: String,
+        image: String,
+        #[source]
+        source: rstack_images::Error,
+    },
     #[error(transparent)]
     Creator(crate::creator::Error),
     #[error("cannot start the async runtime")]
@@ -216,11 +225,12 @@ impl Supervisor {
     /// [`Supervisor::wait_ready`] and then [`Supervisor::serve`].
     pub fn start(
         env: Env,
-        project: Project,
+        mut project: Project,
         images: HashMap<String, LocalImage>,
         opts: &UpOptions,
         reporter: Reporter,
     ) -> Result<Supervisor, Error> {
+        image_healthchecks(&env, &mut project, &images)?;
         let pp = env.layout.project(&project.name);
         let plan = project.plan()?;
         // validate everything first
@@ -910,6 +920,32 @@ fn condition(
         }
     }
     Some(Ok(()))
+}
+
+/// Completes each service's healthcheck with its image's `HEALTHCHECK`
+/// (see [`crate::health::with_image`]), so everything downstream (checks,
+/// `service_healthy`, the config hash) sees the one Docker would run.
+fn image_healthchecks(
+    env: &Env,
+    project: &mut Project,
+    images: &HashMap<String, LocalImage>,
+) -> Result<(), Error> {
+    let store = rstack_images::Store::open(&env.layout.root).map_err(Error::Store)?;
+    for (name, svc) in project.services.iter_mut() {
+        let Some(img) = images.get(name) else {
+            continue;
+        };
+        let config = store
+            .docker_config(img)
+            .map_err(|source| Error::ImageConfig {
+                service: name.clone(),
+                image: img.id.clone(),
+                source,
+            })?;
+        svc.healthcheck =
+            crate::health::with_image(svc.healthcheck.as_ref(), config.config.healthcheck.as_ref());
+    }
+    Ok(())
 }
 
 /// One container's life: create (or adopt), wait, tear down, restart.

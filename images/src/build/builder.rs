@@ -483,11 +483,7 @@ impl Ctx<'_> {
     }
 
     fn image_config(&self, img: &LocalImage) -> Result<ImageConfig, crate::Error> {
-        let raw = self.store.read_blob(&img.id)?;
-        serde_json::from_slice(&raw).map_err(|e| crate::Error::BadConfig {
-            digest: img.id.clone(),
-            reason: e.to_string(),
-        })
+        self.store.docker_config(img)
     }
 
     fn stage_name(&self, i: usize) -> String {

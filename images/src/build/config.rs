@@ -137,6 +137,19 @@ impl ImageConfig {
     }
 }
 
+impl crate::Store {
+    /// The whole config of a stored image, Docker's fields included
+    /// (`Healthcheck`, `OnBuild`, `Shell`), which `LocalImage::config`
+    /// (oci-spec's type) drops.
+    pub fn docker_config(&self, img: &crate::LocalImage) -> Result<ImageConfig, crate::Error> {
+        let raw = self.read_blob(&img.id)?;
+        serde_json::from_slice(&raw).map_err(|e| crate::Error::BadConfig {
+            digest: img.id.clone(),
+            reason: e.to_string(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -234,8 +234,6 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
 /// For `up`: builds the services with `build:` — all of them with
 /// `--build`, else only those whose image is missing (docker compose's
 /// rule). Prints the same progress as `rstack build`.
-// Called by `up` (`--build`, and images missing) once its owner wires it.
-#[allow(dead_code)]
 pub fn build_for_up(
     global: &GlobalOpts,
     project: &rstack_compose::Project,

@@ -46,6 +46,12 @@ pub struct Args {
     /// Remove containers for services not defined in the Compose file
     #[arg(long = "remove-orphans")]
     pub remove_orphans: bool,
+    /// Build images before starting containers
+    #[arg(long)]
+    pub build: bool,
+    /// Don't build an image, even if it's missing
+    #[arg(long = "no-build", conflicts_with = "build")]
+    pub no_build: bool,
     /// Pull image before running
     #[arg(long, value_enum, default_value = "missing")]
     pub pull: PullPolicy,
@@ -92,6 +98,8 @@ impl Args {
             force_recreate: false,
             no_recreate: false,
             remove_orphans: false,
+            build: false,
+            no_build: false,
             pull: PullPolicy::Missing,
             timeout: None,
             no_color: false,
@@ -137,6 +145,11 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         return run_child(ctx, &store, &args);
     }
     let lock = ProjectLock::acquire(&ctx.pp)?;
+    // services with `build:`: all rebuilt with --build, else the missing
+    // images only (docker compose's rule); then pulls for the rest
+    if !args.no_build {
+        super::build::build_for_up(global, &ctx.project, args.build)?;
+    }
     let images = ensure_images(&ctx, &store, args.pull)?;
     if let Some(sup) = running_supervisor(&ctx.pp) {
         // A supervisor runs: let it go (its containers keep running) and
