@@ -203,7 +203,7 @@ services:
     ports: ["${APP_PORT:-8000}:80"]
     stop_grace_period: 1s
     depends_on:
-      db: {condition: service_healthy}
+      db: {condition: service_healthy, restart: true}
     deploy:
       resources:
         limits: {cpus: "0.5", memory: 64M, pids: 50}
@@ -382,10 +382,34 @@ fn db_app_admin() {
     assert_eq!(find(&v, "demo-admin-1")["State"], "running", "{v:?}");
     assert_eq!(find(&v, "demo-app-1")["ID"], app_id, "app was recreated");
 
+    // restart db: app (depends_on restart: true) is restarted with it,
+    // admin (a plain dependency) is not
+    let admin_id = find(&v, "demo-admin-1")["ID"].clone();
+    let db_id = find(&v, "demo-db-1")["ID"].clone();
+    in_dir_ok(&ns, &r, &dir, &["restart", "-t", "1", "db"]);
+    let v = wait_for(&ns, &r, &guard_base, "app running again", |v| {
+        find(v, "demo-app-1")["State"] == "running"
+    });
+    assert_ne!(find(&v, "demo-db-1")["ID"], db_id, "db was not restarted");
+    assert_ne!(
+        find(&v, "demo-app-1")["ID"],
+        app_id,
+        "app was not restarted"
+    );
+    assert_eq!(
+        find(&v, "demo-admin-1")["ID"],
+        admin_id,
+        "admin was restarted"
+    );
+
     // the named volume survives down and up, and goes with down -v
     in_dir_ok(&ns, &r, &dir, &["--profile", "debug", "down", "-t", "1"]);
     in_dir_ok(&ns, &r, &dir, &["up", "-d", "--wait"]);
-    assert_eq!(exec("db", "cat /var/lib/db/boots").stdout, "boot\nboot\n");
+    // booted by up, restart, up
+    assert_eq!(
+        exec("db", "cat /var/lib/db/boots").stdout,
+        "boot\nboot\nboot\n"
+    );
     let down = in_dir_ok(&ns, &r, &dir, &["down", "-v", "-t", "1"]);
     assert!(
         down.stderr.contains("Volume demo_dbdata  Removed"),

@@ -100,6 +100,44 @@ impl Project {
         }
     }
 
+    /// `names` and, transitively, every service with `depends_on:
+    /// {NAME: {restart: true}}` on one of them: what `docker compose
+    /// restart NAME` restarts. In file order.
+    pub fn with_restart_dependents(&self, names: &[String]) -> Vec<String> {
+        let mut picked: Vec<&str> = names.iter().map(String::as_str).collect();
+        loop {
+            let more: Vec<&str> = self
+                .services
+                .iter()
+                .filter(|(n, _)| !picked.contains(&n.as_str()))
+                .filter(|(_, s)| {
+                    s.depends_on
+                        .iter()
+                        .any(|(dep, d)| d.restart == Some(true) && picked.contains(&dep.as_str()))
+                })
+                .map(|(n, _)| n.as_str())
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            picked.extend(more);
+        }
+        let mut out: Vec<String> = self
+            .services
+            .keys()
+            .filter(|n| picked.contains(&n.as_str()))
+            .cloned()
+            .collect();
+        // names that are not services stay, for the caller's error
+        out.extend(
+            names
+                .iter()
+                .filter(|n| !self.services.contains_key(*n))
+                .cloned(),
+        );
+        out
+    }
+
     /// The start and stop order of the services (see [`crate::plan`]).
     pub fn plan(&self) -> Result<crate::plan::Plan, crate::plan::Error> {
         crate::plan::Plan::new(&self.services)
@@ -127,5 +165,32 @@ mod tests {
         assert_eq!(p.image_name("db"), "demo-db");
         assert_eq!(p.network_name("default"), "demo_default");
         assert_eq!(p.volume_name("data"), "demo_data");
+    }
+
+    #[test]
+    fn restart_dependents() {
+        let dep = |restart: Option<bool>| crate::model::Dependency {
+            condition: "service_started".into(),
+            restart,
+            ..Default::default()
+        };
+        let mut p = Project::default();
+        p.services.insert("db".into(), Service::default());
+        let mut app = Service::default();
+        app.depends_on.insert("db".into(), dep(Some(true)));
+        p.services.insert("app".into(), app);
+        let mut web = Service::default();
+        web.depends_on.insert("app".into(), dep(Some(true)));
+        p.services.insert("web".into(), web);
+        let mut cron = Service::default();
+        cron.depends_on.insert("db".into(), dep(None));
+        p.services.insert("cron".into(), cron);
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            p.with_restart_dependents(&names(&["db"])),
+            ["db", "app", "web"]
+        );
+        assert_eq!(p.with_restart_dependents(&names(&["web"])), ["web"]);
+        assert_eq!(p.with_restart_dependents(&names(&["nope"])), ["nope"]);
     }
 }

@@ -21,8 +21,14 @@ pub struct Args {
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let ctx = stack_common::load(global)?;
     let _lock = ProjectLock::acquire(&ctx.pp)?;
+    // dependants declared with `depends_on: {S: {restart: true}}` go too
+    let services = if args.services.is_empty() {
+        Vec::new()
+    } else {
+        ctx.project.with_restart_dependents(&args.services)
+    };
     let req = Request::Restart {
-        services: args.services.clone(),
+        services,
         timeout: args.timeout,
     };
     let wait = Duration::from_secs(args.timeout.unwrap_or(10) * 4 + 300);
