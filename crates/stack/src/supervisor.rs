@@ -64,13 +64,13 @@ pub enum Error {
     #[error("service {service}: image {image} is not in the store (pull it first)")]
     NoImage { service: String, image: String },
     #[error("cannot open the image store")]
-    Store(#[source] rstack_images::Error),
+    Store(#[source] Box<rstack_images::Error>),
     #[error("service {service}: cannot read the config of image {image}")]
     ImageConfig {
         service: String,
         image: String,
         #[source]
-        source: rstack_images::Error,
+        source: Box<rstack_images::Error>,
     },
     #[error(transparent)]
     Creator(crate::creator::Error),
@@ -930,7 +930,8 @@ fn image_healthchecks(
     project: &mut Project,
     images: &HashMap<String, LocalImage>,
 ) -> Result<(), Error> {
-    let store = rstack_images::Store::open(&env.layout.root).map_err(Error::Store)?;
+    let store =
+        rstack_images::Store::open(&env.layout.root).map_err(|e| Error::Store(Box::new(e)))?;
     for (name, svc) in project.services.iter_mut() {
         let Some(img) = images.get(name) else {
             continue;
@@ -940,7 +941,7 @@ fn image_healthchecks(
             .map_err(|source| Error::ImageConfig {
                 service: name.clone(),
                 image: img.id.clone(),
-                source,
+                source: Box::new(source),
             })?;
         svc.healthcheck =
             crate::health::with_image(svc.healthcheck.as_ref(), config.config.healthcheck.as_ref());
