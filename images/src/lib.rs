@@ -19,6 +19,7 @@ pub mod reference;
 mod store;
 mod store_write;
 pub mod unpack;
+pub mod usage;
 
 pub use archive::LoadedImage;
 pub use error::Error;

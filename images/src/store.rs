@@ -515,7 +515,7 @@ impl Store {
 
     /// Deletes layers, blobs, links and staging dirs no image references.
     /// Caller holds the exclusive store lock.
-    fn collect_garbage(&self, removed: &mut Removed) -> Result<(), Error> {
+    pub(crate) fn collect_garbage(&self, removed: &mut Removed) -> Result<(), Error> {
         self.clean_tmp();
         let index = self.read_index()?;
         let mut keep_layers = BTreeSet::new();

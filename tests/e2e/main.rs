@@ -5,22 +5,26 @@
 //! ignored (skipped) with the reason, never as passed.
 
 mod build;
+mod cp;
 mod harness;
 mod images;
 mod network;
 mod runtime;
 mod stack;
+mod system;
 mod tutorial;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
     let mut trials: Vec<libtest_mimic::Trial> = Vec::new();
     trials.extend(build::tests());
+    trials.extend(cp::tests());
     trials.extend(harness::tests());
     trials.extend(images::tests());
     trials.extend(network::tests());
     trials.extend(runtime::tests());
     trials.extend(stack::tests());
+    trials.extend(system::tests());
     trials.extend(tutorial::tests());
     let conclusion = libtest_mimic::run(&args, trials);
     // Statics are never dropped: stop the shared registry explicitly.

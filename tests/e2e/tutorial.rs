@@ -498,6 +498,22 @@ fn up_build() {
         "web was not recreated"
     );
 
-    in_dir_ok(&ns, &r, &dir, &["down", "-t", "1"]);
+    // an image in use is not removed; down --rmi local removes the built one
+    let busy = r.run(&["rmi", "demo-web"]);
+    assert!(
+        !busy.success()
+            && busy
+                .stderr
+                .contains("image is being used by running container demo-web-1"),
+        "{busy}"
+    );
+    let down = in_dir_ok(&ns, &r, &dir, &["down", "--rmi", "local", "-t", "1"]);
+    assert!(down.stderr.contains("Image demo-web  Removed"), "{down}");
+    let images = r.ok(&["images", "--format", "json"]).stdout;
+    assert!(!images.contains("demo-web"), "{images}");
+    assert!(
+        images.contains("busybox"),
+        "--rmi local removed the pulled image: {images}"
+    );
     ns.assert_clean(&r);
 }

@@ -9,6 +9,7 @@
 pub mod build;
 pub mod cgroups;
 pub mod control;
+pub mod copy;
 pub mod creator;
 pub mod health;
 pub mod lifecycle;

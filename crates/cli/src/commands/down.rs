@@ -23,6 +23,16 @@ pub struct Args {
     /// Specify a shutdown timeout in seconds
     #[arg(short = 't', long = "timeout", value_name = "SECONDS")]
     pub timeout: Option<u64>,
+    /// Remove images used by services: "local" removes only the images
+    /// without a custom tag (built ones), "all" every service's image
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub rmi: Option<Rmi>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Rmi {
+    Local,
+    All,
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
@@ -99,6 +109,9 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             }
         }
     }
+    if let (Some(which), Some(p)) = (args.rmi, &project) {
+        remove_images(global, p, which, &mut failures)?;
+    }
     if !failures.is_empty() {
         for f in &failures {
             eprintln!("Error: {f}");
@@ -119,4 +132,37 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let _ = std::fs::remove_file(pp.lock_file());
     let _ = std::fs::remove_dir(&pp.run);
     Ok(0)
+}
+
+/// `down --rmi`: the services' images, once their containers are gone;
+/// one still used by another project's container is reported, not removed.
+fn remove_images(
+    global: &GlobalOpts,
+    project: &rstack_compose::Project,
+    which: Rmi,
+    failures: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let store = rstack_images::Store::open(&global.root)?;
+    let layout = rstack_stack::state::Layout::new(&global.run_root, &global.root);
+    let mut names: Vec<String> = project
+        .services
+        .iter()
+        .filter(|(_, s)| which == Rmi::All || s.image.is_none())
+        .map(|(n, _)| project.image_name(n))
+        .collect();
+    names.dedup();
+    for name in names {
+        if store.lookup(&name)?.is_none() {
+            continue;
+        }
+        if let Some(conflict) = super::rmi::in_use(&store, &layout, &name, false)? {
+            failures.push(format!("image {name}: {conflict}"));
+            continue;
+        }
+        match store.remove(&name, true) {
+            Ok(_) => eprintln!(" Image {name}  Removed"),
+            Err(e) => failures.push(format!("image {name}: {e}")),
+        }
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 mod build;
 pub mod config;
 mod container;
+mod cp;
 mod down;
 mod exec;
 mod image;
@@ -27,6 +28,7 @@ mod stack_common;
 mod start;
 mod stats;
 mod stop;
+mod system;
 mod top;
 mod unpause;
 mod up;
@@ -49,6 +51,8 @@ pub enum Command {
     Config(config::Args),
     /// Manage containers
     Container(container::Args),
+    /// Copy files/folders between a service container and the local filesystem
+    Cp(cp::Args),
     /// Manage images
     Image(image::Args),
     /// List images
@@ -103,12 +107,15 @@ pub enum Command {
     Stats(stats::Args),
     /// Run a one-off command on a service
     Run(run::Args),
+    /// Manage rstack
+    System(system::Args),
 }
 
 pub fn run(global: &GlobalOpts, command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Build(args) => build::run(global, args),
         Command::Container(args) => container::run(global, args),
+        Command::Cp(args) => cp::run(global, args),
         Command::Image(args) => image::run(global, args),
         Command::Images(args) => images::run(global, args),
         Command::Login(args) => login::run(global, args),
@@ -137,5 +144,6 @@ pub fn run(global: &GlobalOpts, command: Command) -> anyhow::Result<u8> {
         Command::Unpause(args) => unpause::run(global, args),
         Command::Stats(args) => stats::run(global, args),
         Command::Run(args) => run::run(global, args),
+        Command::System(args) => system::run(global, args),
     }
 }
