@@ -171,6 +171,23 @@ fn gateway_and_backends() {
     let _ = follower.wait();
     let _ = reader.join();
     assert!(got, "logs -f did not follow; it printed {seen:?}");
+    // --since / --until filter by the lines' timestamps
+    let recent = ns
+        .ok(
+            &r,
+            &args(&base, &["logs", "--no-log-prefix", "--since", "10m", "api"]),
+        )
+        .stdout;
+    assert!(recent.contains("followed-line"), "{recent}");
+    let old = ns
+        .ok(
+            &r,
+            &args(&base, &["logs", "--until", "2000-01-01T00:00:00Z", "api"]),
+        )
+        .stdout;
+    assert_eq!(old, "", "--until 2000 printed lines");
+    let bad = ns.rstack(&r, &args(&base, &["logs", "--since", "yesterday", "api"]));
+    assert!(!bad.success() && bad.stderr.contains("--since"), "{bad}");
 
     ns.ok(&r, &args(&base, &["down", "-t", "1"]));
     ns.assert_clean(&r);

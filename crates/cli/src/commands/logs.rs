@@ -21,6 +21,12 @@ pub struct Args {
     /// Show timestamps
     #[arg(short, long)]
     pub timestamps: bool,
+    /// Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
     /// Produce monochrome output
     #[arg(long = "no-color")]
     pub no_color: bool,
@@ -45,6 +51,25 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         n => Some(n.parse().map_err(|_| {
             anyhow::anyhow!("invalid --tail value {n:?}: expected a number or all")
         })?),
+    };
+    let since = args
+        .since
+        .as_deref()
+        .map(|t| parse_time("--since", t))
+        .transpose()?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|t| parse_time("--until", t))
+        .transpose()?;
+    let wanted = |e: &Entry| {
+        if since.is_none() && until.is_none() {
+            return true;
+        }
+        let Ok(t) = e.time.parse::<jiff::Timestamp>() else {
+            return false;
+        };
+        since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u)
     };
     let recs: Vec<_> = pp
         .containers()?
@@ -76,6 +101,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         // Start following where the snapshot ends so nothing is lost or doubled.
         let follower = Follower::at_end(&path);
         let all = rstack_stack::logs::read_all(&path)?;
+        let all: Vec<&Entry> = all.iter().filter(|e| wanted(e)).collect();
         let start = tail.map_or(0, |n| all.len().saturating_sub(n));
         for e in &all[start..] {
             print(i, e);
@@ -91,7 +117,9 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         for (i, f) in followers.iter_mut().enumerate() {
             for e in f.poll() {
                 any = true;
-                print(i, &e);
+                if wanted(&e) {
+                    print(i, &e);
+                }
             }
         }
         let _ = std::io::stdout().flush();
@@ -106,5 +134,59 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+}
+
+/// Docker's `--since`/`--until` values: an RFC 3339 timestamp, a date, a
+/// Unix time in seconds (`1700000000.5`), or a duration back from now
+/// (`42m`, `1h30m`).
+fn parse_time(flag: &str, v: &str) -> anyhow::Result<jiff::Timestamp> {
+    if let Ok(t) = v.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    if let Ok(d) = v.parse::<jiff::civil::Date>() {
+        if let Ok(t) = d.to_zoned(jiff::tz::TimeZone::UTC) {
+            return Ok(t.timestamp());
+        }
+    }
+    if let Ok(secs) = v.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            if let Ok(t) = jiff::Timestamp::from_nanosecond((secs * 1e9) as i128) {
+                return Ok(t);
+            }
+        }
+    }
+    if let Ok(d) = rstack_compose::units::Duration::parse(v) {
+        let back = jiff::SignedDuration::from_nanos(d.0);
+        if let Ok(t) = jiff::Timestamp::now().checked_sub(back) {
+            return Ok(t);
+        }
+    }
+    anyhow::bail!(
+        "invalid value {v:?} for {flag}: expected a timestamp (2013-01-02T13:23:37Z), a Unix time or a duration (42m)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn time_forms() {
+        let t = parse_time("--since", "2013-01-02T13:23:37Z").unwrap();
+        assert_eq!(t.as_second(), 1357133017);
+        assert_eq!(
+            parse_time("--since", "2013-01-02").unwrap().as_second(),
+            1357084800
+        );
+        assert_eq!(
+            parse_time("--since", "1357133017").unwrap().as_second(),
+            1357133017
+        );
+        let ago = parse_time("--since", "1h30m").unwrap();
+        let d = jiff::Timestamp::now().as_second() - ago.as_second();
+        assert!((5399..=5401).contains(&d), "{d}");
+        let e = parse_time("--until", "yesterday").unwrap_err().to_string();
+        assert!(e.contains("--until") && e.contains("yesterday"), "{e}");
     }
 }
