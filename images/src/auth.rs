@@ -284,6 +284,7 @@ pub async fn verify(registry: &str, creds: &Credentials, plain_http: bool) -> Re
     let server = normalize_server(registry);
     let host = api_host(&server);
     let scheme = if plain_http { "http" } else { "https" };
+    crate::tls::init();
     let client = reqwest::Client::builder()
         .build()
         .map_err(|source| Error::Verify {

@@ -18,6 +18,7 @@ mod push;
 pub mod reference;
 mod store;
 mod store_write;
+mod tls;
 pub mod unpack;
 pub mod usage;
 

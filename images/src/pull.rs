@@ -546,6 +546,7 @@ impl Store {
             read_timeout: Some(Duration::from_secs(120)),
             ..Default::default()
         };
+        crate::tls::init();
         let ctx = Ctx {
             store: self,
             client: Client::new(config),

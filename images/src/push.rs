@@ -57,6 +57,7 @@ impl Store {
                 reference: reference.to_owned(),
             })?;
         let insecure = crate::pull::registry_is_insecure(self, r.registry());
+        crate::tls::init();
         let client = Client::new(ClientConfig {
             protocol: if insecure {
                 ClientProtocol::HttpsExcept(vec![r.registry().to_owned()])
