@@ -10,7 +10,8 @@
 # - a 5-service stack: `up -d` to all running, `up -d --wait` to all healthy
 #   (healthchecks every 1 s), `down`; `down` of 5 containers whose PID 1
 #   ignores SIGTERM (stop_grace_period 1s)
-# - the supervisor's RSS (VmRSS) for a 10-service stack
+# - the supervisor's RSS (VmRSS, split into private and file pages, and PSS)
+#   for a 10-service stack
 # It builds the release binaries first (as the user who called sudo when
 # there is one). The container and stack parts run in a network namespace of
 # their own (bridges, nft rules and ports never touch the host's network);
@@ -162,6 +163,10 @@ say "supervisor memory, 10-service stack"
 rs stack10 up -d
 sleep 2
 pid=$(jq -r .pid "$RSTACK_RUN/projects/stack10/supervisor.json")
+kb() { awk -v k="$1" 'BEGIN {printf "%.1f MB", k / 1024}'; }
 rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
-echo "supervisor pid $pid: VmRSS $(awk -v k="$rss" 'BEGIN {printf "%.1f MB", k / 1024}') for 10 running containers"
+anon=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status")
+file=$(awk '/^RssFile/ {print $2}' "/proc/$pid/status")
+pss=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup")
+echo "supervisor pid $pid, 10 running containers: VmRSS $(kb "$rss") = private (RssAnon) $(kb "$anon") + file pages $(kb "$file") (the rstack binary's pages in the page cache, shared with every rstack process); PSS $(kb "$pss")"
 rs stack10 down
