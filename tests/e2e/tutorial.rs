@@ -418,14 +418,41 @@ fn db_app_admin() {
         admin_id,
         "admin was restarted"
     );
+    // up with a changed db config: db is recreated, app (restart: true)
+    // with it, admin stays
+    let (db_id, app_id) = (
+        find(&v, "demo-db-1")["ID"].clone(),
+        find(&v, "demo-app-1")["ID"].clone(),
+    );
+    let up = in_dir(
+        &ns,
+        &r,
+        &dir,
+        &["--profile", "debug", "up", "-d", "--wait"],
+        &[("DB_PASSWORD", "changed")],
+    );
+    assert!(up.success(), "{up}");
+    let v = ps(&ns, &r, &guard_base);
+    assert_ne!(find(&v, "demo-db-1")["ID"], db_id, "db was not recreated");
+    assert_ne!(
+        find(&v, "demo-app-1")["ID"],
+        app_id,
+        "app was not restarted:\n{up}"
+    );
+    assert_eq!(
+        find(&v, "demo-admin-1")["ID"],
+        admin_id,
+        "admin was restarted"
+    );
+    assert_eq!(exec("db", "echo $DB_PASSWORD").stdout, "changed\n");
 
     // the named volume survives down and up, and goes with down -v
     in_dir_ok(&ns, &r, &dir, &["--profile", "debug", "down", "-t", "1"]);
     in_dir_ok(&ns, &r, &dir, &["up", "-d", "--wait"]);
-    // booted by up, restart, up
+    // booted by up, restart, up (changed), up
     assert_eq!(
         exec("db", "cat /var/lib/db/boots").stdout,
-        "boot\nboot\nboot\n"
+        "boot\nboot\nboot\nboot\n"
     );
     let down = in_dir_ok(&ns, &r, &dir, &["down", "-v", "-t", "1"]);
     assert!(

@@ -590,6 +590,43 @@ fn ensure_networks_and_volumes(inner: &Inner) -> Result<(), Error> {
     Ok(())
 }
 
+/// Selected services that `up` restarts although their own config is
+/// unchanged: those declaring `depends_on: {S: {restart: true}}` on a
+/// service S that is being recreated (docker compose restarts them after
+/// updating S; here that means creating them afresh).
+fn restarted_dependants(
+    project: &Project,
+    opts: &UpOptions,
+    selected: &[String],
+    records: &[ContainerRecord],
+    wanted: &BTreeMap<String, ContainerRecord>,
+) -> Vec<String> {
+    if opts.no_recreate {
+        return Vec::new();
+    }
+    let mut changed: Vec<String> = Vec::new();
+    for old in records
+        .iter()
+        .filter(|r| !r.oneoff && r.status == Status::Running)
+    {
+        let Some(new) = wanted.get(&old.name) else {
+            continue;
+        };
+        let recreated = opts.force_recreate || old.config_hash != new.config_hash;
+        if recreated && selected.contains(&old.service) && !changed.contains(&old.service) {
+            changed.push(old.service.clone());
+        }
+    }
+    if changed.is_empty() {
+        return Vec::new();
+    }
+    project
+        .with_restart_dependents(&changed)
+        .into_iter()
+        .filter(|s| !changed.contains(s) && selected.contains(s))
+        .collect()
+}
+
 /// Decides, for every recorded and every wanted container, what to do:
 /// adopt a live one whose config still matches, remove what is stale or
 /// dead, register the rest. Returns the containers to adopt.
@@ -614,9 +651,11 @@ fn reconcile(
             wanted.insert(name, rec);
         }
     }
+    let records = inner.pp.containers()?;
+    let restart_too = restarted_dependants(project, opts, selected, &records, &wanted);
     let mut adopt = Vec::new();
     let mut hub = inner.hub();
-    for mut old in inner.pp.containers()? {
+    for mut old in records {
         if old.oneoff {
             // `rstack run` owns it
             continue;
@@ -640,7 +679,9 @@ fn reconcile(
                 let keep = live.is_some()
                     && (!is_selected
                         || opts.no_recreate
-                        || (!opts.force_recreate && old.config_hash == new.config_hash));
+                        || (!opts.force_recreate
+                            && old.config_hash == new.config_hash
+                            && !restart_too.contains(&old.service)));
                 if keep {
                     let name = old.name.clone();
                     let mut l = new_live(inner, old);
