@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use libtest_mimic::Trial;
-use rstack_e2e::{Rstack, RunOutput, trial};
+use rstack_e2e::{Need, Rstack, RunOutput, trial};
 
 use crate::stack::{DownOnPanic, NEEDS, NetNs, args, find, ps, setup, wait_for};
 
@@ -25,7 +25,7 @@ pub fn tests() -> Vec<Trial> {
     vec![
         trial(
             "tutorial::gateway_and_three_backends",
-            NEEDS,
+            &[NEEDS, &[Need::Command("script")]].concat(),
             gateway_and_backends,
         ),
         trial(
@@ -171,6 +171,36 @@ fn gateway_and_backends() {
     let _ = follower.wait();
     let _ = reader.join();
     assert!(got, "logs -f did not follow; it printed {seen:?}");
+    // exec on a terminal gets a pseudo terminal, like docker compose exec
+    let line = format!(
+        "{} --root {} --run-root {} {} exec api sh",
+        r.bin().display(),
+        r.root().display(),
+        r.run_root().display(),
+        base.join(" ")
+    );
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"]);
+    r.sandbox_env(&mut cmd);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn script");
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = stdin.write_all(b"echo hi $((6*7)); tty\r");
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = stdin.write_all(b"exit 5\r");
+        std::thread::sleep(Duration::from_millis(2000));
+    });
+    let out = child.wait_with_output().expect("wait for script");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert_eq!(out.status.code(), Some(5), "{text}");
+    assert!(text.contains("hi 42\n/dev/pts/"), "no terminal: {text}");
+
     // --since / --until filter by the lines' timestamps
     let recent = ns
         .ok(

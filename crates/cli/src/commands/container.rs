@@ -7,7 +7,7 @@ mod container_net;
 #[path = "container_run.rs"]
 mod container_run;
 #[path = "container_tty.rs"]
-mod container_tty;
+pub(crate) mod container_tty;
 
 use clap::Subcommand;
 

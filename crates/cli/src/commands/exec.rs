@@ -2,6 +2,8 @@
 //! a service, like `docker compose exec`; the command's exit code is ours.
 //! The container is found from the state files (no supervisor needed).
 
+use std::io::IsTerminal;
+
 use anyhow::{Context, bail};
 use rstack_runtime::adopt::Adopted;
 use rstack_runtime::{ExecOptions, Stdio};
@@ -15,7 +17,8 @@ pub struct Args {
     /// Detached mode: run command in the background
     #[arg(short, long)]
     pub detach: bool,
-    /// Disable pseudo-TTY allocation (rstack never allocates one for exec)
+    /// Disable pseudo-TTY allocation (by default one is allocated when
+    /// standard input is a terminal)
     #[arg(short = 'T', long = "no-TTY")]
     pub no_tty: bool,
     /// Set environment variables
@@ -69,6 +72,10 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             env.push(format!("{e}={v}"));
         }
     }
+    let tty = !args.no_tty && !args.detach && std::io::stdin().is_terminal();
+    if tty {
+        return exec_tty(&c, &args, env);
+    }
     let stdin = if args.detach {
         None
     } else {
@@ -97,4 +104,49 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     }
     let code = p.wait()?;
     Ok(code.clamp(0, 255) as u8)
+}
+
+/// `exec` with a pseudo terminal (the default on a terminal, like docker
+/// compose): the user's terminal in raw mode relayed to the container's
+/// pty, its size following SIGWINCH.
+fn exec_tty(c: &Adopted, args: &Args, env: Vec<String>) -> anyhow::Result<u8> {
+    let mut p = c.exec(
+        &ExecOptions {
+            args: args.command.clone(),
+            env,
+            workdir: args.workdir.clone(),
+            user: args.user.clone(),
+            tty: true,
+            interactive: true,
+        },
+        Stdio::default(),
+    )?;
+    follow_window_size()?;
+    let relay = match p.take_pty_master() {
+        Some(master) => Some(super::container::container_tty::Relay::start(master, true)?),
+        None => None,
+    };
+    let code = p.wait();
+    if let Some(relay) = relay {
+        relay.finish();
+    }
+    Ok(code?.clamp(0, 255) as u8)
+}
+
+extern "C" fn on_winch(_: libc::c_int) {
+    super::container::container_tty::resize_requested();
+}
+
+/// SIGWINCH resizes the container's terminal.
+fn follow_window_size() -> anyhow::Result<()> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(on_winch),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only loads an atomic and issues two ioctl(2)
+    // calls (TIOCGWINSZ/TIOCSWINSZ), plain system calls.
+    unsafe { sigaction(Signal::SIGWINCH, &action) }.context("cannot handle SIGWINCH")?;
+    Ok(())
 }
