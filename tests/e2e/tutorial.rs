@@ -296,6 +296,17 @@ fn in_dir_ok(ns: &NetNs, r: &Rstack, dir: &Path, more: &[&str]) -> RunOutput {
     out
 }
 
+/// `--project-directory DIR -p demo`: the project of a test that runs
+/// from `dir`, for the helpers that take explicit arguments.
+fn project_args(dir: &Path) -> Vec<String> {
+    vec![
+        "--project-directory".to_owned(),
+        dir.display().to_string(),
+        "-p".to_owned(),
+        "demo".to_owned(),
+    ]
+}
+
 /// The container's recorded cgroup directories (one per hierarchy).
 fn cgroup_leaves(r: &Rstack, name: &str) -> Vec<PathBuf> {
     let rec: serde_json::Value = serde_json::from_slice(
@@ -331,12 +342,7 @@ fn db_app_admin() {
     // `setup` writes compose.yaml; this test runs without -f, from the dir
     let (r, _image, _base) = setup(DB_STACK);
     let dir = r.work_dir();
-    let guard_base = vec![
-        "--project-directory".to_owned(),
-        dir.display().to_string(),
-        "-p".to_owned(),
-        "demo".to_owned(),
-    ];
+    let guard_base = project_args(&dir);
     let _guard = DownOnPanic {
         ns: &ns,
         r: &r,
@@ -522,12 +528,7 @@ fn up_build() {
     std::fs::write(dir.join("requirements.txt"), "flask\nredis\n").unwrap();
     std::fs::create_dir_all(dir.join("static")).unwrap();
     std::fs::write(dir.join("static/index.html"), "version 1\n").unwrap();
-    let guard_base = vec![
-        "--project-directory".to_owned(),
-        dir.display().to_string(),
-        "-p".to_owned(),
-        "demo".to_owned(),
-    ];
+    let guard_base = project_args(&dir);
     let _guard = DownOnPanic {
         ns: &ns,
         r: &r,

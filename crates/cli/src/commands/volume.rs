@@ -54,18 +54,6 @@ pub enum Sub {
     },
 }
 
-fn list(layout: &Layout) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(layout.root.join("volumes"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.path().join("_data").is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 /// Volumes mounted by a running container of any project.
 fn in_use(layout: &Layout) -> anyhow::Result<BTreeSet<String>> {
     let mut used = BTreeSet::new();
@@ -101,7 +89,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let layout = Layout::new(&global.run_root, &global.root);
     match args.command {
         Sub::Ls { quiet, format } => {
-            let names = list(&layout);
+            let names = super::system::volume_names(&layout);
             if quiet {
                 for n in names {
                     println!("{n}");
@@ -176,7 +164,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             let used = in_use(&layout)?;
             let mut reclaimed = 0;
             println!("Deleted Volumes:");
-            for n in list(&layout) {
+            for n in super::system::volume_names(&layout) {
                 // without -a only anonymous volumes go; rstack's named
                 // volumes all have names, so only -a prunes them
                 if !all || used.contains(&n) {
