@@ -21,7 +21,7 @@ use std::io::{self, Read, Write};
 
 use nix::sys::stat::SFlag;
 
-pub use paths::{DestInfo, Placement, human_size};
+pub use paths::{DestInfo, Placement};
 pub use root::Root;
 pub use unpack::Owner;
 

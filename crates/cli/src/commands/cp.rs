@@ -89,7 +89,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             let done = copy::copy_out(&root, src_path, Dest::Path(&dst), opts)?;
             eprintln!(
                 "Successfully copied {} to {}",
-                copy::human_size(done.bytes),
+                super::images::human_size(done.bytes),
                 dst
             );
         }
@@ -126,7 +126,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         if src_path != "-" {
             eprintln!(
                 "Successfully copied {} to {}:{}",
-                copy::human_size(done.bytes),
+                super::images::human_size(done.bytes),
                 rec.name,
                 done.dest
             );

@@ -210,16 +210,7 @@ fn prune(global: &GlobalOpts, args: PruneArgs) -> anyhow::Result<u8> {
     }
     let store = Store::open(&global.root)?;
     let removed = store.prune(args.all)?;
-    if !removed.untagged.is_empty() || !removed.deleted_images.is_empty() {
-        println!("Deleted Images:");
-        for name in &removed.untagged {
-            println!("untagged: {name}");
-        }
-        for id in removed.deleted_images.iter().chain(&removed.deleted_layers) {
-            println!("deleted: {id}");
-        }
-        println!();
-    }
+    print_deleted_images(&removed);
     println!(
         "Total reclaimed space: {}",
         images::human_size(removed.reclaimed_bytes)
@@ -260,4 +251,20 @@ fn load(global: &GlobalOpts, args: LoadArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// Docker's `Deleted Images:` section of `image prune` / `system prune`
+/// (nothing when nothing was removed).
+pub(crate) fn print_deleted_images(removed: &rstack_images::Removed) {
+    if removed.untagged.is_empty() && removed.deleted_images.is_empty() {
+        return;
+    }
+    println!("Deleted Images:");
+    for name in &removed.untagged {
+        println!("untagged: {name}");
+    }
+    for id in removed.deleted_images.iter().chain(&removed.deleted_layers) {
+        println!("deleted: {id}");
+    }
+    println!();
 }

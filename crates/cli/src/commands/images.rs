@@ -337,6 +337,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn docker_human_sizes() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(512), "512B");
+        assert_eq!(human_size(1000), "1kB");
+        assert_eq!(human_size(2048), "2.05kB");
+        assert_eq!(human_size(10240), "10.2kB");
+        assert_eq!(human_size(1_500_000), "1.5MB");
+        assert_eq!(human_size(123_456_789), "123MB");
+    }
+
+    #[test]
     fn templates_render_fields_and_json() {
         let v = json!({"Repository": "redis", "Tag": "7", "Config": {"Cmd": ["a"]}});
         assert_eq!(render("{{.Repository}}:{{.Tag}}", &v).unwrap(), "redis:7");

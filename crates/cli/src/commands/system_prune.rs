@@ -142,16 +142,7 @@ pub fn run(global: &GlobalOpts, args: PruneArgs) -> anyhow::Result<u8> {
         .filter(|id| !id.is_empty())
         .collect();
     let removed = store.prune_keeping(args.all, &keep)?;
-    if !removed.untagged.is_empty() || !removed.deleted_images.is_empty() {
-        println!("Deleted Images:");
-        for name in &removed.untagged {
-            println!("untagged: {name}");
-        }
-        for id in removed.deleted_images.iter().chain(&removed.deleted_layers) {
-            println!("deleted: {id}");
-        }
-        println!();
-    }
+    crate::commands::image::print_deleted_images(&removed);
     total += removed.reclaimed_bytes;
 
     let cache = store.prune_build_cache(args.all)?;

@@ -165,31 +165,6 @@ pub fn place(src: &str, src_is_dir: bool, dst: &DestInfo) -> Result<Placement, E
     })
 }
 
-/// Docker's `units.HumanSizeWithPrecision(n, 3)`: `2.05kB`, `512B`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < UNITS.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    // %.3g: three significant digits, trailing zeros dropped.
-    let s = if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    };
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        s
-    };
-    format!("{s}{}", UNITS[i])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,16 +297,5 @@ mod tests {
             place("/", true, &exists("/out", true)).unwrap(),
             placed("/out", ".")
         );
-    }
-
-    #[test]
-    fn docker_human_sizes() {
-        assert_eq!(human_size(0), "0B");
-        assert_eq!(human_size(512), "512B");
-        assert_eq!(human_size(1000), "1kB");
-        assert_eq!(human_size(2048), "2.05kB");
-        assert_eq!(human_size(10240), "10.2kB");
-        assert_eq!(human_size(1_500_000), "1.5MB");
-        assert_eq!(human_size(123_456_789), "123MB");
     }
 }
