@@ -440,9 +440,11 @@ fn db_app_admin() {
     let admin_id = find(&v, "demo-admin-1")["ID"].clone();
     let db_id = find(&v, "demo-db-1")["ID"].clone();
     in_dir_ok(&ns, &r, &dir, &["restart", "-t", "1", "db"]);
-    let v = wait_for(&ns, &r, &guard_base, "app running again", |v| {
-        find(v, "demo-app-1")["State"] == "running"
-    });
+    // like `docker compose restart`, app came back only once the
+    // restarted db was healthy again (its startup read db, so it runs)
+    let v = ps(&ns, &r, &guard_base);
+    assert_eq!(find(&v, "demo-db-1")["Health"], "healthy", "{v:?}");
+    assert_eq!(find(&v, "demo-app-1")["State"], "running", "{v:?}");
     assert_ne!(find(&v, "demo-db-1")["ID"], db_id, "db was not restarted");
     assert_ne!(
         find(&v, "demo-app-1")["ID"],

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use rstack_compose::Project;
 use rstack_compose::model::DependencyCondition;
+use rstack_compose::plan::Wait;
 use rstack_images::LocalImage;
 
 use crate::control::{self, Request, Response};
@@ -480,12 +481,7 @@ impl Supervisor {
                             control::reply(&s, &r);
                         }
                         Request::Restart { services, timeout } => {
-                            let mut r = stop_services(&inner, &services, timeout, false);
-                            if r.error.is_none() {
-                                let r2 = start_services(&inner, &services);
-                                r.lines.extend(r2.lines);
-                                r.error = r2.error;
-                            }
+                            let r = restart_services(&inner, &services, timeout);
                             control::reply(&s, &r);
                         }
                     }
@@ -820,39 +816,12 @@ fn starter(inner: Arc<Inner>, svc: String, no_deps: bool) {
     } else {
         inner.plan.waits.get(&svc).cloned().unwrap_or_default()
     };
-    for w in &waits {
-        if !inner.project.services.contains_key(&w.dependency) {
-            if w.required {
-                block(
-                    &inner,
-                    &svc,
-                    format!(
-                        "service {svc} depends on undefined service {}",
-                        w.dependency
-                    ),
-                );
-                return;
-            }
-            continue;
-        }
-        let mut hub = inner.hub();
-        loop {
-            if hub.shutting {
-                return;
-            }
-            match condition(&hub, &inner, &w.dependency, w.condition) {
-                Some(Ok(())) => break,
-                Some(Err(reason)) => {
-                    drop(hub);
-                    if w.required {
-                        block(&inner, &svc, reason);
-                        return;
-                    }
-                    (inner.reporter)(Event::Warning(reason));
-                    break;
-                }
-                None => hub = inner.wait(hub),
-            }
+    match await_dependencies(&inner, &svc, &waits) {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(reason) => {
+            block(&inner, &svc, reason);
+            return;
         }
     }
     let names: Vec<String> = {
@@ -870,6 +839,89 @@ fn starter(inner: Arc<Inner>, svc: String, no_deps: bool) {
     }
     inner.hub().launched.insert(svc, true);
     inner.cv.notify_all();
+}
+
+/// Waits until each of `waits` holds (an optional dependency that cannot
+/// is reported and skipped). `Ok(false)`: the project is shutting down;
+/// `Err`: why a required dependency can never hold.
+fn await_dependencies(inner: &Inner, svc: &str, waits: &[Wait]) -> Result<bool, String> {
+    for w in waits {
+        if !inner.project.services.contains_key(&w.dependency) {
+            if w.required {
+                return Err(format!(
+                    "service {svc} depends on undefined service {}",
+                    w.dependency
+                ));
+            }
+            continue;
+        }
+        let mut hub = inner.hub();
+        loop {
+            if hub.shutting {
+                return Ok(false);
+            }
+            match condition(&hub, inner, &w.dependency, w.condition) {
+                Some(Ok(())) => break,
+                Some(Err(reason)) => {
+                    drop(hub);
+                    if w.required {
+                        return Err(reason);
+                    }
+                    (inner.reporter)(Event::Warning(reason));
+                    break;
+                }
+                None => hub = inner.wait(hub),
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// `restart`: stops the services, then starts them again in dependency
+/// order, each once the restarted dependencies it declared with
+/// `restart: true` meet their condition — what `docker compose restart`
+/// waits for (so a dependant does not come back before its database).
+fn restart_services(inner: &Arc<Inner>, services: &[String], timeout: Option<u64>) -> Response {
+    let mut r = stop_services(inner, services, timeout, false);
+    if r.error.is_some() {
+        return r;
+    }
+    let selected = match services_or_all(inner, services) {
+        Ok(s) => s,
+        Err(e) => {
+            r.error = Some(e);
+            return r;
+        }
+    };
+    for svc in inner.plan.start_order() {
+        if !selected.contains(&svc) {
+            continue;
+        }
+        let waits: Vec<Wait> = inner
+            .plan
+            .waits
+            .get(&svc)
+            .into_iter()
+            .flatten()
+            .filter(|w| w.restart && selected.contains(&w.dependency))
+            .cloned()
+            .collect();
+        match await_dependencies(inner, &svc, &waits) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(reason) => {
+                r.error = Some(reason);
+                break;
+            }
+        }
+        let started = start_services(inner, std::slice::from_ref(&svc));
+        r.lines.extend(started.lines);
+        if started.error.is_some() {
+            r.error = started.error;
+            break;
+        }
+    }
+    r
 }
 
 fn block(inner: &Inner, svc: &str, reason: String) {
@@ -1564,6 +1616,8 @@ fn start_services(inner: &Arc<Inner>, services: &[String]) -> Response {
                 l.failed = None;
                 l.rec.user_stopped = false;
                 l.rec.status = Status::Creating;
+                // a stale `healthy` must not satisfy a dependant
+                l.rec.health = None;
                 l.rec.name.clone()
             })
             .collect()
