@@ -10,6 +10,8 @@
 # - a 5-service stack: `up -d` to all running, `up -d --wait` to all healthy
 #   (healthchecks every 1 s), `down`; `down` of 5 containers whose PID 1
 #   ignores SIGTERM (stop_grace_period 1s)
+# - gateway + 3 Python backends (healthchecks, service_healthy): from the
+#   start of `up -d` to the first page served through the gateway
 # - the supervisor's RSS (VmRSS, split into private and file pages, and PSS)
 #   for a 10-service stack
 # It builds the release binaries first (as the user who called sudo when
@@ -104,8 +106,11 @@ EOF
 docker-registry serve "$work/registry.yml" > "$work/registry.log" 2>&1 &
 registry_pid=$!
 for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null && break; sleep 0.1; done
-"$repo/tests/demo/images.sh" "127.0.0.1:$port" busybox > /dev/null
+# the Debian packages of the python image, kept between runs
+RSTACK_DEMO_DEBS=${RSTACK_BENCH_DEBS:-/var/tmp/rstack-bench-debs} \
+  "$repo/tests/demo/images.sh" "127.0.0.1:$port" busybox python > /dev/null
 image=127.0.0.1:$port/demo/busybox:1
+python=127.0.0.1:$port/demo/python:1
 
 say "container start latency (median of ${START_RUNS:-50})"
 if command -v runc > /dev/null; then
@@ -158,6 +163,55 @@ echo "up -d to all running:                        $(ms "$(median < "$work/up.ns
 echo "up -d --wait to all healthy (1 s checks):     $(ms "$(median < "$work/healthy.ns")")"
 echo "down (PID 1 exits on SIGTERM):               $(ms "$(median < "$work/down.ns")")"
 echo "down (PID 1 ignores SIGTERM, grace 1 s):     $(ms "$(median < "$work/stubborn.ns")")"
+
+say "gateway + 3 Python backends: up -d until the gateway serves (median of $runs)"
+# the tutorial stack of issue 6: python3 -m http.server backends with
+# healthchecks (interval 2 s, start_period 1 s), a busybox httpd gateway
+# whose CGI scripts proxy to them by name, started on service_healthy
+mkdir -p "$work/gw/gateway/cgi-bin"
+for b in api auth shop; do
+  printf '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n"\nexec wget -q -O - "http://${0##*/}/"\n' > "$work/gw/gateway/cgi-bin/$b"
+  chmod 755 "$work/gw/gateway/cgi-bin/$b"
+done
+cat > "$work/gw/compose.yaml" <<EOF
+x-backend: &backend
+  image: $python
+  command: ["sh", "-c", "mkdir -p /www && echo \"\$\$NAME at your service\" > /www/index.html && exec python3 -m http.server 80 --directory /www"]
+  stop_signal: SIGINT
+  healthcheck:
+    test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
+    interval: 2s
+    start_period: 1s
+services:
+  gateway:
+    image: $image
+    command: ["httpd", "-f", "-p", "80", "-h", "/srv"]
+    volumes: ["./gateway:/srv:ro"]
+    ports: ["127.0.0.1:8090:80"]
+    depends_on:
+      api: {condition: service_healthy}
+      auth: {condition: service_healthy}
+      shop: {condition: service_healthy}
+  api: {<<: *backend, environment: {NAME: api}}
+  auth: {<<: *backend, environment: {NAME: auth}}
+  shop: {<<: *backend, environment: {NAME: shop}}
+EOF
+serves() { curl -fsS --max-time 1 http://127.0.0.1:8090/cgi-bin/shop 2>/dev/null | grep -q "shop at your service"; }
+rs gw up -d --wait && serves || die "the gateway stack does not serve (see $work/gw)"
+rs gw down
+for _ in $(seq "$runs"); do
+  t0=$(now)
+  rs gw up -d || die "rstack up -d failed in $work/gw"
+  t1=$(now)
+  for _ in $(seq 1000); do serves && break; sleep 0.01; done
+  serves || die "the gateway stack does not serve (see $work/gw)"
+  t2=$(now)
+  echo $((t1 - t0)) >> "$work/gw-up.ns"
+  echo $((t2 - t0)) >> "$work/gw-serves.ns"
+  rs gw down
+done
+echo "up -d returned (gateway started):            $(ms "$(median < "$work/gw-up.ns")")"
+echo "up -d start to first page through gateway:   $(ms "$(median < "$work/gw-serves.ns")")"
 
 say "supervisor memory, 10-service stack"
 rs stack10 up -d

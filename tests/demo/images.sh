@@ -15,6 +15,8 @@
 #   demo/cache  = base + redis                  Cmd redis-server
 #   demo/web    = base + redis + www            Cmd busybox httpd on :80 (under sh)
 #   demo/worker = base + redis + worker.sh      Cmd /usr/local/bin/worker.sh
+#   demo/python = base + python                 Cmd python3 (tests/bench/run.sh;
+#                 made only when named: Debian's python3.11 and its stdlib)
 # Layers are reproducible (sorted, mtime 0, owner 0), so a second run
 # pushes nothing new.
 set -euo pipefail
@@ -24,7 +26,7 @@ names=${*:-busybox cache web worker}   # the images to make (default: all)
 here=$(cd "$(dirname "$0")" && pwd)
 state=${RSTACK_DEMO_DIR:-/var/tmp/rstack-demo}
 work=$state/build
-debs=$state/debs   # kept: a second run needs no mirror
+debs=${RSTACK_DEMO_DEBS:-$state/debs}   # kept: a second run needs no mirror
 rm -rf "$work"
 mkdir -p "$work/blobs" "$debs"
 
@@ -40,33 +42,67 @@ done
 printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' > "$base/etc/passwd"
 printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' > "$base/etc/group"
 
-# --- redis: from Debian's redis-tools -----------------------------------------
-if [ "$names" != busybox ]; then
-if ! ls "$debs"/redis-tools_*.deb >/dev/null 2>&1; then
-  (cd "$debs" && apt-get download -q redis-tools libjemalloc2 liblzf1 libatomic1 2>&1 |
+wanted() { case " $names " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+# download DEB... into $debs unless there already
+download() {
+  local missing=() p
+  for p in "$@"; do ls "$debs/${p}_"*.deb >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} = 0 ] && return 0
+  (cd "$debs" && apt-get download -q "${missing[@]}" 2>&1 |
     grep -v 'Download is performed unsandboxed' || true)
-  ls "$debs"/redis-tools_*.deb >/dev/null   # fails here when the download did
-fi
+  for p in "${missing[@]}"; do ls "$debs/${p}_"*.deb >/dev/null; done   # fails here when the download did
+}
+# copy_libs ROOT BIN...: the shared libraries `ldd` names for BIN..., found
+# in $work/debs/x first, into ROOT (on ld.so's default search path)
+copy_libs() {
+  local root=$1 libpath lib dest
+  shift
+  libpath=$(find "$work/debs/x" -name '*.so*' -printf '%h\n' | sort -u | paste -sd:)
+  for bin in "$@"; do
+    LD_LIBRARY_PATH=$libpath ldd "$bin" 2>/dev/null || true
+  done | awk '/=> \// {print $3} /^\t\/.*ld-linux/ {print $1}' | sort -u > "$work/libs"
+  while read -r lib; do
+    case $lib in
+      */ld-linux*) dest=$root/lib64 ;;
+      *) dest=$root/lib/x86_64-linux-gnu ;;
+    esac
+    mkdir -p "$dest"
+    [ -e "$dest/$(basename "$lib")" ] || cp -L "$lib" "$dest/$(basename "$lib")"
+  done < "$work/libs"
+}
+
+# --- redis: from Debian's redis-tools -----------------------------------------
+if wanted cache || wanted web || wanted worker; then
+download redis-tools libjemalloc2 liblzf1 libatomic1
+rm -rf "$work/debs/x"
 mkdir -p "$work/debs/x"
-for deb in "$debs"/*.deb; do dpkg -x "$deb" "$work/debs/x"; done
+for deb in "$debs"/redis-tools_*.deb "$debs"/libjemalloc2_*.deb "$debs"/liblzf1_*.deb "$debs"/libatomic1_*.deb; do
+  dpkg -x "$deb" "$work/debs/x"
+done
 redis=$work/rootfs/redis
 mkdir -p "$redis/usr/bin" "$redis/data"
 # Debian's redis-server is a symlink to redis-check-rdb: one binary that acts
 # on argv[0]
 cp "$work/debs/x/usr/bin/redis-check-rdb" "$redis/usr/bin/redis-server"
 cp "$work/debs/x/usr/bin/redis-cli" "$redis/usr/bin/redis-cli"
-libpath=$(find "$work/debs/x" -name '*.so*' -printf '%h\n' | sort -u | paste -sd:)
-for bin in "$redis/usr/bin/redis-server" "$redis/usr/bin/redis-cli"; do
-  LD_LIBRARY_PATH=$libpath ldd "$bin"
-done | awk '/=> \// {print $3} /^\t\/.*ld-linux/ {print $1}' | sort -u > "$work/libs"
-while read -r lib; do
-  case $lib in
-    */ld-linux*) dest=$redis/lib64 ;;
-    *) dest=$redis/lib/x86_64-linux-gnu ;;   # on ld.so's default search path
-  esac
-  mkdir -p "$dest"
-  cp -L "$lib" "$dest/$(basename "$lib")"
-done < "$work/libs"
+copy_libs "$redis" "$redis/usr/bin/redis-server" "$redis/usr/bin/redis-cli"
+fi
+
+# --- python: Debian's python3.11 with its standard library ----------------------
+if wanted python; then
+pydebs=(python3.11-minimal libpython3.11-minimal libpython3.11-stdlib media-types
+  libexpat1 zlib1g libffi8 libssl3 libbz2-1.0 liblzma5 libuuid1)
+download "${pydebs[@]}"
+rm -rf "$work/debs/x"
+mkdir -p "$work/debs/x"
+for p in "${pydebs[@]}"; do dpkg -x "$(ls "$debs/${p}_"*.deb | head -1)" "$work/debs/x"; done
+py=$work/rootfs/python
+mkdir -p "$py/usr/bin" "$py/usr/lib" "$py/etc"
+cp "$work/debs/x/usr/bin/python3.11" "$py/usr/bin/python3.11"
+ln -s python3.11 "$py/usr/bin/python3"
+cp -a "$work/debs/x/usr/lib/python3.11" "$py/usr/lib/python3.11"
+cp "$work/debs/x/etc/mime.types" "$py/etc/mime.types"
+copy_libs "$py" "$py/usr/bin/python3.11" "$py"/usr/lib/python3.11/lib-dynload/*.so
 fi
 
 # --- web and worker ------------------------------------------------------------
@@ -94,7 +130,7 @@ layer() {
   rm -f "$tarfile"
 }
 declare -A DIFF DIGEST SIZE
-for name in base redis www worker; do
+for name in base redis www worker python; do
   [ -d "$work/rootfs/$name" ] || continue
   layer "$work/rootfs/$name"
   DIFF[$name]=$LAYER_DIFF DIGEST[$name]=$LAYER_DIGEST SIZE[$name]=$LAYER_SIZE
@@ -104,7 +140,7 @@ done
 image() {
   local name=$1 config=$2 layout=$work/oci/$1 cfg manifest l diffs layers
   shift 2
-  case " $names " in *" $name "*) ;; *) return 0 ;; esac
+  wanted "$name" || return 0
   mkdir -p "$layout/blobs/sha256"
   echo '{"imageLayoutVersion":"1.0.0"}' > "$layout/oci-layout"
   diffs=$(for l in "$@"; do echo "\"${DIFF[$l]}\""; done | paste -sd,)
@@ -133,4 +169,5 @@ image cache '{"Cmd":["redis-server","--protected-mode","no","--dir","/data"],"Ex
 # sh as PID 1 exits on SIGTERM (taking httpd with it), so `down` is quick
 image web '{"Cmd":["sh","-c","trap \"exit 0\" TERM; httpd -f -v -p 80 -h /www & wait"],"ExposedPorts":{"80/tcp":{}}}' base redis www
 image worker '{"Cmd":["/usr/local/bin/worker.sh"]}' base redis worker
+image python '{"Cmd":["python3"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","LANG=C.UTF-8"]}' base python
 rm -rf "$work/blobs" "$work/rootfs"
