@@ -8,6 +8,7 @@ mod build;
 mod cp;
 mod harness;
 mod images;
+mod inspect;
 mod network;
 mod runtime;
 mod stack;
@@ -21,6 +22,7 @@ fn main() {
     trials.extend(cp::tests());
     trials.extend(harness::tests());
     trials.extend(images::tests());
+    trials.extend(inspect::tests());
     trials.extend(network::tests());
     trials.extend(runtime::tests());
     trials.extend(stack::tests());

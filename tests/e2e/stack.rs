@@ -51,7 +51,105 @@ pub fn tests() -> Vec<Trial> {
             NEEDS,
             attached_up_exit_code_from,
         ),
+        trial(
+            "stack::compose_pull_and_images",
+            NEEDS,
+            compose_pull_and_images,
+        ),
     ]
+}
+
+const PULL_STACK: &str = r#"
+services:
+  web:
+    image: IMAGE
+    command: ["sleep", "1000"]
+    stop_grace_period: 1s
+  tool:
+    build: ./tool
+"#;
+
+/// `rstack compose pull` / `rstack pull` (no image) pull the services'
+/// images (not the build-only one); `rstack compose images` lists the
+/// images of the project's containers; project flags may follow `compose`.
+fn compose_pull_and_images() {
+    let ns = NetNs::new();
+    let (r, image, base) = setup(PULL_STACK);
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
+    let tool = r.work_dir().join("tool");
+    std::fs::create_dir_all(&tool).unwrap();
+    std::fs::write(tool.join("Dockerfile"), format!("FROM {image}\n")).unwrap();
+    let listed = |r: &Rstack| -> bool {
+        let out = r.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+        out.stdout.lines().any(|l| l == image)
+    };
+
+    // the registry is on the host's loopback: pull outside the namespace
+    r.ok(&["rmi", &image]);
+    assert!(!listed(&r));
+    let (file, project) = (&base[1], &base[3]);
+    let pull = r.ok(&["compose", "-f", file, "-p", project, "pull"]);
+    assert!(pull.stderr.contains("web Pulled"), "{pull}");
+    assert!(
+        !pull.stderr.contains("tool"),
+        "a build-only service was pulled:\n{pull}"
+    );
+    assert!(listed(&r));
+    r.ok(&["rmi", &image]);
+    let pull = r.ok(&args(&base, &["pull", "-q"]));
+    assert!(pull.stderr.is_empty(), "{pull}");
+    assert!(listed(&r));
+    // an unknown service is an error that names it
+    let bad = r.fails(&args(&base, &["compose", "pull", "nope"]));
+    assert!(bad.stderr.contains("no such service: nope"), "{bad}");
+
+    ns.ok(&r, &args(&base, &["compose", "up", "-d", "web"]));
+    let json = ns
+        .ok(&r, &args(&base, &["compose", "images", "--format", "json"]))
+        .json();
+    let rows = json.as_array().expect("a JSON array");
+    assert_eq!(rows.len(), 1, "{json}");
+    let (repo, tag) = image.rsplit_once(':').unwrap();
+    assert_eq!(rows[0]["ContainerName"], "demo-web-1");
+    assert_eq!(rows[0]["Repository"], repo);
+    assert_eq!(rows[0]["Tag"], tag);
+    assert!(rows[0]["Size"].as_u64().unwrap() > 0, "{json}");
+    let id = rows[0]["ID"].as_str().unwrap().to_owned();
+    let table = ns.ok(&r, &args(&base, &["compose", "images"])).stdout;
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap()
+        .split("  ")
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        header.iter().map(|c| c.trim()).collect::<Vec<_>>(),
+        ["CONTAINER", "REPOSITORY", "TAG", "IMAGE ID", "SIZE"]
+    );
+    let row = lines.next().expect("a row");
+    assert!(row.starts_with("demo-web-1 "), "{table}");
+    assert!(
+        row.contains(&id["sha256:".len().."sha256:".len() + 12]),
+        "{table}"
+    );
+    let quiet = ns.ok(&r, &args(&base, &["compose", "images", "-q"]));
+    assert_eq!(quiet.stdout.trim(), id);
+    // project flags after `compose` win
+    let v = ns
+        .ok(
+            &r,
+            &[
+                "compose", "-f", file, "-p", project, "ps", "--format", "json",
+            ],
+        )
+        .json_lines();
+    assert_eq!(v.len(), 1, "{v:?}");
+    ns.ok(&r, &args(&base, &["compose", "down", "-t", "0"]));
 }
 
 /// A private network namespace for the duration of a test.

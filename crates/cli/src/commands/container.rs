@@ -1,6 +1,7 @@
 //! `rstack container`: one container without a Compose file, like
-//! `docker container`. Only `run` (attached) for now; the stack supervisor
-//! brings `ls`, `logs`, `exec`, `stop` and `rm` for long-lived containers.
+//! `docker container`. Only `run` (attached) and `inspect` (of the stacks'
+//! containers) for now; the stack supervisor brings `ls`, `logs`, `exec`,
+//! `stop` and `rm` for long-lived containers.
 
 #[path = "container_net.rs"]
 mod container_net;
@@ -11,6 +12,7 @@ pub(crate) mod container_tty;
 
 use clap::Subcommand;
 
+use super::inspect;
 use crate::global::GlobalOpts;
 
 #[derive(Debug, clap::Args)]
@@ -23,10 +25,13 @@ pub struct Args {
 enum ContainerCommand {
     /// Create and run a new container from an image (attached)
     Run(Box<container_run::Args>),
+    /// Display detailed information on one or more containers
+    Inspect(inspect::ContainerArgs),
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     match args.command {
         ContainerCommand::Run(a) => container_run::run(global, *a),
+        ContainerCommand::Inspect(a) => inspect::run_container(global, a),
     }
 }

@@ -96,7 +96,14 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         ImageCommand::Build(a) => build::run_image(global, a),
         ImageCommand::Push(a) => push::run(global, a),
         ImageCommand::Ls(a) => images::run(global, a),
-        ImageCommand::Pull(a) => pull::run(global, a),
+        ImageCommand::Pull(a) => {
+            if a.image.is_none() {
+                anyhow::bail!(
+                    "\"rstack image pull\" requires exactly 1 argument: the image to pull"
+                );
+            }
+            pull::run(global, a)
+        }
         ImageCommand::Rm(a) => rmi::run(global, a),
         ImageCommand::Inspect(a) => inspect(global, a),
         ImageCommand::Prune(a) => prune(global, a),
@@ -134,7 +141,7 @@ fn inspect(global: &GlobalOpts, args: InspectArgs) -> anyhow::Result<u8> {
 }
 
 /// Docker's `image inspect` shape.
-fn inspect_json(store: &Store, image: &LocalImage) -> anyhow::Result<Value> {
+pub(crate) fn inspect_json(store: &Store, image: &LocalImage) -> anyhow::Result<Value> {
     let familiar = |s: &String| {
         Reference::parse(s)
             .map(|r| r.familiar())

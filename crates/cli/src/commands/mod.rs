@@ -2,6 +2,9 @@
 //! function returning the process exit code.
 
 mod build;
+mod compose;
+mod compose_images;
+mod compose_pull;
 pub mod config;
 mod container;
 mod cp;
@@ -9,6 +12,7 @@ mod down;
 mod exec;
 mod image;
 mod images;
+mod inspect;
 mod kill;
 mod login;
 mod logout;
@@ -47,6 +51,8 @@ use crate::global::GlobalOpts;
 pub enum Command {
     /// Build or rebuild services
     Build(build::Args),
+    /// Docker Compose's commands (`compose images` and `compose pull` act on the project)
+    Compose(compose::Args),
     /// Parse, resolve and render the Compose file in canonical format
     Config(config::Args),
     /// Manage containers
@@ -57,6 +63,8 @@ pub enum Command {
     Image(image::Args),
     /// List images
     Images(images::Args),
+    /// Return low-level information on rstack objects
+    Inspect(inspect::Args),
     /// Log in to a registry
     Login(login::Args),
     /// Log out from a registry
@@ -114,10 +122,12 @@ pub enum Command {
 pub fn run(global: &GlobalOpts, command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Build(args) => build::run(global, args),
+        Command::Compose(args) => compose::run(global, args),
         Command::Container(args) => container::run(global, args),
         Command::Cp(args) => cp::run(global, args),
         Command::Image(args) => image::run(global, args),
         Command::Images(args) => images::run(global, args),
+        Command::Inspect(args) => inspect::run(global, args),
         Command::Login(args) => login::run(global, args),
         Command::Logout(args) => logout::run(global, args),
         Command::Network(args) => network::run(global, args),

@@ -5,7 +5,7 @@
 #[path = "network_create.rs"]
 mod network_create;
 #[path = "network_inspect.rs"]
-mod network_inspect;
+pub(crate) mod network_inspect;
 #[path = "network_ls.rs"]
 mod network_ls;
 #[path = "network_rm.rs"]

@@ -65,13 +65,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         })
         .collect();
     if args.services {
-        let mut seen = Vec::new();
-        for r in &recs {
-            if !seen.contains(&r.service) {
-                println!("{}", r.service);
-                seen.push(r.service.clone());
-            }
-        }
+        stack_common::print_unique(recs.iter().map(|r| r.service.as_str()));
         return Ok(0);
     }
     if args.quiet {
@@ -152,17 +146,14 @@ fn json_of(r: &ContainerRecord, project: &str) -> serde_json::Value {
     let publishers: Vec<serde_json::Value> = r
         .ports
         .iter()
-        .filter_map(|p| {
-            // 0.0.0.0:8080->80/tcp
-            let (host, rest) = p.split_once("->")?;
-            let (ip, hport) = host.rsplit_once(':')?;
-            let (cport, proto) = rest.split_once('/')?;
-            Some(serde_json::json!({
-                "URL": ip,
-                "TargetPort": cport.parse::<u16>().ok()?,
-                "PublishedPort": hport.parse::<u16>().ok()?,
-                "Protocol": proto,
-            }))
+        .filter_map(|p| stack_common::parse_published(p))
+        .map(|p| {
+            serde_json::json!({
+                "URL": p.host_ip,
+                "TargetPort": p.container_port,
+                "PublishedPort": p.host_port,
+                "Protocol": p.protocol,
+            })
         })
         .collect();
     serde_json::json!({

@@ -19,11 +19,37 @@ pub struct Args {
     /// Platform of a multi-platform image (os/arch[/variant])
     #[arg(long, env = "DOCKER_DEFAULT_PLATFORM")]
     pub platform: Option<String>,
-    /// Image to pull: NAME[:TAG|@DIGEST]
-    pub image: String,
+    /// Image to pull: NAME[:TAG|@DIGEST]; none = the project's service
+    /// images (`rstack compose pull`)
+    pub image: Option<String>,
+}
+
+/// `pull IMAGE`'s arguments.
+struct Image {
+    quiet: bool,
+    platform: Option<String>,
+    image: String,
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
+    let Some(image) = args.image else {
+        return super::compose_pull::run(
+            global,
+            super::compose_pull::Args {
+                quiet: args.quiet,
+                ignore_pull_failures: false,
+                ignore_buildable: false,
+                include_deps: false,
+                policy: super::compose_pull::Policy::Always,
+                services: Vec::new(),
+            },
+        );
+    };
+    let args = Image {
+        quiet: args.quiet,
+        platform: args.platform,
+        image,
+    };
     let store = Store::open(&global.root)?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     let opts = PullOptions {

@@ -178,11 +178,42 @@ pub fn status_text(r: &ContainerRecord) -> String {
 
 /// The state word of `ps --format json` (`running`, `exited`...).
 pub fn state_word(r: &ContainerRecord) -> &'static str {
-    match r.status {
-        Status::Running if !is_alive(r) => "exited",
-        Status::Running if rstack_stack::cgroups::is_paused(&r.cgroup_leaves) => "paused",
+    let alive = r.status == Status::Running && is_alive(r);
+    let paused = alive && rstack_stack::cgroups::is_paused(&r.cgroup_leaves);
+    docker_state(r.status, alive, paused)
+}
+
+/// Docker's state word for a recorded status, given whether the process
+/// is alive and its cgroup frozen: a `running` record whose process died
+/// without the supervisor noticing (it was not running) is `exited`.
+pub fn docker_state(status: Status, alive: bool, paused: bool) -> &'static str {
+    match status {
+        Status::Running if !alive => "exited",
+        Status::Running if paused => "paused",
         s => s.as_str(),
     }
+}
+
+/// A published port as recorded (`0.0.0.0:8080->80/tcp`), in parts.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Published<'a> {
+    pub host_ip: &'a str,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: &'a str,
+}
+
+/// Splits a recorded port; `None` for a string of another shape.
+pub fn parse_published(p: &str) -> Option<Published<'_>> {
+    let (host, rest) = p.split_once("->")?;
+    let (host_ip, host_port) = host.rsplit_once(':')?;
+    let (container_port, protocol) = rest.split_once('/')?;
+    Some(Published {
+        host_ip,
+        host_port: host_port.parse().ok()?,
+        container_port: container_port.parse().ok()?,
+        protocol,
+    })
 }
 
 /// Whether to colour output (a terminal, no NO_COLOR, no --no-color).
@@ -204,6 +235,18 @@ pub fn prefix(name: &str, width: usize, index: usize, color: bool) -> String {
     }
 }
 
+/// Prints each of `items` once, in first-seen order (`ps --services`,
+/// `compose images -q`).
+pub fn print_unique<'a>(items: impl IntoIterator<Item = &'a str>) {
+    let mut seen: Vec<&str> = Vec::new();
+    for i in items {
+        if !seen.contains(&i) {
+            println!("{i}");
+            seen.push(i);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +261,34 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(90)), "About a minute");
         assert_eq!(human_duration(Duration::from_secs(600)), "10 minutes");
         assert_eq!(human_duration(Duration::from_secs(7200)), "2 hours");
+    }
+
+    #[test]
+    fn docker_states() {
+        assert_eq!(docker_state(Status::Running, true, false), "running");
+        assert_eq!(docker_state(Status::Running, true, true), "paused");
+        assert_eq!(docker_state(Status::Running, false, false), "exited");
+        assert_eq!(docker_state(Status::Creating, false, false), "created");
+        assert_eq!(docker_state(Status::Restarting, false, false), "restarting");
+        assert_eq!(docker_state(Status::Exited, false, false), "exited");
+        assert_eq!(docker_state(Status::Removing, false, false), "removing");
+    }
+
+    #[test]
+    fn published_ports_split() {
+        assert_eq!(
+            parse_published("0.0.0.0:8080->80/tcp"),
+            Some(Published {
+                host_ip: "0.0.0.0",
+                host_port: 8080,
+                container_port: 80,
+                protocol: "tcp",
+            })
+        );
+        assert_eq!(
+            parse_published("::1:53->53/udp").map(|p| p.host_ip),
+            Some("::1")
+        );
+        assert_eq!(parse_published("80/tcp"), None);
     }
 }

@@ -85,6 +85,35 @@ fn size_of(dir: &Path) -> u64 {
     total
 }
 
+/// The `docker volume inspect` object of a named volume; `None` when
+/// there is no such volume.
+pub(crate) fn inspect_json(layout: &Layout, name: &str) -> Option<serde_json::Value> {
+    // a name, never a path out of the volumes dir
+    if name.is_empty() || name.starts_with('.') || name.contains('/') {
+        return None;
+    }
+    let dir = layout.volume_dir(name);
+    if !dir.join("_data").is_dir() {
+        return None;
+    }
+    let created = std::fs::metadata(&dir)
+        .and_then(|m| m.created().or_else(|_| m.modified()))
+        .ok()
+        .and_then(|t| jiff::Timestamp::try_from(t).ok())
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let project = name.split_once('_').map(|(p, _)| p.to_owned());
+    Some(serde_json::json!({
+        "CreatedAt": created,
+        "Driver": "local",
+        "Labels": project.map(|p| serde_json::json!({"com.docker.compose.project": p})),
+        "Mountpoint": dir.join("_data"),
+        "Name": name,
+        "Options": null,
+        "Scope": "local",
+    }))
+}
+
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let layout = Layout::new(&global.run_root, &global.root);
     match args.command {
@@ -112,26 +141,10 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         Sub::Inspect { names } => {
             let mut out = Vec::new();
             for n in &names {
-                let dir = layout.volume_dir(n);
-                if !dir.join("_data").is_dir() {
-                    bail!("no such volume: {n}");
+                match inspect_json(&layout, n) {
+                    Some(v) => out.push(v),
+                    None => bail!("no such volume: {n}"),
                 }
-                let created = std::fs::metadata(&dir)
-                    .and_then(|m| m.created().or_else(|_| m.modified()))
-                    .ok()
-                    .and_then(|t| jiff::Timestamp::try_from(t).ok())
-                    .map(|t| t.to_string())
-                    .unwrap_or_default();
-                let project = n.split_once('_').map(|(p, _)| p.to_owned());
-                out.push(serde_json::json!({
-                    "CreatedAt": created,
-                    "Driver": "local",
-                    "Labels": project.map(|p| serde_json::json!({"com.docker.compose.project": p})),
-                    "Mountpoint": dir.join("_data"),
-                    "Name": n,
-                    "Options": null,
-                    "Scope": "local",
-                }));
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
