@@ -418,7 +418,7 @@ impl Container {
                 undo.extend(missing.into_iter().rev().map(Undo::CreatedDir));
             }
             rootfs::write_etc_files(&etc_dir, &hostname, &hosts, &resolv)?;
-            let merged = rootfs::mount_overlay(&container_dir, layers)?;
+            let merged = rootfs::mount_overlay(&container_dir, layers, opts.rw_dir.as_deref())?;
             undo.push(Undo::Mount(merged.clone()));
             // Docker creates the working directory when missing.
             if let Some(cwd) = spec.process().as_ref().map(|p| p.cwd().clone()) {

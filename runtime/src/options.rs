@@ -67,6 +67,11 @@ pub struct RunOptions {
     pub stop_signal: Option<String>,
     /// `--stop-timeout` seconds before SIGKILL (default 10).
     pub stop_timeout: Option<u32>,
+    /// Where the container's writable layer (overlay upper and work dirs)
+    /// lives when it must outlive this run, like a Docker container's
+    /// across stop/start and restarts. The caller owns the dir: teardown
+    /// leaves it. `None`: inside the container dir, removed with it.
+    pub rw_dir: Option<PathBuf>,
 }
 
 /// Which seccomp profile confines the container.

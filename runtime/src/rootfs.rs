@@ -103,7 +103,11 @@ fn overlay_data(layers: &[PathBuf], upper: &Path, work: &Path) -> String {
 
 /// Mounts the overlay rootfs of `container_dir` over `layers` (bottom to top).
 /// Returns the merged mount point.
-pub fn mount_overlay(container_dir: &Path, layers: &[PathBuf]) -> Result<PathBuf, RootfsError> {
+pub fn mount_overlay(
+    container_dir: &Path,
+    layers: &[PathBuf],
+    rw_dir: Option<&Path>,
+) -> Result<PathBuf, RootfsError> {
     if layers.is_empty() {
         return Err(RootfsError::NoLayers);
     }
@@ -114,8 +118,9 @@ pub fn mount_overlay(container_dir: &Path, layers: &[PathBuf]) -> Result<PathBuf
             });
         }
     }
-    let upper = container_dir.join("upper");
-    let work = container_dir.join("work");
+    let rw = rw_dir.unwrap_or(container_dir);
+    let upper = rw.join("upper");
+    let work = rw.join("work");
     let target = container_dir.join("rootfs");
     for d in [&upper, &work, &target] {
         mkdir(d)?;
@@ -154,7 +159,16 @@ pub fn mount_overlay(container_dir: &Path, layers: &[PathBuf]) -> Result<PathBuf
         }
         let _ = write!(rel, "l/{name}");
     }
-    rel.push_str(",upperdir=upper,workdir=work");
+    if rw_dir.is_some() {
+        let _ = write!(
+            rel,
+            ",upperdir={},workdir={}",
+            upper.display(),
+            work.display()
+        );
+    } else {
+        rel.push_str(",upperdir=upper,workdir=work");
+    }
     if rel.len() > MOUNT_DATA_MAX {
         return Err(mount_err(nix::Error::E2BIG));
     }

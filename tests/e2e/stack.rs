@@ -56,7 +56,79 @@ pub fn tests() -> Vec<Trial> {
             NEEDS,
             compose_pull_and_images,
         ),
+        trial(
+            "stack::writable_layer_until_removed",
+            NEEDS,
+            writable_layer_until_removed,
+        ),
     ]
+}
+
+const RW_STACK: &str = r#"
+services:
+  web:
+    image: IMAGE
+    command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait $$!; done"]
+    restart: always
+    stop_grace_period: 1s
+"#;
+
+/// A container's own files (outside volumes) live as long as the
+/// container, as with Docker: they survive `restart`, `stop`/`start` and a
+/// restart by the policy, and go with `--force-recreate` and `down`.
+fn writable_layer_until_removed() {
+    let ns = NetNs::new();
+    let (r, _image, base) = setup(RW_STACK);
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
+    let cat = || {
+        ns.rstack(
+            &r,
+            &args(&base, &["exec", "-T", "web", "cat", "/state.txt"]),
+        )
+        .stdout
+    };
+    ns.ok(&r, &args(&base, &["up", "-d"]));
+    ns.ok(
+        &r,
+        &args(
+            &base,
+            &["exec", "-T", "web", "sh", "-c", "echo kept > /state.txt"],
+        ),
+    );
+    assert_eq!(cat(), "kept\n");
+
+    ns.ok(&r, &args(&base, &["restart", "web"]));
+    assert_eq!(cat(), "kept\n", "lost by restart");
+    ns.ok(&r, &args(&base, &["stop", "web"]));
+    ns.ok(&r, &args(&base, &["start", "web"]));
+    assert_eq!(cat(), "kept\n", "lost by stop/start");
+    // PID 1 exits 0 on SIGTERM; `restart: always` brings it back
+    ns.ok(&r, &args(&base, &["exec", "-T", "web", "kill", "1"]));
+    wait_for(&ns, &r, &base, "a restart by the policy", |v| {
+        let w = find(v, "demo-web-1");
+        w["RestartCount"] == 1 && w["State"] == "running"
+    });
+    assert_eq!(cat(), "kept\n", "lost by a policy restart");
+
+    ns.ok(&r, &args(&base, &["up", "-d", "--force-recreate"]));
+    let gone = ns.rstack(
+        &r,
+        &args(&base, &["exec", "-T", "web", "cat", "/state.txt"]),
+    );
+    assert!(
+        !gone.success(),
+        "a recreated container kept the old files:\n{gone}"
+    );
+    ns.ok(&r, &args(&base, &["down", "-t", "0"]));
+    let rw = r.root().join("projects/demo/rw");
+    let left: Vec<_> = std::fs::read_dir(&rw)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "down left writable layers: {left:?}");
 }
 
 const PULL_STACK: &str = r#"

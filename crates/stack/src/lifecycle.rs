@@ -125,14 +125,16 @@ pub fn plan(
     name: &str,
     number: u32,
 ) -> Result<ContainerPlan, Error> {
-    Ok(mapping::plan_container(
+    let mut plan = mapping::plan_container(
         project,
         service,
         name,
         number,
         &env.layout.root.join("volumes"),
-        &pp.data.join("anon").join(name),
-    )?)
+        &pp.anon_dir(name),
+    )?;
+    plan.options.rw_dir = Some(pp.rw_dir(name));
+    Ok(plan)
 }
 
 /// Creates and starts container `rec.name` (its record is saved at each step).

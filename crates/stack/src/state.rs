@@ -135,6 +135,22 @@ impl ProjectPaths {
     pub fn log_dir(&self, name: &str) -> PathBuf {
         self.data.join("logs").join(name)
     }
+    /// A container's anonymous volumes.
+    pub fn anon_dir(&self, name: &str) -> PathBuf {
+        self.data.join("anon").join(name)
+    }
+    /// A container's writable layer (overlay upper and work dirs): like a
+    /// Docker container's, it outlives stop/start and restarts and goes
+    /// when the container is removed.
+    pub fn rw_dir(&self, name: &str) -> PathBuf {
+        self.data.join("rw").join(name)
+    }
+    /// Removes the files a removed container leaves behind: its anonymous
+    /// volumes and its writable layer (best effort: they may be gone).
+    pub fn remove_container_data(&self, name: &str) {
+        let _ = std::fs::remove_dir_all(self.anon_dir(name));
+        let _ = std::fs::remove_dir_all(self.rw_dir(name));
+    }
     pub fn raw_log(&self, name: &str, stream: Stream) -> PathBuf {
         self.log_dir(name).join(format!("{}.raw", stream.as_str()))
     }

@@ -702,6 +702,13 @@ fn reconcile(
                 for e in errs {
                     (inner.reporter)(Event::Warning(e));
                 }
+                // A new container gets a fresh writable layer; an unchanged
+                // one that had stopped (or is restarted along with a
+                // dependency) is docker's same container started again.
+                // Anonymous volumes stay either way, as with compose.
+                if opts.force_recreate || old.config_hash != new.config_hash {
+                    let _ = std::fs::remove_dir_all(inner.pp.rw_dir(&old.name));
+                }
                 let mut rec = new;
                 rec.restart_count = 0;
                 hub.ctrs.insert(rec.name.clone(), new_live(inner, rec));
@@ -719,6 +726,7 @@ fn reconcile(
                     }
                     inner.pp.remove_container(&old.name)?;
                     let _ = std::fs::remove_dir_all(inner.pp.log_dir(&old.name));
+                    inner.pp.remove_container_data(&old.name);
                     inner.report(&old.name, "Removed");
                 } else if live.is_some() {
                     (inner.reporter)(Event::Warning(format!(
@@ -1666,7 +1674,7 @@ fn rm_services(inner: &Inner, services: &[String]) -> Response {
         hub.ctrs.remove(&n);
         let _ = inner.pp.remove_container(&n);
         let _ = std::fs::remove_dir_all(inner.pp.log_dir(&n));
-        let _ = std::fs::remove_dir_all(inner.pp.data.join("anon").join(&n));
+        inner.pp.remove_container_data(&n);
         lines.push(format!("Container {n}  Removed"));
     }
     Response { lines, error: None }
@@ -1685,7 +1693,7 @@ fn stop_all(inner: &Inner, timeout: Option<u64>, remove: bool) -> Vec<String> {
         for n in names {
             let _ = inner.pp.remove_container(&n);
             let _ = std::fs::remove_dir_all(inner.pp.log_dir(&n));
-            let _ = std::fs::remove_dir_all(inner.pp.data.join("anon").join(&n));
+            inner.pp.remove_container_data(&n);
             lines.push(format!("Container {n}  Removed"));
         }
     }

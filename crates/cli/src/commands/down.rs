@@ -70,7 +70,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         if errs.is_empty() {
             pp.remove_container(&rec.name)?;
             let _ = std::fs::remove_dir_all(pp.log_dir(&rec.name));
-            let _ = std::fs::remove_dir_all(pp.data.join("anon").join(&rec.name));
+            pp.remove_container_data(&rec.name);
             eprintln!(" Container {}  Removed", rec.name);
         } else {
             failures.extend(errs);

@@ -85,7 +85,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         }
         ctx.pp.remove_container(&name)?;
         let _ = std::fs::remove_dir_all(ctx.pp.log_dir(&name));
-        let _ = std::fs::remove_dir_all(ctx.pp.data.join("anon").join(&name));
+        ctx.pp.remove_container_data(&name);
         eprintln!(" Container {name}  Removed");
     }
     Ok(0)

@@ -233,7 +233,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let code = status.as_ref().map(|s| s.code).unwrap_or(125);
     if args.rm {
         ctx.pp.remove_container(&name)?;
-        let _ = std::fs::remove_dir_all(ctx.pp.data.join("anon").join(&name));
+        ctx.pp.remove_container_data(&name);
     } else {
         rec.status = Status::Exited;
         rec.exit_code = Some(code);

@@ -18,12 +18,11 @@
 mod system_prune;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use anyhow::bail;
 use rstack_images::Store;
 use rstack_images::usage::DiskUsage;
-use rstack_stack::state::{ContainerRecord, Layout};
+use rstack_stack::state::{ContainerRecord, Layout, ProjectPaths};
 
 use super::{images, stack_common};
 use crate::global::GlobalOpts;
@@ -64,28 +63,31 @@ pub(crate) struct Ctr {
     pub(crate) rec: ContainerRecord,
     /// Running, paused or restarting.
     pub(crate) active: bool,
+    /// Bytes of its writable layer.
+    pub(crate) size: u64,
 }
 
 /// Every container record of every project.
 pub(crate) fn containers(layout: &Layout) -> anyhow::Result<Vec<Ctr>> {
     let mut out = Vec::new();
     for project in layout.list_projects()? {
-        for rec in layout.project(&project).containers()? {
+        let pp = layout.project(&project);
+        for rec in pp.containers()? {
             let active = matches!(
                 stack_common::state_word(&rec),
                 "running" | "paused" | "restarting"
             );
-            out.push(Ctr { rec, active });
+            let size = writable_layer(&pp, &rec);
+            out.push(Ctr { rec, active, size });
         }
     }
     Ok(out)
 }
 
-/// The writable layer of a container, if it has one now.
-pub(crate) fn writable_layer(root: &Path, rec: &ContainerRecord) -> u64 {
-    rec.id.as_ref().map_or(0, |id| {
-        rstack_images::fsutil::disk_usage(&root.join("containers").join(id).join("upper"))
-    })
+/// The bytes of a container's writable layer (kept from its creation to
+/// its removal, running or not).
+pub(crate) fn writable_layer(pp: &ProjectPaths, rec: &ContainerRecord) -> u64 {
+    rstack_images::fsutil::disk_usage(&pp.rw_dir(&rec.name).join("upper"))
 }
 
 /// The named volumes (`ROOT/volumes/<name>/_data`), sorted.
@@ -216,7 +218,7 @@ fn gather(global: &GlobalOpts) -> anyhow::Result<Gathered> {
     })
 }
 
-fn summaries(g: &Gathered, root: &Path) -> Vec<Summary> {
+fn summaries(g: &Gathered) -> Vec<Summary> {
     let active_images: BTreeSet<String> = g
         .usage
         .images
@@ -226,11 +228,7 @@ fn summaries(g: &Gathered, root: &Path) -> Vec<Summary> {
         .collect();
     let images_size = g.usage.images_size();
     let images_kept = g.usage.images_size_of(&active_images);
-    let ctr_sizes: Vec<(bool, u64)> = g
-        .ctrs
-        .iter()
-        .map(|c| (c.active, writable_layer(root, &c.rec)))
-        .collect();
+    let ctr_sizes: Vec<(bool, u64)> = g.ctrs.iter().map(|c| (c.active, c.size)).collect();
     let ctr_size = ctr_sizes.iter().map(|c| c.1).sum();
     let ctr_reclaim = ctr_sizes.iter().filter(|c| !c.0).map(|c| c.1).sum();
     let vol_size = g.volumes.iter().map(|v| v.2).sum();
@@ -297,7 +295,7 @@ fn df(global: &GlobalOpts, args: DfArgs) -> anyhow::Result<u8> {
         bail!("--verbose cannot be combined with --format json");
     }
     let g = gather(global)?;
-    let rows = summaries(&g, &global.root);
+    let rows = summaries(&g);
     if json {
         for r in &rows {
             // docker renders every field as a string, keys sorted
@@ -318,12 +316,12 @@ fn df(global: &GlobalOpts, args: DfArgs) -> anyhow::Result<u8> {
         print!("{}", summary_table(&rows));
         return Ok(0);
     }
-    print!("{}", verbose(&g, &global.root));
+    print!("{}", verbose(&g));
     Ok(0)
 }
 
 /// `system df -v`: one table per kind, like docker's.
-fn verbose(g: &Gathered, root: &Path) -> String {
+fn verbose(g: &Gathered) -> String {
     let now = jiff::Timestamp::now();
     let ago = |t: &str| {
         t.parse::<jiff::Timestamp>()
@@ -403,7 +401,7 @@ fn verbose(g: &Gathered, root: &Path) -> String {
             c.rec.image.clone(),
             format!("\"{command}\""),
             c.rec.volumes.len().to_string(),
-            human_size(writable_layer(root, &c.rec)),
+            human_size(c.size),
             ago(&c.rec.created),
             stack_common::status_text(&c.rec),
             c.rec.name.clone(),

@@ -168,15 +168,14 @@ pub fn run(global: &GlobalOpts, args: PruneArgs) -> anyhow::Result<u8> {
 
 /// The bytes a container's removal frees: writable layer (if created),
 /// logs, anonymous volumes.
-fn container_bytes(root: &std::path::Path, pp: &ProjectPaths, rec: &super::ContainerRecord) -> u64 {
-    super::writable_layer(root, rec)
+fn container_bytes(pp: &ProjectPaths, rec: &super::ContainerRecord) -> u64 {
+    super::writable_layer(pp, rec)
         + rstack_images::fsutil::disk_usage(&pp.log_dir(&rec.name))
-        + rstack_images::fsutil::disk_usage(&pp.data.join("anon").join(&rec.name))
+        + rstack_images::fsutil::disk_usage(&pp.anon_dir(&rec.name))
 }
 
 fn prune_containers(env: &Env) -> anyhow::Result<Step> {
     let mut step = Step::default();
-    let root = &env.layout.root;
     for project in env.layout.list_projects()? {
         let pp = env.layout.project(&project);
         let stopped: Vec<_> = pp
@@ -197,7 +196,7 @@ fn prune_containers(env: &Env) -> anyhow::Result<Step> {
         if running_supervisor(&pp).is_some() {
             let bytes: Vec<(String, u64)> = stopped
                 .iter()
-                .map(|r| (r.name.clone(), container_bytes(root, &pp, r)))
+                .map(|r| (r.name.clone(), container_bytes(&pp, r)))
                 .collect();
             let req = Request::Rm { services: vec![] };
             let resp = stack_common::ask(&pp, &req, Duration::from_secs(60))
@@ -220,7 +219,7 @@ fn prune_containers(env: &Env) -> anyhow::Result<Step> {
             if stack_common::is_alive(&rec) {
                 continue;
             }
-            let bytes = container_bytes(root, &pp, &rec);
+            let bytes = container_bytes(&pp, &rec);
             let errs = rstack_stack::lifecycle::remove_leftover(env, &mut rec);
             if !errs.is_empty() {
                 step.failures
@@ -229,7 +228,7 @@ fn prune_containers(env: &Env) -> anyhow::Result<Step> {
             }
             pp.remove_container(&rec.name)?;
             let _ = std::fs::remove_dir_all(pp.log_dir(&rec.name));
-            let _ = std::fs::remove_dir_all(pp.data.join("anon").join(&rec.name));
+            pp.remove_container_data(&rec.name);
             step.deleted.push(rec.name);
             step.bytes += bytes;
         }
@@ -281,7 +280,7 @@ fn prune_anonymous_volumes(env: &Env) -> anyhow::Result<Step> {
     for p in std::fs::read_dir(&projects).into_iter().flatten().flatten() {
         let project = p.file_name().to_string_lossy().into_owned();
         let pp = env.layout.project(&project);
-        let anon = pp.data.join("anon");
+        let anon = pp.data.join("anon"); // every container's pp.anon_dir
         let Ok(entries) = std::fs::read_dir(&anon) else {
             continue;
         };
