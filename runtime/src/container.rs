@@ -182,6 +182,11 @@ pub(crate) fn random_id() -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A container id as [`random_id`] makes them: 64 lowercase hex digits.
+fn valid_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
@@ -240,7 +245,16 @@ impl Container {
         opts: &RunOptions,
         stdio: Stdio,
     ) -> Result<Container, ContainerError> {
-        let id = random_id();
+        let id = match &opts.id {
+            Some(id)
+                if valid_id(id)
+                    && !paths.container_dir(id).exists()
+                    && !paths.state_root().join(id).exists() =>
+            {
+                id.clone()
+            }
+            _ => random_id(),
+        };
         // ---- validate: build the whole spec before touching anything
         if let Some(name) = &opts.name {
             if !valid_name(name) {

@@ -72,6 +72,10 @@ pub struct RunOptions {
     /// across stop/start and restarts. The caller owns the dir: teardown
     /// leaves it. `None`: inside the container dir, removed with it.
     pub rw_dir: Option<PathBuf>,
+    /// The id to give the container (64 hex digits), e.g. a restarted
+    /// container's previous one, so it keeps its id as with Docker. A new
+    /// random id when `None`, malformed, or still taken.
+    pub id: Option<String>,
 }
 
 /// Which seccomp profile confines the container.

@@ -100,6 +100,7 @@ fn writable_layer_until_removed() {
         ),
     );
     assert_eq!(cat(), "kept\n");
+    let first_id = find(&ps(&ns, &r, &base), "demo-web-1")["ID"].clone();
 
     ns.ok(&r, &args(&base, &["restart", "web"]));
     assert_eq!(cat(), "kept\n", "lost by restart");
@@ -113,6 +114,9 @@ fn writable_layer_until_removed() {
         w["RestartCount"] == 1 && w["State"] == "running"
     });
     assert_eq!(cat(), "kept\n", "lost by a policy restart");
+    // ... and it stayed the same container (same id), as with docker
+    let id = find(&ps(&ns, &r, &base), "demo-web-1")["ID"].clone();
+    assert_eq!(id, first_id, "a restart changed the container's id");
 
     ns.ok(&r, &args(&base, &["up", "-d", "--force-recreate"]));
     let gone = ns.rstack(
@@ -123,6 +127,7 @@ fn writable_layer_until_removed() {
         !gone.success(),
         "a recreated container kept the old files:\n{gone}"
     );
+    assert_ne!(find(&ps(&ns, &r, &base), "demo-web-1")["ID"], first_id);
     ns.ok(&r, &args(&base, &["down", "-t", "0"]));
     let rw = r.root().join("projects/demo/rw");
     let left: Vec<_> = std::fs::read_dir(&rw)
@@ -635,7 +640,8 @@ fn restart_policies_stop_start() {
         let s = find(v, "demo-steady-1");
         s["State"] == "running" && s["RestartCount"] == 1
     });
-    assert_ne!(find(&v, "demo-steady-1")["ID"], id);
+    // the same container again, as with docker
+    assert_eq!(find(&v, "demo-steady-1")["ID"], id);
 
     // a user stop is remembered: no restart
     ns.ok(&r, &args(&base, &["stop", "steady"]));

@@ -437,7 +437,21 @@ fn db_app_admin() {
 
     // restart db: app (depends_on restart: true) is restarted with it,
     // admin (a plain dependency) is not
-    let admin_id = find(&v, "demo-admin-1")["ID"].clone();
+    let started = |name: &str| -> String {
+        let out = ns.ok(
+            &r,
+            &args(
+                &guard_base,
+                &["inspect", "-f", "{{.State.StartedAt}}", name],
+            ),
+        );
+        out.stdout.trim().to_owned()
+    };
+    let (db_started, app_started, admin_started) = (
+        started("demo-db-1"),
+        started("demo-app-1"),
+        started("demo-admin-1"),
+    );
     let db_id = find(&v, "demo-db-1")["ID"].clone();
     in_dir_ok(&ns, &r, &dir, &["restart", "-t", "1", "db"]);
     // like `docker compose restart`, app came back only once the
@@ -445,23 +459,27 @@ fn db_app_admin() {
     let v = ps(&ns, &r, &guard_base);
     assert_eq!(find(&v, "demo-db-1")["Health"], "healthy", "{v:?}");
     assert_eq!(find(&v, "demo-app-1")["State"], "running", "{v:?}");
-    assert_ne!(find(&v, "demo-db-1")["ID"], db_id, "db was not restarted");
-    assert_ne!(
-        find(&v, "demo-app-1")["ID"],
-        app_id,
-        "app was not restarted"
-    );
+    assert_ne!(started("demo-db-1"), db_started, "db was not restarted");
+    assert_ne!(started("demo-app-1"), app_started, "app was not restarted");
     assert_eq!(
-        find(&v, "demo-admin-1")["ID"],
-        admin_id,
+        started("demo-admin-1"),
+        admin_started,
         "admin was restarted"
     );
-    // up with a changed db config: db is recreated, app (restart: true)
-    // with it, admin stays
-    let (db_id, app_id) = (
-        find(&v, "demo-db-1")["ID"].clone(),
-        find(&v, "demo-app-1")["ID"].clone(),
+    // a restarted container is the same container, as with docker
+    assert_eq!(
+        find(&v, "demo-db-1")["ID"],
+        db_id,
+        "restart changed db's id"
     );
+    assert_eq!(
+        find(&v, "demo-app-1")["ID"],
+        app_id,
+        "restart changed app's id"
+    );
+    // up with a changed db config: db is recreated, app (restart: true)
+    // restarted with it, admin stays
+    let (app_started, admin_started) = (started("demo-app-1"), started("demo-admin-1"));
     let up = in_dir(
         &ns,
         &r,
@@ -473,13 +491,13 @@ fn db_app_admin() {
     let v = ps(&ns, &r, &guard_base);
     assert_ne!(find(&v, "demo-db-1")["ID"], db_id, "db was not recreated");
     assert_ne!(
-        find(&v, "demo-app-1")["ID"],
-        app_id,
+        started("demo-app-1"),
+        app_started,
         "app was not restarted:\n{up}"
     );
     assert_eq!(
-        find(&v, "demo-admin-1")["ID"],
-        admin_id,
+        started("demo-admin-1"),
+        admin_started,
         "admin was restarted"
     );
     assert_eq!(exec("db", "echo $DB_PASSWORD").stdout, "changed\n");

@@ -54,6 +54,9 @@ pub enum Request {
         number: u32,
         netns: Option<PathBuf>,
         addresses: Vec<IpAddr>,
+        /// The id to reuse (a restarted container's).
+        #[serde(default)]
+        id: Option<String>,
     },
     /// Run a healthcheck probe in container `id`.
     Probe {
@@ -246,8 +249,9 @@ fn work(
             number,
             netns,
             addresses,
+            id,
         }) => match create(
-            env, pp, project, images, &service, &name, number, netns, addresses,
+            env, pp, project, images, &service, &name, number, netns, addresses, id,
         ) {
             Ok(r) => r,
             Err(msg) => Reply::Failed(msg),
@@ -267,6 +271,7 @@ fn create(
     number: u32,
     netns: Option<PathBuf>,
     addresses: Vec<IpAddr>,
+    id: Option<String>,
 ) -> Result<Reply, String> {
     let image = images
         .get(service)
@@ -274,6 +279,7 @@ fn create(
     let plan =
         crate::lifecycle::plan(env, pp, project, service, name, number).map_err(|e| chain(&e))?;
     let mut options = plan.options;
+    options.id = id;
     if let Some(p) = netns {
         options.network = NetworkMode::Path(p);
         options.addresses = addresses;

@@ -153,6 +153,8 @@ pub fn create_and_start(
     let name = rec.name.clone();
     rec.volumes = plan.volumes.iter().map(|(v, _, _)| v.clone()).collect();
     let mut options = plan.options.clone();
+    // a restarted container keeps its id (docker's is the same container)
+    options.id = rec.id.clone();
     let mut netns = None;
     let mut attachments = Vec::new();
     let mut dns = None;
@@ -236,6 +238,7 @@ pub fn create_and_start(
                     number: rec.number,
                     netns,
                     addresses: options.addresses.clone(),
+                    id: rec.id.clone(),
                 })
                 .map_err(|source| Error::Creator {
                     name: name.clone(),

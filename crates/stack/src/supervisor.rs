@@ -706,10 +706,12 @@ fn reconcile(
                 // one that had stopped (or is restarted along with a
                 // dependency) is docker's same container started again.
                 // Anonymous volumes stay either way, as with compose.
-                if opts.force_recreate || old.config_hash != new.config_hash {
-                    let _ = std::fs::remove_dir_all(inner.pp.rw_dir(&old.name));
-                }
                 let mut rec = new;
+                if opts.force_recreate || old.config_hash != rec.config_hash {
+                    let _ = std::fs::remove_dir_all(inner.pp.rw_dir(&old.name));
+                } else {
+                    rec.id = old.id.clone();
+                }
                 rec.restart_count = 0;
                 hub.ctrs.insert(rec.name.clone(), new_live(inner, rec));
             }
@@ -1097,7 +1099,7 @@ fn runner(inner: Arc<Inner>, name: String, mut adopted: Option<Pidfd>) {
                     Some(l) => l.rec.clone(),
                     None => return,
                 };
-                rec.id = None;
+                // rec.id stays: the new runtime container takes it over
                 rec.pid = None;
                 rec.start_time = None;
                 rec.health = None;
