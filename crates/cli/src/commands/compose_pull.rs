@@ -4,10 +4,10 @@
 //! nothing to pull and is skipped; one that has both is pulled, and a
 //! failure there is only a warning (it can still be built).
 
-use anyhow::Context;
 use rstack_compose::Project;
-use rstack_images::{PullOptions, Store};
+use rstack_images::Store;
 
+use super::service_pull::{self, Wanted};
 use super::stack_common;
 use crate::global::GlobalOpts;
 
@@ -77,36 +77,37 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         args.services.clone()
     };
     let store = Store::open(&global.root)?;
-    let rt = crate::global::tokio_runtime()?;
-    let mut pulled: Vec<String> = Vec::new();
-    let mut failed = Vec::new();
+    let mut wanted: Vec<Wanted> = Vec::new();
+    let mut buildable = Vec::new();
     for name in &selected {
-        let Plan::Pull { image, buildable } = plan(project, name, args.ignore_buildable) else {
+        let Plan::Pull {
+            image,
+            buildable: b,
+        } = plan(project, name, args.ignore_buildable)
+        else {
             continue;
         };
-        if pulled.contains(&image) {
+        if wanted.iter().any(|w| w.image == image)
+            || (args.policy == Policy::Missing && store.lookup(&image)?.is_some())
+        {
             continue;
         }
-        if args.policy == Policy::Missing && store.lookup(&image)?.is_some() {
-            continue;
-        }
-        if !args.quiet {
-            eprintln!(" {name} Pulling");
-        }
-        let res = rt
-            .block_on(store.pull(&image, &PullOptions::default(), &rstack_images::NoProgress))
-            .with_context(|| format!("service {name}: pull {image}"));
+        buildable.push(b);
+        wanted.push(Wanted {
+            label: name.clone(),
+            image,
+        });
+    }
+    let results = service_pull::pull_all(&store, &wanted, args.quiet)?;
+    let mut failed = Vec::new();
+    for ((w, res), b) in wanted.iter().zip(results).zip(buildable) {
         match res {
-            Ok(_) => {
-                if !args.quiet {
-                    eprintln!(" {name} Pulled");
-                }
-                pulled.push(image);
-            }
-            Err(e) if buildable || args.ignore_pull_failures => {
+            Ok(_) => {}
+            // it can still be built; docker compose warns too
+            Err(e) if b || args.ignore_pull_failures => {
                 eprintln!("WARN[0000] {e:#}");
-                if !buildable {
-                    failed.push(name.clone());
+                if !b {
+                    failed.push(w.label.clone());
                 }
             }
             Err(e) => return Err(e),

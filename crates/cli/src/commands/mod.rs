@@ -28,6 +28,7 @@ mod restart;
 mod rm;
 mod rmi;
 mod run;
+mod service_pull;
 mod stack_common;
 mod start;
 mod stats;

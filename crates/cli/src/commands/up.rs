@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use rstack_images::{LocalImage, PullOptions, Store};
+use rstack_images::{LocalImage, Store};
 use rstack_stack::control::Request;
 use rstack_stack::state::ProjectLock;
 use rstack_stack::supervisor::{Event, Supervisor, UpOptions, running_supervisor};
 
+use super::service_pull::{self, Wanted};
 use super::stack_common::{self, Ctx};
 use crate::global::GlobalOpts;
 
@@ -276,14 +277,16 @@ fn follow_logs(
     }
 }
 
-/// Looks up (and pulls, per `policy`) the image of every service.
+/// Looks up (and pulls, per `policy`) the image of every service; the
+/// images to pull are pulled together (see [`service_pull`]).
 fn ensure_images(
     ctx: &Ctx,
     store: &Store,
     policy: PullPolicy,
 ) -> anyhow::Result<HashMap<String, LocalImage>> {
     let mut out = HashMap::new();
-    let mut rt = None;
+    let mut wanted: Vec<Wanted> = Vec::new();
+    let mut waiting: Vec<(String, String)> = Vec::new();
     for name in ctx.project.services.keys() {
         let image = ctx.project.image_name(name);
         let svc_policy = match ctx.project.services[name].pull_policy.as_deref() {
@@ -291,30 +294,33 @@ fn ensure_images(
             Some("never") => PullPolicy::Never,
             _ => policy,
         };
-        let local = store.lookup(&image)?;
-        let found = match (local, svc_policy) {
-            (Some(i), PullPolicy::Missing | PullPolicy::Never) => i,
+        match (store.lookup(&image)?, svc_policy) {
+            (Some(i), PullPolicy::Missing | PullPolicy::Never) => {
+                out.insert(name.clone(), i);
+            }
             (None, PullPolicy::Never) => {
                 bail!("service {name}: image {image} is not present and pull policy is never")
             }
             _ => {
-                eprintln!(" Image {image}  Pulling");
-                if rt.is_none() {
-                    rt = Some(crate::global::tokio_runtime()?);
+                if !wanted.iter().any(|w| w.image == image) {
+                    wanted.push(Wanted {
+                        label: name.clone(),
+                        image: image.clone(),
+                    });
                 }
-                let r = rt.as_ref().expect("just set");
-                let i = r
-                    .block_on(store.pull(
-                        &image,
-                        &PullOptions::default(),
-                        &rstack_images::NoProgress,
-                    ))
-                    .with_context(|| format!("service {name}: pull {image}"))?;
-                eprintln!(" Image {image}  Pulled");
-                i
+                waiting.push((name.clone(), image));
             }
-        };
-        out.insert(name.clone(), found);
+        }
+    }
+    let mut pulled = HashMap::new();
+    for (w, res) in wanted
+        .iter()
+        .zip(service_pull::pull_all(store, &wanted, false)?)
+    {
+        pulled.insert(w.image.clone(), res?);
+    }
+    for (name, image) in waiting {
+        out.insert(name, pulled[&image].clone());
     }
     Ok(out)
 }
