@@ -1,6 +1,8 @@
 //! `rstack cp` both ways against a running service container: docker's
 //! path rules, tar streams on stdin/stdout, ownership, and symlinks that
-//! must resolve inside the container, never on the host.
+//! must resolve inside the container, never on the host; and against a
+//! stopped one, whose own files (image and writable layer) are mounted
+//! where only the `cp` process sees them.
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -10,10 +12,13 @@ use std::process::{Output, Stdio};
 use libtest_mimic::Trial;
 use rstack_e2e::{Rstack, trial};
 
-use crate::stack::{DownOnPanic, NEEDS, NetNs, args, setup};
+use crate::stack::{DownOnPanic, NEEDS, NetNs, args, find, ps, setup};
 
 pub fn tests() -> Vec<Trial> {
-    vec![trial("cp::both_ways_streams_and_escapes", NEEDS, both_ways)]
+    vec![
+        trial("cp::both_ways_streams_and_escapes", NEEDS, both_ways),
+        trial("cp::stopped_container_both_ways", NEEDS, stopped_both_ways),
+    ]
 }
 
 const CP_STACK: &str = r#"
@@ -355,10 +360,158 @@ fn both_ways() {
         "is not running container #2",
     );
 
-    // a stopped container is refused clearly
+    // a stopped container shows its own files only: its volume is refused
     ns.ok(&r, &args(&base, &["stop", "app"]));
-    fails(&["cp", "app:/data/sub/f", &w("x")], "is not running");
+    fails(
+        &["cp", "app:/data/sub/f", &w("x")],
+        "/data/sub/f is on /data, a volume, bind mount or tmpfs of container demo-app-1",
+    );
+    let cp = ns.ok(
+        &r,
+        &args(&base, &["cp", "app:/etc/shadow", &w("stopped-shadow")]),
+    );
+    assert!(cp.stderr.contains("Successfully copied"), "{cp}");
+    assert_eq!(
+        std::fs::read_to_string(w("stopped-shadow")).unwrap(),
+        "pwned\n"
+    );
+    r.assert_no_leaks();
 
     ns.ok(&r, &args(&base, &["down", "-v"]));
+    ns.assert_clean(&r);
+}
+
+const STOPPED_STACK: &str = r#"
+services:
+  web:
+    image: IMAGE
+    command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait $$!; done"]
+    stop_grace_period: 1s
+    volumes:
+      - data:/data
+volumes:
+  data: {}
+"#;
+
+/// `cp` with a stopped container, as `docker compose cp` allows: out of
+/// it (its writable layer over its image, deletions included) and into
+/// it (seen once it runs again), its volume refused, and no mount or
+/// scratch dir left on the host.
+fn stopped_both_ways() {
+    let ns = NetNs::new();
+    let (r, _image, base) = setup(STOPPED_STACK);
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
+    let work = r.work_dir();
+    let w = |p: &str| work.join(p).display().to_string();
+    let fails = |argv: &[&str], needle: &str| {
+        let out = ns.rstack(&r, &args(&base, argv));
+        assert!(!out.success(), "expected a failure:\n{out}");
+        assert!(out.stderr.contains(needle), "missing {needle:?}:\n{out}");
+    };
+
+    ns.ok(&r, &args(&base, &["up", "-d"]));
+    let script = "echo hi > /out.txt && rm /bin/vi && echo vol > /data/v.txt";
+    ns.ok(&r, &args(&base, &["exec", "-T", "web", "sh", "-c", script]));
+    ns.ok(&r, &args(&base, &["stop", "web"]));
+    assert_eq!(find(&ps(&ns, &r, &base), "demo-web-1")["State"], "exited");
+    r.assert_no_leaks();
+
+    // out: the container's own file, an image file, a deleted image file
+    let cp = ns.ok(&r, &args(&base, &["cp", "web:/out.txt", &w("out.txt")]));
+    assert!(
+        cp.stderr
+            .contains(&format!("Successfully copied 2.05kB to {}", w("out.txt"))),
+        "{cp}"
+    );
+    assert_eq!(std::fs::read_to_string(w("out.txt")).unwrap(), "hi\n");
+    ns.ok(&r, &args(&base, &["cp", "web:/etc/passwd", &w("passwd")]));
+    let passwd = std::fs::read_to_string(w("passwd")).unwrap();
+    assert!(passwd.starts_with("root:"), "{passwd}");
+    fails(
+        &["cp", "web:/bin/vi", &w("vi")],
+        "Could not find the file /bin/vi in container demo-web-1",
+    );
+    // a tar stream too
+    let out = raw(
+        &ns,
+        &r,
+        &args(&base, &["cp", "web:/out.txt", "-"]),
+        None,
+        &work,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut ar = tar::Archive::new(out.stdout.as_slice());
+    let mut e = ar.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(e.path().unwrap(), Path::new("out.txt"));
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+    assert_eq!(s, "hi\n");
+    // the volume is not mounted: refused both ways, not an empty dir
+    fails(
+        &["cp", "web:/data/v.txt", &w("v.txt")],
+        "is on /data, a volume, bind mount or tmpfs of container demo-web-1",
+    );
+    std::fs::write(w("in.txt"), "in\n").unwrap();
+    fails(&["cp", &w("in.txt"), "web:/data/"], "is on /data, a volume");
+    r.assert_no_leaks();
+
+    // in: a relative host path, then a directory; seen once it runs
+    let out = raw(
+        &ns,
+        &r,
+        &args(&base, &["cp", "./in.txt", "web:/in.txt"]),
+        None,
+        &work,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("Successfully copied 2.05kB to demo-web-1:/in.txt"),
+        "{err}"
+    );
+    std::fs::create_dir_all(w("site/nested")).unwrap();
+    std::fs::write(w("site/nested/deep.txt"), "deep\n").unwrap();
+    ns.ok(&r, &args(&base, &["cp", &w("site"), "web:/"]));
+    ns.ok(&r, &args(&base, &["cp", &w("in.txt"), "web:/bin/vi"]));
+    r.assert_no_leaks();
+    assert_eq!(find(&ps(&ns, &r, &base), "demo-web-1")["State"], "exited");
+
+    ns.ok(&r, &args(&base, &["start", "web"]));
+    let cat = ns.ok(
+        &r,
+        &args(
+            &base,
+            &[
+                "exec",
+                "-T",
+                "web",
+                "cat",
+                "/in.txt",
+                "/site/nested/deep.txt",
+                "/bin/vi",
+                "/out.txt",
+                "/data/v.txt",
+            ],
+        ),
+    );
+    assert_eq!(cat.stdout, "in\ndeep\nin\nhi\nvol\n", "{cat}");
+    // running again: through /proc/<pid>/root, the volume included
+    ns.ok(&r, &args(&base, &["cp", "web:/data/v.txt", &w("v.txt")]));
+    assert_eq!(std::fs::read_to_string(w("v.txt")).unwrap(), "vol\n");
+
+    ns.ok(&r, &args(&base, &["down", "-v"]));
+    // after down, the container and its kept files are gone
+    fails(
+        &["cp", "web:/out.txt", &w("x")],
+        "no container found for service",
+    );
     ns.assert_clean(&r);
 }

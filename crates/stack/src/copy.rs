@@ -1,17 +1,20 @@
-//! `cp` between a running container and the host, with `docker cp`'s
-//! semantics.
+//! `cp` between a container and the host, with `docker cp`'s semantics.
 //!
 //! Both directions go through a tar stream, as with the Docker API: the
 //! source is archived ([`pack`]) under the name docker's path rules give it
 //! ([`paths::place`]), and extracted ([`unpack`]) into the directory those
-//! rules pick. The container's side is reached through `/proc/<pid>/root`
-//! of its init ([`Root::container`]), which shows the container's own
-//! mount namespace (volumes and bind mounts included) and in which every
-//! path is resolved with `openat2(RESOLVE_IN_ROOT)`: a symlink in the
-//! container pointing at `/etc/shadow` means the container's file.
-//! Stopped containers are not supported (they have no process whose root
-//! could be used).
+//! rules pick. The container's side is a [`Root`] in which every path is
+//! resolved with `openat2(RESOLVE_IN_ROOT)`: a symlink in the container
+//! pointing at `/etc/shadow` means the container's file. [`container`]
+//! opens it: a running container through `/proc/<pid>/root` of its init,
+//! which shows the container's own mount namespace (volumes and bind
+//! mounts included); a stopped one through an overlay of its image layers
+//! and its kept writable layer, mounted in a private mount namespace of
+//! this process. A stopped container shows its own files only: its named
+//! volumes, bind mounts and tmpfs are not mounted, and a copy from or to
+//! where they would be is refused ([`Error::OnMount`]).
 
+pub mod container;
 pub mod pack;
 pub mod paths;
 pub mod root;
@@ -21,6 +24,7 @@ use std::io::{self, Read, Write};
 
 use nix::sys::stat::SFlag;
 
+pub use container::{Access, Opened};
 pub use paths::{DestInfo, Placement};
 pub use root::Root;
 pub use unpack::Owner;
@@ -30,8 +34,61 @@ pub use unpack::Owner;
 pub enum Error {
     #[error("Could not find the file {path} in container {container}")]
     NotFound { path: String, container: String },
-    #[error("container {container} is not running (rstack cp needs a running container)")]
+    #[error("container {container} is not running")]
     NotRunning { container: String },
+    #[error(
+        "{path} is on {mount}, a volume, bind mount or tmpfs of container {container}: \
+         rstack cp reaches those only while the container runs"
+    )]
+    OnMount {
+        container: String,
+        path: String,
+        mount: String,
+    },
+    #[error(
+        "container {container} is not running and has no files kept on disk \
+         (it never started, or an older rstack created it): start it to copy"
+    )]
+    NoFilesystem { container: String },
+    #[error("container {container} is {status}: try again once it runs or is stopped")]
+    Busy {
+        container: String,
+        status: &'static str,
+    },
+    #[error("container {container} no longer exists")]
+    Gone { container: String },
+    #[error("cannot read the state of container {container}")]
+    State {
+        container: String,
+        #[source]
+        source: crate::state::Error,
+    },
+    #[error("cannot find the image {image} of container {container}")]
+    Image {
+        container: String,
+        image: String,
+        #[source]
+        source: Option<Box<rstack_images::Error>>,
+    },
+    #[error("cannot set up a private mount namespace: {what}")]
+    PrivateMounts {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot mount the files of stopped container {container}")]
+    Mount {
+        container: String,
+        #[source]
+        source: rstack_runtime::rootfs::RootfsError,
+    },
+    #[error("cannot unmount the files of container {container} from {target}")]
+    Unmount {
+        container: String,
+        target: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("{op} {path}")]
     HostStat {
         op: &'static str,
@@ -117,6 +174,14 @@ pub fn copy_into(root: &Root, src: Source<'_>, dst: &str, opts: Options) -> Resu
     let container = root.container_name().unwrap_or("host").to_owned();
     let dst_abs = paths::container_abs(dst);
     let info = container_dest_info(root, &dst_abs, &container, dst)?;
+    let on_mount = |path: &str, follow: bool| match root.hidden_mount(path, follow) {
+        Some(mount) => Err(Error::OnMount {
+            container: container.clone(),
+            path: dst.to_owned(),
+            mount: mount.to_owned(),
+        }),
+        None => Ok(()),
+    };
     let owner = if opts.archive {
         Owner::Keep
     } else {
@@ -130,6 +195,7 @@ pub fn copy_into(root: &Root, src: Source<'_>, dst: &str, opts: Options) -> Resu
                     path: dst.to_owned(),
                 });
             }
+            on_mount(&info.path, true)?;
             let mut counted = Counting::new(input);
             unpack::unpack(root, &info.path, &mut counted, owner)?;
             io::copy(&mut counted, &mut io::sink()).map_err(Error::ReadArchive)?;
@@ -149,6 +215,7 @@ pub fn copy_into(root: &Root, src: Source<'_>, dst: &str, opts: Options) -> Resu
                 })?;
             let is_dir = root::file_type(&st) == SFlag::S_IFDIR;
             let place = paths::place(src, is_dir, &info)?;
+            on_mount(&landing(&place), false)?;
             let bytes = through_pipe(
                 |w| pack::pack(&host, src, opts.follow_link, &place.name, w).map(drop),
                 |r| unpack::unpack(root, &place.dir, r, owner),
@@ -165,6 +232,13 @@ pub fn copy_into(root: &Root, src: Source<'_>, dst: &str, opts: Options) -> Resu
 pub fn copy_out(root: &Root, src: &str, dst: Dest<'_>, opts: Options) -> Result<Copied, Error> {
     let src_abs = paths::container_abs(src);
     let name = paths::archive_name(&src_abs);
+    if let Some(mount) = root.hidden_mount(&src_abs, opts.follow_link) {
+        return Err(Error::OnMount {
+            container: root.container_name().unwrap_or("host").to_owned(),
+            path: src.to_owned(),
+            mount: mount.to_owned(),
+        });
+    }
     match dst {
         Dest::Tar(out) => {
             let mut counted = Counting::new(out);
@@ -210,6 +284,15 @@ pub fn copy_out(root: &Root, src: &str, dst: Dest<'_>, opts: Options) -> Result<
                 dest: info.path,
             })
         }
+    }
+}
+
+/// Where the top entry of an archive extracted per `place` lands.
+fn landing(place: &Placement) -> String {
+    if place.name == "." {
+        place.dir.clone()
+    } else {
+        paths::clean(&format!("{}/{}", place.dir, place.name))
     }
 }
 

@@ -1,17 +1,22 @@
 //! `rstack cp`: copy files/folders between a service container and the
 //! local filesystem, like `docker compose cp`.
 //!
-//! The container is found from the state files (no supervisor needed) and
-//! must be running: its filesystem is reached through its init's
-//! `/proc/<pid>/root` (see `rstack_stack::copy`).
+//! The container is found from the state files (no supervisor needed). A
+//! running container's filesystem is reached through its init's
+//! `/proc/<pid>/root`, volumes and bind mounts included; a stopped one's
+//! through its image layers and kept writable layer, mounted in a private
+//! mount namespace of this process, so its own files only (see
+//! `rstack_stack::copy::container`). This process must still be
+//! single-threaded when it opens a stopped container: nothing here starts
+//! a thread (no tokio runtime) before that.
 
 use std::io::{Read, Write};
 
 use anyhow::{Context, bail};
-use rstack_stack::copy::{self, Dest, Options, Root, Source, paths};
+use rstack_stack::copy::{self, Access, Dest, Opened, Options, Source, paths};
 use rstack_stack::state::ContainerRecord;
 
-use super::stack_common;
+use super::stack_common::{self, Ctx};
 use crate::global::GlobalOpts;
 
 #[derive(Debug, clap::Args)]
@@ -78,15 +83,17 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let cwd = cwd.to_string_lossy();
     if from_service {
         let rec = &targets[0];
-        let root = open_root(rec)?;
+        let opened = open(&ctx, rec, Access::Read)?;
         if dst_path == "-" {
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
-            copy::copy_out(&root, src_path, Dest::Tar(&mut out), opts)?;
+            copy::copy_out(opened.root(), src_path, Dest::Tar(&mut out), opts)?;
             out.flush().context("write to stdout")?;
+            opened.close()?;
         } else {
             let dst = paths::host_abs(dst_path, &cwd);
-            let done = copy::copy_out(&root, src_path, Dest::Path(&dst), opts)?;
+            let done = copy::copy_out(opened.root(), src_path, Dest::Path(&dst), opts)?;
+            opened.close()?;
             eprintln!(
                 "Successfully copied {} to {}",
                 super::images::human_size(done.bytes),
@@ -108,21 +115,23 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     };
     let src = paths::host_abs(src_path, &cwd);
     for rec in &targets {
-        let root = open_root(rec)?;
+        let opened = open(&ctx, rec, Access::Write)?;
+        let root = opened.root();
         let done = if src_path == "-" {
             match &stdin_tar {
                 Some(data) => {
-                    copy::copy_into(&root, Source::Tar(&mut data.as_slice()), dst_path, opts)?
+                    copy::copy_into(root, Source::Tar(&mut data.as_slice()), dst_path, opts)?
                 }
                 None => {
                     let stdin = std::io::stdin();
                     let mut input = stdin.lock();
-                    copy::copy_into(&root, Source::Tar(&mut input), dst_path, opts)?
+                    copy::copy_into(root, Source::Tar(&mut input), dst_path, opts)?
                 }
             }
         } else {
-            copy::copy_into(&root, Source::Path(&src), dst_path, opts)?
+            copy::copy_into(root, Source::Path(&src), dst_path, opts)?
         };
+        opened.close()?;
         if src_path != "-" {
             eprintln!(
                 "Successfully copied {} to {}:{}",
@@ -164,15 +173,15 @@ fn targets(
     Ok(v)
 }
 
-/// The running container's root, or why there is none.
-fn open_root(rec: &ContainerRecord) -> anyhow::Result<Root> {
-    let (Some(pid), Some(start)) = (rec.pid, rec.start_time) else {
-        return Err(copy::Error::NotRunning {
-            container: rec.name.clone(),
-        }
-        .into());
-    };
-    Ok(Root::container(pid, start, &rec.name)?)
+/// The filesystem of container `rec`, running or not.
+fn open(ctx: &Ctx, rec: &ContainerRecord, access: Access) -> anyhow::Result<Opened> {
+    Ok(copy::container::open(
+        &ctx.env,
+        &ctx.pp,
+        &ctx.project,
+        rec,
+        access,
+    )?)
 }
 
 #[cfg(test)]

@@ -1,10 +1,16 @@
 //! A filesystem root that paths are resolved in: a running container's
-//! (`/proc/<pid>/root`, confined) or the host's.
+//! (`/proc/<pid>/root`), a stopped container's (its overlay, mounted
+//! privately: [`super::container`]), an extraction directory (all three
+//! confined) or the host's.
 //!
 //! `/proc/<pid>/root` is the container's root directory *in its own mount
 //! namespace*: walking down from it crosses the container's mounts (named
 //! volumes, bind mounts, tmpfs), so a copy sees exactly what the container
-//! sees. Every lookup goes through `openat2(RESOLVE_IN_ROOT)` on that fd:
+//! sees. A stopped container has no mount namespace left: its root is its
+//! own files only (image layers under its writable layer), and the places
+//! where it mounts volumes when running are refused
+//! ([`Root::hidden_mount`]) rather than showing their empty mount points.
+//! Every lookup goes through `openat2(RESOLVE_IN_ROOT)` on the root's fd:
 //! `..`, absolute symlinks and symlinked parents resolve inside the
 //! container, never on the host, even when the container rewrites its
 //! tree meanwhile; magic links (`/proc/self/root` inside the container)
@@ -31,6 +37,10 @@ pub struct Root {
     confined: bool,
     /// The container's name; `None` for the host.
     container: Option<String>,
+    /// Where the container mounts volumes, bind mounts, tmpfs when it runs
+    /// (cleaned, absolute): empty but for a stopped container's root,
+    /// which does not show them.
+    hidden_mounts: Vec<String>,
 }
 
 impl Root {
@@ -61,7 +71,65 @@ impl Root {
             fd,
             confined: true,
             container: Some(name.to_owned()),
+            hidden_mounts: Vec::new(),
         })
+    }
+
+    /// The directory `path` as the root of container `name`: a stopped
+    /// container's filesystem, mounted there by [`super::container`].
+    pub fn dir(path: &Path, name: &str) -> Result<Root, Error> {
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::Io {
+            what: "open",
+            path: path.display().to_string(),
+            source: e.into(),
+        })?;
+        Ok(Root {
+            fd,
+            confined: true,
+            container: Some(name.to_owned()),
+            hidden_mounts: Vec::new(),
+        })
+    }
+
+    /// Marks `targets` (absolute container paths) as mount points whose
+    /// content this root does not show ([`Root::hidden_mount`]).
+    pub fn hiding_mounts(mut self, targets: &[String]) -> Root {
+        self.hidden_mounts = targets
+            .iter()
+            .map(|t| super::paths::clean(&format!("/{t}")))
+            .filter(|t| t != "/")
+            .collect();
+        self
+    }
+
+    /// The mount target of [`Root::hiding_mounts`] that `abs` is at or
+    /// under once resolved in this root (its last element resolved only
+    /// with `follow` or when spelled as a directory, as [`Root::lookup`]
+    /// does), if any.
+    pub fn hidden_mount(&self, abs: &str, follow: bool) -> Option<&str> {
+        if self.hidden_mounts.is_empty() {
+            return None;
+        }
+        let resolved = if follow || super::paths::asserts_directory(abs) {
+            self.resolve(abs)
+        } else {
+            let (parent, name) = super::paths::split_path_dir_entry(abs);
+            self.resolve(&parent).map(|p| format!("{p}/{name}"))
+        };
+        // A path that cannot be resolved is checked as spelled.
+        let path = super::paths::clean(&resolved.unwrap_or_else(|_| abs.to_owned()));
+        self.hidden_mounts
+            .iter()
+            .find(|m| {
+                path.strip_prefix(m.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+            .map(String::as_str)
     }
 
     /// The host's `/`; paths must be absolute.
@@ -80,6 +148,7 @@ impl Root {
             fd,
             confined: false,
             container: None,
+            hidden_mounts: Vec::new(),
         })
     }
 
@@ -100,6 +169,7 @@ impl Root {
             fd,
             confined: true,
             container: None,
+            hidden_mounts: Vec::new(),
         })
     }
 
