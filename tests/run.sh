@@ -19,6 +19,8 @@ echo "== build"
 cargo build --workspace --all-targets
 echo "== unit and privileged tests"
 cargo test --workspace --exclude rstack-e2e
+# unit tests that need root (marked #[ignore] so a plain `cargo test` skips them)
+cargo test -p rstack-stack --lib -- --ignored
 echo "== end-to-end tests"
 RSTACK_BIN="${CARGO_TARGET_DIR:-$(pwd)/target}/debug/rstack" cargo test -p rstack-e2e
 echo "== cgroup v2 tests in a VM"
