@@ -4,9 +4,10 @@
 //! success makes it `healthy`. Failures during `start_period` do not count.
 //!
 //! Cadence: during `start_period` (while still `starting`) the probe runs
-//! every `start_interval` when set, else every 250 ms — so a dependant
-//! waiting on `service_healthy` starts as soon as the service is ready —
-//! then every `interval`.
+//! every `start_interval` when set, else at a fast cadence — 50 ms after
+//! the start, then 100, 150, 200, and every 250 ms — so a dependant
+//! waiting on `service_healthy` starts as soon as the service is ready
+//! (most are within a few hundred ms) — then every `interval`.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -27,6 +28,8 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_RETRIES: u64 = 3;
 /// Probe cadence during start_period when start_interval is not set.
 pub const FAST_START_INTERVAL: Duration = Duration::from_millis(250);
+/// The fast cadence's first delay, and its step up to [`FAST_START_INTERVAL`].
+const FAST_START_STEP: Duration = Duration::from_millis(50);
 /// Probe results kept (docker keeps 5).
 const KEEP_RESULTS: usize = 5;
 /// Output bytes kept per probe (docker keeps 4096).
@@ -120,6 +123,8 @@ pub struct Tracker {
     status: Health,
     streak: u64,
     log: VecDeque<ProbeResult>,
+    /// Probes recorded by this tracker (ramps the fast start cadence).
+    probes: u32,
 }
 
 impl Tracker {
@@ -129,6 +134,7 @@ impl Tracker {
             status: Health::Starting,
             streak: 0,
             log: VecDeque::new(),
+            probes: 0,
         }
     }
 
@@ -139,7 +145,11 @@ impl Tracker {
     /// How long to wait before the next probe, `uptime` after the start.
     pub fn next_delay(&self, uptime: Duration) -> Duration {
         if self.status == Health::Starting && uptime < self.check.start_period {
-            self.check.start_interval.unwrap_or(FAST_START_INTERVAL)
+            self.check.start_interval.unwrap_or_else(|| {
+                FAST_START_STEP
+                    .checked_mul(self.probes.saturating_add(1))
+                    .map_or(FAST_START_INTERVAL, |d| d.min(FAST_START_INTERVAL))
+            })
         } else {
             self.check.interval
         }
@@ -149,6 +159,7 @@ impl Tracker {
     /// the status changed.
     pub fn record(&mut self, mut result: ProbeResult, uptime: Duration) -> bool {
         let before = self.status;
+        self.probes = self.probes.saturating_add(1);
         if result.output.len() > KEEP_OUTPUT {
             let mut cut = KEEP_OUTPUT;
             while !result.output.is_char_boundary(cut) {
@@ -187,6 +198,8 @@ impl Tracker {
             status: rec.status,
             streak: rec.failing_streak,
             log: rec.log.iter().cloned().collect(),
+            // a re-adopted container is past its first probes
+            probes: u32::MAX,
         }
     }
 }
@@ -304,11 +317,16 @@ mod tests {
             start_interval: None,
         };
         let mut t = Tracker::new(check);
-        assert_eq!(t.next_delay(Duration::ZERO), FAST_START_INTERVAL);
+        assert_eq!(t.next_delay(Duration::ZERO), Duration::from_millis(50));
         // failures in the start period don't count
         assert!(!t.record(probe(1), Duration::from_secs(1)));
+        assert_eq!(t.next_delay(Duration::ZERO), Duration::from_millis(100));
         assert!(!t.record(probe(1), Duration::from_secs(2)));
         assert_eq!(t.status(), Health::Starting);
+        for _ in 0..5 {
+            t.record(probe(1), Duration::from_secs(2));
+        }
+        assert_eq!(t.next_delay(Duration::from_secs(2)), FAST_START_INTERVAL);
         assert!(t.record(probe(0), Duration::from_secs(3)));
         assert_eq!(t.status(), Health::Healthy);
         assert_eq!(
@@ -324,5 +342,10 @@ mod tests {
         assert!(rec.log[0].output.len() <= 4096);
         let r = Tracker::resume(t.check.clone(), &rec);
         assert_eq!(r.status(), Health::Unhealthy);
+        // a resumed tracker in its start period probes at the full fast cadence
+        let mut starting = rec.clone();
+        starting.status = Health::Starting;
+        let r = Tracker::resume(t.check.clone(), &starting);
+        assert_eq!(r.next_delay(Duration::ZERO), FAST_START_INTERVAL);
     }
 }
