@@ -72,6 +72,11 @@ if [ -z "${RSTACK_BENCH_NETNS:-}" ]; then
   say "network: DNS from a container, published port vs direct (netns/benches/netbench.rs)"
   "$netbench" --bench
 
+  # the Debian packages of the python image, fetched while the mirror is
+  # reachable (kept between runs)
+  RSTACK_DEMO_DEBS=${RSTACK_BENCH_DEBS:-/var/tmp/rstack-bench-debs} \
+    "$repo/tests/demo/images.sh" --fetch python > /dev/null
+
   # the rest in a network namespace of our own
   exec unshare --net env RSTACK_BENCH_NETNS=1 "$0" "$@"
 fi

@@ -19,16 +19,42 @@
 #                 made only when named: Debian's python3.11 and its stdlib)
 # Layers are reproducible (sorted, mtime 0, owner 0), so a second run
 # pushes nothing new.
+#
+#   tests/demo/images.sh --fetch [NAME...]   only download the Debian
+#   packages NAME... need (for a caller that builds without network later)
 set -euo pipefail
-registry=${1:?usage: images.sh REGISTRY [NAME...] (e.g. 127.0.0.1:5117)}
+registry=${1:?usage: images.sh REGISTRY|--fetch [NAME...] (e.g. 127.0.0.1:5117)}
 shift
 names=${*:-busybox cache web worker}   # the images to make (default: all)
 here=$(cd "$(dirname "$0")" && pwd)
 state=${RSTACK_DEMO_DIR:-/var/tmp/rstack-demo}
 work=$state/build
 debs=${RSTACK_DEMO_DEBS:-$state/debs}   # kept: a second run needs no mirror
+redis_debs=(redis-tools libjemalloc2 liblzf1 libatomic1)
+py_debs=(python3.11-minimal libpython3.11-minimal libpython3.11-stdlib media-types
+  libexpat1 zlib1g libffi8 libssl3 libbz2-1.0 liblzma5 libuuid1)
+mkdir -p "$debs"
+
+wanted() { case " $names " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+# download DEB... into $debs unless there already
+download() {
+  local missing=() p
+  for p in "$@"; do ls "$debs/${p}_"*.deb >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} = 0 ] && return 0
+  (cd "$debs" && apt-get download -q "${missing[@]}" 2>&1 |
+    grep -v 'Download is performed unsandboxed' || true)
+  for p in "${missing[@]}"; do
+    ls "$debs/${p}_"*.deb >/dev/null 2>&1 ||
+      { echo "images.sh: cannot download $p (is Debian's mirror reachable?)" >&2; exit 1; }
+  done
+}
+if [ "$registry" = --fetch ]; then
+  if wanted cache || wanted web || wanted worker; then download "${redis_debs[@]}"; fi
+  if wanted python; then download "${py_debs[@]}"; fi
+  exit 0
+fi
 rm -rf "$work"
-mkdir -p "$work/blobs" "$debs"
+mkdir -p "$work/blobs"
 
 # --- base: busybox -----------------------------------------------------------
 base=$work/rootfs/base
@@ -42,16 +68,6 @@ done
 printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' > "$base/etc/passwd"
 printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' > "$base/etc/group"
 
-wanted() { case " $names " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
-# download DEB... into $debs unless there already
-download() {
-  local missing=() p
-  for p in "$@"; do ls "$debs/${p}_"*.deb >/dev/null 2>&1 || missing+=("$p"); done
-  [ ${#missing[@]} = 0 ] && return 0
-  (cd "$debs" && apt-get download -q "${missing[@]}" 2>&1 |
-    grep -v 'Download is performed unsandboxed' || true)
-  for p in "${missing[@]}"; do ls "$debs/${p}_"*.deb >/dev/null; done   # fails here when the download did
-}
 # copy_libs ROOT BIN...: the shared libraries `ldd` names for BIN..., found
 # in $work/debs/x first, into ROOT (on ld.so's default search path)
 copy_libs() {
@@ -73,12 +89,10 @@ copy_libs() {
 
 # --- redis: from Debian's redis-tools -----------------------------------------
 if wanted cache || wanted web || wanted worker; then
-download redis-tools libjemalloc2 liblzf1 libatomic1
+download "${redis_debs[@]}"
 rm -rf "$work/debs/x"
 mkdir -p "$work/debs/x"
-for deb in "$debs"/redis-tools_*.deb "$debs"/libjemalloc2_*.deb "$debs"/liblzf1_*.deb "$debs"/libatomic1_*.deb; do
-  dpkg -x "$deb" "$work/debs/x"
-done
+for p in "${redis_debs[@]}"; do dpkg -x "$(ls "$debs/${p}_"*.deb | head -1)" "$work/debs/x"; done
 redis=$work/rootfs/redis
 mkdir -p "$redis/usr/bin" "$redis/data"
 # Debian's redis-server is a symlink to redis-check-rdb: one binary that acts
@@ -90,12 +104,10 @@ fi
 
 # --- python: Debian's python3.11 with its standard library ----------------------
 if wanted python; then
-pydebs=(python3.11-minimal libpython3.11-minimal libpython3.11-stdlib media-types
-  libexpat1 zlib1g libffi8 libssl3 libbz2-1.0 liblzma5 libuuid1)
-download "${pydebs[@]}"
+download "${py_debs[@]}"
 rm -rf "$work/debs/x"
 mkdir -p "$work/debs/x"
-for p in "${pydebs[@]}"; do dpkg -x "$(ls "$debs/${p}_"*.deb | head -1)" "$work/debs/x"; done
+for p in "${py_debs[@]}"; do dpkg -x "$(ls "$debs/${p}_"*.deb | head -1)" "$work/debs/x"; done
 py=$work/rootfs/python
 mkdir -p "$py/usr/bin" "$py/usr/lib" "$py/etc"
 cp "$work/debs/x/usr/bin/python3.11" "$py/usr/bin/python3.11"
