@@ -198,8 +198,8 @@ impl Tracker {
             status: rec.status,
             streak: rec.failing_streak,
             log: rec.log.iter().cloned().collect(),
-            // a re-adopted container is past its first probes
-            probes: u32::MAX,
+            // a fresh record (the container just started) ramps from 0
+            probes: u32::try_from(rec.log.len()).unwrap_or(u32::MAX),
         }
     }
 }
@@ -342,10 +342,14 @@ mod tests {
         assert!(rec.log[0].output.len() <= 4096);
         let r = Tracker::resume(t.check.clone(), &rec);
         assert_eq!(r.status(), Health::Unhealthy);
-        // a resumed tracker in its start period probes at the full fast cadence
+        // resumed in its start period: the ramp goes on from the probes
+        // recorded (none for a container that just started)
         let mut starting = rec.clone();
         starting.status = Health::Starting;
         let r = Tracker::resume(t.check.clone(), &starting);
         assert_eq!(r.next_delay(Duration::ZERO), FAST_START_INTERVAL);
+        starting.log.clear();
+        let r = Tracker::resume(t.check.clone(), &starting);
+        assert_eq!(r.next_delay(Duration::ZERO), Duration::from_millis(50));
     }
 }
