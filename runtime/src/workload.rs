@@ -78,6 +78,12 @@ fn exec_args(args: &[String]) -> Result<std::convert::Infallible, ExecutorError>
         .iter()
         .map(|s| CString::new(s.as_bytes()).map_err(|_| ExecutorError::InvalidArg))
         .collect::<Result<_, _>>()?;
+    // Rust's runtime ignores SIGPIPE in this binary, and an ignored signal
+    // stays ignored across execve: the workload would get EPIPE errors
+    // instead of dying quietly in `yes | head -1`. It gets the default
+    // disposition, as under runc.
+    // SAFETY: signal(2) with SIG_DFL in the process that is about to exec.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     nix::unistd::execvp(&c[0], &c)
         .map_err(|e| ExecutorError::Other(format!("exec: \"{}\": {}", args[0], e.desc())))
 }

@@ -154,6 +154,39 @@ fn run_exit_code() {
         "kill -9 $$",
     ]);
     assert_eq!(code(&out), Some(137), "{out}");
+    // SIGPIPE has its default action in the workload (rstack, a Rust
+    // program, ignores it): `yes | head -1` ends quietly
+    let out = rstack.run(&[
+        "container",
+        "run",
+        "--rm",
+        &img,
+        "sh",
+        "-c",
+        "grep SigIgn /proc/self/status; yes | head -1",
+    ]);
+    assert_eq!(code(&out), Some(0), "{out}");
+    let ignored = out
+        .stdout
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        .unwrap_or_else(|| panic!("no SigIgn line: {out}"));
+    // SIGPIPE is signal 13: bit 12 of the mask
+    assert_eq!(ignored & (1 << 12), 0, "SIGPIPE ignored: {out}");
+    assert!(out.stdout.ends_with("\ny\n"), "{out}");
+    assert!(!out.stderr.contains("Broken pipe"), "{out}");
+    // and a listing whose reader went away ends quietly too (docker's
+    // CLI dies of SIGPIPE), no panic
+    let mut cmd = rstack.command(&["image", "inspect", &img]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn rstack");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait rstack");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
     assert_clean(&rstack);
 }
 

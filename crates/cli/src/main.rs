@@ -34,6 +34,10 @@ fn main() -> ExitCode {
         rstack_runtime::helper::use_helper(exe);
     }
     let cli = Cli::parse();
+    if !cli.command.hosts_a_supervisor() {
+        // SAFETY: signal(2) with SIG_DFL, before any thread is started.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     global::init_logging(&cli.global);
     match commands::run(&cli.global, cli.command) {
         Ok(code) => ExitCode::from(code),

@@ -120,6 +120,23 @@ pub enum Command {
     System(system::Args),
 }
 
+impl Command {
+    /// `up` is (or starts) a project's supervisor, which must outlive a
+    /// closed stdout: it keeps Rust's ignored SIGPIPE. Other commands die
+    /// of it quietly, like docker's, when their output pipe closes
+    /// (`rstack ps | head -1`).
+    pub fn hosts_a_supervisor(&self) -> bool {
+        matches!(
+            self,
+            Command::Up(_)
+                | Command::Compose(compose::Args {
+                    command: compose::ComposeCommand::Up(_),
+                    ..
+                })
+        )
+    }
+}
+
 pub fn run(global: &GlobalOpts, command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Build(args) => build::run(global, args),
