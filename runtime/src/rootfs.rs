@@ -172,15 +172,19 @@ pub fn mount_overlay(
     if rel.len() > MOUNT_DATA_MAX {
         return Err(mount_err(nix::Error::E2BIG));
     }
-    mount_from_dir(container_dir, &target, &rel).map_err(mount_err)?;
+    mount_from_dir(container_dir, &target, MsFlags::empty(), &rel).map_err(mount_err)?;
     Ok(target)
 }
 
 /// Mounts an overlay from a forked child whose cwd is `dir`, so that the
-/// relative paths in `data` resolve there without touching our own cwd.
-fn mount_from_dir(dir: &Path, target: &Path, data: &str) -> Result<(), nix::Error> {
-    // Everything the child needs is allocated before fork: after fork in a
-    // multi-threaded process only async-signal-safe calls are allowed.
+/// relative paths in `data` resolve there and our own cwd (which the
+/// user's relative host paths are resolved against) never changes. The
+/// child shares our mount namespace. (Also used by rstack-stack's `cp`
+/// for its read-only view of a stopped container.)
+pub fn mount_from_dir(dir: &Path, target: &Path, flags: MsFlags, data: &str) -> nix::Result<()> {
+    // Everything the child needs is allocated before fork: only
+    // async-signal-safe calls are allowed in the child of a process that
+    // may have threads.
     let dir_c = CString::new(dir.as_os_str().as_bytes()).map_err(|_| nix::Error::EINVAL)?;
     let target_c = CString::new(target.as_os_str().as_bytes()).map_err(|_| nix::Error::EINVAL)?;
     let data_c = CString::new(data).map_err(|_| nix::Error::EINVAL)?;
@@ -199,7 +203,7 @@ fn mount_from_dir(dir: &Path, target: &Path, data: &str) -> Result<(), nix::Erro
                     fstype.as_ptr(),
                     target_c.as_ptr(),
                     fstype.as_ptr(),
-                    0,
+                    flags.bits(),
                     data_c.as_ptr().cast(),
                 );
                 libc::_exit(if rc == 0 {
@@ -209,10 +213,16 @@ fn mount_from_dir(dir: &Path, target: &Path, data: &str) -> Result<(), nix::Erro
                 });
             }
         }
-        nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None)? {
-            nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
-            nix::sys::wait::WaitStatus::Exited(_, errno) => Err(nix::Error::from_raw(errno)),
-            _ => Err(nix::Error::EINTR),
+        nix::unistd::ForkResult::Parent { child } => loop {
+            match nix::sys::wait::waitpid(child, None) {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => return Ok(()),
+                Ok(nix::sys::wait::WaitStatus::Exited(_, errno)) => {
+                    return Err(nix::Error::from_raw(errno));
+                }
+                Ok(_) => return Err(nix::Error::ECHILD),
+                Err(nix::Error::EINTR) => {}
+                Err(e) => return Err(e),
+            }
         },
     }
 }

@@ -179,7 +179,7 @@ fn run_exit_code() {
     assert!(!out.stderr.contains("Broken pipe"), "{out}");
     // and a listing whose reader went away ends quietly too (docker's
     // CLI dies of SIGPIPE), no panic
-    let mut cmd = rstack.command(&["image", "inspect", &img]);
+    let mut cmd = rstack.command(&["inspect", &img]);
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().expect("spawn rstack");

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         rstack_runtime::helper::use_helper(exe);
     }
     let cli = Cli::parse();
-    if !cli.command.hosts_a_supervisor() {
+    if cli.command.only_prints() {
         // SAFETY: signal(2) with SIG_DFL, before any thread is started.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }

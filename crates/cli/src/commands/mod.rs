@@ -121,19 +121,37 @@ pub enum Command {
 }
 
 impl Command {
-    /// `up` is (or starts) a project's supervisor, which must outlive a
-    /// closed stdout: it keeps Rust's ignored SIGPIPE. Other commands die
-    /// of it quietly, like docker's, when their output pipe closes
-    /// (`rstack ps | head -1`).
-    pub fn hosts_a_supervisor(&self) -> bool {
-        matches!(
-            self,
-            Command::Up(_)
-                | Command::Compose(compose::Args {
-                    command: compose::ComposeCommand::Up(_),
-                    ..
-                })
-        )
+    /// Commands that only read state and print it: when their output pipe
+    /// closes (`rstack ps | head -1`) they may die of SIGPIPE quietly, like
+    /// docker's, instead of panicking on the failed write. The others keep
+    /// Rust's ignored SIGPIPE: `up` is (or starts) a supervisor that must
+    /// outlive its stdout, and commands such as `cp`, `exec` or `build`
+    /// stream through pipes of their own whose errors they report.
+    pub fn only_prints(&self) -> bool {
+        use compose::ComposeCommand as C;
+        match self {
+            Command::Ps(_)
+            | Command::Images(_)
+            | Command::Ls(_)
+            | Command::Config(_)
+            | Command::Inspect(_)
+            | Command::Logs(_)
+            | Command::Top(_)
+            | Command::Port(_)
+            | Command::Version(_) => true,
+            Command::Compose(a) => matches!(
+                a.command,
+                C::Ps(_)
+                    | C::Images(_)
+                    | C::Ls(_)
+                    | C::Config(_)
+                    | C::Logs(_)
+                    | C::Top(_)
+                    | C::Port(_)
+                    | C::Version(_)
+            ),
+            _ => false,
+        }
     }
 }
 

@@ -42,10 +42,8 @@
 //! its Compose service configures now, and the runtime's own mounts)
 //! instead of showing or filling the empty mount points.
 
-use std::ffi::CString;
 use std::fmt::Write as _;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -465,57 +463,7 @@ fn mount_read_only(
     if data.len() > MOUNT_DATA_MAX {
         return Err(mount_err(nix::Error::E2BIG));
     }
-    mount_from_dir(dir, target, flags, &data).map_err(mount_err)
-}
-
-/// Mounts an overlay from a forked child whose cwd is `dir`, so that the
-/// relative paths in `data` resolve there and our own cwd (which the
-/// user's relative host paths are resolved against) never changes. The
-/// child shares our mount namespace.
-fn mount_from_dir(dir: &Path, target: &Path, flags: MsFlags, data: &str) -> nix::Result<()> {
-    // Everything the child needs is allocated before fork: only
-    // async-signal-safe calls are allowed in the child of a process that
-    // may have threads.
-    let dir_c = CString::new(dir.as_os_str().as_bytes()).map_err(|_| nix::Error::EINVAL)?;
-    let target_c = CString::new(target.as_os_str().as_bytes()).map_err(|_| nix::Error::EINVAL)?;
-    let data_c = CString::new(data).map_err(|_| nix::Error::EINVAL)?;
-    let fstype = c"overlay";
-    // SAFETY: the child only calls chdir, mount and _exit (async-signal-safe
-    // raw syscalls) on memory allocated before the fork.
-    match unsafe { nix::unistd::fork() }? {
-        nix::unistd::ForkResult::Child => {
-            // SAFETY: plain syscalls on valid NUL-terminated strings; the
-            // child never returns into Rust code.
-            unsafe {
-                if libc::chdir(dir_c.as_ptr()) != 0 {
-                    libc::_exit(*libc::__errno_location());
-                }
-                let rc = libc::mount(
-                    fstype.as_ptr(),
-                    target_c.as_ptr(),
-                    fstype.as_ptr(),
-                    flags.bits(),
-                    data_c.as_ptr().cast(),
-                );
-                libc::_exit(if rc == 0 {
-                    0
-                } else {
-                    *libc::__errno_location()
-                });
-            }
-        }
-        nix::unistd::ForkResult::Parent { child } => loop {
-            match nix::sys::wait::waitpid(child, None) {
-                Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => return Ok(()),
-                Ok(nix::sys::wait::WaitStatus::Exited(_, errno)) => {
-                    return Err(nix::Error::from_raw(errno));
-                }
-                Ok(_) => return Err(nix::Error::ECHILD),
-                Err(nix::Error::EINTR) => {}
-                Err(e) => return Err(e),
-            }
-        },
-    }
+    rootfs::mount_from_dir(dir, target, flags, &data).map_err(mount_err)
 }
 
 #[cfg(test)]
