@@ -48,6 +48,7 @@ pub mod attach;
 pub mod conntrack;
 pub mod container;
 pub mod dns;
+pub mod firewall;
 pub mod fsutil;
 pub mod netlink;
 pub mod network;

@@ -59,6 +59,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Nft(#[from] nft::Error),
+    #[error("cannot open the host's firewall for rstack's bridges")]
+    Firewall(#[from] crate::firewall::Error),
     #[error("{first}{}", if rest.is_empty() { String::new() } else { format!(" (and: {})", rest.iter().map(|e| format!("{e}: {}", crate::error_chain(e))).collect::<Vec<_>>().join("; ")) })]
     Multiple { first: Box<Error>, rest: Vec<Error> },
 }
@@ -290,7 +292,7 @@ impl Networks {
         // 3. record, then create; undo in reverse on failure
         network.save(&self.paths)?;
         let created = self.create_kernel_side(&network);
-        let result = created.and_then(|()| self.sync_nft_locked());
+        let result = created.and_then(|()| self.sync_firewall_locked());
         if let Err(e) = result {
             let mut errors = vec![e];
             if let Err(e) =
@@ -306,6 +308,10 @@ impl Networks {
             }
             if let Err(e) = std::fs::remove_file(self.paths.network_file(&network.name)) {
                 tracing::warn!(error = %e, "cannot remove network state during undo");
+            }
+            // the rules of the other networks, as they were
+            if let Err(e) = self.sync_firewall_locked() {
+                tracing::warn!(error = %e, "cannot restore the firewall during undo");
             }
             return Err(Error::from_list(errors).unwrap_err());
         }
@@ -337,6 +343,35 @@ impl Networks {
         let table = nft::render(&all);
         nft::apply(&self.config.nft, &nft::replace_script(table.as_deref()))?;
         Ok(())
+    }
+
+    /// [`Networks::sync_nft_locked`], then the host's own firewall (see
+    /// [`crate::firewall`]): on network create and remove. Caller holds
+    /// the global lock.
+    pub(crate) fn sync_firewall_locked(&self) -> Result<(), Error> {
+        self.sync_nft_locked()?;
+        let bridges: Vec<String> = state::list(&self.paths)?
+            .into_iter()
+            .map(|n| n.bridge)
+            .collect();
+        self.host_firewall().sync(&bridges)?;
+        Ok(())
+    }
+
+    /// The host's firewall as rstack programs it.
+    pub fn host_firewall(&self) -> crate::firewall::Host {
+        crate::firewall::Host::new(&self.config.nft, &self.paths.firewall_record())
+    }
+
+    /// Re-applies every rule rstack keeps on the host (its table, the
+    /// accepts in the host's firewall): after a firewall reload wiped them,
+    /// or a dockerd that started after rstack's networks. Takes the lock.
+    pub fn refresh_firewall(&self) -> Result<(), Error> {
+        let _global = self.global_lock()?;
+        if state::list(&self.paths)?.is_empty() {
+            return Ok(());
+        }
+        self.sync_firewall_locked()
     }
 
     /// All networks, sorted by name.
@@ -416,7 +451,7 @@ impl Networks {
             })),
         }
         let _ = std::fs::remove_file(self.paths.network_lock(&name));
-        if let Err(e) = self.sync_nft_locked() {
+        if let Err(e) = self.sync_firewall_locked() {
             errors.push(e);
         }
         tracing::info!(%name, "network removed");

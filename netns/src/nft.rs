@@ -25,7 +25,12 @@
 //!   another interface (non-internal only); masquerade 127.0.0.0/8 sources going into `br` — published
 //!   ports on 127.0.0.1 work through `route_localnet=1` on the bridge (set at
 //!   bridge creation), as Docker does without its userland proxy.
-//! - `forward` filter: an internal network's bridge talks only to itself.
+//! - `forward` filter: an internal network's bridge talks only to itself;
+//!   a new connection into any other bridge comes from that bridge or is
+//!   DNATed to a published port (networks are isolated from each other and
+//!   from Docker's, as Docker isolates its own). A drop here is final; the
+//!   accepts that get rstack's traffic past the host's own drop policies
+//!   (Docker, ufw, nftables `policy drop`) are in [`crate::firewall`].
 //! - `guard` (prerouting, raw priority): packets from a bridge to
 //!   127.0.0.0/8 are dropped, so `route_localnet` does not expose the host's
 //!   loopback services to containers (CVE-2020-8558).
@@ -78,6 +83,13 @@ pub fn render(networks: &[NetworkState]) -> Option<String> {
             let _ = writeln!(forward, "    oifname \"{br}\" iifname != \"{br}\" drop");
             continue;
         }
+        // isolation, as Docker's: new connections into the bridge come from
+        // the bridge itself or are DNATed to a published port; not from
+        // another network (rstack's or Docker's) nor routed from outside
+        let _ = writeln!(
+            forward,
+            "    oifname \"{br}\" iifname != \"{br}\" ct state new ct status & dnat == 0 drop"
+        );
         let _ = writeln!(
             post,
             "    oifname \"{br}\" ct status dnat ip saddr {s} masquerade"
@@ -219,6 +231,7 @@ mod tests {
             "oifname \"br-web\" ip saddr 127.0.0.0/8 masquerade",
             "iifname \"br-int\" oifname != \"br-int\" drop",
             "iifname \"br-web\" ip daddr 127.0.0.0/8 drop",
+            "oifname \"br-web\" iifname != \"br-web\" ct state new ct status & dnat == 0 drop",
         ] {
             assert!(t.contains(line), "missing {line:?} in\n{t}");
         }

@@ -84,6 +84,10 @@ impl Paths {
     pub fn netns_dir(&self) -> PathBuf {
         self.run_dir.join("netns")
     }
+    /// What rstack added to the host's firewall (see [`crate::firewall`]).
+    pub fn firewall_record(&self) -> PathBuf {
+        self.networks_dir().join(".firewall")
+    }
 }
 
 /// A network and everything attached to it.

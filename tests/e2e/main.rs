@@ -6,6 +6,8 @@
 
 mod build;
 mod cp;
+mod docker;
+mod firewall;
 mod harness;
 mod images;
 mod inspect;
@@ -20,6 +22,8 @@ fn main() {
     let mut trials: Vec<libtest_mimic::Trial> = Vec::new();
     trials.extend(build::tests());
     trials.extend(cp::tests());
+    trials.extend(docker::tests());
+    trials.extend(firewall::tests());
     trials.extend(harness::tests());
     trials.extend(images::tests());
     trials.extend(inspect::tests());

@@ -270,13 +270,21 @@ impl NetNs {
         out
     }
 
+    /// `sh -c script` in the namespace, killed after 120 s (`timeout`).
     pub(crate) fn sh(&self, script: &str) -> String {
+        let _waiting =
+            rstack_e2e::watchdog::waiting_on(format!("sh -c {script:?} in the test netns"));
         let out = self
             .nsenter()
-            .args(["sh", "-c", script])
+            .args(["timeout", "-s", "KILL", "120", "sh", "-c", script])
             .output()
             .expect("nsenter");
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The pid of the process holding the namespace.
+    pub(crate) fn pid(&self) -> u32 {
+        self.holder.id()
     }
 
     /// Nothing of rstack is left in the namespace or the state dirs.
@@ -284,8 +292,21 @@ impl NetNs {
         let links = self.sh("ip -o link | awk -F': ' '{print $2}'");
         let links: Vec<&str> = links.lines().collect();
         assert_eq!(links, vec!["lo"], "links left behind");
-        let rules = self.sh("nft list ruleset");
-        assert!(!rules.contains("rstack"), "nft table left behind: {rules}");
+        self.assert_no_rstack_state(r);
+    }
+
+    /// No rstack rule in nft or iptables, nothing in the state dirs.
+    pub(crate) fn assert_no_rstack_state(&self, r: &Rstack) {
+        let rules = self.sh(
+            "nft list ruleset; for t in iptables-nft-save iptables-legacy-save; do \
+             command -v $t >/dev/null && $t; done",
+        );
+        assert!(
+            !rules.to_lowercase().contains("rstack"),
+            "firewall rules left behind: {rules}"
+        );
+        let record = r.run_root().join("networks/.firewall");
+        assert!(!record.exists(), "{} left behind", record.display());
         for sub in ["projects", "netns", "containers", "names"] {
             let left = rstack_e2e::leaks::tree(&r.run_root().join(sub));
             assert!(left.is_empty(), "RUN/{sub} left behind: {left:?}");

@@ -32,7 +32,7 @@ use crate::oci::{Compression, ImageInfo, Layer, MEDIA_OCI_INDEX, OciLayout, Plat
 use crate::registry::{self, Format, Registry};
 
 /// Bump when the fixture definitions change, so cached layouts rebuild.
-pub const FIXTURE_VERSION: &str = "rstack-e2e-fixtures-3";
+pub const FIXTURE_VERSION: &str = "rstack-e2e-fixtures-4";
 
 /// Where the busybox-static package puts its binary.
 pub const BUSYBOX: &str = "/bin/busybox";

@@ -48,6 +48,8 @@ impl Meta {
 /// (relative, no leading `./`), parents are not added implicitly.
 pub struct LayerBuilder {
     tar: tar::Builder<Vec<u8>>,
+    /// Modes of the regular files written, for their hard links' headers.
+    modes: std::collections::HashMap<String, u32>,
 }
 
 impl Default for LayerBuilder {
@@ -60,7 +62,10 @@ impl LayerBuilder {
     pub fn new() -> LayerBuilder {
         let mut tar = tar::Builder::new(Vec::new());
         tar.mode(tar::HeaderMode::Complete);
-        LayerBuilder { tar }
+        LayerBuilder {
+            tar,
+            modes: std::collections::HashMap::new(),
+        }
     }
 
     pub fn dir(&mut self, path: &str, meta: Meta) -> &mut Self {
@@ -68,6 +73,7 @@ impl LayerBuilder {
     }
 
     pub fn file(&mut self, path: &str, meta: Meta, data: &[u8]) -> &mut Self {
+        self.modes.insert(path.to_owned(), meta.mode);
         self.entry(path, EntryType::Regular, &meta, None, data)
     }
 
@@ -82,8 +88,12 @@ impl LayerBuilder {
     }
 
     /// A hard link `path` to the earlier entry `target` (a path in the layer).
+    /// Its header carries the target's mode, as GNU tar and Docker write
+    /// it (Docker's unpacker applies a hard link header's mode to the
+    /// inode, so a 0644 link to an executable would make it 0644).
     pub fn hardlink(&mut self, path: &str, target: &str) -> &mut Self {
-        self.entry(path, EntryType::Link, &Meta::mode(0o644), Some(target), &[])
+        let mode = self.modes.get(target).copied().unwrap_or(0o644);
+        self.entry(path, EntryType::Link, &Meta::mode(mode), Some(target), &[])
     }
 
     pub fn fifo(&mut self, path: &str, meta: Meta) -> &mut Self {

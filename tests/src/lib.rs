@@ -47,6 +47,7 @@ mod process;
 pub mod registry;
 pub mod rstack;
 mod skip;
+pub mod watchdog;
 
 pub use fixtures::{Fixture, Fixtures};
 pub use registry::Registry;

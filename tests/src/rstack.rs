@@ -20,6 +20,48 @@ use crate::leaks;
 /// How long one rstack command may run before the test fails.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How long a command's stdout/stderr may stay open after it exited.
+const PIPE_GRACE: Duration = Duration::from_secs(10);
+
+/// Reads a pipe to its end on a thread of its own; what it read so far can
+/// be taken at a deadline even if the pipe never closes.
+struct Collector {
+    data: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Collector {
+    fn start(mut pipe: impl Read + Send + 'static) -> Collector {
+        let data = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, done) = std::sync::mpsc::channel();
+        let sink = std::sync::Arc::clone(&data);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&buf[..n]);
+            }
+            let _ = tx.send(());
+        });
+        Collector { data, done }
+    }
+
+    /// The text read, and whether the pipe was still open at `deadline`.
+    fn finish(self, deadline: Instant) -> (String, bool) {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let open = matches!(
+            self.done.recv_timeout(wait),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        );
+        let data = self.data.lock().unwrap_or_else(|e| e.into_inner());
+        (String::from_utf8_lossy(&data).into_owned(), open)
+    }
+}
+
 /// The `rstack` binary under test: `$RSTACK_BIN`, else `rstack` next to the
 /// running executable or one dir up (`target/debug/deps/e2e-*` ->
 /// `target/debug/rstack`).
@@ -130,6 +172,7 @@ impl Rstack {
             .tempdir()
             .expect("create the sandbox dir");
         let base = dir.path().to_owned();
+        crate::watchdog::sandbox_created(&base);
         for sub in ["root", "run", "config", "home", "tmp", "work"] {
             std::fs::create_dir(base.join(sub)).expect("create a sandbox subdir");
         }
@@ -261,52 +304,44 @@ impl Rstack {
             // A command that does not read its stdin gets EPIPE: not our error.
             let _ = pipe.write_all(data);
         }
-        let mut out_pipe = child.stdout.take().expect("piped stdout");
-        let mut err_pipe = child.stderr.take().expect("piped stderr");
-        let out_reader = std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = out_pipe.read_to_end(&mut v);
-            v
-        });
-        let err_reader = std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = err_pipe.read_to_end(&mut v);
-            v
-        });
+        let _waiting = crate::watchdog::waiting_on(command.clone());
+        let out = Collector::start(child.stdout.take().expect("piped stdout"));
+        let err = Collector::start(child.stderr.take().expect("piped stderr"));
         let deadline = Instant::now() + self.timeout;
-        let status = loop {
+        let (status, timed_out) = loop {
             match child.try_wait() {
-                Ok(Some(status)) => break status,
+                Ok(Some(status)) => break (status, false),
                 Ok(None) if Instant::now() > deadline => {
                     let _ = child.kill();
-                    let status = child.wait().expect("wait for killed rstack");
-                    let stdout = String::from_utf8_lossy(&out_reader.join().unwrap_or_default())
-                        .into_owned();
-                    let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default())
-                        .into_owned();
-                    panic!(
-                        "timed out after {:?}, killed:\n{}",
-                        self.timeout,
-                        RunOutput {
-                            command,
-                            status,
-                            stdout,
-                            stderr
-                        }
-                    );
+                    break (child.wait().expect("wait for killed rstack"), true);
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(10)),
                 Err(e) => panic!("cannot wait for {command}: {e}"),
             }
         };
-        let stdout = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
-        let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-        RunOutput {
+        // A process rstack started may still hold its stdout/stderr (it
+        // must not: a detached supervisor has its own log): wait a little
+        // for the pipes to close, then report it instead of hanging.
+        let grace = Instant::now() + PIPE_GRACE;
+        let (stdout, out_open) = out.finish(grace);
+        let (stderr, err_open) = err.finish(grace);
+        let output = RunOutput {
             command,
             status,
             stdout,
             stderr,
+        };
+        if timed_out {
+            panic!("timed out after {:?}, killed:\n{output}", self.timeout);
         }
+        if out_open || err_open {
+            panic!(
+                "rstack exited but a process it started still holds its {} {:?} later:\n{output}",
+                if out_open { "stdout" } else { "stderr" },
+                PIPE_GRACE
+            );
+        }
+        output
     }
 
     /// What is left that should not be: mounts (in this mount namespace)

@@ -66,19 +66,22 @@ pub(crate) fn find_in_path(name: &str) -> Option<std::path::PathBuf> {
 
 /// A test trial that first checks `needs`; the first missing one makes it
 /// ignored with that reason (libtest-mimic prints it). The
-/// body fails the trial by panicking, like a `#[test]`.
+/// body fails the trial by panicking, like a `#[test]`, and fails it with a
+/// diagnostic when it outlives its deadline (see [`crate::watchdog`]).
 pub fn trial<F>(name: impl Into<String>, needs: &[Need], body: F) -> Trial
 where
     F: FnOnce() + Send + 'static,
 {
     let needs = needs.to_vec();
+    let name = name.into();
+    let label = name.clone();
     Trial::ignorable_test(name, move || {
         for need in needs {
             if let Err(reason) = need.check() {
                 return Ok(Completion::ignored_with(reason));
             }
         }
-        body();
+        crate::watchdog::run_with_deadline(&label, crate::watchdog::trial_deadline(), body)?;
         Ok(Completion::Completed)
     })
 }

@@ -12,6 +12,7 @@ mod down;
 mod exec;
 mod image;
 mod images;
+mod info;
 mod inspect;
 mod kill;
 mod login;
@@ -64,6 +65,8 @@ pub enum Command {
     Image(image::Args),
     /// List images
     Images(images::Args),
+    /// Display system-wide information
+    Info(info::Args),
     /// Return low-level information on rstack objects
     Inspect(inspect::Args),
     /// Log in to a registry
@@ -135,6 +138,7 @@ impl Command {
             | Command::Ls(_)
             | Command::Config(_)
             | Command::Inspect(_)
+            | Command::Info(_)
             | Command::Logs(_)
             | Command::Top(_)
             | Command::Port(_)
@@ -163,6 +167,7 @@ pub fn run(global: &GlobalOpts, command: Command) -> anyhow::Result<u8> {
         Command::Cp(args) => cp::run(global, args),
         Command::Image(args) => image::run(global, args),
         Command::Images(args) => images::run(global, args),
+        Command::Info(args) => info::run(global, args),
         Command::Inspect(args) => inspect::run(global, args),
         Command::Login(args) => login::run(global, args),
         Command::Logout(args) => logout::run(global, args),

@@ -39,6 +39,8 @@ enum Sub {
     Df(DfArgs),
     /// Remove unused data
     Prune(system_prune::PruneArgs),
+    /// Display system-wide information
+    Info(super::info::Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -55,6 +57,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     match args.command {
         Sub::Df(a) => df(global, a),
         Sub::Prune(a) => system_prune::run(global, a),
+        Sub::Info(a) => super::info::run(global, a),
     }
 }
 
