@@ -356,6 +356,35 @@ impl CgroupPlan {
         errors
     }
 
+    /// What the container sees at `/sys/fs/cgroup` (see
+    /// [`crate::spec::CgroupView`]): on v1 its own directory of each
+    /// controller hierarchy, under the hierarchy's name and, for
+    /// co-mounted controllers (`cpu,cpuacct`), under each controller's.
+    pub fn container_view(&self) -> crate::spec::CgroupView {
+        match self.layout {
+            Layout::Unified => crate::spec::CgroupView::Namespaced,
+            Layout::Legacy => {
+                let mut binds: Vec<(String, PathBuf)> = Vec::new();
+                for h in &self.hierarchies {
+                    let dir = h.mount_point.join(self.path.trim_start_matches('/'));
+                    let mut names: Vec<String> = h
+                        .mount_point
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .into_iter()
+                        .collect();
+                    names.extend(h.controllers.iter().cloned());
+                    for name in names {
+                        if !binds.iter().any(|(n, _)| *n == name) {
+                            binds.push((name, dir.clone()));
+                        }
+                    }
+                }
+                crate::spec::CgroupView::Binds(binds)
+            }
+        }
+    }
+
     /// Every directory of this container's cgroup (one per hierarchy).
     pub fn leaf_dirs(&self) -> Vec<PathBuf> {
         self.hierarchies

@@ -108,6 +108,12 @@ pub enum ContainerError {
     BadSignal { value: String },
     #[error("no container named or with id '{name}'")]
     NoSuchContainer { name: String },
+    #[error("cannot create the working directory '{dir}' inside the container")]
+    Workdir {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     User(#[from] UserError),
     #[error(transparent)]
@@ -343,6 +349,7 @@ impl Container {
             hard_limits,
             default_hostname,
             swap_limit_supported: cgroup.swap_supported(),
+            cgroup_view: cgroup.container_view(),
         };
         let spec = spec::build_spec(image, opts, &ctx)?;
         let hostname = spec.hostname().clone().unwrap_or_default();
@@ -435,11 +442,15 @@ impl Container {
             let merged = rootfs::mount_overlay(&container_dir, layers, opts.rw_dir.as_deref())?;
             undo.push(Undo::Mount(merged.clone()));
             // Docker creates the working directory when missing.
+            // Resolved inside the rootfs: an image's symlinks cannot
+            // point it at the host.
             if let Some(cwd) = spec.process().as_ref().map(|p| p.cwd().clone()) {
-                let inside = merged.join(cwd.strip_prefix("/").unwrap_or(&cwd));
-                if !inside.exists() {
-                    std::fs::create_dir_all(&inside).map_err(io("create", &inside))?;
-                }
+                rootfs::mkdir_all_in_root(&merged, &cwd.to_string_lossy()).map_err(|source| {
+                    ContainerError::Workdir {
+                        dir: cwd.display().to_string(),
+                        source,
+                    }
+                })?;
             }
             let config = container_dir.join("config.json");
             spec.save(&config).map_err(|e| ContainerError::Io {

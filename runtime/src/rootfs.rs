@@ -176,6 +176,61 @@ pub fn mount_overlay(
     Ok(target)
 }
 
+/// Creates directory `path` (absolute, inside the container) and its
+/// missing parents under `root`, like `mkdir -p` run inside the container:
+/// every lookup goes through `openat2(RESOLVE_IN_ROOT)` on the root's fd,
+/// so a symlink in the image (`wd -> /../../var/tmp`) resolves inside the
+/// rootfs and nothing is ever created on the host (Docker's
+/// `FollowSymlinkInScope`).
+pub fn mkdir_all_in_root(root: &Path, path: &str) -> std::io::Result<()> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat2};
+    use nix::sys::stat::{Mode, mkdirat};
+    let root_fd = open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let resolve = ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS;
+    let lookup = |rel: &Path| {
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+            .resolve(resolve);
+        openat2(
+            &root_fd,
+            if rel.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                rel
+            },
+            how,
+        )
+    };
+    let mut prefix = PathBuf::new();
+    let mut parent = lookup(&prefix)?;
+    for comp in Path::new(path).components() {
+        let std::path::Component::Normal(name) = comp else {
+            // `/`, `.`, `..` resolve inside the root by the next lookup
+            prefix.push(comp.as_os_str());
+            parent = lookup(prefix.strip_prefix("/").unwrap_or(&prefix))?;
+            continue;
+        };
+        prefix.push(name);
+        let rel = prefix.strip_prefix("/").unwrap_or(&prefix).to_owned();
+        parent = match lookup(&rel) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => {
+                match mkdirat(&parent, name, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                lookup(&rel)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+    }
+    Ok(())
+}
+
 /// Mounts an overlay from a forked child whose cwd is `dir`, so that the
 /// relative paths in `data` resolve there and our own cwd (which the
 /// user's relative host paths are resolved against) never changes. The
@@ -322,6 +377,33 @@ pub fn write_etc_files(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn workdir_is_created_inside_the_root_whatever_the_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("rootfs");
+        let victim = dir.path().join("victim");
+        std::fs::create_dir_all(root.join("srv/app")).unwrap();
+        // absolute and relative links that climb out of the root
+        std::os::unix::fs::symlink("/../../../../victim", root.join("wd")).unwrap();
+        std::os::unix::fs::symlink("../../../victim", root.join("rel")).unwrap();
+        std::os::unix::fs::symlink("/srv/app", root.join("app")).unwrap();
+        mkdir_all_in_root(&root, "/a/b/c").unwrap();
+        assert!(root.join("a/b/c").is_dir());
+        mkdir_all_in_root(&root, "/app/data").unwrap();
+        assert!(
+            root.join("srv/app/data").is_dir(),
+            "a link inside the root is followed"
+        );
+        for hostile in ["/wd/created-by-workdir", "/rel/x", "/../../victim/y"] {
+            let _ = mkdir_all_in_root(&root, hostile);
+            assert!(!victim.exists(), "{hostile} reached the host");
+        }
+        // `..` above the root stays at the root
+        mkdir_all_in_root(&root, "/../../up").unwrap();
+        assert!(root.join("up").is_dir());
+    }
+
     use super::*;
 
     #[test]

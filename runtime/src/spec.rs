@@ -56,6 +56,16 @@ pub enum SpecError {
     Workdir { dir: String },
     #[error("invalid environment variable '{entry}'")]
     Env { entry: String },
+    #[error(
+        "the command line and environment are {size} bytes: more than the {limit} bytes \
+         execve(2) accepts (the image's Env or -e has too many or too long variables{})",
+        largest.as_deref().map(|k| format!("; the longest is {k}")).unwrap_or_default()
+    )]
+    ArgsTooLarge {
+        size: usize,
+        limit: usize,
+        largest: Option<String>,
+    },
     #[error("invalid hostname '{hostname}'")]
     Hostname { hostname: String },
     #[error("invalid mount target '{target}': must be absolute and not '/'")]
@@ -102,6 +112,23 @@ pub struct SpecContext {
     pub default_hostname: String,
     /// Whether the host can limit swap (v1 `memory.memsw.*`, v2 `memory.swap.max`).
     pub swap_limit_supported: bool,
+    /// How `/sys/fs/cgroup` looks inside (see [`CgroupView`]).
+    pub cgroup_view: CgroupView,
+}
+
+/// What a (non-privileged) container sees at `/sys/fs/cgroup`: only its
+/// own cgroup, read-only, never a host root (whose `release_agent` is the
+/// CVE-2022-0492 path), as Docker and podman present it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupView {
+    /// cgroup v2: the cgroup2 file system mounted read-only in the
+    /// container's cgroup namespace, whose root is the container's cgroup.
+    Namespaced,
+    /// cgroup v1 / hybrid: a tmpfs holding, for each hierarchy, the
+    /// container's own directory of it bound read-only (`(name, host dir)`:
+    /// `/sys/fs/cgroup/<name>`). libcontainer's own v1 mount would mount
+    /// whole hierarchies read-write, the `name=systemd` one at its root.
+    Binds(Vec<(String, PathBuf)>),
 }
 
 /// The process arguments: Docker's ENTRYPOINT/CMD rules. `--entrypoint`
@@ -138,13 +165,18 @@ pub fn environment(
     hostname: &str,
     home: &str,
 ) -> Result<Vec<String>, SpecError> {
+    // order kept, a later entry replaces an earlier one of the same name;
+    // the index makes each lookup O(1) (an image may carry 100k entries)
     let mut env: Vec<String> = Vec::new();
-    let set = |entry: String, env: &mut Vec<String>| {
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut set = |entry: String, env: &mut Vec<String>| {
         let key = env_key(&entry).to_owned();
-        if let Some(slot) = env.iter_mut().find(|e| env_key(e) == key) {
-            *slot = entry;
-        } else {
-            env.push(entry);
+        match index.get(&key) {
+            Some(&i) => env[i] = entry,
+            None => {
+                index.insert(key, env.len());
+                env.push(entry);
+            }
         }
     };
     set(format!("PATH={DEFAULT_PATH}"), &mut env);
@@ -164,9 +196,37 @@ pub fn environment(
         set(entry, &mut env);
     }
     if !env.iter().any(|e| env_key(e) == "HOME") {
-        set(format!("HOME={home}"), &mut env);
+        env.push(format!("HOME={home}"));
     }
     Ok(env)
+}
+
+/// What execve(2) takes in strings with the default 8 MiB stack (a
+/// quarter of it), and at most per string (`MAX_ARG_STRLEN`).
+const EXEC_STRINGS_MAX: usize = 2 << 20;
+const EXEC_STRING_MAX: usize = 128 << 10;
+
+/// Refuses what execve would fail with E2BIG, naming the culprit, instead
+/// of a container that dies with no message.
+fn check_exec_size(args: &[String], env: &[String]) -> Result<(), SpecError> {
+    let size: usize = args.iter().chain(env).map(|s| s.len() + 1).sum();
+    let longest = args.iter().chain(env).max_by_key(|s| s.len());
+    let too_long = longest.is_some_and(|s| s.len() >= EXEC_STRING_MAX);
+    if size > EXEC_STRINGS_MAX || too_long {
+        return Err(SpecError::ArgsTooLarge {
+            size,
+            limit: if too_long {
+                EXEC_STRING_MAX
+            } else {
+                EXEC_STRINGS_MAX
+            },
+            largest: longest.map(|s| {
+                let key = env_key(s);
+                format!("{} ({} bytes)", &key[..key.len().min(40)], s.len())
+            }),
+        });
+    }
+    Ok(())
 }
 
 /// The hostname: `--hostname`, else the default (first 12 chars of the id).
@@ -206,13 +266,30 @@ fn mounts(opts: &RunOptions, ctx: &SpecContext) -> Result<Vec<Value>, SpecError>
                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
                "options": ["nosuid", "noexec", "nodev", if opts.privileged { "rw" } else { "ro" }]}),
-        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-               "options": ["nosuid", "noexec", "nodev", "relatime", if opts.privileged { "rw" } else { "ro" }]}),
+    ];
+    match (&ctx.cgroup_view, opts.privileged) {
+        (CgroupView::Binds(binds), false) => {
+            m.push(json!({"destination": "/sys/fs/cgroup", "type": "tmpfs", "source": "tmpfs",
+                          "options": ["nosuid", "noexec", "nodev", "mode=755", "size=64k"]}));
+            for (name, dir) in binds {
+                m.push(json!({"destination": format!("/sys/fs/cgroup/{name}"), "type": "bind",
+                              "source": dir,
+                              "options": ["rbind", "rprivate", "ro", "nosuid", "noexec", "nodev"]}));
+            }
+        }
+        (_, privileged) => m.push(
+            json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                   "options": ["nosuid", "noexec", "nodev", "relatime", if privileged { "rw" } else { "ro" }]}),
+        ),
+    }
+    m.push(
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
                "options": ["nosuid", "noexec", "nodev"]}),
+    );
+    m.push(
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
                "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}),
-    ];
+    );
     for file in ["resolv.conf", "hostname", "hosts"] {
         m.push(
             json!({"destination": format!("/etc/{file}"), "type": "bind",
@@ -363,6 +440,7 @@ pub fn build_spec(
     let args = command_line(image, opts)?;
     let hostname = hostname(opts, &ctx.default_hostname)?;
     let env = environment(image, opts, &hostname, &ctx.user.home)?;
+    check_exec_size(&args, &env)?;
     let cwd = opts
         .workdir
         .clone()
@@ -508,7 +586,84 @@ mod tests {
             hard_limits: vec![("RLIMIT_NOFILE", 4096)],
             default_hostname: "0123456789ab".into(),
             swap_limit_supported: true,
+            cgroup_view: CgroupView::Namespaced,
         }
+    }
+
+    #[test]
+    fn a_huge_image_env_merges_in_one_pass_and_is_refused_when_too_big() {
+        let many: Vec<String> = (0..100_000).map(|i| format!("V{i}=x")).collect();
+        let mut img = image(None, Some(&["sh"]), &[]);
+        let mut config = img.config().clone().unwrap_or_default();
+        config.set_env(Some(many));
+        img.set_config(Some(config));
+        let o = RunOptions {
+            env: vec!["V5=y".into()],
+            ..RunOptions::default()
+        };
+        let env = environment(&img, &o, "h", "/root").unwrap();
+        assert_eq!(env.len(), 100_000 + 3, "PATH, HOSTNAME, HOME");
+        assert!(env.contains(&"V5=y".to_owned()));
+        // 100k entries are ~900 KB: accepted; 300k are too many for execve
+        assert!(check_exec_size(&["sh".into()], &env).is_ok());
+        let big: Vec<String> = (0..300_000).map(|i| format!("VAR{i}=xxx")).collect();
+        let err = check_exec_size(&["sh".into()], &big)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than the 2097152 bytes"), "{err}");
+        let long = vec![format!("LONG={}", "x".repeat(200_000))];
+        let err = check_exec_size(&["sh".into()], &long)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the longest is LONG"), "{err}");
+    }
+
+    #[test]
+    fn cgroups_are_the_containers_own_and_read_only() {
+        let img = image(None, Some(&["sh"]), &[]);
+        let mut c = ctx();
+        let mounts = |opts: &RunOptions, c: &SpecContext| -> Vec<Value> {
+            let spec = build_spec(&img, opts, c).unwrap();
+            let v = serde_json::to_value(&spec).unwrap();
+            v["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| {
+                    m["destination"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("/sys/fs/cgroup")
+                })
+                .cloned()
+                .collect()
+        };
+        let opts = RunOptions::default();
+        let v2 = mounts(&opts, &c);
+        assert_eq!(v2.len(), 1);
+        assert_eq!(v2[0]["type"], "cgroup");
+        assert!(v2[0]["options"].as_array().unwrap().contains(&json!("ro")));
+        c.cgroup_view = CgroupView::Binds(vec![
+            (
+                "memory".into(),
+                PathBuf::from("/sys/fs/cgroup/memory/rstack/x"),
+            ),
+            ("pids".into(), PathBuf::from("/sys/fs/cgroup/pids/rstack/x")),
+        ]);
+        let v1 = mounts(&opts, &c);
+        assert_eq!(v1[0]["type"], "tmpfs");
+        assert_eq!(v1[1]["destination"], "/sys/fs/cgroup/memory");
+        assert_eq!(v1[1]["source"], "/sys/fs/cgroup/memory/rstack/x");
+        assert!(v1[1]["options"].as_array().unwrap().contains(&json!("ro")));
+        assert_eq!(v1.len(), 3, "no systemd, no unified, no host root: {v1:?}");
+        // --privileged: the hierarchies, writable, as Docker does
+        let privileged = RunOptions {
+            privileged: true,
+            ..RunOptions::default()
+        };
+        let p = mounts(&privileged, &c);
+        assert_eq!(p.len(), 1);
+        assert!(p[0]["options"].as_array().unwrap().contains(&json!("rw")));
     }
 
     fn v(s: &[&str]) -> Vec<String> {

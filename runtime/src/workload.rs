@@ -117,9 +117,29 @@ impl Executor for RstackExecutor {
     }
 }
 
+/// Closes every file descriptor from `first` up (close_range(2)).
+fn close_from(first: u32) -> Result<(), ExecutorError> {
+    // SAFETY: close_range(2) only closes descriptors of this process; none
+    // at or above `first` is in use by Rust code from here on (the executor
+    // is the last step before exec).
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
+    if rc != 0 {
+        return Err(ExecutorError::Other(format!(
+            "init: close_range: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
 /// PID 1: fork the command, reap everything, forward signals, exit with
 /// the command's status.
 fn run_init(args: &[String]) -> Result<(), ExecutorError> {
+    // This process never execs, so close-on-exec does not apply to it:
+    // whatever the caller's process held (a supervisor's DNS sockets, a
+    // directory of the host, pipes) would stay open in the container's
+    // PID 1 (the CVE-2024-21626 class). Only 0-2 cross into a container.
+    close_from(3)?;
     let all = SigSet::all();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None)
         .map_err(|e| ExecutorError::Other(format!("init: sigprocmask: {e}")))?;

@@ -13,6 +13,7 @@ mod images;
 mod inspect;
 mod network;
 mod runtime;
+mod security;
 mod stack;
 mod system;
 mod tutorial;
@@ -29,6 +30,7 @@ fn main() {
     trials.extend(inspect::tests());
     trials.extend(network::tests());
     trials.extend(runtime::tests());
+    trials.extend(security::tests());
     trials.extend(stack::tests());
     trials.extend(system::tests());
     trials.extend(tutorial::tests());

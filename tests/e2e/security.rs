@@ -1,0 +1,195 @@
+//! Containment, probed from inside as an attacker would: a container cannot
+//! raise its own cgroup limits nor see a host cgroup root (`release_agent`);
+//! an image's symlinks cannot point its working directory at the host; the
+//! PID 1 of an `--init` container and of a stack's `init: true` service
+//! holds only fds 0-2.
+
+use std::path::Path;
+
+use libtest_mimic::Trial;
+use rstack_e2e::{Fixtures, Need, Rstack, trial};
+
+use crate::stack::{DownOnPanic, NEEDS as STACK_NEEDS, NetNs, args, setup};
+
+const NEEDS: &[Need] = &[Need::Root, Need::Registry, Need::Rstack, Need::Overlay];
+
+pub fn tests() -> Vec<Trial> {
+    vec![
+        trial(
+            "security::cgroup_limits_cannot_be_raised_from_inside",
+            NEEDS,
+            cgroup_limits_stay,
+        ),
+        trial(
+            "security::hostile_workdir_stays_in_the_rootfs",
+            NEEDS,
+            hostile_workdir,
+        ),
+        trial(
+            "security::init_holds_only_stdio",
+            STACK_NEEDS,
+            init_holds_only_stdio,
+        ),
+    ]
+}
+
+fn image() -> String {
+    Fixtures::shared().busybox_v2s2.reference()
+}
+
+/// Tries to lift the pids and memory limits (v1 and v2 file names), then
+/// reports what it sees of the cgroup file systems.
+const LIFT: &str = r#"
+for f in /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max; do
+  [ -f $f ] || continue
+  echo max > $f 2>/dev/null && echo RAISED $f
+  echo "pids.max=$(cat $f)"
+done
+for f in /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes /sys/fs/cgroup/memory.max; do
+  [ -f $f ] || continue
+  echo -1 > $f 2>/dev/null && echo RAISED $f
+  echo max > $f 2>/dev/null && echo RAISED $f
+done
+mkdir /sys/fs/cgroup/pids/escape 2>/dev/null && echo RAISED mkdir
+echo "agents=$(find /sys/fs/cgroup -name release_agent | wc -l)"
+echo "dirs=$(ls /sys/fs/cgroup | tr '\n' ' ')"
+grep -E ' - cgroup2? ' /proc/self/mountinfo | awk '{print "mount " $5 " " $6}'
+"#;
+
+fn cgroup_limits_stay() {
+    let r = Rstack::new();
+    let img = image();
+    for caps in [&["--cap-drop", "ALL"][..], &[][..]] {
+        let mut a = vec!["container", "run", "--rm"];
+        a.extend_from_slice(caps);
+        a.extend(["--pids-limit", "50", "-m", "32m", &img, "sh", "-c", LIFT]);
+        let out = r.ok(&a);
+        assert!(!out.stdout.contains("RAISED"), "a limit was raised:\n{out}");
+        assert!(out.stdout.contains("pids.max=50"), "{out}");
+        assert!(
+            out.stdout.contains("agents=0"),
+            "release_agent visible:\n{out}"
+        );
+        assert!(
+            !out.stdout.contains("systemd"),
+            "name=systemd visible:\n{out}"
+        );
+        for line in out.stdout.lines().filter(|l| l.starts_with("mount ")) {
+            let opts = line.rsplit(' ').next().unwrap_or_default();
+            assert!(
+                opts.split(',').any(|o| o == "ro"),
+                "a writable cgroup mount: {line}\n{out}"
+            );
+        }
+        assert!(
+            out.stdout.lines().any(|l| l.starts_with("mount ")),
+            "no cgroup mount at all:\n{out}"
+        );
+    }
+    // with the limits in force a fork bomb stops at 50
+    let out = r.run(&[
+        "container",
+        "run",
+        "--rm",
+        "--pids-limit",
+        "50",
+        &img,
+        "sh",
+        "-c",
+        "echo max > /sys/fs/cgroup/pids/pids.max 2>/dev/null; \
+         for i in $(seq 1 80); do sleep 5 & done; echo all-forked",
+    ]);
+    assert!(!out.stdout.contains("all-forked"), "{out}");
+    r.assert_no_leaks();
+}
+
+fn hostile_workdir() {
+    let r = Rstack::new();
+    let victim = format!("/tmp/rstack-e2e-victim-{}", std::process::id());
+    let _ = std::fs::remove_dir_all(&victim);
+    let dir = r.work_dir().join("hostile");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN ln -s /../../../../..{victim} /wd && mkdir -p /srv/app && ln -s /srv/app /app\n",
+            image()
+        ),
+    )
+    .unwrap();
+    r.ok(&[
+        "image",
+        "build",
+        "-t",
+        "e2e/hostile-workdir:1",
+        dir.to_str().unwrap(),
+    ]);
+    let out = r.run(&[
+        "container",
+        "run",
+        "--rm",
+        "-w",
+        "/wd/created-by-workdir",
+        "e2e/hostile-workdir:1",
+        "true",
+    ]);
+    assert!(
+        !Path::new(&victim).exists(),
+        "the working directory was created on the host: {victim}\n{out}"
+    );
+    if !out.success() {
+        out.assert_stderr_mentions(&["/wd/created-by-workdir"]);
+    }
+    // a link that stays inside is followed, as with docker
+    let out = r.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "-w",
+        "/app/data",
+        "e2e/hostile-workdir:1",
+        "sh",
+        "-c",
+        "pwd; ls -d /srv/app/data",
+    ]);
+    assert!(out.stdout.contains("/srv/app/data"), "{out}");
+    r.assert_no_leaks();
+}
+
+/// The fds of PID 1, sorted, as one line (the shell's own list would race
+/// with the pipes it makes for this very pipeline).
+const FDS: &str = "ls /proc/1/fd | sort -n | tr '\\n' ' '";
+
+fn init_holds_only_stdio() {
+    let r = Rstack::new();
+    let out = r.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--init",
+        &image(),
+        "sh",
+        "-c",
+        FDS,
+    ]);
+    assert_eq!(
+        out.stdout, "0 1 2 ",
+        "fds of PID 1 and of the command:\n{out}"
+    );
+
+    // a stack service with init: true: PID 1 must not hold the
+    // supervisor's DNS sockets, its root dir or pipes
+    let ns = NetNs::new();
+    let (r, _image, base) = setup(
+        "services:\n  web:\n    image: IMAGE\n    init: true\n    command: [\"sleep\", \"3600\"]\n    stop_signal: SIGKILL\n",
+    );
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
+    ns.ok(&r, &args(&base, &["up", "-d"]));
+    let out = ns.ok(&r, &args(&base, &["exec", "-T", "web", "sh", "-c", FDS]));
+    assert_eq!(out.stdout, "0 1 2 ", "PID 1's fds:\n{out}");
+    ns.ok(&r, &args(&base, &["down", "-t", "0"]));
+}
