@@ -91,7 +91,18 @@ pub fn parse(data: &[u8]) -> Result<Document, String> {
 
 /// Checks that a manifest describes a container image; returns an error
 /// message naming the first media type that is not a layer.
+/// The most layers an image may have: Docker's limit (overlay stacks at
+/// most 128 lower dirs with the upper and the container's own).
+pub const MAX_LAYERS: usize = 125;
+
 pub fn check_image(m: &Manifest) -> Result<(), String> {
+    if m.layers.len() > MAX_LAYERS {
+        return Err(format!(
+            "{} layers: more than the {MAX_LAYERS} an overlay root file system can stack \
+             (docker refuses them too)",
+            m.layers.len()
+        ));
+    }
     let cfg = m.config.media_type.as_str();
     if !(cfg.is_empty() || cfg == OCI_CONFIG || cfg == DOCKER_CONFIG) {
         return Err(format!("not a container image (config media type {cfg})"));
@@ -107,4 +118,34 @@ pub fn check_image(m: &Manifest) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(layers: usize) -> Manifest {
+        let d = |t: &str| Descriptor {
+            media_type: t.into(),
+            digest: format!("sha256:{}", "0".repeat(64)),
+            size: 1,
+            platform: None,
+            annotations: None,
+        };
+        Manifest {
+            schema_version: 2,
+            media_type: None,
+            config: d(OCI_CONFIG),
+            layers: (0..layers)
+                .map(|_| d("application/vnd.oci.image.layer.v1.tar+gzip"))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn too_many_layers_are_refused_before_any_download() {
+        assert!(check_image(&manifest(MAX_LAYERS)).is_ok());
+        let err = check_image(&manifest(10_001)).unwrap_err();
+        assert!(err.starts_with("10001 layers: more than the 125"), "{err}");
+    }
 }
