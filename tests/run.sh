@@ -38,6 +38,9 @@ fi
 echo "== vagrant validate"
 if command -v vagrant >/dev/null; then
   (cd vagrant && vagrant validate)
+elif [ "${CI:-}" = true ]; then
+  echo "vagrant is not installed: CI must have every prerequisite (tests/install-deps.sh)" >&2
+  exit 1
 else
   echo "skipped: vagrant is not installed (apt-get install vagrant vagrant-libvirt)"
 fi

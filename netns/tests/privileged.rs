@@ -30,18 +30,18 @@ fn main() {
     }
     let trials = all_cases()
         .into_iter()
-        .map(|(name, _)| {
-            let missing = harness::missing_tool(name);
-            if let (None, Some(reason)) = (&skip, &missing) {
-                eprintln!("{name} SKIPPED: {reason}");
-            }
-            libtest_mimic::Trial::test(name, move || {
-                harness::run_in_namespace(name).map_err(Into::into)
-            })
-            .with_ignored_flag(skip.is_some() || missing.is_some())
-        })
+        .map(
+            |(name, _)| match skip.clone().or_else(|| harness::missing_tool(name)) {
+                Some(reason) => rstack_testkit::skipped(name, reason),
+                None => libtest_mimic::Trial::test(name, move || {
+                    harness::run_in_namespace(name).map_err(Into::into)
+                }),
+            },
+        )
         .collect();
-    libtest_mimic::run(&args, trials).exit();
+    let conclusion = libtest_mimic::run(&args, trials);
+    rstack_testkit::report();
+    conclusion.exit();
 }
 
 fn all_cases() -> Vec<(&'static str, harness::Case)> {

@@ -794,6 +794,7 @@ fn main() {
     // Serial: the leftover checks look at shared cgroup parents and mounts.
     args.test_threads = Some(1);
     let mut skip: Option<String> = None;
+    let mut setup_error: Option<String> = None;
     if !nix::unistd::geteuid().is_root() {
         skip = Some("needs root".into());
     } else if !Path::new("/bin/busybox").exists() {
@@ -814,7 +815,8 @@ fn main() {
                 Ok(e) => {
                     let _ = ENV.set(e);
                 }
-                Err(e) => skip = Some(format!("setup failed: {e}")),
+                // a broken fixture is a failure, never a skip
+                Err(e) => setup_error = Some(format!("setup failed: {e}")),
             }
         }
     }
@@ -915,17 +917,17 @@ fn main() {
                 Some("memory") if needs_probe => Some("needs the probe (cc -static)".into()),
                 _ => None,
             });
+            if let Some(e) = setup_error.clone() {
+                return Trial::test(name, move || Err(e.into()));
+            }
             match reason {
-                Some(r) => Trial::test(name, move || {
-                    eprintln!("SKIPPED: {r}");
-                    Ok(())
-                })
-                .with_ignored_flag(true),
+                Some(r) => rstack_testkit::skipped(name, r),
                 None => Trial::test(name, f),
             }
         })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
+    rstack_testkit::report();
     // `exit` skips destructors: remove the temp tree (layers, dirs) here.
     if let Some(e) = ENV.get() {
         let _ = std::fs::remove_dir_all(&e.root);

@@ -13,7 +13,7 @@
 //! internal one stay cut off; `down` leaves `iptables-save` (both back
 //! ends) and `nft list ruleset` exactly as they were.
 
-use std::process::{Child, Command};
+use std::process::Child;
 
 use libtest_mimic::Trial;
 use rstack_e2e::{Need, trial};
@@ -98,68 +98,33 @@ fn firewall_state(ns: &NetNs) -> String {
 }
 
 /// A second namespace joined to the test's by a veth: 10.124.0.1 on the
-/// test side, 10.124.0.2 on the outside, serving HTTP on port 8000.
-struct Outside {
-    holder: Child,
-}
-
-impl Outside {
-    fn new(ns: &NetNs) -> Outside {
-        let holder = Command::new("unshare")
-            .args(["-n", "sh", "-c", "ip link set lo up && exec sleep 900"])
-            .spawn()
-            .expect("unshare -n");
-        let o = Outside { holder };
-        let pid = o.holder.id();
-        let mut tries = 0;
-        while o.sh("ip -j link show lo").contains("DOWN") && tries < 100 {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            tries += 1;
-        }
-        ns.sh(&format!(
-            "ip link add fw-in type veth peer name fw-out netns {pid} && \
-             ip addr add 10.124.0.1/24 dev fw-in && ip link set fw-in up"
-        ));
-        o.sh(
-            "ip addr add 10.124.0.2/24 dev fw-out && ip link set fw-out up && \
-             ip route add default via 10.124.0.1 && \
-             mkdir -p /tmp/fw-outside && echo outside-ok > /tmp/fw-outside/index.html",
-        );
-        o
-    }
-
-    fn nsenter(&self) -> Command {
-        let mut cmd = Command::new("nsenter");
-        cmd.args(["-t", &self.holder.id().to_string(), "-n", "--"]);
-        cmd
-    }
-
-    fn sh(&self, script: &str) -> String {
-        let out = self
-            .nsenter()
-            .args(["timeout", "-s", "KILL", "60", "sh", "-c", script])
-            .output()
-            .expect("nsenter");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Outside {
-    fn drop(&mut self) {
-        let _ = self.holder.kill();
-        let _ = self.holder.wait();
-    }
+/// test side, 10.124.0.2 on the outside, with a page to serve on port 8000.
+fn outside_host(ns: &NetNs, www: &std::path::Path) -> NetNs {
+    let outside = NetNs::new();
+    ns.sh(&format!(
+        "ip link add fw-in type veth peer name fw-out netns {} && \
+         ip addr add 10.124.0.1/24 dev fw-in && ip link set fw-in up",
+        outside.pid()
+    ));
+    outside.sh(
+        "ip addr add 10.124.0.2/24 dev fw-out && ip link set fw-out up && \
+         ip route add default via 10.124.0.1",
+    );
+    std::fs::write(www.join("index.html"), "outside-ok\n").expect("the outside page");
+    outside
 }
 
 fn with_firewall(setup_firewall: &str) {
     let ns = NetNs::new();
-    let outside = Outside::new(&ns);
+    let www = tempfile::tempdir().expect("the outside host's pages");
+    let outside = outside_host(&ns, www.path());
     // the outside host's web server, started in the background
     let _server = Killed(
         outside
             .nsenter()
             .args(["busybox", "httpd", "-f", "-p", "10.124.0.2:8000"])
-            .args(["-h", "/tmp/fw-outside"])
+            .arg("-h")
+            .arg(www.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -35,6 +35,7 @@ fn main() {
     trials.extend(system::tests());
     trials.extend(tutorial::tests());
     let conclusion = libtest_mimic::run(&args, trials);
+    rstack_testkit::report();
     // Statics are never dropped: stop the shared registry explicitly.
     rstack_e2e::cleanup();
     conclusion.exit();

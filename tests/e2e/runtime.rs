@@ -63,9 +63,7 @@ fn limits_trial() -> Trial {
         Path::new("/sys/fs/cgroup").join(c).is_dir() || v2.split_whitespace().any(|x| x == c)
     };
     if !has("memory") || !has("pids") {
-        return Trial::test(name, || Ok(()))
-            .with_ignored_flag(true)
-            .with_kind("needs the memory and pids cgroup controllers");
+        return rstack_testkit::skipped(name, "needs the memory and pids cgroup controllers");
     }
     trial(name, NEEDS, limits)
 }

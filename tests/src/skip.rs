@@ -78,7 +78,7 @@ where
     Trial::ignorable_test(name, move || {
         for need in needs {
             if let Err(reason) = need.check() {
-                return Ok(Completion::ignored_with(reason));
+                return rstack_testkit::skip(&label, reason);
             }
         }
         crate::watchdog::run_with_deadline(&label, crate::watchdog::trial_deadline(), body)?;

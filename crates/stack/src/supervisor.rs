@@ -503,10 +503,15 @@ fn ensure_networks_and_volumes(inner: &Inner) -> Result<(), Error> {
         .values()
         .flat_map(|s| s.networks.keys().map(String::as_str))
         .collect();
+    // networks that exist already: their accepts in the host's firewall
+    // are re-applied (a firewall reload or a dockerd started since then
+    // may have dropped or preceded them); new ones get them on create
+    let mut reused = false;
     for key in used {
         let name = project.network_name(key);
         let decl = project.networks.get(key).cloned().unwrap_or_default();
         if decl.external == Some(true) {
+            reused = true;
             inner
                 .env
                 .networks
@@ -518,6 +523,7 @@ fn ensure_networks_and_volumes(inner: &Inner) -> Result<(), Error> {
             continue;
         }
         if inner.env.networks.inspect(&name).is_ok() {
+            reused = true;
             continue;
         }
         if !res.networks.contains(&name) {
@@ -557,6 +563,12 @@ fn ensure_networks_and_volumes(inner: &Inner) -> Result<(), Error> {
             name,
             action: "Created".into(),
         });
+    }
+    if reused && let Err(e) = inner.env.networks.refresh_firewall() {
+        (inner.reporter)(Event::Warning(format!(
+            "cannot re-apply rstack's rules to the host's firewall: {}",
+            crate::lifecycle::chain(&e)
+        )));
     }
     for (key, decl) in &project.volumes {
         if decl.external == Some(true) {
