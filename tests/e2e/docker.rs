@@ -34,9 +34,15 @@ struct Dockerd {
     dir: PathBuf,
     ns_pid: u32,
     child: Option<Child>,
-    /// `/sys/fs/cgroup/*/docker` dirs dockerd made (removed after).
+    /// `/sys/fs/cgroup/*/docker` dirs and [`DOCKERD_LEFTOVERS`] that
+    /// dockerd made (removed after).
     new_cgroups: Vec<PathBuf>,
+    new_files: Vec<PathBuf>,
 }
+
+/// Files and dirs dockerd makes outside its data and exec roots (its
+/// trust key, its plugin socket dir), deepest first.
+const DOCKERD_LEFTOVERS: &[&str] = &["/etc/docker/key.json", "/run/docker/plugins", "/run/docker"];
 
 /// The `docker` cgroups dockerd makes under each hierarchy.
 fn docker_cgroups() -> Vec<PathBuf> {
@@ -50,11 +56,17 @@ fn docker_cgroups() -> Vec<PathBuf> {
 impl Dockerd {
     fn start(ns: &NetNs, dir: &Path) -> Dockerd {
         let existing = docker_cgroups();
+        let new_files = DOCKERD_LEFTOVERS
+            .iter()
+            .map(PathBuf::from)
+            .filter(|p| !p.exists())
+            .collect();
         let mut d = Dockerd {
             dir: dir.to_owned(),
             ns_pid: ns.pid(),
             child: None,
             new_cgroups: Vec::new(),
+            new_files,
         };
         d.spawn();
         d.new_cgroups = docker_cgroups()
@@ -162,6 +174,9 @@ impl Drop for Dockerd {
         rstack_e2e::leaks::detach_mounts_under(&self.dir);
         for cg in &self.new_cgroups {
             let _ = std::fs::remove_dir(cg);
+        }
+        for p in &self.new_files {
+            let _ = std::fs::remove_file(p).or_else(|_| std::fs::remove_dir(p));
         }
     }
 }

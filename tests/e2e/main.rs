@@ -5,6 +5,7 @@
 //! ignored (skipped) with the reason, never as passed.
 
 mod build;
+mod compose;
 mod cp;
 mod docker;
 mod firewall;
@@ -22,6 +23,7 @@ fn main() {
     let args = libtest_mimic::Arguments::from_args();
     let mut trials: Vec<libtest_mimic::Trial> = Vec::new();
     trials.extend(build::tests());
+    trials.extend(compose::tests());
     trials.extend(cp::tests());
     trials.extend(docker::tests());
     trials.extend(firewall::tests());

@@ -191,5 +191,14 @@ fn init_holds_only_stdio() {
     ns.ok(&r, &args(&base, &["up", "-d"]));
     let out = ns.ok(&r, &args(&base, &["exec", "-T", "web", "sh", "-c", FDS]));
     assert_eq!(out.stdout, "0 1 2 ", "PID 1's fds:\n{out}");
+    // an exec'd process: 0-2, and the directory `ls` itself opened
+    let out = ns.ok(
+        &r,
+        &args(&base, &["exec", "-T", "web", "ls", "/proc/self/fd"]),
+    );
+    assert_eq!(
+        out.stdout, "0\n1\n2\n3\n",
+        "an exec'd process's fds:\n{out}"
+    );
     ns.ok(&r, &args(&base, &["down", "-t", "0"]));
 }

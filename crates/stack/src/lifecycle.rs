@@ -195,6 +195,14 @@ pub fn create_and_start(
                     .iter()
                     .flat_map(|a| a.ports.iter().map(|p| p.to_string()))
                     .collect();
+                let image_exposed: Vec<String> = image
+                    .config
+                    .config()
+                    .as_ref()
+                    .and_then(|c| c.exposed_ports().clone())
+                    .unwrap_or_default();
+                rec.exposed =
+                    crate::mapping::exposed_only(&image_exposed, &plan.expose, &rec.ports);
                 options.addresses = attachments.iter().map(|a| a.ipv4.into()).collect();
                 options.network = NetworkMode::Path(path.clone());
                 pp.save_container(rec)?;

@@ -62,6 +62,32 @@ pub struct ContainerPlan {
     /// Secret and config files to write before the container is created
     /// (`content:` / `environment:` sources), mounted read-only.
     pub files: Vec<FileToWrite>,
+    /// The service's `expose` entries (`80`, `8000-8002/udp`).
+    pub expose: Vec<String>,
+}
+
+/// The ports a container exposes without publishing them, as `docker
+/// compose ps` lists them (`80/tcp`): the image's `ExposedPorts` and the
+/// service's `expose` (ranges expanded), minus the published ones, sorted
+/// by number then protocol. Entries that do not parse are left out.
+pub fn exposed_only(image: &[String], expose: &[String], published: &[String]) -> Vec<String> {
+    let mut out: Vec<(u32, String)> = Vec::new();
+    for e in image.iter().chain(expose) {
+        let (range, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+        let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+        let (Ok(lo), Ok(hi)) = (lo.trim().parse::<u32>(), hi.trim().parse::<u32>()) else {
+            continue;
+        };
+        for port in lo..=hi.min(lo + 1000) {
+            let text = format!("{port}/{proto}");
+            let shown = published.iter().any(|p| p.ends_with(&format!("->{text}")));
+            if !shown && !out.iter().any(|(_, t)| *t == text) {
+                out.push((port, text));
+            }
+        }
+    }
+    out.sort();
+    out.into_iter().map(|(_, t)| t).collect()
 }
 
 /// A secret or config whose content rstack writes to a host file.
@@ -409,12 +435,32 @@ pub fn plan_container(
         net,
         volumes,
         files,
+        expose: svc.expose.clone(),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exposed_only_ports_as_compose_ps_lists_them() {
+        let image = vec!["8080/tcp".to_owned(), "80/tcp".to_owned()];
+        let expose = vec!["443".to_owned(), "80".to_owned(), "53/udp".to_owned()];
+        assert_eq!(
+            exposed_only(&image, &expose, &[]),
+            ["53/udp", "80/tcp", "443/tcp", "8080/tcp"]
+        );
+        let published = vec!["0.0.0.0:8000->80/tcp".to_owned()];
+        assert_eq!(
+            exposed_only(
+                &[],
+                &["80".into(), "9000-9002".into(), "x".into()],
+                &published
+            ),
+            ["9000/tcp", "9001/tcp", "9002/tcp"]
+        );
+    }
 
     fn project(yaml: &str) -> Project {
         let tmp = tempfile::tempdir().unwrap();

@@ -338,6 +338,9 @@ pub struct ContainerRecord {
     pub user_stopped: bool,
     /// Published ports as `docker ps` prints them (`0.0.0.0:8080->80/tcp`).
     pub ports: Vec<String>,
+    /// Exposed ports that are not published (`80/tcp`), listed after them.
+    #[serde(default)]
+    pub exposed: Vec<String>,
     /// Pinned network namespace, recorded before it is created.
     pub netns: Option<PathBuf>,
     /// Networks the container was attached to.
@@ -361,6 +364,16 @@ pub struct ContainerRecord {
 }
 
 impl ContainerRecord {
+    /// `docker compose ps`'s PORTS: published, then exposed-only.
+    pub fn ports_text(&self) -> String {
+        self.ports
+            .iter()
+            .chain(&self.exposed)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     pub fn new(name: &str, service: &str, number: u32) -> ContainerRecord {
         ContainerRecord {
             name: name.to_owned(),
@@ -384,6 +397,7 @@ impl ContainerRecord {
             restart_count: 0,
             user_stopped: false,
             ports: Vec::new(),
+            exposed: Vec::new(),
             netns: None,
             networks: Vec::new(),
             cgroup_dirs: Vec::new(),

@@ -14,8 +14,8 @@ use crate::global::GlobalOpts;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Format the output
-    #[arg(long, value_enum, default_value = "table")]
+    /// Format the output: table, json or a Go template ('{{.Repository}}')
+    #[arg(long, default_value = "table")]
     pub format: Format,
     /// Only display IDs
     #[arg(short, long)]
@@ -84,21 +84,24 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         stack_common::print_unique(rows.iter().map(|r| r.id.as_str()));
         return Ok(0);
     }
-    match args.format {
+    let as_json = |r: &Row| {
+        json!({
+            "ID": r.id,
+            "ContainerName": r.container,
+            "Repository": r.repository,
+            "Tag": r.tag,
+            "Size": r.size.unwrap_or(0),
+        })
+    };
+    match &args.format {
         Format::Json => {
-            let v: Vec<serde_json::Value> = rows
-                .iter()
-                .map(|r| {
-                    json!({
-                        "ID": r.id,
-                        "ContainerName": r.container,
-                        "Repository": r.repository,
-                        "Tag": r.tag,
-                        "Size": r.size.unwrap_or(0),
-                    })
-                })
-                .collect();
+            let v: Vec<serde_json::Value> = rows.iter().map(as_json).collect();
             println!("{}", serde_json::to_string(&v)?);
+        }
+        Format::Template(t) => {
+            for r in &rows {
+                println!("{}", super::images::render(t, &as_json(r))?);
+            }
         }
         Format::Table => {
             let mut table = vec![

@@ -8,10 +8,33 @@ use rstack_stack::state::ContainerRecord;
 use super::stack_common::{self, human_duration, since};
 use crate::global::GlobalOpts;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// `--format`: `table`, `json`, or a Go template such as
+/// `{{.Name}}\t{{.Status}}` applied to each object of the json form.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Format {
     Table,
     Json,
+    Template(String),
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Format, String> {
+        match s {
+            "table" | "" => Ok(Format::Table),
+            "json" => Ok(Format::Json),
+            t if t.contains("{{") => {
+                // a broken template fails before anything is read
+                super::images::render(t, &serde_json::Value::Null)
+                    .map(|_| Format::Template(t.to_owned()))
+                    .map_err(|e| e.to_string())
+            }
+            other => Err(format!(
+                "invalid format {other:?}: use table, json or a Go template like '{{{{.Name}}}}'"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -19,8 +42,8 @@ pub struct Args {
     /// Show all stopped containers
     #[arg(short, long)]
     pub all: bool,
-    /// Format the output
-    #[arg(long, value_enum, default_value = "table")]
+    /// Format the output: table, json or a Go template ('{{.Name}}\t{{.Status}}')
+    #[arg(long, default_value = "table")]
     pub format: Format,
     /// Only display IDs
     #[arg(short, long)]
@@ -74,10 +97,15 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
-    match args.format {
+    match &args.format {
         Format::Json => {
             for r in &recs {
                 println!("{}", serde_json::to_string(&json_of(r, &project_name))?);
+            }
+        }
+        Format::Template(t) => {
+            for r in &recs {
+                println!("{}", super::images::render(t, &json_of(r, &project_name))?);
             }
         }
         Format::Table => {
@@ -91,7 +119,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
                         r.service.clone(),
                         format!("{} ago", human_duration(since(Some(&r.created)))),
                         stack_common::status_text(r),
-                        r.ports.join(", "),
+                        r.ports_text(),
                     ]
                 })
                 .collect();
@@ -166,7 +194,7 @@ fn json_of(r: &ContainerRecord, project: &str) -> serde_json::Value {
         "Name": r.name,
         "Names": r.name,
         "Networks": r.networks.join(","),
-        "Ports": r.ports.join(", "),
+        "Ports": r.ports_text(),
         "Project": project,
         "Publishers": publishers,
         "RunningFor": format!("{} ago", human_duration(since(Some(&r.created)))),
