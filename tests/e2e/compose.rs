@@ -7,11 +7,75 @@ use rstack_e2e::trial;
 use crate::stack::{DownOnPanic, NEEDS, NetNs, args, setup};
 
 pub fn tests() -> Vec<Trial> {
-    vec![trial(
-        "compose::ps_lists_exposed_ports_and_takes_templates",
-        NEEDS,
-        ps_ports_and_templates,
-    )]
+    vec![
+        trial(
+            "compose::ps_lists_exposed_ports_and_takes_templates",
+            NEEDS,
+            ps_ports_and_templates,
+        ),
+        trial(
+            "compose::image_volume_is_an_anonymous_volume",
+            NEEDS,
+            image_volume,
+        ),
+    ]
+}
+
+/// An image `VOLUME` becomes an anonymous volume filled from the image,
+/// kept across a restart, gone with the container (postgres keeps its data
+/// in one); a service mount at the same path replaces it.
+fn image_volume() {
+    let ns = NetNs::new();
+    let (r, image, base) = setup(
+        "services:\n  db:\n    image: e2e/with-volume:1\n    command: [\"sleep\", \"3600\"]\n    stop_signal: SIGKILL\n  \
+         other:\n    image: e2e/with-volume:1\n    command: [\"sleep\", \"3600\"]\n    stop_signal: SIGKILL\n    \
+         tmpfs: [/data]\n",
+    );
+    let dir = r.work_dir().join("img");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {image}\nRUN mkdir -p /data && echo seed > /data/seed\nVOLUME /data\n"),
+    )
+    .unwrap();
+    r.ok(&[
+        "image",
+        "build",
+        "-t",
+        "e2e/with-volume:1",
+        dir.to_str().unwrap(),
+    ]);
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
+    ns.ok(&r, &args(&base, &["up", "-d"]));
+    let sh = |svc: &str, cmd: &str| ns.ok(&r, &args(&base, &["exec", "-T", svc, "sh", "-c", cmd]));
+    let out = sh(
+        "db",
+        "grep -c ' /data ' /proc/self/mountinfo; cat /data/seed; echo kept > /data/new",
+    );
+    assert_eq!(
+        out.stdout, "1\nseed\n",
+        "a volume at /data, filled from the image:\n{out}"
+    );
+    ns.ok(&r, &args(&base, &["restart", "db"]));
+    let out = sh("db", "cat /data/new");
+    assert_eq!(
+        out.stdout, "kept\n",
+        "the volume outlives a restart:\n{out}"
+    );
+    // the service's own mount at the path wins: a tmpfs, empty
+    let out = sh(
+        "other",
+        "grep ' /data ' /proc/self/mountinfo | grep -c tmpfs; ls /data | wc -l",
+    );
+    assert_eq!(out.stdout, "1\n0\n", "{out}");
+    ns.ok(&r, &args(&base, &["down", "-t", "0"]));
+    let anon = r.root().join("projects/demo/anon");
+    let left = rstack_e2e::leaks::tree(&anon);
+    assert!(left.is_empty(), "anonymous volumes left: {left:?}");
 }
 
 const EXPOSE: &str = r#"

@@ -280,6 +280,8 @@ fn create(
         crate::lifecycle::plan(env, pp, project, service, name, number).map_err(|e| chain(&e))?;
     let mut options = plan.options;
     options.id = id;
+    crate::lifecycle::add_image_volumes(&mut options, image, &pp.anon_dir(name), false)
+        .map_err(|e| chain(&e))?;
     if let Some(p) = netns {
         options.network = NetworkMode::Path(p);
         options.addresses = addresses;

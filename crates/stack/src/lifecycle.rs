@@ -234,6 +234,8 @@ pub fn create_and_start(
             let layers: &[PathBuf] = if *copy { &image.layer_dirs } else { &[] };
             crate::volumes::prepare(&data, layers, target)?;
         }
+        // the image's VOLUMEs: anonymous volumes, filled from the image
+        add_image_volumes(&mut options, image, &pp.anon_dir(&name), true)?;
         if let Some(creator) = creator {
             let netns = match &options.network {
                 NetworkMode::Path(p) if matches!(plan.net, NetPlan::Bridge(_)) => Some(p.clone()),
@@ -419,6 +421,37 @@ pub fn remove_leftover(env: &Env, rec: &mut ContainerRecord) -> Vec<String> {
     }
     errors.extend(teardown_network(env, rec));
     errors
+}
+
+/// Mounts the image's `VOLUME`s as anonymous volumes (see
+/// [`mapping::image_volumes`]), filling each from the image when `fill`
+/// (the creator process mounts what its caller already filled). Kept across
+/// restarts, gone with the container, as Docker's.
+pub(crate) fn add_image_volumes(
+    options: &mut rstack_runtime::options::RunOptions,
+    image: &LocalImage,
+    anon: &Path,
+    fill: bool,
+) -> Result<(), Error> {
+    let declared = image
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.volumes().clone())
+        .unwrap_or_default();
+    for (source, target) in mapping::image_volumes(&declared, &options.mounts, anon) {
+        if fill {
+            crate::volumes::prepare(&source, &image.layer_dirs, &target)?;
+        }
+        options
+            .mounts
+            .push(rstack_runtime::options::MountSpec::Bind {
+                source,
+                target,
+                read_only: false,
+            });
+    }
+    Ok(())
 }
 
 /// An error and its causes, `: `-joined.

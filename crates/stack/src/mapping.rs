@@ -90,6 +90,46 @@ pub fn exposed_only(image: &[String], expose: &[String], published: &[String]) -
     out.into_iter().map(|(_, t)| t).collect()
 }
 
+/// The anonymous volumes Docker makes for an image's `VOLUME`s: one per
+/// path no mount of the container already covers, in the container's
+/// anonymous-volume dir (`anon_root`, named like a compose anonymous
+/// volume: the first 16 hex of the target's sha256), as `(source, target)`.
+/// The caller fills each from the image's content there when empty.
+pub fn image_volumes(
+    image_volumes: &[String],
+    mounts: &[MountSpec],
+    anon_root: &Path,
+) -> Vec<(PathBuf, String)> {
+    let norm = |p: &str| {
+        let t = p.trim_end_matches('/');
+        if t.is_empty() {
+            "/".to_owned()
+        } else {
+            t.to_owned()
+        }
+    };
+    let covered: Vec<String> = mounts
+        .iter()
+        .map(|m| match m {
+            MountSpec::Bind { target, .. } | MountSpec::Tmpfs { target, .. } => norm(target),
+        })
+        .collect();
+    let mut out: Vec<(PathBuf, String)> = Vec::new();
+    for v in image_volumes {
+        let target = norm(v);
+        if !target.starts_with('/')
+            || target == "/"
+            || covered.contains(&target)
+            || out.iter().any(|(_, t)| *t == target)
+        {
+            continue;
+        }
+        let h = hex::encode(sha2::Sha256::digest(target.as_bytes()));
+        out.push((anon_root.join(&h[..16]), target));
+    }
+    out
+}
+
 /// A secret or config whose content rstack writes to a host file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileToWrite {
@@ -442,6 +482,28 @@ pub fn plan_container(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_volumes_become_anonymous_unless_mounted() {
+        let mounts = vec![MountSpec::Bind {
+            source: "/srv/db".into(),
+            target: "/var/lib/postgresql/data/".into(),
+            read_only: false,
+        }];
+        let v = image_volumes(
+            &[
+                "/var/lib/postgresql/data".into(),
+                "/cache/".into(),
+                "/cache".into(),
+                "relative".into(),
+            ],
+            &mounts,
+            Path::new("/anon"),
+        );
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].1, "/cache");
+        assert!(v[0].0.starts_with("/anon"));
+    }
 
     #[test]
     fn exposed_only_ports_as_compose_ps_lists_them() {
