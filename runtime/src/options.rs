@@ -35,6 +35,9 @@ pub struct RunOptions {
     pub interactive: bool,
     /// `--privileged`: all capabilities, no seccomp, no masked paths, all devices.
     pub privileged: bool,
+    /// `--cgroupns host` / compose `cgroup: host`: no cgroup namespace (the
+    /// default, Docker's on cgroup v2, is a private one).
+    pub cgroupns_host: bool,
     /// `--read-only`: the root filesystem is mounted read-only.
     pub read_only: bool,
     /// `--cap-add` (`ALL` allowed), names with or without `CAP_`.

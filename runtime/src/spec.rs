@@ -420,8 +420,10 @@ fn namespaces(opts: &RunOptions) -> Vec<Value> {
         json!({"type": "ipc"}),
         json!({"type": "uts"}),
         json!({"type": "mount"}),
-        json!({"type": "cgroup"}),
     ];
+    if !opts.cgroupns_host {
+        ns.push(json!({"type": "cgroup"}));
+    }
     match &opts.network {
         NetworkMode::None => ns.push(json!({"type": "network"})),
         NetworkMode::Host => {}

@@ -86,6 +86,21 @@ fn cgroup_limits_stay() {
             "no cgroup mount at all:\n{out}"
         );
     }
+    // the cgroup namespace: private by default (paths from its root),
+    // the host's with --cgroupns host (the full path, under rstack/)
+    let own = r.ok(&["container", "run", "--rm", &img, "cat", "/proc/self/cgroup"]);
+    assert!(!own.stdout.contains("rstack"), "private cgroupns:\n{own}");
+    let host = r.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--cgroupns",
+        "host",
+        &img,
+        "cat",
+        "/proc/self/cgroup",
+    ]);
+    assert!(host.stdout.contains("rstack/"), "--cgroupns host:\n{host}");
     // with the limits in force a fork bomb stops at 50
     let out = r.run(&[
         "container",

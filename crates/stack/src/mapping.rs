@@ -188,6 +188,11 @@ pub fn plan_container(
         hostname: svc.hostname.clone(),
         tty: svc.tty.unwrap_or(false),
         privileged: svc.privileged.unwrap_or(false),
+        cgroupns_host: match svc.cgroup.as_deref() {
+            None | Some("private") => false,
+            Some("host") => true,
+            Some(other) => return Err(bad("cgroup", other)),
+        },
         read_only: svc.read_only.unwrap_or(false),
         cap_add: svc.cap_add.clone(),
         cap_drop: svc.cap_drop.clone(),
@@ -482,6 +487,23 @@ pub fn plan_container(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cgroup_host_or_private() {
+        for (value, host) in [
+            ("", false),
+            ("cgroup: private", false),
+            ("cgroup: host", true),
+        ] {
+            let p = project(&format!(
+                "services:\n  a:\n    image: busybox\n    {value}\n"
+            ));
+            let plan =
+                plan_container(&p, "a", "p-a-1", 1, Path::new("/v"), Path::new("/anon")).unwrap();
+            assert_eq!(plan.options.cgroupns_host, host, "{value}");
+        }
+        // other values: the loader refuses them (the schema's enum)
+    }
 
     #[test]
     fn image_volumes_become_anonymous_unless_mounted() {

@@ -87,6 +87,9 @@ pub struct Args {
     /// Give extended privileges to this container
     #[arg(long)]
     privileged: bool,
+    /// Cgroup namespace to use (host|private)
+    #[arg(long, value_parser = ["host", "private"])]
+    cgroupns: Option<String>,
     /// Security options (seccomp=unconfined|FILE, no-new-privileges)
     #[arg(long = "security-opt")]
     security_opt: Vec<String>,
@@ -221,6 +224,7 @@ fn options(args: &Args, global: &GlobalOpts) -> anyhow::Result<(RunOptions, Plan
         tty: args.tty,
         interactive: args.interactive,
         privileged: args.privileged,
+        cgroupns_host: args.cgroupns.as_deref() == Some("host"),
         read_only: args.read_only,
         cap_add: args.cap_add.clone(),
         cap_drop: args.cap_drop.clone(),
