@@ -350,6 +350,11 @@ impl Container {
             default_hostname,
             swap_limit_supported: cgroup.swap_supported(),
             cgroup_view: cgroup.container_view(),
+            host_devices: if opts.privileged {
+                spec::host_devices(Path::new("/dev"))
+            } else {
+                Vec::new()
+            },
         };
         let spec = spec::build_spec(image, opts, &ctx)?;
         let hostname = spec.hostname().clone().unwrap_or_default();

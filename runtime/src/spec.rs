@@ -114,6 +114,76 @@ pub struct SpecContext {
     pub swap_limit_supported: bool,
     /// How `/sys/fs/cgroup` looks inside (see [`CgroupView`]).
     pub cgroup_view: CgroupView,
+    /// The host's device nodes, given to a `--privileged` container (see
+    /// [`host_devices`]); empty otherwise.
+    pub host_devices: Vec<HostDevice>,
+}
+
+/// A device node of the host (`/dev/...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostDevice {
+    pub path: String,
+    /// `c` or `b`.
+    pub kind: char,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Docker's `HostDevices`: every character and block device under `dev`,
+/// but the container's own (pts, shm, mqueue, fd) and the console.
+pub fn host_devices(dev: &std::path::Path) -> Vec<HostDevice> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let mut stack = vec![dev.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let ft = meta.file_type();
+            let name = e.file_name();
+            if ft.is_dir() {
+                if !matches!(
+                    name.to_str(),
+                    Some("pts" | "shm" | "fd" | "mqueue" | ".lxc" | ".lxd-mounts" | ".udev")
+                ) {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let kind = if ft.is_char_device() {
+                'c'
+            } else if ft.is_block_device() {
+                'b'
+            } else {
+                continue;
+            };
+            let rel = path.strip_prefix(dev).unwrap_or(&path);
+            let inside = format!("/dev/{}", rel.display());
+            if inside == "/dev/console" {
+                continue;
+            }
+            let rdev = meta.rdev();
+            out.push(HostDevice {
+                path: inside,
+                kind,
+                major: nix::sys::stat::major(rdev),
+                minor: nix::sys::stat::minor(rdev),
+                mode: meta.mode() & 0o7777,
+                uid: meta.uid(),
+                gid: meta.gid(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
 }
 
 /// What a (non-privileged) container sees at `/sys/fs/cgroup`: only its
@@ -503,6 +573,16 @@ pub fn build_spec(
         "resources": resources(&opts.resources, opts.privileged, ctx.swap_limit_supported)?,
         "rootfsPropagation": "private",
     });
+    if opts.privileged && !ctx.host_devices.is_empty() {
+        linux["devices"] = ctx
+            .host_devices
+            .iter()
+            .map(|d| {
+                json!({"path": d.path, "type": d.kind.to_string(), "major": d.major,
+                       "minor": d.minor, "fileMode": d.mode, "uid": d.uid, "gid": d.gid})
+            })
+            .collect();
+    }
     if !opts.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
@@ -589,7 +669,33 @@ mod tests {
             default_hostname: "0123456789ab".into(),
             swap_limit_supported: true,
             cgroup_view: CgroupView::Namespaced,
+            host_devices: Vec::new(),
         }
+    }
+
+    #[test]
+    fn privileged_gets_the_hosts_devices() {
+        let devs = host_devices(std::path::Path::new("/dev"));
+        let null = devs
+            .iter()
+            .find(|d| d.path == "/dev/null")
+            .expect("/dev/null");
+        assert_eq!((null.kind, null.major, null.minor), ('c', 1, 3));
+        assert!(devs.iter().all(|d| !d.path.starts_with("/dev/pts/")));
+        assert!(devs.iter().all(|d| d.path != "/dev/console"));
+        let img = image(None, Some(&["sh"]), &[]);
+        let mut c = ctx();
+        c.host_devices = devs.clone();
+        let privileged = RunOptions {
+            privileged: true,
+            ..RunOptions::default()
+        };
+        let v = serde_json::to_value(build_spec(&img, &privileged, &c).unwrap()).unwrap();
+        let listed = v["linux"]["devices"].as_array().unwrap();
+        assert_eq!(listed.len(), devs.len());
+        let v =
+            serde_json::to_value(build_spec(&img, &RunOptions::default(), &c).unwrap()).unwrap();
+        assert!(v["linux"]["devices"].is_null(), "only --privileged");
     }
 
     #[test]

@@ -55,6 +55,11 @@ fn docker_cgroups() -> Vec<PathBuf> {
 
 impl Dockerd {
     fn start(ns: &NetNs, dir: &Path) -> Dockerd {
+        // Docker sets `FORWARD DROP` when it has to turn IP forwarding on
+        // (a new namespace inherits the host's setting, which rstack or
+        // anything else may have turned on): as on a host where Docker
+        // starts first
+        ns.sh("sysctl -qw net.ipv4.ip_forward=0");
         let existing = docker_cgroups();
         let new_files = DOCKERD_LEFTOVERS
             .iter()

@@ -26,6 +26,11 @@ pub fn tests() -> Vec<Trial> {
             hostile_workdir,
         ),
         trial(
+            "security::privileged_sees_host_devices",
+            NEEDS,
+            privileged_devices,
+        ),
+        trial(
             "security::init_holds_only_stdio",
             STACK_NEEDS,
             init_holds_only_stdio,
@@ -168,6 +173,44 @@ fn hostile_workdir() {
         "pwd; ls -d /srv/app/data",
     ]);
     assert!(out.stdout.contains("/srv/app/data"), "{out}");
+    r.assert_no_leaks();
+}
+
+/// `--privileged` gives the host's device nodes, as Docker does; a default
+/// container only the standard ones.
+fn privileged_devices() {
+    use std::os::unix::fs::FileTypeExt;
+    let standard = [
+        "null", "zero", "full", "random", "urandom", "tty", "console", "ptmx",
+    ];
+    let host: Vec<String> = std::fs::read_dir("/dev")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_type()
+                .is_ok_and(|t| t.is_char_device() || t.is_block_device())
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !standard.contains(&n.as_str()))
+        .collect();
+    let Some(dev) = host.first() else {
+        panic!("this host has no device node beyond the standard ones in /dev");
+    };
+    let r = Rstack::new();
+    let img = image();
+    let path = format!("/dev/{dev}");
+    let out = r.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--privileged",
+        &img,
+        "ls",
+        &path,
+    ]);
+    assert_eq!(out.stdout.trim(), path, "{out}");
+    let out = r.run(&["container", "run", "--rm", &img, "ls", &path]);
+    assert!(!out.success(), "{path} in a default container:\n{out}");
     r.assert_no_leaks();
 }
 
