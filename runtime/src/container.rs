@@ -108,6 +108,15 @@ pub enum ContainerError {
     BadSignal { value: String },
     #[error("no container named or with id '{name}'")]
     NoSuchContainer { name: String },
+    #[error(
+        "cannot create the mount point '{target}' inside the container (is it a symlink \
+         that leads out of the image's root file system?)"
+    )]
+    MountTarget {
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot create the working directory '{dir}' inside the container")]
     Workdir {
         dir: String,
@@ -453,6 +462,28 @@ impl Container {
                 rootfs::mkdir_all_in_root(&merged, &cwd.to_string_lossy()).map_err(|source| {
                     ContainerError::Workdir {
                         dir: cwd.display().to_string(),
+                        source,
+                    }
+                })?;
+            }
+            // Mount targets too, so one an image's symlink aims out of the
+            // rootfs fails here naming the path (libcontainer would refuse
+            // it with a bare "failed to prepare rootfs").
+            for m in &opts.mounts {
+                let (target, is_dir) = match m {
+                    MountSpec::Bind { source, target, .. } => (target, source.is_dir()),
+                    MountSpec::Tmpfs { target, .. } => (target, true),
+                };
+                let dir = if is_dir {
+                    target.as_str()
+                } else {
+                    target
+                        .rsplit_once('/')
+                        .map_or("/", |(p, _)| if p.is_empty() { "/" } else { p })
+                };
+                rootfs::mkdir_all_in_root(&merged, dir).map_err(|source| {
+                    ContainerError::MountTarget {
+                        target: target.clone(),
                         source,
                     }
                 })?;

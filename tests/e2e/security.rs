@@ -160,6 +160,26 @@ fn hostile_workdir() {
     if !out.success() {
         out.assert_stderr_mentions(&["/wd/created-by-workdir"]);
     }
+    // a mount point through the same link: nothing on the host either,
+    // and the error names the path
+    let src = r.work_dir().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let vol = format!("{}:/wd/mnt", src.display());
+    let out = r.run(&[
+        "container",
+        "run",
+        "--rm",
+        "-v",
+        &vol,
+        "e2e/hostile-workdir:1",
+        "true",
+    ]);
+    assert!(
+        !Path::new(&victim).exists(),
+        "a mount point on the host:\n{out}"
+    );
+    assert!(!out.success(), "{out}");
+    out.assert_stderr_mentions(&["mount point '/wd/mnt'"]);
     // a link that stays inside is followed, as with docker
     let out = r.ok(&[
         "container",
