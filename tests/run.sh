@@ -34,6 +34,9 @@ else
   # deploy.resources in its cgroup files and in `stats`
   RSTACK_BIN="${CARGO_TARGET_DIR:-$(pwd)/target}/debug/rstack" \
     QEMU_RUN_OPTS="-m 3072" vagrant/vm-test -p rstack-e2e --test e2e -- cgroup
+  # the containment trials (cgroup view, hostile paths, fds) on cgroup v2
+  RSTACK_BIN="${CARGO_TARGET_DIR:-$(pwd)/target}/debug/rstack" \
+    QEMU_RUN_OPTS="-m 3072" vagrant/vm-test -p rstack-e2e --test e2e -- security::
 fi
 echo "== vagrant validate"
 if command -v vagrant >/dev/null; then

@@ -17,7 +17,12 @@ use std::ffi::CString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use libcontainer::workload::{
+    Executor, ExecutorError, ExecutorSetEnvsError, ExecutorValidationError,
+};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
@@ -73,18 +78,61 @@ fn args_of(spec: &Spec) -> Option<&Vec<String>> {
         .filter(|a| !a.is_empty())
 }
 
-fn exec_args(args: &[String]) -> Result<std::convert::Infallible, ExecutorError> {
+/// The environment libcontainer computed for the workload (the spec's plus
+/// `HOME` when missing), kept by [`RstackExecutor::setup_envs`] for the
+/// exec. This process (the container's init or an exec'd process) runs one
+/// workload, so one slot is enough.
+static ENVS: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
+
+/// The workload's environment: the spec's entries in their order, then
+/// what libcontainer added (`HOME`), as `KEY=VALUE`.
+fn workload_env(spec: &Spec) -> Vec<String> {
+    let mut env: Vec<String> = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.env().clone())
+        .unwrap_or_default();
+    let added = ENVS.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(added) = added {
+        let present: std::collections::HashSet<String> = env
+            .iter()
+            .map(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k).to_owned())
+            .collect();
+        let mut extra: Vec<String> = added
+            .into_iter()
+            .filter(|(k, _)| !present.contains(k))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        extra.sort();
+        env.extend(extra);
+    }
+    env
+}
+
+fn exec_args(args: &[String], env: &[String]) -> Result<std::convert::Infallible, ExecutorError> {
     let c: Vec<CString> = args
         .iter()
         .map(|s| CString::new(s.as_bytes()).map_err(|_| ExecutorError::InvalidArg))
         .collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = env
+        .iter()
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| ExecutorError::InvalidArg))
+        .collect::<Result<_, _>>()?;
+    // PATH is looked up in the workload's environment, not this process's
+    let path_env = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(crate::spec::DEFAULT_PATH);
+    let program = find_executable(&args[0], path_env).map_err(ExecutorError::Other)?;
+    let program = CString::new(program.as_os_str().as_encoded_bytes())
+        .map_err(|_| ExecutorError::InvalidArg)?;
     // Rust's runtime ignores SIGPIPE in this binary, and an ignored signal
     // stays ignored across execve: the workload would get EPIPE errors
     // instead of dying quietly in `yes | head -1`. It gets the default
     // disposition, as under runc.
     // SAFETY: signal(2) with SIG_DFL in the process that is about to exec.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    nix::unistd::execvp(&c[0], &c)
+    nix::unistd::execve(&program, &c, &envp)
         .map_err(|e| ExecutorError::Other(format!("exec: \"{}\": {}", args[0], e.desc())))
 }
 
@@ -107,13 +155,23 @@ impl Executor for RstackExecutor {
             .map_err(ExecutorValidationError::ArgValidationError)
     }
 
+    /// Keeps the environment for the execve instead of setting it
+    /// variable by variable (libcontainer's default clears and `setenv`s
+    /// each one: O(n) apiece in glibc, so an image with 100,000 variables
+    /// took minutes).
+    fn setup_envs(&self, envs: HashMap<String, String>) -> Result<(), ExecutorSetEnvsError> {
+        *ENVS.lock().unwrap_or_else(|e| e.into_inner()) = Some(envs);
+        Ok(())
+    }
+
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         let args = args_of(spec).ok_or(ExecutorError::InvalidArg)?.clone();
+        let env = workload_env(spec);
         if !self.init {
-            exec_args(&args)?;
-            unreachable!("execvp returned without an error");
+            exec_args(&args, &env)?;
+            unreachable!("execve returned without an error");
         }
-        run_init(&args)
+        run_init(&args, &env)
     }
 }
 
@@ -134,7 +192,7 @@ fn close_from(first: u32) -> Result<(), ExecutorError> {
 
 /// PID 1: fork the command, reap everything, forward signals, exit with
 /// the command's status.
-fn run_init(args: &[String]) -> Result<(), ExecutorError> {
+fn run_init(args: &[String], env: &[String]) -> Result<(), ExecutorError> {
     // This process never execs, so close-on-exec does not apply to it:
     // whatever the caller's process held (a supervisor's DNS sockets, a
     // directory of the host, pipes) would stay open in the container's
@@ -153,7 +211,7 @@ fn run_init(args: &[String]) -> Result<(), ExecutorError> {
             );
             // Own process group so that a terminal's signals reach it.
             let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
-            let Err(e) = exec_args(args);
+            let Err(e) = exec_args(args, env);
             eprintln!("{e}");
             // SAFETY: terminate the forked child without running destructors.
             unsafe { libc::_exit(127) }

@@ -25,6 +25,7 @@ pub fn tests() -> Vec<Trial> {
             NEEDS,
             hostile_workdir,
         ),
+        trial("security::huge_env_starts", NEEDS, huge_env),
         trial(
             "security::privileged_sees_host_devices",
             NEEDS,
@@ -193,6 +194,45 @@ fn hostile_workdir() {
         "pwd; ls -d /srv/app/data",
     ]);
     assert!(out.stdout.contains("/srv/app/data"), "{out}");
+    r.assert_no_leaks();
+}
+
+/// 100,000 environment variables (an image's `Env` and `--env-file` go
+/// through the same merge) start at once; more than execve takes is a
+/// clear error, not a silent exit 255.
+fn huge_env() {
+    let r = Rstack::new();
+    let img = image();
+    let file = r.work_dir().join("big.env");
+    let body: String = (0..100_000).map(|i| format!("V{i}=x\n")).collect();
+    std::fs::write(&file, body).unwrap();
+    let started = std::time::Instant::now();
+    // `env` itself, not a shell: busybox sh takes seconds to import 100k
+    // variables, which is the workload's cost, not rstack's
+    let out = r.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--env-file",
+        file.to_str().unwrap(),
+        &img,
+        "env",
+    ]);
+    eprintln!("100k variables: container run took {:?}", started.elapsed());
+    let n = out.stdout.lines().filter(|l| l.starts_with('V')).count();
+    assert_eq!(n, 100_000, "variables in the container");
+    let body: String = (0..300_000).map(|i| format!("VAR{i}=xxxx\n")).collect();
+    std::fs::write(&file, body).unwrap();
+    let out = r.fails(&[
+        "container",
+        "run",
+        "--rm",
+        "--env-file",
+        file.to_str().unwrap(),
+        &img,
+        "true",
+    ]);
+    out.assert_stderr_mentions(&["execve(2) accepts"]);
     r.assert_no_leaks();
 }
 
