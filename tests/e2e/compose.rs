@@ -14,11 +14,48 @@ pub fn tests() -> Vec<Trial> {
             ps_ports_and_templates,
         ),
         trial(
+            "compose::exec_by_project_name_from_anywhere",
+            NEEDS,
+            exec_by_project_name,
+        ),
+        trial(
             "compose::image_volume_is_an_anonymous_volume",
             NEEDS,
             image_volume,
         ),
     ]
+}
+
+/// `-p NAME exec SERVICE` outside the project directory finds the
+/// project's containers (as `-p NAME down` does), like docker compose.
+fn exec_by_project_name() {
+    let ns = NetNs::new();
+    let (r, _image, base) = setup(EXPOSE);
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
+    ns.ok(&r, &args(&base, &["up", "-d"]));
+    let elsewhere = |a: &[&str]| {
+        let inner = r.command(a);
+        let mut cmd = ns.nsenter();
+        cmd.arg(inner.get_program())
+            .args(inner.get_args())
+            .current_dir(r.home());
+        r.sandbox_env(&mut cmd);
+        r.run_command(cmd, None)
+    };
+    let out = elsewhere(&["-p", "demo", "exec", "-T", "web", "echo", "hi from web"]);
+    assert!(out.success(), "{out}");
+    assert_eq!(out.stdout, "hi from web\n");
+    let out = elsewhere(&["-p", "demo", "exec", "-T", "nope", "true"]);
+    assert!(!out.success(), "{out}");
+    out.assert_stderr_mentions(&["service \"nope\" is not running"]);
+    let out = elsewhere(&["exec", "-T", "web", "true"]);
+    assert!(!out.success(), "no -p, no file: {out}");
+    out.assert_stderr_mentions(&["no configuration file provided"]);
+    ns.ok(&r, &args(&base, &["down", "-t", "0"]));
 }
 
 /// An image `VOLUME` becomes an anonymous volume filled from the image,

@@ -44,14 +44,21 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    let ctx = stack_common::load(global)?;
-    if !ctx.project.services.contains_key(&args.service) {
+    // `-p NAME` alone finds the project's containers from anywhere, as
+    // docker compose finds them by label
+    let (project, env, pp) = stack_common::load_or_name(global)?;
+    if let Some(p) = &project
+        && !p.services.contains_key(&args.service)
+    {
         bail!("no such service: {}", args.service);
     }
     if args.privileged {
         bail!("exec --privileged is not supported by rstack");
     }
-    let recs = stack_common::containers_of(&ctx.pp, &args.service)?;
+    let recs = stack_common::containers_of(&pp, &args.service)?;
+    if project.is_none() && recs.is_empty() {
+        bail!("service \"{}\" is not running", args.service);
+    }
     let Some(rec) = recs.iter().find(|r| r.number == args.index) else {
         bail!(
             "service \"{}\" is not running container #{}",
@@ -63,18 +70,18 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         bail!("container {} is not running", rec.name);
     }
     let id = rec.id.clone().context("the container has no id yet")?;
-    let c = Adopted::open(&ctx.env.runtime, &id)?;
-    let mut env = Vec::new();
+    let c = Adopted::open(&env.runtime, &id)?;
+    let mut vars = Vec::new();
     for e in &args.env {
         if e.contains('=') {
-            env.push(e.clone());
+            vars.push(e.clone());
         } else if let Ok(v) = std::env::var(e) {
-            env.push(format!("{e}={v}"));
+            vars.push(format!("{e}={v}"));
         }
     }
     let tty = !args.no_tty && !args.detach && std::io::stdin().is_terminal();
     if tty {
-        return exec_tty(&c, &args, env);
+        return exec_tty(&c, &args, vars);
     }
     let stdin = if args.detach {
         None
@@ -88,7 +95,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let p = c.exec(
         &ExecOptions {
             args: args.command.clone(),
-            env,
+            env: vars,
             workdir: args.workdir.clone(),
             user: args.user.clone(),
             ..Default::default()
