@@ -34,9 +34,10 @@ struct Dockerd {
     dir: PathBuf,
     ns_pid: u32,
     child: Option<Child>,
-    /// `/sys/fs/cgroup/*/docker` dirs and [`DOCKERD_LEFTOVERS`] that
-    /// dockerd made (removed after).
-    new_cgroups: Vec<PathBuf>,
+    /// `/sys/fs/cgroup/*/docker` dirs that existed before dockerd (the
+    /// others, made when it first runs a container, are removed after).
+    old_cgroups: Vec<PathBuf>,
+    /// [`DOCKERD_LEFTOVERS`] that did not exist before (removed after).
     new_files: Vec<PathBuf>,
 }
 
@@ -60,7 +61,7 @@ impl Dockerd {
         // anything else may have turned on): as on a host where Docker
         // starts first
         ns.sh("sysctl -qw net.ipv4.ip_forward=0");
-        let existing = docker_cgroups();
+        let old_cgroups = docker_cgroups();
         let new_files = DOCKERD_LEFTOVERS
             .iter()
             .map(PathBuf::from)
@@ -70,14 +71,10 @@ impl Dockerd {
             dir: dir.to_owned(),
             ns_pid: ns.pid(),
             child: None,
-            new_cgroups: Vec::new(),
+            old_cgroups,
             new_files,
         };
         d.spawn();
-        d.new_cgroups = docker_cgroups()
-            .into_iter()
-            .filter(|p| !existing.contains(p))
-            .collect();
         d
     }
 
@@ -177,8 +174,10 @@ impl Drop for Dockerd {
         }
         self.stop();
         rstack_e2e::leaks::detach_mounts_under(&self.dir);
-        for cg in &self.new_cgroups {
-            let _ = std::fs::remove_dir(cg);
+        for cg in docker_cgroups() {
+            if !self.old_cgroups.contains(&cg) {
+                let _ = std::fs::remove_dir(&cg);
+            }
         }
         for p in &self.new_files {
             let _ = std::fs::remove_file(p).or_else(|_| std::fs::remove_dir(p));
