@@ -19,6 +19,11 @@ pub fn tests() -> Vec<Trial> {
             exec_by_project_name,
         ),
         trial(
+            "compose::run_on_a_fresh_project",
+            NEEDS,
+            run_on_a_fresh_project,
+        ),
+        trial(
             "compose::image_volume_is_an_anonymous_volume",
             NEEDS,
             image_volume,
@@ -56,6 +61,64 @@ fn exec_by_project_name() {
     assert!(!out.success(), "no -p, no file: {out}");
     out.assert_stderr_mentions(&["no configuration file provided"]);
     ns.ok(&r, &args(&base, &["down", "-t", "0"]));
+}
+
+/// `run` on a project that was never up (and whose image is not pulled):
+/// docker compose pulls the image and creates the networks and volumes, as
+/// `up` would; `down` removes them.
+fn run_on_a_fresh_project() {
+    let ns = NetNs::new();
+    let r = rstack_e2e::Rstack::new().with_timeout(std::time::Duration::from_secs(180));
+    let image = rstack_e2e::Fixtures::shared().busybox_v2s2.reference();
+    let file = r.work_dir().join("compose.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "services:\n  app:\n    image: {image}\n    networks: [back]\n    volumes: [data:/data]\n  \
+             solo:\n    image: {image}\n    network_mode: none\n\
+             networks:\n  back: {{}}\nvolumes:\n  data: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let base = vec![
+        "-f".to_owned(),
+        file.display().to_string(),
+        "-p".to_owned(),
+        "demo".to_owned(),
+    ];
+    // the registry is on the host's loopback: the pull is checked with a
+    // service without network (nothing is created on the host), the
+    // networks in the test's namespace
+    let solo = r.ok(&args(
+        &base,
+        &["run", "--rm", "-T", "solo", "echo", "pulled"],
+    ));
+    assert_eq!(solo.stdout, "pulled\n", "{solo}");
+    solo.assert_stderr_mentions(&["Pulled"]);
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
+    let out = ns.ok(
+        &r,
+        &args(
+            &base,
+            &[
+                "run",
+                "--rm",
+                "-T",
+                "app",
+                "sh",
+                "-c",
+                "echo hi > /data/f; cat /data/f; ip -4 -o addr show eth0 | wc -l",
+            ],
+        ),
+    );
+    assert_eq!(out.stdout, "hi\n1\n", "{out}");
+    out.assert_stderr_mentions(&["Network demo_back  Created"]);
+    ns.ok(&r, &args(&base, &["down", "-v", "-t", "0"]));
+    ns.assert_clean(&r);
 }
 
 /// An image `VOLUME` becomes an anonymous volume filled from the image,

@@ -494,14 +494,28 @@ impl Supervisor {
 
 /// Creates the project's networks (recorded first) and volume dirs.
 fn ensure_networks_and_volumes(inner: &Inner) -> Result<(), Error> {
-    let project = &inner.project;
-    let mut res = inner.pp.resources()?;
+    ensure_resources(&inner.env, &inner.pp, &inner.project, &[], &inner.reporter)
+}
+
+/// Creates the networks of `project`'s services (of `only` when not empty),
+/// each recorded in the project's resources before it is created so `down`
+/// removes it, and the volume dirs; for `up`'s supervisor and for a one-off
+/// `run` on a project that was never up.
+pub fn ensure_resources(
+    env: &Env,
+    pp: &ProjectPaths,
+    project: &Project,
+    only: &[String],
+    reporter: &Reporter,
+) -> Result<(), Error> {
+    let mut res = pp.resources()?;
     res.config_files = project.compose_files.clone();
     res.working_dir = project.working_dir.clone();
     let used: std::collections::BTreeSet<&str> = project
         .services
-        .values()
-        .flat_map(|s| s.networks.keys().map(String::as_str))
+        .iter()
+        .filter(|(name, _)| only.is_empty() || only.contains(name))
+        .flat_map(|(_, s)| s.networks.keys().map(String::as_str))
         .collect();
     // networks that exist already: their accepts in the host's firewall
     // are re-applied (a firewall reload or a dockerd started since then
@@ -512,9 +526,7 @@ fn ensure_networks_and_volumes(inner: &Inner) -> Result<(), Error> {
         let decl = project.networks.get(key).cloned().unwrap_or_default();
         if decl.external == Some(true) {
             reused = true;
-            inner
-                .env
-                .networks
+            env.networks
                 .inspect(&name)
                 .map_err(|source| Error::ExternalNetwork {
                     name: name.clone(),
@@ -522,13 +534,13 @@ fn ensure_networks_and_volumes(inner: &Inner) -> Result<(), Error> {
                 })?;
             continue;
         }
-        if inner.env.networks.inspect(&name).is_ok() {
+        if env.networks.inspect(&name).is_ok() {
             reused = true;
             continue;
         }
         if !res.networks.contains(&name) {
             res.networks.push(name.clone());
-            inner.pp.save_resources(&res)?;
+            pp.save_resources(&res)?;
         }
         let mut labels = BTreeMap::new();
         labels.insert("com.docker.compose.network".into(), key.to_owned());
@@ -545,27 +557,25 @@ fn ensure_networks_and_volumes(inner: &Inner) -> Result<(), Error> {
             options: decl.driver_opts.clone().into_iter().collect(),
             labels,
         };
-        (inner.reporter)(Event::Resource {
+        (reporter)(Event::Resource {
             kind: "Network",
             name: name.clone(),
             action: "Creating".into(),
         });
-        inner
-            .env
-            .networks
+        env.networks
             .create(&opts)
             .map_err(|source| Error::CreateNetwork {
                 name: name.clone(),
                 source,
             })?;
-        (inner.reporter)(Event::Resource {
+        (reporter)(Event::Resource {
             kind: "Network",
             name,
             action: "Created".into(),
         });
     }
-    if reused && let Err(e) = inner.env.networks.refresh_firewall() {
-        (inner.reporter)(Event::Warning(format!(
+    if reused && let Err(e) = env.networks.refresh_firewall() {
+        (reporter)(Event::Warning(format!(
             "cannot re-apply rstack's rules to the host's firewall: {}",
             crate::lifecycle::chain(&e)
         )));
@@ -575,26 +585,26 @@ fn ensure_networks_and_volumes(inner: &Inner) -> Result<(), Error> {
             continue;
         }
         let name = project.volume_name(key);
-        let dir = inner.env.layout.volume_dir(&name).join("_data");
+        let dir = env.layout.volume_dir(&name).join("_data");
         if dir.exists() {
             continue;
         }
         if !res.volumes.contains(&name) {
             res.volumes.push(name.clone());
-            inner.pp.save_resources(&res)?;
+            pp.save_resources(&res)?;
         }
         std::fs::create_dir_all(&dir).map_err(|source| crate::state::Error::Io {
             what: "create",
             path: dir.clone(),
             source,
         })?;
-        (inner.reporter)(Event::Resource {
+        (reporter)(Event::Resource {
             kind: "Volume",
             name,
             action: "Created".into(),
         });
     }
-    inner.pp.save_resources(&res)?;
+    pp.save_resources(&res)?;
     Ok(())
 }
 

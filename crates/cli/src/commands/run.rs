@@ -83,9 +83,39 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     }
     let store = Store::open(&global.root)?;
     let image_ref = ctx.project.image_name(&args.service);
-    let image = store.lookup(&image_ref)?.with_context(|| {
-        format!("image {image_ref} is not present: run `rstack pull` or `rstack up` first")
-    })?;
+    // as docker compose run: a missing image is pulled, and a project that
+    // was never up gets its networks and volumes (recorded, so `down`
+    // removes them)
+    let image = match store.lookup(&image_ref)? {
+        Some(i) => i,
+        None if svc.build.is_some() => bail!(
+            "image {image_ref} is not built yet: run `rstack build {}` first",
+            args.service
+        ),
+        None => {
+            let wanted = [super::service_pull::Wanted {
+                label: args.service.clone(),
+                image: image_ref.clone(),
+            }];
+            super::service_pull::pull_all(&store, &wanted, false)?
+                .pop()
+                .context("no pull result")??
+        }
+    };
+    if rstack_stack::supervisor::running_supervisor(&ctx.pp).is_none() {
+        let reporter: rstack_stack::supervisor::Reporter = std::sync::Arc::new(|e| {
+            if let rstack_stack::supervisor::Event::Resource { kind, name, action } = e {
+                eprintln!(" {kind} {name}  {action}");
+            }
+        });
+        rstack_stack::supervisor::ensure_resources(
+            &ctx.env,
+            &ctx.pp,
+            &ctx.project,
+            std::slice::from_ref(&args.service),
+            &reporter,
+        )?;
+    }
     let suffix: String = {
         let mut b = [0u8; 6];
         if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
