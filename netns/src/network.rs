@@ -339,8 +339,11 @@ impl Networks {
     /// Re-renders the nft table from all state files. Caller holds the
     /// global lock.
     pub(crate) fn sync_nft_locked(&self) -> Result<(), Error> {
-        let all = state::list(&self.paths)?;
-        let table = nft::render(&all);
+        self.apply_nft(&state::list(&self.paths)?)
+    }
+
+    fn apply_nft(&self, all: &[NetworkState]) -> Result<(), Error> {
+        let table = nft::render(all);
         nft::apply(&self.config.nft, &nft::replace_script(table.as_deref()))?;
         Ok(())
     }
@@ -349,11 +352,9 @@ impl Networks {
     /// [`crate::firewall`]): on network create and remove. Caller holds
     /// the global lock.
     pub(crate) fn sync_firewall_locked(&self) -> Result<(), Error> {
-        self.sync_nft_locked()?;
-        let bridges: Vec<String> = state::list(&self.paths)?
-            .into_iter()
-            .map(|n| n.bridge)
-            .collect();
+        let all = state::list(&self.paths)?;
+        self.apply_nft(&all)?;
+        let bridges: Vec<String> = all.into_iter().map(|n| n.bridge).collect();
         self.host_firewall().sync(&bridges)?;
         Ok(())
     }
