@@ -105,7 +105,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     if rstack_stack::supervisor::running_supervisor(&ctx.pp).is_none() {
         let reporter: rstack_stack::supervisor::Reporter = std::sync::Arc::new(|e| {
             if let rstack_stack::supervisor::Event::Resource { kind, name, action } = e {
-                eprintln!(" {kind} {name}  {action}");
+                eprintln!("{}", super::up::progress(kind, &name, &action));
             }
         });
         rstack_stack::supervisor::ensure_resources(

@@ -118,7 +118,7 @@ impl Args {
 /// The container that stopped first and its exit code.
 type FirstExit = (String, Option<i32>);
 
-fn progress(kind: &str, name: &str, action: &str) -> String {
+pub(crate) fn progress(kind: &str, name: &str, action: &str) -> String {
     format!(" {kind} {name}  {action}")
 }
 
