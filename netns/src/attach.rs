@@ -82,6 +82,8 @@ pub struct AttachRequest {
     /// Interface name in the container; default: the first free `ethN`.
     pub ifname: Option<String>,
     pub ports: Vec<PortSpec>,
+    /// Names only this container resolves (`links:`).
+    pub links: Vec<crate::state::Link>,
 }
 
 /// A held host port: the bound socket keeps other programs (and other
@@ -249,6 +251,7 @@ impl Networks {
         for n in std::iter::once(&req.name)
             .chain(req.hostname.iter())
             .chain(req.aliases.iter())
+            .chain(req.links.iter().map(|l| &l.alias))
         {
             if !valid_dns_name(n) {
                 return Err(Error::BadDnsName {
@@ -308,6 +311,7 @@ impl Networks {
             ifname: ifname.clone(),
             netns: req.netns.clone(),
             ports: ports.clone(),
+            links: req.links.clone(),
         };
         // record before creating
         net.endpoints.insert(req.container_id.clone(), endpoint);

@@ -25,6 +25,8 @@ pub struct NetworkEndpoint {
     pub aliases: Vec<String>,
     pub ipv4_address: Option<Ipv4Addr>,
     pub mac_address: Option<String>,
+    /// Names only this container resolves (`links:`).
+    pub links: Vec<crate::state::Link>,
 }
 
 /// A container's whole network set-up.
@@ -61,6 +63,7 @@ impl Networks {
                 netns: spec.netns.clone(),
                 ipv4_address: ep.ipv4_address,
                 mac_address: ep.mac_address.clone(),
+                links: ep.links.clone(),
                 ifname: None,
                 ports: if Some(i) == port_net {
                     spec.ports.clone()

@@ -64,6 +64,7 @@ pub use dns::{Resolver, Upstreams};
 pub use network::{Config, CreateOptions, Networks};
 pub use pinned::{create_pinned_netns, pin_netns_of_pid, remove_pinned_netns};
 pub use ports::{PortMapping, PortSpec, Protocol};
+pub use state::Link;
 
 /// The causes of an error, `: `-joined (for messages that fold several).
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {

@@ -137,6 +137,18 @@ pub struct Endpoint {
     pub netns: PathBuf,
     #[serde(default)]
     pub ports: Vec<PortMapping>,
+    /// Legacy links (`links: [db:database]`): names only this container
+    /// resolves, each to another container of its networks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+}
+
+/// One link: `alias` resolves, for the linking container only, to the
+/// container named `container` (Docker's `--link container:alias`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Link {
+    pub container: String,
+    pub alias: String,
 }
 
 impl Endpoint {
@@ -288,6 +300,7 @@ pub(crate) fn sample_endpoint(id: &str, name: &str, ip: Ipv4Addr, aliases: &[&st
         ifname: "eth0".into(),
         netns: PathBuf::from("/run/rstack/netns/x"),
         ports: Vec::new(),
+        links: Vec::new(),
     }
 }
 

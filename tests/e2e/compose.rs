@@ -28,6 +28,17 @@ pub fn tests() -> Vec<Trial> {
             NEEDS,
             image_volume,
         ),
+        trial(
+            "compose::env_files_and_links_of_the_services_acted_on",
+            NEEDS,
+            env_files_and_links,
+        ),
+        trial(
+            "compose::local_driver_opts_mount_the_volume",
+            NEEDS,
+            local_driver_opts,
+        ),
+        trial("compose::dotenv_of_cwd_and_project", NEEDS, dotenv_rules),
     ]
 }
 
@@ -239,4 +250,214 @@ fn ps_ports_and_templates() {
     assert!(!bad.success(), "{bad}");
     bad.assert_stderr_mentions(&["unclosed"]);
     ns.ok(&r, &args(&base, &["down", "-t", "0"]));
+}
+
+const LINKS: &str = r#"
+services:
+  app:
+    image: IMAGE
+    command: ["sleep", "3600"]
+    links: ["db:database"]
+    stop_signal: SIGKILL
+  other:
+    image: IMAGE
+    command: ["sleep", "3600"]
+    stop_signal: SIGKILL
+  db:
+    image: IMAGE
+    command: ["sh", "-c", "mkdir -p /www && echo db here > /www/index.html && exec httpd -f -p 80 -h /www"]
+    stop_signal: SIGKILL
+  broken:
+    image: IMAGE
+    env_file: /doesnotexist/.env
+"#;
+
+/// `up -d app other` needs only the env files of the services it acts on
+/// (a missing one of `broken` does not block it, as with docker compose);
+/// `links: [db:database]` makes `database` a name of db's container for
+/// `app` only.
+fn env_files_and_links() {
+    let ns = NetNs::new();
+    let (r, _image, base) = setup(LINKS);
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
+    let bad = ns.rstack(&r, &args(&base, &["up", "-d", "broken"]));
+    assert!(!bad.success(), "{bad}");
+    bad.assert_stderr_mentions(&["services.broken.env_file", "/doesnotexist/.env"]);
+    ns.ok(&r, &args(&base, &["up", "-d", "app", "other"]));
+    let get = |svc: &str| {
+        ns.rstack(
+            &r,
+            &args(
+                &base,
+                &[
+                    "exec",
+                    "-T",
+                    svc,
+                    "timeout",
+                    "10",
+                    "wget",
+                    "-q",
+                    "-O",
+                    "-",
+                    "http://database/",
+                ],
+            ),
+        )
+    };
+    let out = get("app");
+    assert!(out.success(), "{out}");
+    assert_eq!(out.stdout, "db here\n", "{out}");
+    let out = get("other");
+    assert!(
+        !out.success(),
+        "only the linking container resolves the alias: {out}"
+    );
+    let ps = ns.ok(&r, &args(&base, &["ps", "--format", "{{.Service}}"]));
+    let mut services: Vec<&str> = ps.stdout.lines().collect();
+    services.sort();
+    assert_eq!(services, ["app", "db", "other"], "{ps}");
+    ns.ok(&r, &args(&base, &["down", "-t", "0"]));
+    ns.assert_clean(&r);
+}
+
+/// Named volumes with the local driver's `driver_opts` are mounts, as
+/// Docker makes them: `type: none, o: bind` binds a host directory (whose
+/// files outlive `down -v`), `type: tmpfs` is one memory file system
+/// shared by the containers; a bad option names the volume and creates
+/// nothing.
+fn local_driver_opts() {
+    let ns = NetNs::new();
+    let (r, image, base) = setup("services: {}\n");
+    let host_dir = r.work_dir().join("host-data");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("before"), "from the host\n").unwrap();
+    let compose = format!(
+        r#"
+services:
+  a:
+    image: {image}
+    command: ["sh", "-c", "echo from a > /b/a; echo shared > /m/f; exec sleep 3600"]
+    volumes: [bound:/b, mem:/m]
+    stop_signal: SIGKILL
+  b:
+    image: {image}
+    command: ["sleep", "3600"]
+    volumes: [mem:/m]
+    depends_on: [a]
+    stop_signal: SIGKILL
+volumes:
+  bound:
+    driver: local
+    driver_opts: {{type: none, o: bind, device: {dir}}}
+  mem:
+    driver_opts: {{type: tmpfs, device: tmpfs, o: "size=1m,mode=0777"}}
+"#,
+        dir = host_dir.display()
+    );
+    std::fs::write(&base[1], compose).unwrap();
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
+    ns.ok(&r, &args(&base, &["up", "-d"]));
+    let sh = |svc: &str, cmd: &str| ns.ok(&r, &args(&base, &["exec", "-T", svc, "sh", "-c", cmd]));
+    let mut seen = String::new();
+    for _ in 0..50 {
+        seen = sh(
+            "b",
+            "cat /m/f 2>/dev/null; grep ' /m ' /proc/self/mountinfo | grep -c tmpfs",
+        )
+        .stdout;
+        if seen.starts_with("shared") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(seen, "shared\n1\n", "b sees a's tmpfs volume");
+    let out = sh("a", "cat /b/before");
+    assert_eq!(out.stdout, "from the host\n", "{out}");
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("a")).unwrap(),
+        "from a\n"
+    );
+    let inspect = ns.ok(&r, &["volume", "inspect", "demo_bound"]);
+    assert!(
+        inspect
+            .stdout
+            .contains(&format!("\"device\": \"{}\"", host_dir.display())),
+        "{inspect}"
+    );
+    ns.ok(&r, &args(&base, &["down", "-v", "-t", "0"]));
+    assert!(host_dir.join("before").exists() && host_dir.join("a").exists());
+    assert!(!r.root().join("volumes/demo_bound").exists());
+    ns.assert_clean(&r);
+
+    std::fs::write(
+        &base[1],
+        format!(
+            "services:\n  a:\n    image: {image}\n    volumes: [v:/v]\nvolumes:\n  v:\n    \
+             driver_opts: {{tpye: none, device: /tmp}}\n"
+        ),
+    )
+    .unwrap();
+    let bad = ns.rstack(&r, &args(&base, &["up", "-d"]));
+    assert!(!bad.success(), "{bad}");
+    bad.assert_stderr_mentions(&["volume demo_v", "\"tpye\""]);
+    assert!(!r.root().join("volumes/demo_v").exists());
+    ns.rstack(&r, &args(&base, &["down"]));
+    ns.assert_clean(&r);
+}
+
+/// Which `.env` is read (compose v2): the one where the command starts
+/// gives its `COMPOSE_*` variables (the files, the name, the profiles), the
+/// project directory's gives the variables of the file; the shell wins.
+fn dotenv_rules() {
+    let r = rstack_e2e::Rstack::new();
+    let top = r.work_dir().join("top");
+    let sub = top.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let compose = "services:\n  web:\n    image: busybox\n    environment:\n      FOO: ${FOO:-unset}\n      \
+                   BAR: ${BAR:-unset}\n  extra:\n    image: busybox\n    profiles: [extra]\n";
+    // the file is found in a parent directory
+    std::fs::write(top.join("compose.yaml"), compose).unwrap();
+    std::fs::write(top.join(".env"), "FOO=project\n").unwrap();
+    std::fs::write(
+        sub.join(".env"),
+        "COMPOSE_PROJECT_NAME=fromcwd\nCOMPOSE_PROFILES=extra\nFOO=cwd\n",
+    )
+    .unwrap();
+    let config = |dir: &std::path::Path, env: &[(&str, &str)]| {
+        let mut cmd = r.command(&["config", "--format", "json"]);
+        cmd.current_dir(dir);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = r.run_command(cmd, None);
+        assert!(out.success(), "{out}");
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let v = config(&sub, &[]);
+    assert_eq!(v["name"], "fromcwd");
+    assert_eq!(v["services"]["web"]["environment"]["FOO"], "project");
+    assert!(v["services"].get("extra").is_some(), "{v}");
+    let v = config(&sub, &[("FOO", "shell")]);
+    assert_eq!(v["services"]["web"]["environment"]["FOO"], "shell");
+    // COMPOSE_FILE from the .env names a file in another directory
+    std::fs::remove_file(top.join("compose.yaml")).unwrap();
+    std::fs::write(sub.join("compose.yaml"), compose).unwrap();
+    std::fs::write(sub.join(".env"), "BAR=sub\n").unwrap();
+    std::fs::write(
+        top.join(".env"),
+        "COMPOSE_FILE=sub/compose.yaml\nCOMPOSE_PROJECT_NAME=named\nFOO=top\n",
+    )
+    .unwrap();
+    let v = config(&top, &[]);
+    assert_eq!(v["name"], "named");
+    assert_eq!(v["services"]["web"]["environment"]["BAR"], "sub");
+    assert_eq!(v["services"]["web"]["environment"]["FOO"], "unset");
 }

@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::loader::{Ctx, Error, abs, process_file, read, resolve_environment};
+use crate::environment::resolve_environment;
+use crate::loader::{Ctx, Error, abs, process_file, read};
 use crate::yaml::{self, Map, Node, Pos, Value};
 use crate::{canonical, dotenv, interpolate, merge, paths};
 
@@ -106,7 +107,7 @@ pub(crate) fn apply_include(
         if ctx.opts.resolve_paths {
             paths::resolve(&mut inc, &inc_dir, &env);
         }
-        resolve_environment(&mut inc, &env, ctx.opts, &[], &inc_dir)?;
+        resolve_environment(&mut inc, &env, ctx.opts, &[], &[], &inc_dir)?;
         // Import: a resource defined on both sides must be the same.
         let target = doc.as_map_mut().ok_or(Error::NotAMapping {
             pos: Pos::default(),

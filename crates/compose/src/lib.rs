@@ -28,6 +28,7 @@
 
 pub mod canonical;
 pub mod dotenv;
+mod environment;
 mod extends;
 pub mod interpolate;
 pub mod loader;

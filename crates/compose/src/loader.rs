@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use indexmap::{IndexMap, IndexSet};
 
 use crate::dotenv;
+use crate::environment::{self, resolve_environment};
 use crate::interpolate;
 use crate::merge;
 use crate::model::{FileObject, Network, Service, Volume};
@@ -122,6 +123,10 @@ pub struct Options {
     /// Services named on the command line: they are active whatever their
     /// profiles, and only they (and their dependencies) are checked.
     pub services: Vec<String>,
+    /// Services the command acts on (`up web`, `run web`...): only their
+    /// `env_file`s (and their dependencies') must exist; the other services
+    /// stay in the model. Empty: every active service.
+    pub acting_on: Vec<String>,
     /// Interpolate `${VAR}` (off for `config --no-interpolate`).
     pub interpolate: bool,
     /// Make relative paths absolute.
@@ -150,6 +155,7 @@ impl Options {
             cwd: cwd.into(),
             environment,
             services: Vec::new(),
+            acting_on: Vec::new(),
             interpolate: true,
             resolve_paths: true,
             normalize: true,
@@ -311,18 +317,19 @@ fn load_loaded(opts: &Options) -> Result<Loaded, Error> {
     {
         check_project_name(n)?;
     }
-    // With no `-f`, the `.env` of the project directory may name the files
-    // (`COMPOSE_FILE`), so it is read first.
     let pre_dir = opts
         .project_directory
         .as_ref()
         .map(|d| abs(&opts.cwd, d))
         .unwrap_or_else(|| opts.cwd.clone());
+    // compose v2: the `.env` of where the command starts may choose the
+    // files, the name and the profiles (its `COMPOSE_*` variables)...
     let mut env = opts.environment.clone();
-    let mut env_from = None;
+    let mut first = None;
     if opts.files.is_empty() {
-        read_env_files(opts, &pre_dir, &mut env)?;
-        env_from = Some(pre_dir.clone());
+        let vars = environment::dotenv_of(opts, &pre_dir)?;
+        environment::add_compose_vars(&mut env, &vars);
+        first = Some((pre_dir.clone(), vars));
     }
     let files: Vec<PathBuf> = if opts.files.is_empty() {
         discover(&pre_dir, &env)?
@@ -348,11 +355,12 @@ fn load_loaded(opts: &Options) -> Result<Loaded, Error> {
             _ => opts.cwd.clone(),
         },
     };
-    // Environment: the shell over the env files.
-    if env_from.as_deref() != Some(working_dir.as_path()) {
-        env = opts.environment.clone();
-        read_env_files(opts, &working_dir, &mut env)?;
-    }
+    // ...and the project directory's `.env` gives the variables.
+    let project_dotenv = match first {
+        Some((dir, vars)) if dir == working_dir => vars,
+        _ => environment::dotenv_of(opts, &working_dir)?,
+    };
+    let mut env = environment::layered(&env, project_dotenv);
 
     // Parse every file once, to find the project name before interpolating.
     let mut raw: Vec<(PathBuf, Node)> = Vec::new();
@@ -466,25 +474,6 @@ fn load_loaded(opts: &Options) -> Result<Loaded, Error> {
     finish(dict, opts, &env, &working_dir, name, files, warnings)
 }
 
-/// `--env-file`s, else the `.env` of `dir`, under the shell environment.
-fn read_env_files(
-    opts: &Options,
-    dir: &Path,
-    env: &mut IndexMap<String, String>,
-) -> Result<(), Error> {
-    let env_files: Vec<PathBuf> = if opts.env_files.is_empty() {
-        let dot = dir.join(".env");
-        if dot.is_file() { vec![dot] } else { Vec::new() }
-    } else {
-        opts.env_files.iter().map(|f| abs(&opts.cwd, f)).collect()
-    };
-    let from_files = dotenv::read_files(&env_files, &opts.environment)?;
-    for (k, v) in from_files {
-        env.entry(k).or_insert(v);
-    }
-    Ok(())
-}
-
 pub(crate) fn read(path: &Path) -> Result<String, Error> {
     std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
@@ -508,134 +497,24 @@ pub(crate) fn process_file(
     Ok(())
 }
 
-/// Loads `env_file`s into `environment` and takes valueless keys from the
-/// project environment.
-pub(crate) fn resolve_environment(
-    root: &mut Node,
-    env: &IndexMap<String, String>,
-    opts: &Options,
-    only: &[String],
-    working_dir: &Path,
-) -> Result<(), Error> {
-    let Some(services) = root
-        .as_map_mut()
-        .and_then(|m| m.get_mut("services"))
-        .and_then(Node::as_map_mut)
-    else {
-        return Ok(());
-    };
-    for (name, svc) in services.iter_mut() {
-        if !only.is_empty() && !only.contains(name) {
-            continue;
-        }
-        let Some(sm) = svc.as_map_mut() else { continue };
-        let mut values: IndexMap<String, Option<String>> = IndexMap::new();
-        if opts.resolve_env_files
-            && let Some(files) = sm.get("env_file").and_then(Node::as_seq)
+/// `names` and, transitively, the services they depend on.
+fn with_dependencies(dict: &Node, names: &[String]) -> Vec<String> {
+    let mut sel: IndexSet<String> = names.iter().cloned().collect();
+    let mut i = 0;
+    while i < sel.len() {
+        if let Some(deps) = dict
+            .get("services")
+            .and_then(|m| m.get(&sel[i]))
+            .and_then(|s| s.get("depends_on"))
+            .and_then(Node::as_map)
         {
-            for f in files {
-                let path = abs(
-                    working_dir,
-                    Path::new(f.get("path").and_then(Node::as_str).unwrap_or_default()),
-                );
-                let required = f
-                    .get("required")
-                    .is_none_or(|r| r.value != Value::Bool(false));
-                if !path.exists() {
-                    if required {
-                        return Err(Error::EnvFileMissing {
-                            pos: f.pos.clone(),
-                            service: name.clone(),
-                            path,
-                        });
-                    }
-                    continue;
-                }
-                let mut m = dotenv::EnvMap::new();
-                if f.get("format").and_then(Node::as_str) == Some("raw") {
-                    let text = read(&path)?;
-                    m = dotenv::parse_raw(&text);
-                } else {
-                    dotenv::read_file_into(&path, &mut m, env)?;
-                }
-                for (k, v) in m {
-                    values.insert(k, Some(v));
-                }
+            for d in deps.keys() {
+                sel.insert(d.clone());
             }
         }
-        if let Some(e) = sm.get("environment").and_then(Node::as_map) {
-            for (k, v) in e {
-                match v.scalar_string() {
-                    Some(s) => {
-                        values.insert(k.clone(), Some(s));
-                    }
-                    None => {
-                        let from_env = env.get(k).cloned();
-                        if from_env.is_some() || !values.contains_key(k) {
-                            values.insert(k.clone(), from_env);
-                        }
-                    }
-                }
-            }
-        }
-        let mut em = Map::new();
-        for (k, v) in values {
-            em.insert(k, Node::synthetic(v.map_or(Value::Null, Value::Str)));
-        }
-        let pos = sm
-            .get("environment")
-            .map(|n| n.pos.clone())
-            .unwrap_or_else(|| svc_pos(sm));
-        sm.insert("environment".into(), Node::new(Value::Map(em), pos));
-        if opts.discard_env_files {
-            sm.shift_remove("env_file");
-        }
-        // Build args without a value come from the environment when set.
-        if let Some(args) = sm
-            .get_mut("build")
-            .and_then(Node::as_map_mut)
-            .and_then(|b| b.get_mut("args"))
-            .and_then(Node::as_map_mut)
-        {
-            for (k, v) in args.iter_mut() {
-                if v.is_null()
-                    && let Some(val) = env.get(k)
-                {
-                    v.value = Value::Str(val.clone());
-                }
-            }
-        }
-        // label_file: labels read from files, under the explicit ones.
-        let label_files: Vec<PathBuf> = sm
-            .get("label_file")
-            .and_then(Node::as_seq)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(Node::as_str)
-            .map(|p| abs(working_dir, Path::new(p)))
-            .collect();
-        if !label_files.is_empty() {
-            let mut labels = Map::new();
-            for path in &label_files {
-                let mut m = dotenv::EnvMap::new();
-                dotenv::read_file_into(path, &mut m, &|_: &str| None)?;
-                for (k, v) in m {
-                    labels.insert(k, Node::synthetic(Value::Str(v)));
-                }
-            }
-            if let Some(explicit) = sm.get("labels").and_then(Node::as_map) {
-                for (k, v) in explicit {
-                    labels.insert(k.clone(), v.clone());
-                }
-            }
-            sm.insert("labels".into(), Node::synthetic(Value::Map(labels)));
-        }
+        i += 1;
     }
-    Ok(())
-}
-
-fn svc_pos(m: &Map) -> Pos {
-    m.values().next().map(|n| n.pos.clone()).unwrap_or_default()
+    sel.into_iter().collect()
 }
 
 fn finish(
@@ -680,28 +559,13 @@ fn finish(
     let selected: Vec<String> = if opts.services.is_empty() {
         active.iter().cloned().collect()
     } else {
-        let mut sel: IndexSet<String> = opts.services.iter().cloned().collect();
-        let mut i = 0;
-        while i < sel.len() {
-            let n = sel[i].clone();
-            if let Some(deps) = dict
-                .get("services")
-                .and_then(|m| m.get(&n))
-                .and_then(|s| s.get("depends_on"))
-                .and_then(Node::as_map)
-            {
-                for d in deps.keys() {
-                    sel.insert(d.clone());
-                }
-            }
-            i += 1;
-        }
-        sel.into_iter().collect()
+        with_dependencies(&dict, &opts.services)
     };
     if !opts.services.is_empty() {
         active.retain(|n| selected.contains(n));
     }
-    resolve_environment(&mut dict, env, opts, &selected, working_dir)?;
+    let acting_on = with_dependencies(&dict, &opts.acting_on);
+    resolve_environment(&mut dict, env, opts, &selected, &acting_on, working_dir)?;
     // Split active and disabled services.
     let mut disabled = Map::new();
     if let Some(services) = dict

@@ -20,4 +20,5 @@ pub mod process;
 pub mod restart;
 pub mod state;
 pub mod supervisor;
+pub mod volume_driver;
 pub mod volumes;

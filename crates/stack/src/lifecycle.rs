@@ -31,6 +31,8 @@ pub enum Error {
     Logs(#[from] crate::logs::Error),
     #[error(transparent)]
     Volume(#[from] crate::volumes::Error),
+    #[error(transparent)]
+    VolumeDriver(#[from] crate::volume_driver::Error),
     #[error("container {name}: cannot set up its network namespace")]
     Netns {
         name: String,
@@ -230,6 +232,7 @@ pub fn create_and_start(
             write_file(f)?;
         }
         for (vol, target, copy) in &plan.volumes {
+            crate::volume_driver::ensure_mounted(vol, &env.layout.volume_dir(vol))?;
             let data = env.layout.volume_dir(vol).join("_data");
             let layers: &[PathBuf] = if *copy { &image.layer_dirs } else { &[] };
             crate::volumes::prepare(&data, layers, target)?;

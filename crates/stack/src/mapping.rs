@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rstack_compose::Project;
 use rstack_compose::model::Service;
-use rstack_netns::{NetworkEndpoint, PortSpec};
+use rstack_netns::{Link, NetworkEndpoint, PortSpec};
 use rstack_runtime::options::{DnsConfig, MountSpec, NetworkMode, Resources, RunOptions};
 use rstack_runtime::parse;
 use sha2::Digest;
@@ -412,6 +412,7 @@ pub fn plan_container(
         }
         Some(m) if m.starts_with("container:") => NetPlan::Join(m["container:".len()..].into()),
         Some("bridge") | Some("default") | None => {
+            let links = links(project, svc);
             let mut eps = Vec::new();
             for (key, sn) in &svc.networks {
                 let mut aliases = vec![svc_name.to_owned(), name.to_owned()];
@@ -429,6 +430,7 @@ pub fn plan_container(
                     aliases,
                     ipv4_address: ipv4,
                     mac_address: mac.or_else(|| svc.mac_address.clone()),
+                    links: links.clone(),
                 });
             }
             if eps.is_empty() {
@@ -482,6 +484,29 @@ pub fn plan_container(
         files,
         expose: svc.expose.clone(),
     })
+}
+
+/// `links: [db:database]`: for this service's containers only, `database`
+/// (and `db-1`...) name every container of `db`, as docker compose's
+/// `getLinks` makes them.
+fn links(project: &Project, svc: &Service) -> Vec<Link> {
+    let mut out = Vec::new();
+    for l in &svc.links {
+        let (target, alias) = l.split_once(':').unwrap_or((l, l));
+        let Some(t) = project.services.get(target) else {
+            continue;
+        };
+        for n in 1..=u32::try_from(t.replicas()).unwrap_or(0) {
+            let container = project.container_name(target, n);
+            for alias in [alias.to_owned(), format!("{target}-{n}")] {
+                out.push(Link {
+                    container: container.clone(),
+                    alias,
+                });
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

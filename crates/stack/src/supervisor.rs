@@ -50,6 +50,8 @@ pub enum Error {
     Logs(#[from] crate::logs::Error),
     #[error(transparent)]
     Plan(#[from] rstack_compose::plan::Error),
+    #[error(transparent)]
+    VolumeDriver(#[from] crate::volume_driver::Error),
     #[error("network {name} declared as external could not be found")]
     ExternalNetwork {
         name: String,
@@ -508,6 +510,8 @@ pub fn ensure_resources(
     only: &[String],
     reporter: &Reporter,
 ) -> Result<(), Error> {
+    // the volumes' driver options first: a bad one creates nothing
+    let volume_opts = crate::volume_driver::declared(project)?;
     let mut res = pp.resources()?;
     res.config_files = project.compose_files.clone();
     res.working_dir = project.working_dir.clone();
@@ -592,6 +596,9 @@ pub fn ensure_resources(
         if !res.volumes.contains(&name) {
             res.volumes.push(name.clone());
             pp.save_resources(&res)?;
+        }
+        if let Some(opts) = volume_opts.get(key) {
+            crate::volume_driver::save(&env.layout.volume_dir(&name), opts)?;
         }
         std::fs::create_dir_all(&dir).map_err(|source| crate::state::Error::Io {
             what: "create",

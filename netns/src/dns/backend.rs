@@ -93,6 +93,14 @@ pub fn lookup(
         return Answer::Forward;
     }
 
+    // the asker's own links first: `alias` is the linked container
+    let linked: Vec<String> = shared
+        .iter()
+        .filter_map(|n| n.endpoints.get(asker))
+        .flat_map(|e| e.links.iter())
+        .filter(|l| normalize(&l.alias) == name)
+        .map(|l| normalize(&l.container))
+        .collect();
     let mut addrs: Vec<Ipv4Addr> = Vec::new();
     for net in &shared {
         // `name` or `name.<network>` (scoped to that network), as Docker does
@@ -100,9 +108,13 @@ pub fn lookup(
             .strip_suffix(net.name.to_ascii_lowercase().as_str())
             .and_then(|n| n.strip_suffix('.'));
         for e in net.endpoints.values() {
-            if e.dns_names()
-                .any(|n| n == name || Some(n.as_str()) == local)
-            {
+            let hit = if linked.is_empty() {
+                e.dns_names()
+                    .any(|n| n == name || Some(n.as_str()) == local)
+            } else {
+                linked.contains(&normalize(&e.name))
+            };
+            if hit {
                 addrs.push(e.ipv4);
             }
         }
@@ -177,6 +189,46 @@ mod tests {
             lookup(&w, "a", "myhost", QueryType::A, 0),
             Answer::Addrs(vec![ip(5)])
         );
+    }
+
+    #[test]
+    fn links_resolve_for_the_linking_container_only() {
+        let mut w = world();
+        let web = Arc::make_mut(&mut w[0]);
+        let a = web.endpoints.get_mut("a").unwrap();
+        for c in ["proj-b-1", "proj-b-2"] {
+            a.links.push(crate::state::Link {
+                container: c.into(),
+                alias: "Database".into(),
+            });
+        }
+        assert_eq!(
+            lookup(&w, "a", "database", QueryType::A, 0),
+            Answer::Addrs(vec![ip(3), ip(4)])
+        );
+        // a link alias shadows a same-named alias for the linking container
+        a_link(&mut w, "db-alias", "withhost");
+        assert_eq!(
+            lookup(&w, "a", "db-alias", QueryType::A, 0),
+            Answer::Addrs(vec![ip(5)])
+        );
+        // nobody else sees it
+        assert_eq!(
+            lookup(&w, "b", "database", QueryType::A, 0),
+            Answer::NxDomain
+        );
+    }
+
+    fn a_link(w: &mut [Arc<NetworkState>], alias: &str, container: &str) {
+        let web = Arc::make_mut(&mut w[0]);
+        web.endpoints
+            .get_mut("a")
+            .unwrap()
+            .links
+            .push(crate::state::Link {
+                container: container.into(),
+                alias: alias.into(),
+            });
     }
 
     #[test]

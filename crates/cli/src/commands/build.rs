@@ -225,7 +225,7 @@ fn build_one(
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    let ctx = stack_common::load(global)?;
+    let ctx = stack_common::load(global, &args.services)?;
     let extra = parse_kv("--build-arg", &args.build_arg, true)?;
     build_services(global, &ctx.project, &args.services, &args, extra)?;
     Ok(0)

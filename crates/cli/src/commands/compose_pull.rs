@@ -62,7 +62,7 @@ fn plan(project: &Project, service: &str, ignore_buildable: bool) -> Plan {
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    let ctx = stack_common::load(global)?;
+    let ctx = stack_common::load(global, &args.services)?;
     let project = &ctx.project;
     for s in &args.services {
         if !project.services.contains_key(s) {

@@ -259,6 +259,7 @@ impl Connected {
                     aliases: plan.aliases.clone(),
                     ipv4_address: plan.ip,
                     mac_address: plan.mac.clone(),
+                    links: Vec::new(),
                 }],
                 ports: plan.ports.clone(),
             })

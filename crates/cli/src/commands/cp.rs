@@ -65,7 +65,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         (Some(s), None) => (s, true),
         (None, Some(s)) => (s, false),
     };
-    let ctx = stack_common::load(global)?;
+    let ctx = stack_common::load(global, &[])?;
     if !ctx.project.services.contains_key(service) {
         bail!("no such service: {service}");
     }

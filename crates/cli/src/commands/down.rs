@@ -36,7 +36,7 @@ pub enum Rmi {
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    let (project, env, pp) = stack_common::load_or_name(global)?;
+    let (project, env, pp) = stack_common::load_or_name(global, &[])?;
     let _lock = ProjectLock::acquire(&pp)?;
     let mut failures = Vec::new();
     if let Some(sup) = rstack_stack::supervisor::running_supervisor(&pp) {
@@ -89,6 +89,13 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             )),
         }
     }
+    // driver_opts volumes: their mounts go with the last container, as
+    // Docker's local driver unmounts a volume no container uses
+    for v in &res.volumes {
+        if let Err(e) = rstack_stack::volume_driver::unmount(v, &env.layout.volume_dir(v)) {
+            failures.push(rstack_stack::lifecycle::chain(&e));
+        }
+    }
     if args.volumes {
         let mut vols = res.volumes.clone();
         if let Some(p) = &project {
@@ -102,9 +109,9 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         for v in vols {
             let dir = env.layout.volume_dir(&v);
             if dir.exists() {
-                match std::fs::remove_dir_all(&dir) {
+                match rstack_stack::volume_driver::remove(&v, &dir) {
                     Ok(()) => eprintln!(" Volume {v}  Removed"),
-                    Err(e) => failures.push(format!("volume {v}: {e}")),
+                    Err(e) => failures.push(rstack_stack::lifecycle::chain(&e)),
                 }
             }
         }

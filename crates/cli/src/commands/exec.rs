@@ -46,7 +46,8 @@ pub struct Args {
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     // `-p NAME` alone finds the project's containers from anywhere, as
     // docker compose finds them by label
-    let (project, env, pp) = stack_common::load_or_name(global)?;
+    let (project, env, pp) =
+        stack_common::load_or_name(global, std::slice::from_ref(&args.service))?;
     if let Some(p) = &project
         && !p.services.contains_key(&args.service)
     {

@@ -20,7 +20,7 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    let ctx = stack_common::load(global)?;
+    let ctx = stack_common::load(global, &args.services)?;
     let signal = rstack_runtime::container::parse_signal(&args.signal)
         .with_context(|| format!("invalid signal {:?}", args.signal))?;
     let req = Request::Kill {

@@ -16,7 +16,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
 
 /// Pauses or unpauses (shared with `unpause`).
 pub fn set(global: &GlobalOpts, services: &[String], paused: bool) -> anyhow::Result<u8> {
-    let ctx = stack_common::load(global)?;
+    let ctx = stack_common::load(global, services)?;
     for s in services {
         if !ctx.project.services.contains_key(s) {
             anyhow::bail!("no such service: {s}");

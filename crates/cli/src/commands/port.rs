@@ -21,7 +21,7 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    let ctx = stack_common::load(global)?;
+    let ctx = stack_common::load(global, std::slice::from_ref(&args.service))?;
     if !ctx.project.services.contains_key(&args.service) {
         bail!("no such service: {}", args.service);
     }

@@ -62,7 +62,7 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    let (project, _env, pp) = stack_common::load_or_name(global)?;
+    let (project, _env, pp) = stack_common::load_or_name(global, &args.service_names)?;
     if let Some(p) = &project {
         for s in &args.service_names {
             if !p.services.contains_key(s) {

@@ -19,7 +19,7 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    let ctx = stack_common::load(global)?;
+    let ctx = stack_common::load(global, &args.services)?;
     let _lock = ProjectLock::acquire(&ctx.pp)?;
     // dependants declared with `depends_on: {S: {restart: true}}` go too
     let services = if args.services.is_empty() {

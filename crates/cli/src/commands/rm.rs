@@ -27,7 +27,7 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    let ctx = stack_common::load(global)?;
+    let ctx = stack_common::load(global, &args.services)?;
     for s in &args.services {
         if !ctx.project.services.contains_key(s) {
             anyhow::bail!("no such service: {s}");

@@ -69,7 +69,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     if args.detach {
         bail!("run -d is not supported by rstack: use `rstack up -d SERVICE`");
     }
-    let ctx = stack_common::load(global)?;
+    let ctx = stack_common::load(global, std::slice::from_ref(&args.service))?;
     let Some(svc) = ctx.project.services.get(&args.service) else {
         bail!("no such service: {}", args.service);
     };

@@ -20,9 +20,12 @@ pub struct Ctx {
     pub pp: ProjectPaths,
 }
 
-/// Loads the Compose project of the global flags.
-pub fn load(global: &GlobalOpts) -> anyhow::Result<Ctx> {
-    let opts = super::config::compose_options(global)?;
+/// Loads the Compose project of the global flags for a command acting on
+/// `services` (all when empty): only their `env_file`s must exist, as with
+/// docker compose.
+pub fn load(global: &GlobalOpts, services: &[String]) -> anyhow::Result<Ctx> {
+    let mut opts = super::config::compose_options(global)?;
+    opts.acting_on = services.to_vec();
     let project = rstack_compose::load(&opts)?;
     for w in &project.warnings {
         eprintln!("WARN[0000] {w}");
@@ -34,9 +37,12 @@ pub fn load(global: &GlobalOpts) -> anyhow::Result<Ctx> {
 
 /// The project name and state without needing the Compose file (`-p`
 /// alone is enough, like `docker compose -p x down`).
-pub fn load_or_name(global: &GlobalOpts) -> anyhow::Result<(Option<Project>, Env, ProjectPaths)> {
+pub fn load_or_name(
+    global: &GlobalOpts,
+    services: &[String],
+) -> anyhow::Result<(Option<Project>, Env, ProjectPaths)> {
     let env = Env::new(&global.run_root, &global.root);
-    match load(global) {
+    match load(global, services) {
         Ok(ctx) => Ok((Some(ctx.project), ctx.env, ctx.pp)),
         Err(e) => match &global.compose.project_name {
             Some(name) => {

@@ -33,7 +33,7 @@ fn bytes(n: u64) -> String {
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    let ctx = stack_common::load(global)?;
+    let ctx = stack_common::load(global, &args.services)?;
     loop {
         let recs: Vec<_> = ctx
             .pp

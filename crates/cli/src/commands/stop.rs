@@ -21,7 +21,7 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    let ctx = stack_common::load(global)?;
+    let ctx = stack_common::load(global, &args.services)?;
     let _lock = ProjectLock::acquire(&ctx.pp)?;
     let req = Request::Stop {
         services: args.services.clone(),

@@ -123,7 +123,7 @@ pub(crate) fn progress(kind: &str, name: &str, action: &str) -> String {
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    let mut ctx = stack_common::load(global)?;
+    let mut ctx = stack_common::load(global, &args.services)?;
     for s in &args.scale {
         let (svc, n) = s
             .split_once('=')

@@ -109,7 +109,7 @@ pub(crate) fn inspect_json(layout: &Layout, name: &str) -> Option<serde_json::Va
         "Labels": project.map(|p| serde_json::json!({"com.docker.compose.project": p})),
         "Mountpoint": dir.join("_data"),
         "Name": name,
-        "Options": null,
+        "Options": rstack_stack::volume_driver::load(&dir).ok().filter(|o| !o.is_empty()),
         "Scope": "local",
     }))
 }
@@ -165,7 +165,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
                     code = 1;
                     continue;
                 }
-                std::fs::remove_dir_all(&dir)?;
+                rstack_stack::volume_driver::remove(&n, &dir)?;
                 println!("{n}");
             }
             return Ok(code);
@@ -185,7 +185,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
                 }
                 let dir = layout.volume_dir(&n);
                 reclaimed += size_of(&dir);
-                std::fs::remove_dir_all(&dir)?;
+                rstack_stack::volume_driver::remove(&n, &dir)?;
                 println!("{n}");
             }
             println!();

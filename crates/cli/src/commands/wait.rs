@@ -19,7 +19,7 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    let ctx = stack_common::load(global)?;
+    let ctx = stack_common::load(global, &args.services)?;
     if args.down_project {
         anyhow::bail!("wait --down-project is not supported by rstack");
     }
