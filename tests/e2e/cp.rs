@@ -12,7 +12,7 @@ use std::process::{Output, Stdio};
 use libtest_mimic::Trial;
 use rstack_e2e::{Rstack, trial};
 
-use crate::stack::{DownOnPanic, NEEDS, NetNs, args, find, ps, setup};
+use crate::sandbox::{DownOnPanic, NEEDS, NetNs, args, find, ps, setup};
 
 pub fn tests() -> Vec<Trial> {
     vec![

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use libtest_mimic::Trial;
 use rstack_e2e::{Fixtures, Need, trial};
 
-use crate::stack::{DownOnPanic, NEEDS, NetNs, args, setup};
+use crate::sandbox::{DownOnPanic, NEEDS, NetNs, args, setup};
 
 pub fn tests() -> Vec<Trial> {
     let mut needs = NEEDS.to_vec();

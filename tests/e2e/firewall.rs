@@ -18,7 +18,7 @@ use std::process::Child;
 use libtest_mimic::Trial;
 use rstack_e2e::{Need, trial};
 
-use crate::stack::{DownOnPanic, NEEDS, NetNs, args, setup};
+use crate::sandbox::{DownOnPanic, NEEDS, NetNs, args, setup};
 
 pub fn tests() -> Vec<Trial> {
     let needs = |extra: &'static str| -> Vec<Need> {

@@ -7,7 +7,7 @@ use libtest_mimic::Trial;
 use rstack_e2e::trial;
 use serde_json::Value;
 
-use crate::stack::{DownOnPanic, NEEDS, NetNs, args, setup};
+use crate::sandbox::{DownOnPanic, NEEDS, NetNs, args, setup};
 
 pub fn tests() -> Vec<Trial> {
     vec![trial(

@@ -14,8 +14,10 @@ mod images;
 mod inspect;
 mod network;
 mod runtime;
+mod sandbox;
 mod security;
 mod stack;
+mod storage;
 mod system;
 mod tutorial;
 
@@ -34,6 +36,7 @@ fn main() {
     trials.extend(runtime::tests());
     trials.extend(security::tests());
     trials.extend(stack::tests());
+    trials.extend(storage::tests());
     trials.extend(system::tests());
     trials.extend(tutorial::tests());
     let conclusion = libtest_mimic::run(&args, trials);

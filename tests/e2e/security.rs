@@ -9,7 +9,7 @@ use std::path::Path;
 use libtest_mimic::Trial;
 use rstack_e2e::{Fixtures, Need, Rstack, trial};
 
-use crate::stack::{DownOnPanic, NEEDS as STACK_NEEDS, NetNs, args, setup};
+use crate::sandbox::{DownOnPanic, NEEDS as STACK_NEEDS, NetNs, args, setup};
 
 const NEEDS: &[Need] = &[Need::Root, Need::Registry, Need::Rstack, Need::Overlay];
 

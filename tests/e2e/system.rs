@@ -6,7 +6,7 @@ use libtest_mimic::Trial;
 use rstack_e2e::{Fixtures, Rstack, trial};
 use serde_json::Value;
 
-use crate::stack::{DownOnPanic, NEEDS, NetNs, args, find, setup, wait_for};
+use crate::sandbox::{DownOnPanic, NEEDS, NetNs, args, find, setup, wait_for};
 
 pub fn tests() -> Vec<Trial> {
     vec![trial("system::df_and_prune", NEEDS, df_and_prune)]

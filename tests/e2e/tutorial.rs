@@ -19,7 +19,7 @@ use std::time::Duration;
 use libtest_mimic::Trial;
 use rstack_e2e::{Need, Rstack, RunOutput, trial};
 
-use crate::stack::{DownOnPanic, NEEDS, NetNs, args, find, ps, setup, wait_for};
+use crate::sandbox::{DownOnPanic, NEEDS, NetNs, args, find, ps, setup, wait_for};
 
 pub fn tests() -> Vec<Trial> {
     vec![

@@ -10,6 +10,7 @@ mod fuzz;
 mod interpolation;
 mod loader;
 mod merge;
+mod real_world;
 mod syntax;
 
 use std::path::PathBuf;
