@@ -131,7 +131,7 @@ fn exec_tty(c: &Adopted, args: &Args, env: Vec<String>) -> anyhow::Result<u8> {
     )?;
     follow_window_size()?;
     let relay = match p.take_pty_master() {
-        Some(master) => Some(super::container::container_tty::Relay::start(master, true)?),
+        Some(master) => Some(super::container::tty::Relay::start(master, true)?),
         None => None,
     };
     let code = p.wait();
@@ -142,7 +142,7 @@ fn exec_tty(c: &Adopted, args: &Args, env: Vec<String>) -> anyhow::Result<u8> {
 }
 
 extern "C" fn on_winch(_: libc::c_int) {
-    super::container::container_tty::resize_requested();
+    super::container::tty::resize_requested();
 }
 
 /// SIGWINCH resizes the container's terminal.

@@ -19,7 +19,7 @@ use rstack_stack::state::{ContainerRecord, Layout, ProjectPaths, Status};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::network::network_inspect;
+use super::network::inspect as network_inspect;
 use super::{image, images, network, stack_common, volume};
 use crate::global::GlobalOpts;
 

@@ -24,7 +24,7 @@ use rstack_runtime::{
     Container, ContainerError, DnsConfig, NetworkMode, Paths, Resources, RunOptions, Stdio,
 };
 
-use super::container_net::{self, Connected, NetFlags, Plan};
+use super::net::{self, Connected, NetFlags, Plan};
 use crate::global::GlobalOpts;
 
 #[derive(Debug, clap::Args)]
@@ -297,7 +297,7 @@ fn options(args: &Args, global: &GlobalOpts) -> anyhow::Result<(RunOptions, Plan
             .map(|p| flag("--pids-limit", p, parse::parse_int("--pids-limit", p)))
             .transpose()?,
     };
-    let plan = container_net::plan(
+    let plan = net::plan(
         global,
         &NetFlags {
             network: args.network.as_deref(),
@@ -467,10 +467,7 @@ fn run_container(
     CONTAINER_PID.store(container.pid(), Ordering::SeqCst);
     flush_pending_signals();
     let relay = match container.take_pty_master() {
-        Some(master) => Some(super::container_tty::Relay::start(
-            master,
-            args.interactive,
-        )?),
+        Some(master) => Some(super::tty::Relay::start(master, args.interactive)?),
         None => None,
     };
     let result = container.start().and_then(|()| container.wait());
@@ -548,7 +545,7 @@ fn install_signal_forwarding() -> anyhow::Result<()> {
             // A 0 byte only asks to flush what arrived before the container existed.
             if let Ok(sig) = Signal::try_from(i32::from(byte[0])) {
                 if sig == Signal::SIGWINCH {
-                    super::container_tty::resize_requested();
+                    super::tty::resize_requested();
                     continue;
                 }
                 pending.push(sig);
@@ -567,7 +564,7 @@ fn install_signal_forwarding() -> anyhow::Result<()> {
                         }
                     }
                     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), s);
-                    if s == Signal::SIGHUP && super::container_tty::hangup() {
+                    if s == Signal::SIGHUP && super::tty::hangup() {
                         // Nobody is attached any more and a PID 1 without a
                         // handler ignores SIGHUP: end it after a grace period.
                         std::thread::spawn(move || {

@@ -2,14 +2,10 @@
 //! `docker network`. The work is done by rstack-netns; this file only
 //! dispatches and builds the `Networks` handle from the global options.
 
-#[path = "network_create.rs"]
-mod network_create;
-#[path = "network_inspect.rs"]
-pub(crate) mod network_inspect;
-#[path = "network_ls.rs"]
-mod network_ls;
-#[path = "network_rm.rs"]
-mod network_rm;
+mod create;
+pub(crate) mod inspect;
+mod ls;
+mod rm;
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -26,24 +22,24 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 enum NetworkCommand {
     /// Create a network
-    Create(network_create::Args),
+    Create(create::Args),
     /// List networks
     #[command(visible_alias = "list")]
-    Ls(network_ls::Args),
+    Ls(ls::Args),
     /// Display detailed information on one or more networks
-    Inspect(network_inspect::Args),
+    Inspect(inspect::Args),
     /// Remove one or more networks
     #[command(visible_alias = "remove")]
-    Rm(network_rm::Args),
+    Rm(rm::Args),
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let nets = networks(global)?;
     match args.command {
-        NetworkCommand::Create(a) => network_create::run(&nets, a),
-        NetworkCommand::Ls(a) => network_ls::run(&nets, a),
-        NetworkCommand::Inspect(a) => network_inspect::run(&nets, a),
-        NetworkCommand::Rm(a) => network_rm::run(&nets, a),
+        NetworkCommand::Create(a) => create::run(&nets, a),
+        NetworkCommand::Ls(a) => ls::run(&nets, a),
+        NetworkCommand::Inspect(a) => inspect::run(&nets, a),
+        NetworkCommand::Rm(a) => rm::run(&nets, a),
     }
 }
 

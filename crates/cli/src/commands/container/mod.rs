@@ -3,12 +3,9 @@
 //! containers) for now; the stack supervisor brings `ls`, `logs`, `exec`,
 //! `stop` and `rm` for long-lived containers.
 
-#[path = "container_net.rs"]
-mod container_net;
-#[path = "container_run.rs"]
-mod container_run;
-#[path = "container_tty.rs"]
-pub(crate) mod container_tty;
+mod net;
+mod run;
+pub(crate) mod tty;
 
 use clap::Subcommand;
 
@@ -24,14 +21,14 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 enum ContainerCommand {
     /// Create and run a new container from an image (attached)
-    Run(Box<container_run::Args>),
+    Run(Box<run::Args>),
     /// Display detailed information on one or more containers
     Inspect(inspect::ContainerArgs),
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     match args.command {
-        ContainerCommand::Run(a) => container_run::run(global, *a),
+        ContainerCommand::Run(a) => run::run(global, *a),
         ContainerCommand::Inspect(a) => inspect::run_container(global, a),
     }
 }

@@ -14,8 +14,7 @@
 //!   name. An entry is in use only while a build runs, and `system df`
 //!   never sees one then (builds hold the store lock), so ACTIVE is 0.
 
-#[path = "system_prune.rs"]
-mod system_prune;
+mod prune;
 
 use std::collections::BTreeSet;
 
@@ -38,7 +37,7 @@ enum Sub {
     /// Show rstack disk usage
     Df(DfArgs),
     /// Remove unused data
-    Prune(system_prune::PruneArgs),
+    Prune(prune::PruneArgs),
     /// Display system-wide information
     Info(super::info::Args),
 }
@@ -56,7 +55,7 @@ struct DfArgs {
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     match args.command {
         Sub::Df(a) => df(global, a),
-        Sub::Prune(a) => system_prune::run(global, a),
+        Sub::Prune(a) => prune::run(global, a),
         Sub::Info(a) => super::info::run(global, a),
     }
 }
