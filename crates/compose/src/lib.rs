@@ -40,6 +40,7 @@ pub mod plan;
 pub mod project;
 pub mod render;
 mod resources;
+mod semantic;
 pub mod short;
 pub mod suggest;
 pub mod units;

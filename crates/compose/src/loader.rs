@@ -587,7 +587,7 @@ fn finish(
         uses_default = crate::normalize::normalize(&mut dict, &name);
     }
     if opts.consistency {
-        let mut issues: Vec<Issue> = validate::semantic(&dict, uses_default);
+        let mut issues: Vec<Issue> = crate::semantic::semantic(&dict, uses_default);
         if let Some(services) = dict.get("services").and_then(Node::as_map) {
             let mut waits: IndexMap<String, Vec<crate::plan::Wait>> = IndexMap::new();
             for (n, s) in services {

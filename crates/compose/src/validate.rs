@@ -88,7 +88,7 @@ fn node_at<'a>(root: &'a Node, segs: &[Seg]) -> &'a Node {
     n
 }
 
-fn report_pos(n: &Node) -> Pos {
+pub(crate) fn report_pos(n: &Node) -> Pos {
     n.key_pos.clone().unwrap_or_else(|| n.pos.clone())
 }
 
@@ -333,335 +333,8 @@ pub fn service_keys() -> Vec<String> {
     keys_at(&[Seg::Key("services".into()), Seg::Key("x".into())])
 }
 
-/// Semantic checks on the canonical tree (long syntax everywhere).
-pub fn semantic(root: &Node, default_network: bool) -> Vec<Issue> {
-    let mut issues = Vec::new();
-    let empty = crate::yaml::Map::new();
-    let top = root.as_map().unwrap_or(&empty);
-    let services = top.get("services").and_then(Node::as_map).unwrap_or(&empty);
-    let names = |k: &str| -> Vec<String> {
-        top.get(k)
-            .and_then(Node::as_map)
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
-    };
-    let networks = names("networks");
-    let volumes = names("volumes");
-    let secrets = names("secrets");
-    let configs = names("configs");
-    let models = names("models");
-    let mut issue = |n: &Node, path: String, message: String| {
-        issues.push(Issue {
-            pos: report_pos(n),
-            path,
-            message,
-        })
-    };
-    let mut container_names: std::collections::HashMap<String, String> =
-        std::collections::HashMap::new();
-    for (name, svc) in services {
-        let Some(sm) = svc.as_map() else { continue };
-        let sp = format!("services.{name}");
-        if let Some(cn) = sm.get("container_name").and_then(Node::as_str) {
-            if let Some(other) = container_names.get(cn) {
-                let n = sm.get("container_name").unwrap_or(svc);
-                issue(
-                    n,
-                    format!("{sp}.container_name"),
-                    format!(
-                        "services {other:?} and {name:?} have the same container_name {cn:?}: container names must be unique"
-                    ),
-                );
-            } else {
-                container_names.insert(cn.to_string(), name.clone());
-            }
-        }
-        if let Some(nets) = sm.get("networks").and_then(Node::as_map) {
-            for (net, cfg) in nets {
-                for (key, v6) in [("ipv4_address", false), ("ipv6_address", true)] {
-                    if let Some(addr) = cfg.get(key).and_then(Node::as_str) {
-                        let ok = if v6 {
-                            addr.parse::<std::net::Ipv6Addr>().is_ok()
-                        } else {
-                            addr.parse::<std::net::Ipv4Addr>().is_ok()
-                        };
-                        if !ok {
-                            let n = cfg.get(key).unwrap_or(cfg);
-                            issue(
-                                n,
-                                format!("{sp}.networks.{net}.{key}"),
-                                format!(
-                                    "{sp}.networks.{net}.{key}: {addr:?} is not an IPv{} address",
-                                    if v6 { 6 } else { 4 }
-                                ),
-                            );
-                        }
-                    }
-                }
-            }
-        }
-        if !sm.contains_key("image") && !sm.contains_key("build") && !sm.contains_key("provider") {
-            issue(
-                svc,
-                sp.clone(),
-                format!(
-                    "service {name:?} has neither an image nor a build context specified: invalid compose project"
-                ),
-            );
-        }
-        for v in sm
-            .get("volumes_from")
-            .and_then(Node::as_seq)
-            .unwrap_or_default()
-        {
-            if let Some(spec) = v.as_str()
-                && !spec.starts_with("container:")
-            {
-                let other = spec.split(':').next().unwrap_or_default();
-                if !services.contains_key(other) {
-                    issue(
-                        v,
-                        format!("{sp}.volumes_from"),
-                        format!(
-                            "service {name:?} refers to undefined service {other:?} in volumes_from: invalid compose project{}",
-                            hint(other, services.keys())
-                        ),
-                    );
-                }
-            }
-        }
-        if let Some(deps) = sm.get("depends_on").and_then(Node::as_map) {
-            for (dep, d) in deps {
-                let required = d
-                    .get("required")
-                    .is_none_or(|r| r.value != Value::Bool(false));
-                if !services.contains_key(dep) && required {
-                    issue(
-                        d,
-                        format!("{sp}.depends_on.{dep}"),
-                        format!(
-                            "service {name:?} depends on undefined service {dep:?}: invalid compose project{}",
-                            hint(dep, services.keys())
-                        ),
-                    );
-                }
-            }
-        }
-        if let Some(ms) = sm.get("models").and_then(Node::as_map) {
-            for (model, n) in ms {
-                if !models.contains(model) {
-                    issue(
-                        n,
-                        format!("{sp}.models.{model}"),
-                        format!(
-                            "service {name:?} refers to undefined model {model}: invalid compose project{}",
-                            hint(model, models.iter())
-                        ),
-                    );
-                }
-            }
-        }
-        if let Some(nets) = sm.get("networks").and_then(Node::as_map) {
-            for (net, n) in nets {
-                let auto = net == "default" && default_network;
-                if !networks.contains(net) && !auto {
-                    issue(
-                        n,
-                        format!("{sp}.networks.{net}"),
-                        format!(
-                            "service {name:?} refers to undefined network {net}: invalid compose project{}",
-                            hint(net, networks.iter())
-                        ),
-                    );
-                }
-            }
-        }
-        if let Some(vols) = sm.get("volumes").and_then(Node::as_seq) {
-            for (i, v) in vols.iter().enumerate() {
-                let is_volume = v.get("type").and_then(Node::as_str) == Some("volume");
-                if let (true, Some(src)) = (is_volume, v.get("source").and_then(Node::as_str))
-                    && !src.is_empty()
-                    && !volumes.iter().any(|x| x == src)
-                {
-                    issue(
-                        v,
-                        format!("{sp}.volumes[{i}]"),
-                        format!(
-                            "service {name:?} refers to undefined volume {src}: invalid compose project{}",
-                            hint(src, volumes.iter())
-                        ),
-                    );
-                }
-            }
-        }
-        for (kind, defined) in [("secrets", &secrets), ("configs", &configs)] {
-            if let Some(items) = sm.get(kind).and_then(Node::as_seq) {
-                for (i, it) in items.iter().enumerate() {
-                    if let Some(src) = it.get("source").and_then(Node::scalar_string)
-                        && !defined.contains(&src)
-                    {
-                        let what = &kind[..kind.len() - 1];
-                        issue(
-                            it,
-                            format!("{sp}.{kind}[{i}]"),
-                            format!(
-                                "service {name:?} refers to undefined {what} {src}: invalid compose project{}",
-                                hint(&src, defined.iter())
-                            ),
-                        );
-                    }
-                }
-            }
-        }
-        if let Some(cn) = sm.get("container_name") {
-            let scale = sm.get("scale").and_then(|s| match s.value {
-                Value::Int(i) => Some(i),
-                _ => None,
-            });
-            let replicas = sm
-                .get("deploy")
-                .and_then(|d| d.get("replicas"))
-                .and_then(|s| match s.value {
-                    Value::Int(i) => Some(i),
-                    _ => None,
-                });
-            if scale.unwrap_or(1) > 1 {
-                issue(
-                    cn,
-                    format!("{sp}.container_name"),
-                    format!(
-                        "{sp}: can't set container_name and scale as container name must be unique"
-                    ),
-                );
-            } else if replicas.unwrap_or(1) > 1 {
-                issue(
-                    cn,
-                    format!("{sp}.container_name"),
-                    format!(
-                        "{sp}: can't set container_name and deploy.replicas as container name must be unique"
-                    ),
-                );
-            }
-        }
-        for (i, port) in sm
-            .get("ports")
-            .and_then(Node::as_seq)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
-            for (key, allowed) in [
-                ("mode", &["host", "ingress"][..]),
-                ("protocol", &["tcp", "udp", "sctp"][..]),
-            ] {
-                if let Some(v) = port.get(key).and_then(Node::as_str)
-                    && !allowed.contains(&v)
-                {
-                    let n = port.get(key).unwrap_or(port);
-                    issue(
-                        n,
-                        format!("{sp}.ports[{i}].{key}"),
-                        format!(
-                            "{sp}.ports[{i}].{key}: invalid value {v:?}: must be one of {}",
-                            allowed.join(", ")
-                        ),
-                    );
-                }
-            }
-        }
-        if let Some(pp) = sm.get("pull_policy").and_then(Node::as_str)
-            && !valid_pull_policy(pp)
-        {
-            let n = sm.get("pull_policy").unwrap_or(svc);
-            issue(
-                n,
-                format!("{sp}.pull_policy"),
-                format!(
-                    "{sp}.pull_policy: invalid pull policy {pp:?}: must be always, never, missing, build, refresh, daily, weekly or every_<duration>"
-                ),
-            );
-        }
-        if let Some(r) = sm.get("restart").and_then(Node::as_str)
-            && !valid_restart(r)
-        {
-            let n = sm.get("restart").unwrap_or(svc);
-            issue(
-                n,
-                format!("{sp}.restart"),
-                format!(
-                    "{sp}.restart: invalid restart policy {r:?}: must be \"no\", \"always\", \"on-failure[:max-retries]\" or \"unless-stopped\""
-                ),
-            );
-        }
-        if let Some(nm) = sm.get("network_mode").and_then(Node::as_str)
-            && let Some(other) = nm.strip_prefix("service:")
-            && !services.contains_key(other)
-        {
-            let n = sm.get("network_mode").unwrap_or(svc);
-            issue(
-                n,
-                format!("{sp}.network_mode"),
-                format!(
-                    "service {name:?} uses network_mode of undefined service {other:?}: invalid compose project"
-                ),
-            );
-        }
-        if sm.contains_key("network_mode")
-            && sm
-                .get("networks")
-                .and_then(Node::as_map)
-                .is_some_and(|m| !m.is_empty())
-        {
-            let n = sm.get("network_mode").unwrap_or(svc);
-            issue(
-                n,
-                format!("{sp}.network_mode"),
-                format!(
-                    "service {name:?} declares mutually exclusive `network_mode` and `networks`: invalid compose project"
-                ),
-            );
-        }
-    }
-    if let Some(nets) = top.get("networks").and_then(Node::as_map) {
-        for (net, cfg) in nets {
-            let pools = cfg
-                .get("ipam")
-                .and_then(|i| i.get("config"))
-                .and_then(Node::as_seq)
-                .unwrap_or_default();
-            for (i, pool) in pools.iter().enumerate() {
-                for key in ["subnet", "ip_range"] {
-                    if let Some(cidr) = pool.get(key).and_then(Node::as_str)
-                        && !valid_cidr(cidr)
-                    {
-                        let n = pool.get(key).unwrap_or(pool);
-                        issues.push(Issue {
-                            pos: report_pos(n),
-                            path: format!("networks.{net}.ipam.config[{i}].{key}"),
-                            message: format!("networks.{net}.ipam.config[{i}].{key}: {cidr:?} is not a CIDR (address/prefix)"),
-                        });
-                    }
-                }
-                if let Some(gw) = pool.get("gateway").and_then(Node::as_str)
-                    && gw.parse::<std::net::IpAddr>().is_err()
-                {
-                    let n = pool.get("gateway").unwrap_or(pool);
-                    issues.push(Issue {
-                        pos: report_pos(n),
-                        path: format!("networks.{net}.ipam.config[{i}].gateway"),
-                        message: format!(
-                            "networks.{net}.ipam.config[{i}].gateway: {gw:?} is not an IP address"
-                        ),
-                    });
-                }
-            }
-        }
-    }
-    issues
-}
-
 /// `10.1.0.0/16` or `fd00::/64`.
-fn valid_cidr(s: &str) -> bool {
+pub(crate) fn valid_cidr(s: &str) -> bool {
     let Some((addr, prefix)) = s.split_once('/') else {
         return false;
     };
@@ -674,7 +347,7 @@ fn valid_cidr(s: &str) -> bool {
 
 /// The schema's pattern for `pull_policy` is not anchored (it accepts
 /// `alwaysss`); this is the exact set.
-fn valid_pull_policy(p: &str) -> bool {
+pub(crate) fn valid_pull_policy(p: &str) -> bool {
     match p {
         "always" | "never" | "build" | "if_not_present" | "missing" | "refresh" | "daily"
         | "weekly" => true,
@@ -684,7 +357,7 @@ fn valid_pull_policy(p: &str) -> bool {
     }
 }
 
-fn valid_restart(r: &str) -> bool {
+pub(crate) fn valid_restart(r: &str) -> bool {
     match r {
         "no" | "always" | "unless-stopped" | "on-failure" => true,
         _ => r
@@ -693,7 +366,7 @@ fn valid_restart(r: &str) -> bool {
     }
 }
 
-fn hint<'a>(word: &str, candidates: impl Iterator<Item = &'a String>) -> String {
+pub(crate) fn hint<'a>(word: &str, candidates: impl Iterator<Item = &'a String>) -> String {
     match crate::suggest::closest(word, candidates.map(String::as_str)) {
         Some(s) => format!(" (did you mean {s:?}?)"),
         None => String::new(),
