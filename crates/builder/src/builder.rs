@@ -5,17 +5,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::config::{Healthcheck, History, ImageConfig};
-use super::context::{self, ContextFs, Item, SourceFs};
-use super::diff::{Attrs, LayerWriter};
-use super::dockerfile::{self, Cmd, Inst, Kind, Src};
-use super::ignore::{self, Matcher};
-use super::mergedfs::MergedFs;
-use super::words;
-use super::{BuildProgress, Error, RunExecutor, RunNetwork, RunRequest, StepInfo, cache};
-use crate::platform::Platform;
-use crate::reference::Reference;
-use crate::store::{LocalImage, Store};
+use rstack_images::docker_config::{Healthcheck, History, ImageConfig};
+use rstack_images::{LocalImage, Platform, Reference, Store};
+
+use crate::context::{self, ContextFs, Item, SourceFs};
+use crate::diff::{Attrs, LayerWriter};
+use crate::dockerfile::{self, Cmd, Inst, Kind, Src};
+use crate::ignore::{self, Matcher};
+use crate::mergedfs::MergedFs;
+use crate::words;
+use crate::{BuildProgress, Error, RunExecutor, RunNetwork, RunRequest, StepInfo, cache};
 
 /// What to build.
 #[derive(Debug, Clone, Default)]
@@ -163,167 +162,165 @@ const PROXY_ARGS: &[&str] = &[
     "all_proxy",
 ];
 
-impl Store {
-    /// Builds an image. Blocking: call from a thread that is not inside
-    /// an async runtime (base images are pulled on a private one).
-    pub fn build(
-        &self,
-        opts: &BuildOptions,
-        executor: &dyn RunExecutor,
-        progress: &dyn BuildProgress,
-    ) -> Result<BuildOutput, Error> {
-        let context_dir =
-            std::fs::canonicalize(&opts.context).map_err(|source| Error::Context {
-                path: opts.context.clone(),
+/// Builds an image. Blocking: call from a thread that is not inside
+/// an async runtime (base images are pulled on a private one).
+pub fn build(
+    store: &Store,
+    opts: &BuildOptions,
+    executor: &dyn RunExecutor,
+    progress: &dyn BuildProgress,
+) -> Result<BuildOutput, Error> {
+    let context_dir =
+        std::fs::canonicalize(&opts.context).map_err(|source| Error::Context {
+            path: opts.context.clone(),
+            source,
+        })?;
+    if !context_dir.is_dir() {
+        return Err(Error::Context {
+            path: opts.context.clone(),
+            source: std::io::Error::from(std::io::ErrorKind::NotADirectory),
+        });
+    }
+    let tags = opts
+        .tags
+        .iter()
+        .map(|t| {
+            Reference::parse(t).map_err(|source| Error::BadTag {
+                tag: t.clone(),
                 source,
-            })?;
-        if !context_dir.is_dir() {
-            return Err(Error::Context {
-                path: opts.context.clone(),
-                source: std::io::Error::from(std::io::ErrorKind::NotADirectory),
-            });
-        }
-        let tags = opts
-            .tags
-            .iter()
-            .map(|t| {
-                Reference::parse(t).map_err(|source| Error::BadTag {
-                    tag: t.clone(),
-                    source,
-                })
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        let (file, text) = match &opts.dockerfile_inline {
-            Some(text) => (PathBuf::from("<inline Dockerfile>"), text.clone()),
-            None => {
-                let path = opts
-                    .dockerfile
-                    .clone()
-                    .unwrap_or_else(|| context_dir.join("Dockerfile"));
-                let text =
-                    std::fs::read_to_string(&path).map_err(|source| Error::ReadDockerfile {
-                        path: path.clone(),
-                        source,
-                    })?;
-                (path, text)
-            }
-        };
-        let parsed = dockerfile::parse(&file, &text)?;
-        let ignore_path = ignore::ignore_file_for(
-            &context_dir,
-            opts.dockerfile
-                .as_deref()
-                .filter(|_| opts.dockerfile_inline.is_none()),
-        );
-        let matcher = match &ignore_path {
-            Some(p) => {
-                let t = std::fs::read_to_string(p).map_err(|source| Error::ReadDockerfile {
-                    path: p.clone(),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (file, text) = match &opts.dockerfile_inline {
+        Some(text) => (PathBuf::from("<inline Dockerfile>"), text.clone()),
+        None => {
+            let path = opts
+                .dockerfile
+                .clone()
+                .unwrap_or_else(|| context_dir.join("Dockerfile"));
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| Error::ReadDockerfile {
+                    path: path.clone(),
                     source,
                 })?;
-                Matcher::parse(&t).map_err(|source| Error::Ignore {
-                    path: p.clone(),
-                    source,
-                })?
-            }
-            None => Matcher::default(),
-        };
-        let platform = opts.platform.clone().unwrap_or_else(Platform::host);
+            (path, text)
+        }
+    };
+    let parsed = dockerfile::parse(&file, &text)?;
+    let ignore_path = ignore::ignore_file_for(
+        &context_dir,
+        opts.dockerfile
+            .as_deref()
+            .filter(|_| opts.dockerfile_inline.is_none()),
+    );
+    let matcher = match &ignore_path {
+        Some(p) => {
+            let t = std::fs::read_to_string(p).map_err(|source| Error::ReadDockerfile {
+                path: p.clone(),
+                source,
+            })?;
+            Matcher::parse(&t).map_err(|source| Error::Ignore {
+                path: p.clone(),
+                source,
+            })?
+        }
+        None => Matcher::default(),
+    };
+    let platform = opts.platform.clone().unwrap_or_else(Platform::host);
 
-        // Global args (before the first FROM) and stages.
-        let mut global_args = predefined_args(&platform);
-        let mut stages: Vec<StageDef> = Vec::new();
-        for inst in parsed.instructions {
-            match (&inst.kind, stages.last_mut()) {
-                (Kind::From { name, .. }, _) => stages.push(StageDef {
-                    name: name.clone(),
-                    from: inst.clone(),
-                    insts: Vec::new(),
-                }),
-                (_, Some(stage)) => stage.insts.push(inst),
-                (Kind::Arg(raw), None) => {
-                    let lookup = |k: &str| global_args.get(k).cloned().flatten();
-                    let pairs = words::pairs(raw, &lookup, parsed.escape, false)
-                        .map_err(|m| step_err(&file, &inst, m))?;
-                    for (k, v) in pairs {
-                        let v = opts.build_args.get(&k).cloned().or(v);
-                        global_args.insert(k, v);
-                    }
-                }
-                (_, None) => {
-                    return Err(Error::Syntax {
-                        file: file.clone(),
-                        line: inst.line,
-                        message: "no FROM before this instruction: only ARG may come before the first FROM".into(),
-                    });
+    // Global args (before the first FROM) and stages.
+    let mut global_args = predefined_args(&platform);
+    let mut stages: Vec<StageDef> = Vec::new();
+    for inst in parsed.instructions {
+        match (&inst.kind, stages.last_mut()) {
+            (Kind::From { name, .. }, _) => stages.push(StageDef {
+                name: name.clone(),
+                from: inst.clone(),
+                insts: Vec::new(),
+            }),
+            (_, Some(stage)) => stage.insts.push(inst),
+            (Kind::Arg(raw), None) => {
+                let lookup = |k: &str| global_args.get(k).cloned().flatten();
+                let pairs = words::pairs(raw, &lookup, parsed.escape, false)
+                    .map_err(|m| step_err(&file, &inst, m))?;
+                for (k, v) in pairs {
+                    let v = opts.build_args.get(&k).cloned().or(v);
+                    global_args.insert(k, v);
                 }
             }
+            (_, None) => {
+                return Err(Error::Syntax {
+                    file: file.clone(),
+                    line: inst.line,
+                    message: "no FROM before this instruction: only ARG may come before the first FROM".into(),
+                });
+            }
         }
-        if stages.is_empty() {
-            return Err(Error::NoFrom);
-        }
-        let target = match &opts.target {
-            Some(t) => stages
-                .iter()
-                .position(|s| s.name.as_deref() == Some(t.to_lowercase().as_str()))
-                .ok_or_else(|| Error::UnknownTarget { target: t.clone() })?,
-            None => stages.len() - 1,
-        };
-        let mut ctx = Ctx {
-            store: self,
-            opts,
-            file,
-            escape: parsed.escape,
-            executor,
-            progress,
-            context: ContextFs {
-                root: context_dir,
-                ignore: matcher,
-            },
-            global_args,
-            platform,
-            done: BTreeMap::new(),
-            stages,
-            steps: 0,
-            cached: 0,
-            used_args: BTreeSet::new(),
-            current: 0,
-        };
-        // Layers the build reuses must not be collected while it runs.
-        let _lock = self.store_lock(false)?;
-        let needed = ctx.needed_stages(target)?;
-        for i in needed {
-            let state = ctx.run_stage(i)?;
-            ctx.done.insert(i, state);
-        }
-        let unused: Vec<&String> = opts
-            .build_args
-            .keys()
-            .filter(|k| {
-                !ctx.used_args.contains(*k)
-                    && !ctx.global_args.contains_key(*k)
-                    && !PROXY_ARGS.contains(&k.as_str())
-            })
-            .collect();
-        if !unused.is_empty() {
-            progress.note(&format!(
-                "[Warning] One or more build-args {unused:?} were not consumed"
-            ));
-        }
-        let mut state = ctx.done.remove(&target).expect("target stage was built");
-        if !opts.labels.is_empty() {
-            let labels = state.config.config.labels.get_or_insert_with(BTreeMap::new);
-            labels.extend(opts.labels.clone());
-        }
-        let data = serde_json::to_vec(&state.config).expect("image config serialises");
-        drop(_lock);
-        let image = self.commit_image(&data, &tags)?;
-        Ok(BuildOutput {
-            image,
-            steps: ctx.steps,
-            cached: ctx.cached,
-        })
     }
+    if stages.is_empty() {
+        return Err(Error::NoFrom);
+    }
+    let target = match &opts.target {
+        Some(t) => stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(t.to_lowercase().as_str()))
+            .ok_or_else(|| Error::UnknownTarget { target: t.clone() })?,
+        None => stages.len() - 1,
+    };
+    let mut ctx = Ctx {
+        store,
+        opts,
+        file,
+        escape: parsed.escape,
+        executor,
+        progress,
+        context: ContextFs {
+            root: context_dir,
+            ignore: matcher,
+        },
+        global_args,
+        platform,
+        done: BTreeMap::new(),
+        stages,
+        steps: 0,
+        cached: 0,
+        used_args: BTreeSet::new(),
+        current: 0,
+    };
+    // Layers the build reuses must not be collected while it runs.
+    let _lock = store.hold_layers()?;
+    let needed = ctx.needed_stages(target)?;
+    for i in needed {
+        let state = ctx.run_stage(i)?;
+        ctx.done.insert(i, state);
+    }
+    let unused: Vec<&String> = opts
+        .build_args
+        .keys()
+        .filter(|k| {
+            !ctx.used_args.contains(*k)
+                && !ctx.global_args.contains_key(*k)
+                && !PROXY_ARGS.contains(&k.as_str())
+        })
+        .collect();
+    if !unused.is_empty() {
+        progress.note(&format!(
+            "[Warning] One or more build-args {unused:?} were not consumed"
+        ));
+    }
+    let mut state = ctx.done.remove(&target).expect("target stage was built");
+    if !opts.labels.is_empty() {
+        let labels = state.config.config.labels.get_or_insert_with(BTreeMap::new);
+        labels.extend(opts.labels.clone());
+    }
+    let data = serde_json::to_vec(&state.config).expect("image config serialises");
+    drop(_lock);
+    let image = store.commit_image(&data, &tags)?;
+    Ok(BuildOutput {
+        image,
+        steps: ctx.steps,
+        cached: ctx.cached,
+    })
 }
 
 fn step_err(file: &Path, inst: &Inst, message: impl Into<String>) -> Error {
@@ -461,7 +458,7 @@ impl Ctx<'_> {
     }
 
     /// A base image: from the store, pulled when missing or asked.
-    fn image(&self, reference: &str) -> Result<LocalImage, crate::Error> {
+    fn image(&self, reference: &str) -> Result<LocalImage, rstack_images::Error> {
         if !self.opts.pull
             && let Some(img) = self.store.lookup(reference)?
         {
@@ -471,18 +468,18 @@ impl Ctx<'_> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|source| crate::Error::Write {
+            .map_err(|source| rstack_images::Error::Write {
                 path: self.store.root().to_owned(),
                 source,
             })?;
-        let popts = crate::PullOptions {
+        let popts = rstack_images::PullOptions {
             platform: self.opts.platform.clone(),
             ..Default::default()
         };
-        rt.block_on(self.store.pull(reference, &popts, &crate::NoProgress))
+        rt.block_on(self.store.pull(reference, &popts, &rstack_images::NoProgress))
     }
 
-    fn image_config(&self, img: &LocalImage) -> Result<ImageConfig, crate::Error> {
+    fn image_config(&self, img: &LocalImage) -> Result<ImageConfig, rstack_images::Error> {
         self.store.docker_config(img)
     }
 
@@ -855,9 +852,9 @@ impl Ctx<'_> {
         }
         let tmp = tempfile::Builder::new()
             .prefix(&format!("build-{}-", std::process::id()))
-            .tempdir_in(self.store.tmp_dir())
+            .tempdir_in(self.store.staging_dir())
             .map_err(|source| Error::Write {
-                path: self.store.tmp_dir(),
+                path: self.store.staging_dir(),
                 source,
             })?;
         let blob_path = tmp.path().join("layer.tar.gz");
@@ -917,7 +914,7 @@ impl Ctx<'_> {
         cmd: &Cmd,
         network: Option<&str>,
         blob_path: &Path,
-    ) -> Result<super::diff::LayerBlob, Error> {
+    ) -> Result<crate::diff::LayerBlob, Error> {
         let layers = state.layers(self.store);
         if layers.is_empty() {
             return Err(step_err(
@@ -957,9 +954,9 @@ impl Ctx<'_> {
             output: &output,
         };
         let mut blob = None;
-        let mut capture = |upper: &Path| -> Result<(), super::ExecError> {
+        let mut capture = |upper: &Path| -> Result<(), crate::ExecError> {
             let mut w = LayerWriter::create(blob_path)?;
-            super::diff::write_upper(&mut w, upper)?;
+            crate::diff::write_upper(&mut w, upper)?;
             blob = Some(w.finish()?);
             Ok(())
         };
@@ -1125,7 +1122,7 @@ impl Ctx<'_> {
             h.push_str(&one);
         }
         for (d, c) in &inline {
-            h.push_str(&crate::digest::sha256_digest(
+            h.push_str(&rstack_images::sha256_digest(
                 format!("{d}\0{c}").as_bytes(),
             ));
         }
