@@ -2,7 +2,7 @@
 //! lookups, layer creation and the final image.
 //!
 //! [`build`] reads the Dockerfile and the `.dockerignore`, splits the
-//! instructions into a [`Plan`] (global ARGs, stages, the target), and a
+//! instructions into a `Plan` (global ARGs, stages, the target), and a
 //! `Ctx` runs the stages the target needs, one instruction at a time:
 //! `stages` (the stage graph, FROM), `meta` (instructions that only change
 //! the config), `layer` (RUN, COPY/ADD, WORKDIR through the cache), `run`
