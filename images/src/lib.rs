@@ -6,8 +6,9 @@
 
 mod archive;
 pub mod auth;
-pub mod build;
+pub mod build_cache;
 mod digest;
+pub mod docker_config;
 mod error;
 pub mod fsutil;
 mod layer;
@@ -23,6 +24,7 @@ pub mod unpack;
 pub mod usage;
 
 pub use archive::LoadedImage;
+pub use digest::sha256_digest;
 pub use error::Error;
 pub use oci_spec;
 pub use platform::Platform;

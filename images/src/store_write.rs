@@ -4,7 +4,7 @@
 //! synced, renamed), so the store's invariants hold for built images too.
 
 use std::io::BufReader;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::digest::sha256_digest;
 use crate::error::Error;
@@ -39,6 +39,20 @@ fn oci_layer_type(media_type: &str) -> String {
 }
 
 impl Store {
+    /// A directory on the store's filesystem for a layer blob being
+    /// written, so [`Store::import_layer_file`] moves it in instead of
+    /// copying it.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.tmp_dir()
+    }
+
+    /// The store's shared lock: no layer is collected (`rmi`, prune) while
+    /// the guard lives, so the layers a build reuses stay until its image
+    /// is committed. Drop it before [`Store::commit_image`].
+    pub fn hold_layers(&self) -> Result<crate::fsutil::LockGuard, Error> {
+        self.store_lock(false)
+    }
+
     /// Is the layer with this diff-id unpacked in the store?
     pub fn has_layer_dir(&self, diff_id: &str) -> bool {
         self.layer_meta(diff_id).is_some() && self.layer_diff_dir(diff_id).is_dir()

@@ -10,7 +10,7 @@
 //! an `image prune -a` would free are then the total minus the union of
 //! the items of the images that must stay.
 //!
-//! The build cache (`build/cache/<key>.json`, see [`crate::build::cache`])
+//! The build cache (`build/cache/<key>.json`, see [`crate::build_cache`])
 //! names the layers its steps produced. A layer that an image also has is
 //! *shared*: it is counted with the images, and pruning the cache entry
 //! frees only the entry file. A layer only the cache names is the cache's
@@ -149,13 +149,13 @@ pub struct CachePruned {
 
 impl Store {
     fn cache_dir(&self) -> PathBuf {
-        self.root().join("build/cache")
+        crate::build_cache::dir(self)
     }
 
     /// The cache entries on disk: (key, path, entry, file size).
     fn cache_entries(
         &self,
-    ) -> Result<Vec<(String, PathBuf, crate::build::cache::Entry, u64)>, Error> {
+    ) -> Result<Vec<(String, PathBuf, crate::build_cache::Entry, u64)>, Error> {
         let dir = self.cache_dir();
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
@@ -182,7 +182,7 @@ impl Store {
             };
             // An unreadable entry is never used by a build: it counts as
             // an entry with no layer, so a prune removes it.
-            let entry = serde_json::from_slice(&data).unwrap_or(crate::build::cache::Entry {
+            let entry = serde_json::from_slice(&data).unwrap_or(crate::build_cache::Entry {
                 diff_id: String::new(),
                 created: String::new(),
             });
@@ -336,7 +336,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::cache;
+    use crate::build_cache as cache;
 
     fn entry(diff: &str) -> cache::Entry {
         cache::Entry {

@@ -13,11 +13,9 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use rstack_builder::{BuildOptions, ExecError, RunExecutor, RunNetwork, RunOutcome, RunRequest};
 use rstack_compose::Project;
 use rstack_compose::model::Build;
-use rstack_images::build::{
-    BuildOptions, ExecError, RunExecutor, RunNetwork, RunOutcome, RunRequest,
-};
 use rstack_runtime::{Container, NetworkMode, Paths, RunOptions, Stdio};
 
 #[derive(Debug, thiserror::Error)]

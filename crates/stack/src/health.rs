@@ -94,7 +94,7 @@ impl Check {
 /// image's). `disable: true` wins over the image.
 pub fn with_image(
     service: Option<&rstack_compose::model::Healthcheck>,
-    image: Option<&rstack_images::build::config::Healthcheck>,
+    image: Option<&rstack_images::docker_config::Healthcheck>,
 ) -> Option<rstack_compose::model::Healthcheck> {
     let Some(img) = image else {
         return service.cloned();
@@ -208,8 +208,8 @@ impl Tracker {
 mod tests {
     use super::*;
 
-    fn image_hc() -> rstack_images::build::config::Healthcheck {
-        rstack_images::build::config::Healthcheck {
+    fn image_hc() -> rstack_images::docker_config::Healthcheck {
+        rstack_images::docker_config::Healthcheck {
             test: vec!["CMD-SHELL".into(), "wget -q localhost".into()],
             interval: 5_000_000_000,
             timeout: 0,

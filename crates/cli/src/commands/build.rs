@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use rstack_builder::{BuildOptions, BuildProgress, RunNetwork, StepInfo};
 use rstack_images::Store;
-use rstack_images::build::{BuildOptions, BuildProgress, RunNetwork, StepInfo};
 use rstack_stack::build::{RuntimeExecutor, service_builds};
 
 use crate::commands::stack_common;
@@ -194,11 +194,11 @@ fn build_one(
     global: &GlobalOpts,
     opts: &BuildOptions,
     printer: &Printer,
-) -> anyhow::Result<rstack_images::build::BuildOutput> {
+) -> anyhow::Result<rstack_builder::BuildOutput> {
     let store = Store::open(&global.root)?;
     let executor = RuntimeExecutor::new(&global.run_root, &global.root);
     let started = Instant::now();
-    let out = match store.build(opts, &executor, printer) {
+    let out = match rstack_builder::build(&store, opts, &executor, printer) {
         Ok(out) => out,
         Err(e) => {
             printer.flush_kept();

@@ -1,6 +1,8 @@
-//! The image config JSON a build reads from its base and writes: Docker's
-//! superset of the OCI config (Healthcheck, OnBuild, Shell are Docker
-//! fields that oci-spec's types drop), with unknown fields kept as they are.
+//! The image config JSON in Docker's shape: the superset of the OCI config
+//! that rstack-builder reads from a base image and writes, and whose
+//! `Healthcheck` a stack's services inherit (Healthcheck, OnBuild, Shell
+//! are Docker fields that oci-spec's types drop), with unknown fields kept
+//! as they are.
 
 use std::collections::BTreeMap;
 

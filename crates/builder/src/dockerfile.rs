@@ -7,7 +7,8 @@
 use std::path::Path;
 
 use parse_dockerfile::{
-    Command, Flag, HealthcheckArguments, Instruction, JsonOrStringArray, Source,
+    AddInstruction, Command, CopyInstruction, Flag, HealthcheckArguments, Instruction,
+    JsonOrStringArray, RunInstruction, Source,
 };
 
 use super::Error;
@@ -279,93 +280,9 @@ fn convert(
                 platform: get(&f, "platform"),
             }
         }
-        Instruction::Run(i) => {
-            let f = flags(&i.options, &["network", "mount", "security"], err)?;
-            if get(&f, "mount").is_some() {
-                return Err(err(
-                    "RUN --mount is not supported by rstack's builder yet".into()
-                ));
-            }
-            if get(&f, "security").is_some_and(|s| s != "sandbox") {
-                return Err(err("RUN --security=insecure is not supported".into()));
-            }
-            // parse-dockerfile takes heredocs right after RUN: `RUN <<EOF`
-            // (a script) or `RUN <<EOF cmd args` (cmd reads the document).
-            let cmd = match (command(&i.arguments, escape), i.here_docs.as_slice()) {
-                (Cmd::Shell(s), [only]) if s.trim().is_empty() => {
-                    Cmd::Shell(only.value.to_string())
-                }
-                (Cmd::Shell(s), docs) if !docs.is_empty() => {
-                    let mut script = s.trim().to_owned();
-                    let mut bodies = String::new();
-                    for (n, doc) in docs.iter().enumerate() {
-                        let mut delim = format!("RSTACK_EOF_{n}");
-                        while doc.value.contains(&delim) {
-                            delim.push('_');
-                        }
-                        let quoted = if doc.expand {
-                            delim.clone()
-                        } else {
-                            format!("'{delim}'")
-                        };
-                        script.push_str(&format!(" <<{quoted}"));
-                        bodies.push_str(&format!("\n{}{delim}", doc.value));
-                    }
-                    script.push_str(&bodies);
-                    Cmd::Shell(script)
-                }
-                (c, _) => c,
-            };
-            Kind::Run {
-                cmd,
-                network: get(&f, "network"),
-            }
-        }
-        Instruction::Copy(i) => {
-            let f = flags(
-                &i.options,
-                &["from", "chown", "chmod", "link", "parents", "exclude"],
-                err,
-            )?;
-            if get(&f, "parents").is_some() || get(&f, "exclude").is_some() {
-                return Err(err(
-                    "COPY --parents and --exclude are not supported yet".into()
-                ));
-            }
-            Kind::Copy {
-                add: false,
-                srcs: sources(&i.src),
-                dest: i.dest.value.to_string(),
-                from: get(&f, "from"),
-                chown: get(&f, "chown"),
-                chmod: get(&f, "chmod"),
-            }
-        }
-        Instruction::Add(i) => {
-            let f = flags(
-                &i.options,
-                &["chown", "chmod", "link", "checksum", "keep-git-dir", "from"],
-                err,
-            )?;
-            let srcs = sources(&i.src);
-            for s in &srcs {
-                if let Src::Path(p) = s
-                    && is_remote(p)
-                {
-                    return Err(err(format!(
-                        "ADD {p}: remote sources are not supported (rstack builds offline): download the file into the build context and COPY it"
-                    )));
-                }
-            }
-            Kind::Copy {
-                add: true,
-                srcs,
-                dest: i.dest.value.to_string(),
-                from: get(&f, "from"),
-                chown: get(&f, "chown"),
-                chmod: get(&f, "chmod"),
-            }
-        }
+        Instruction::Run(i) => run(i, escape, err)?,
+        Instruction::Copy(i) => copy(i, err)?,
+        Instruction::Add(i) => add(i, err)?,
         Instruction::Workdir(i) => Kind::Workdir(i.arguments.value.to_string()),
         Instruction::Env(i) => Kind::Env(join_continuations(&i.arguments.value, escape)),
         Instruction::Arg(i) => Kind::Arg(i.arguments.value.to_string()),
@@ -407,6 +324,96 @@ fn convert(
         Instruction::Onbuild(_) => Kind::Onbuild(String::new()),
         Instruction::Maintainer(i) => Kind::Maintainer(i.name.value.to_string()),
         _ => return Err(err("unsupported instruction".into())),
+    })
+}
+
+/// RUN; heredocs become one shell script.
+fn run(i: &RunInstruction<'_>, escape: char, err: &dyn Fn(String) -> Error) -> Result<Kind, Error> {
+    let f = flags(&i.options, &["network", "mount", "security"], err)?;
+    if get(&f, "mount").is_some() {
+        return Err(err(
+            "RUN --mount is not supported by rstack's builder yet".into()
+        ));
+    }
+    if get(&f, "security").is_some_and(|s| s != "sandbox") {
+        return Err(err("RUN --security=insecure is not supported".into()));
+    }
+    // parse-dockerfile takes heredocs right after RUN: `RUN <<EOF`
+    // (a script) or `RUN <<EOF cmd args` (cmd reads the document).
+    let cmd = match (command(&i.arguments, escape), i.here_docs.as_slice()) {
+        (Cmd::Shell(s), [only]) if s.trim().is_empty() => Cmd::Shell(only.value.to_string()),
+        (Cmd::Shell(s), docs) if !docs.is_empty() => {
+            let mut script = s.trim().to_owned();
+            let mut bodies = String::new();
+            for (n, doc) in docs.iter().enumerate() {
+                let mut delim = format!("RSTACK_EOF_{n}");
+                while doc.value.contains(&delim) {
+                    delim.push('_');
+                }
+                let quoted = if doc.expand {
+                    delim.clone()
+                } else {
+                    format!("'{delim}'")
+                };
+                script.push_str(&format!(" <<{quoted}"));
+                bodies.push_str(&format!("\n{}{delim}", doc.value));
+            }
+            script.push_str(&bodies);
+            Cmd::Shell(script)
+        }
+        (c, _) => c,
+    };
+    Ok(Kind::Run {
+        cmd,
+        network: get(&f, "network"),
+    })
+}
+
+fn copy(i: &CopyInstruction<'_>, err: &dyn Fn(String) -> Error) -> Result<Kind, Error> {
+    let f = flags(
+        &i.options,
+        &["from", "chown", "chmod", "link", "parents", "exclude"],
+        err,
+    )?;
+    if get(&f, "parents").is_some() || get(&f, "exclude").is_some() {
+        return Err(err(
+            "COPY --parents and --exclude are not supported yet".into()
+        ));
+    }
+    Ok(Kind::Copy {
+        add: false,
+        srcs: sources(&i.src),
+        dest: i.dest.value.to_string(),
+        from: get(&f, "from"),
+        chown: get(&f, "chown"),
+        chmod: get(&f, "chmod"),
+    })
+}
+
+/// ADD: a COPY that extracts local archives; remote sources are refused.
+fn add(i: &AddInstruction<'_>, err: &dyn Fn(String) -> Error) -> Result<Kind, Error> {
+    let f = flags(
+        &i.options,
+        &["chown", "chmod", "link", "checksum", "keep-git-dir", "from"],
+        err,
+    )?;
+    let srcs = sources(&i.src);
+    for s in &srcs {
+        if let Src::Path(p) = s
+            && is_remote(p)
+        {
+            return Err(err(format!(
+                "ADD {p}: remote sources are not supported (rstack builds offline): download the file into the build context and COPY it"
+            )));
+        }
+    }
+    Ok(Kind::Copy {
+        add: true,
+        srcs,
+        dest: i.dest.value.to_string(),
+        from: get(&f, "from"),
+        chown: get(&f, "chown"),
+        chmod: get(&f, "chmod"),
     })
 }
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::unpack::OPAQUE_XATTR;
+use rstack_images::unpack::OPAQUE_XATTR;
 
 /// Hashes and counts what is written through it.
 struct HashWriter<W> {
@@ -320,10 +320,10 @@ mod tests {
         let done = w.finish().unwrap();
         let bytes = std::fs::read(&blob).unwrap();
         assert_eq!(done.blob_size, bytes.len() as u64);
-        assert_eq!(done.blob_digest, crate::digest::sha256_digest(&bytes));
+        assert_eq!(done.blob_digest, rstack_images::sha256_digest(&bytes));
         let mut raw = Vec::new();
         io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut raw).unwrap();
-        assert_eq!(done.diff_id, crate::digest::sha256_digest(&raw));
+        assert_eq!(done.diff_id, rstack_images::sha256_digest(&raw));
         let mut archive = tar::Archive::new(&raw[..]);
         let names: Vec<(String, tar::EntryType)> = archive
             .entries()

@@ -10,7 +10,7 @@ use std::fs::Metadata;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::unpack::OPAQUE_XATTR;
+use rstack_images::unpack::OPAQUE_XATTR;
 
 /// Layer dirs, bottom to top.
 #[derive(Debug, Clone)]

@@ -1,18 +1,18 @@
-//! Image builds from Dockerfiles, without a daemon.
+//! rstack-builder: image builds from Dockerfiles, without a daemon.
 //!
-//! [`Store::build`](crate::Store::build) parses the Dockerfile, reads the
-//! build context through `.dockerignore`, and executes the stages the
-//! target needs in order. RUN steps run in a container on the stage's
-//! layers through a [`RunExecutor`] the caller supplies (rstack-stack
-//! implements it with rstack-runtime: this crate stays free of the
-//! runtime); their overlayfs upper dir becomes the new layer. COPY/ADD
-//! layers are written directly from the sources. Every layer-producing
-//! step is cached under ROOT/build/cache by a key chained from its parent
-//! (see [`cache`]), so an unchanged step is reused instead of re-run.
+//! [`build`] parses the Dockerfile, reads the build context through
+//! `.dockerignore`, and executes the stages the target needs in order, on
+//! rstack-images' [`Store`](rstack_images::Store). RUN steps run in a
+//! container on the stage's layers through a [`RunExecutor`] the caller
+//! supplies (rstack-stack implements it with rstack-runtime: this crate
+//! stays free of the runtime); their overlayfs upper dir becomes the new
+//! layer. COPY/ADD layers are written directly from the sources. Every
+//! layer-producing step is cached under ROOT/build/cache by a key chained
+//! from its parent (see [`cache`]), so an unchanged step is reused instead
+//! of re-run.
 
 pub mod builder;
 pub mod cache;
-pub mod config;
 pub mod context;
 pub mod diff;
 pub mod dockerfile;
@@ -23,7 +23,7 @@ pub mod words;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use builder::{BuildOptions, BuildOutput};
+pub use builder::{BuildOptions, BuildOutput, build};
 
 /// A failed build. Dockerfile problems name `file:line`.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +82,7 @@ pub enum Error {
     BadTag {
         tag: String,
         #[source]
-        source: crate::reference::Error,
+        source: rstack_images::reference::Error,
     },
     #[error("cannot write {path}")]
     Write {
@@ -91,7 +91,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Store(#[from] crate::Error),
+    Store(#[from] rstack_images::Error),
 }
 
 /// Network of a RUN step's container.
