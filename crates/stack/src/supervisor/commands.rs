@@ -125,7 +125,7 @@ fn stop_one(inner: &Inner, name: &str, timeout: Option<u64>, user: bool) -> bool
             timeout.map(Duration::from_secs).unwrap_or(l.stop_timeout),
         )
     };
-    inner.cv.notify_all();
+    inner.notify();
     let Some(p) = pidfd else {
         // not running; wait for a runner in backoff (or creating it) to notice
         let mut hub = inner.hub();
@@ -255,7 +255,7 @@ fn start_services(inner: &Arc<Inner>, services: &[String]) -> Response {
             })
             .collect()
     };
-    inner.cv.notify_all();
+    inner.notify();
     let mut lines = Vec::new();
     for n in names {
         super::runner::spawn(inner, n.clone(), None);

@@ -121,7 +121,7 @@ fn on_signals(inner: &Arc<Inner>, tx: Sender<Msg>) {
             count += 1;
             if count > 1 {
                 i2.hub().kill_now = true;
-                i2.cv.notify_all();
+                i2.notify();
             }
             let _ = tx.send(Msg::Signal);
         }

@@ -57,6 +57,47 @@ pub(super) struct Hub {
     pub(super) launched: HashMap<String, bool>,
 }
 
+/// The hub and the condition variable its changes are announced on.
+#[derive(Debug, Default)]
+pub(super) struct Shared {
+    hub: Mutex<Hub>,
+    cv: Condvar,
+}
+
+impl Shared {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Hub> {
+        self.hub.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes every waiter: the hub changed.
+    pub(super) fn notify(&self) {
+        self.cv.notify_all();
+    }
+
+    pub(super) fn wait<'a>(&self, g: MutexGuard<'a, Hub>) -> MutexGuard<'a, Hub> {
+        self.cv.wait(g).unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn wait_timeout<'a>(
+        &self,
+        g: MutexGuard<'a, Hub>,
+        d: Duration,
+    ) -> MutexGuard<'a, Hub> {
+        self.cv
+            .wait_timeout(g, d)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0)
+    }
+
+    /// From now on nothing starts, and pending waits give up (`down`,
+    /// Ctrl-C): set before the containers are stopped so a `start` or
+    /// `restart` in flight cannot bring one back meanwhile.
+    pub(super) fn begin_shutdown(&self) {
+        self.lock().shutting = true;
+        self.notify();
+    }
+}
+
 pub(super) struct Inner {
     pub(super) env: Env,
     pub(super) pp: ProjectPaths,
@@ -64,8 +105,7 @@ pub(super) struct Inner {
     pub(super) plan: rstack_compose::Plan,
     pub(super) images: HashMap<String, LocalImage>,
     pub(super) reporter: Reporter,
-    pub(super) hub: Mutex<Hub>,
-    pub(super) cv: Condvar,
+    pub(super) shared: Shared,
     pub(super) rt: tokio::runtime::Runtime,
     pub(super) resolver: rstack_netns::Resolver,
     pub(super) creator: crate::creator::Creator,
@@ -76,7 +116,27 @@ pub(super) struct Inner {
 
 impl Inner {
     pub(super) fn hub(&self) -> MutexGuard<'_, Hub> {
-        self.hub.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.lock()
+    }
+
+    pub(super) fn notify(&self) {
+        self.shared.notify();
+    }
+
+    pub(super) fn wait<'a>(&self, g: MutexGuard<'a, Hub>) -> MutexGuard<'a, Hub> {
+        self.shared.wait(g)
+    }
+
+    pub(super) fn wait_timeout<'a>(
+        &self,
+        g: MutexGuard<'a, Hub>,
+        d: Duration,
+    ) -> MutexGuard<'a, Hub> {
+        self.shared.wait_timeout(g, d)
+    }
+
+    pub(super) fn begin_shutdown(&self) {
+        self.shared.begin_shutdown();
     }
 
     pub(super) fn report(&self, name: &str, action: &str) {
@@ -101,30 +161,7 @@ impl Inner {
             }
         }
         drop(hub);
-        self.cv.notify_all();
-    }
-
-    pub(super) fn wait_timeout<'a>(
-        &self,
-        g: MutexGuard<'a, Hub>,
-        d: Duration,
-    ) -> MutexGuard<'a, Hub> {
-        self.cv
-            .wait_timeout(g, d)
-            .map(|(g, _)| g)
-            .unwrap_or_else(|p| p.into_inner().0)
-    }
-
-    pub(super) fn wait<'a>(&self, g: MutexGuard<'a, Hub>) -> MutexGuard<'a, Hub> {
-        self.cv.wait(g).unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// From now on nothing starts, and pending waits give up (`down`,
-    /// Ctrl-C): set before the containers are stopped so a `start` or
-    /// `restart` in flight cannot bring one back meanwhile.
-    pub(super) fn begin_shutdown(&self) {
-        self.hub().shutting = true;
-        self.cv.notify_all();
+        self.notify();
     }
 
     /// A container as the supervisor first knows it (not running yet).

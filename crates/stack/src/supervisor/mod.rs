@@ -31,7 +31,7 @@ mod resources;
 mod runner;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 use rstack_compose::Project;
 use rstack_images::LocalImage;
@@ -46,7 +46,7 @@ use crate::logs::Rotation;
 use crate::process::Pidfd;
 use crate::restart::Policy;
 use crate::state::{Health, ProjectPaths, Status, SupervisorRecord, now_rfc3339};
-use hub::{Hub, Inner};
+use hub::{Hub, Inner, Shared};
 
 /// A failure of the supervisor's set-up.
 #[derive(Debug, thiserror::Error)]
@@ -201,8 +201,7 @@ impl Supervisor {
             plan,
             images,
             reporter,
-            hub: Mutex::new(Hub::default()),
-            cv: Condvar::new(),
+            shared: Shared::default(),
             rt,
             resolver,
             creator,

@@ -132,7 +132,7 @@ fn launch(inner: &Inner, name: &str, svc_name: &str, check: Option<&Check>) -> O
                 l.rec.status = Status::Exited;
             }
             drop(hub);
-            inner.cv.notify_all();
+            inner.notify();
             return None;
         }
         l.rec.clone()
@@ -253,7 +253,7 @@ fn record_exit(
             shutting,
         }
     };
-    inner.cv.notify_all();
+    inner.notify();
     Some(exit)
 }
 
