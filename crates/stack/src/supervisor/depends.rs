@@ -179,19 +179,9 @@ mod tests {
         });
         let mut hub = shared.lock();
         hub.launched.insert("db".into(), true);
-        hub.ctrs.insert(
-            rec.name.clone(),
-            super::super::hub::Live {
-                rec,
-                pidfd: None,
-                generation: 0,
-                active: true,
-                failed: None,
-                stop_requested: false,
-                stop_signal: libc::SIGTERM,
-                stop_timeout: Duration::from_secs(10),
-            },
-        );
+        let mut live = super::super::hub::Live::of(rec);
+        live.active = true;
+        hub.ctrs.insert(live.rec.name.clone(), live);
         drop(hub);
         (shared, project)
     }

@@ -41,6 +41,21 @@ impl Live {
     pub(super) fn running(&self) -> bool {
         self.pidfd.is_some()
     }
+
+    /// A container known from its record alone (for unit tests).
+    #[cfg(test)]
+    pub(super) fn of(rec: ContainerRecord) -> Live {
+        Live {
+            rec,
+            pidfd: None,
+            generation: 0,
+            active: false,
+            failed: None,
+            stop_requested: false,
+            stop_signal: libc::SIGTERM,
+            stop_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 #[derive(Debug, Default)]

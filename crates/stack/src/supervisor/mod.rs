@@ -324,3 +324,73 @@ fn readiness(hub: &Hub, selected: &[String], wait_healthy: bool) -> Option<Vec<S
     }
     (!pending).then_some(failures)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::hub::Live;
+    use super::*;
+    use crate::state::{ContainerRecord, HealthRecord};
+
+    fn hub(recs: Vec<ContainerRecord>) -> Hub {
+        let mut hub = Hub::default();
+        for r in recs {
+            hub.launched.insert(r.service.clone(), true);
+            hub.ctrs.insert(r.name.clone(), Live::of(r));
+        }
+        hub
+    }
+
+    fn rec(service: &str, status: Status, health: Option<Health>) -> ContainerRecord {
+        let mut r = ContainerRecord::new(&format!("p-{service}-1"), service, 1);
+        r.status = status;
+        r.health = health.map(|status| HealthRecord {
+            status,
+            failing_streak: 0,
+            log: Vec::new(),
+        });
+        r
+    }
+
+    #[test]
+    fn ready_once_started_or_healthy_with_wait() {
+        let sel = ["db".to_owned()];
+        let starting = hub(vec![rec("db", Status::Running, Some(Health::Starting))]);
+        assert_eq!(readiness(&starting, &sel, false), Some(vec![]));
+        assert_eq!(readiness(&starting, &sel, true), None);
+        let healthy = hub(vec![rec("db", Status::Running, Some(Health::Healthy))]);
+        assert_eq!(readiness(&healthy, &sel, true), Some(vec![]));
+        let sick = hub(vec![rec("db", Status::Running, Some(Health::Unhealthy))]);
+        assert_eq!(
+            readiness(&sick, &sel, true),
+            Some(vec!["container p-db-1 is unhealthy".to_owned()])
+        );
+        let creating = hub(vec![rec("db", Status::Creating, None)]);
+        assert_eq!(readiness(&creating, &sel, false), None);
+    }
+
+    #[test]
+    fn a_service_scaled_to_zero_is_ready_once_launched() {
+        let sel = ["web".to_owned()];
+        let mut h = Hub::default();
+        assert_eq!(readiness(&h, &sel, true), None);
+        h.launched.insert("web".into(), true);
+        assert_eq!(readiness(&h, &sel, true), Some(vec![]));
+    }
+
+    #[test]
+    fn failures_and_blocked_services_are_reported() {
+        let sel = ["db".to_owned(), "web".to_owned()];
+        let mut h = hub(vec![rec("db", Status::Exited, None)]);
+        h.ctrs.get_mut("p-db-1").unwrap().failed = Some("no such image".into());
+        h.blocked
+            .insert("web".into(), "dependency failed to start".into());
+        h.launched.insert("web".into(), true);
+        assert_eq!(
+            readiness(&h, &sel, false),
+            Some(vec![
+                "no such image".to_owned(),
+                "dependency failed to start".to_owned()
+            ])
+        );
+    }
+}

@@ -130,6 +130,7 @@ fn launch(inner: &Inner, name: &str, svc_name: &str, check: Option<&Check>) -> O
             l.active = false;
             if l.rec.status == Status::Creating {
                 l.rec.status = Status::Exited;
+                let _ = inner.pp.save_container(&l.rec);
             }
             drop(hub);
             inner.notify();
