@@ -274,7 +274,8 @@ fn start_services(inner: &Arc<Inner>, services: &[String]) -> Response {
     {
         hub = inner.wait_timeout(hub, Duration::from_millis(200));
     }
-    Response { lines, error: None }
+    let error = hub.shutting.then(|| SHUTTING.to_owned());
+    Response { lines, error }
 }
 
 /// Forgets the stopped containers of `services` (all when empty).
