@@ -39,6 +39,11 @@ pub fn tests() -> Vec<Trial> {
             NEEDS,
             attached_up_exit_code_from,
         ),
+        trial(
+            "stack::kill_and_down_during_a_pending_restart",
+            NEEDS,
+            kill_and_down_during_a_pending_restart,
+        ),
     ]
 }
 
@@ -327,8 +332,80 @@ fn restart_policies_stop_start() {
     let v = ps(&ns, &r, &base);
     assert!(v.iter().all(|c| c["Name"] != "demo-steady-2"), "{v:?}");
     assert_eq!(find(&v, "demo-steady-1")["ID"], id1);
+    // --scale S=0 runs no container of S, as with docker compose
+    ns.ok(
+        &r,
+        &args(&base, &["up", "-d", "--scale", "steady=0", "steady"]),
+    );
+    let v = ps(&ns, &r, &base);
+    assert!(
+        v.iter()
+            .all(|c| !c["Name"].as_str().unwrap_or("").contains("steady")),
+        "{v:?}"
+    );
 
     ns.ok(&r, &args(&base, &["down"]));
+    ns.assert_clean(&r);
+}
+
+const PENDING_RESTART_STACK: &str = r#"
+services:
+  db:
+    image: IMAGE
+    # healthy on its first run only (its files survive a restart): a
+    # `restart` then waits for it until the start period is over
+    command: ["sh", "-c", "if [ -e /marker ]; then rm -f /ok; else touch /marker /ok; fi; trap 'exit 0' TERM; while :; do sleep 1 & wait $$!; done"]
+    healthcheck:
+      test: ["CMD", "test", "-e", "/ok"]
+      interval: 1s
+      start_period: 300s
+    stop_grace_period: 1s
+  web:
+    image: IMAGE
+    command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait $$!; done"]
+    depends_on:
+      db:
+        condition: service_healthy
+        restart: true
+    stop_grace_period: 1s
+"#;
+
+/// Control requests do not wait for each other: while a `restart` waits
+/// for a healthcheck, a `kill` is answered at once and a `down` takes the
+/// project down, ending the `restart` with an error.
+fn kill_and_down_during_a_pending_restart() {
+    let ns = NetNs::new();
+    let (r, _image, base) = setup(PENDING_RESTART_STACK);
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
+    ns.ok(&r, &args(&base, &["up", "-d"]));
+    std::thread::scope(|s| {
+        let restart = s.spawn(|| ns.rstack(&r, &args(&base, &["restart", "db"])));
+        wait_for(&ns, &r, &base, "db to run again", |v| {
+            let db = find(v, "demo-db-1");
+            db["State"] == "running" && find(v, "demo-web-1")["State"] == "exited"
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(!restart.is_finished(), "restart did not wait for db");
+        // a signal the container ignores: answered while restart waits
+        let t = Instant::now();
+        ns.ok(&r, &args(&base, &["kill", "-s", "SIGWINCH", "db"]));
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "kill waited for restart"
+        );
+        let t = Instant::now();
+        ns.ok(&r, &args(&base, &["down", "-t", "1"]));
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "down waited for restart"
+        );
+        let out = restart.join().expect("restart thread");
+        assert!(!out.success(), "an interrupted restart must fail:\n{out}");
+    });
     ns.assert_clean(&r);
 }
 

@@ -25,8 +25,9 @@ use rstack_runtime::options::NetworkMode;
 use rstack_runtime::{Container, Stdio};
 use serde::{Deserialize, Serialize};
 
+use crate::error_chain::chain;
 use crate::health::Check;
-use crate::lifecycle::{Env, chain};
+use crate::prepare::Env;
 use crate::state::{ProbeResult, ProjectPaths, Stream};
 
 /// A failure talking to the creator.
@@ -112,7 +113,15 @@ impl Creator {
                     unsafe { libc::_exit(0) };
                 }
                 close_other_fds(std::os::fd::AsRawFd::as_raw_fd(&listener));
-                serve(listener, env, pp, project, images);
+                serve(
+                    listener,
+                    &Ctx {
+                        env,
+                        pp,
+                        project,
+                        images,
+                    },
+                );
                 // SAFETY: as above.
                 unsafe { libc::_exit(0) }
             }
@@ -173,14 +182,17 @@ fn close_other_fds(keep: i32) {
     }
 }
 
+/// What the creator's workers create containers from (the supervisor's,
+/// as it was at fork time).
+struct Ctx<'a> {
+    env: &'a Env,
+    pp: &'a ProjectPaths,
+    project: &'a Project,
+    images: &'a HashMap<String, LocalImage>,
+}
+
 /// The creator's loop: one forked worker per connection.
-fn serve(
-    listener: UnixListener,
-    env: &Env,
-    pp: &ProjectPaths,
-    project: &Project,
-    images: &HashMap<String, LocalImage>,
-) {
+fn serve(listener: UnixListener, ctx: &Ctx<'_>) {
     for conn in listener.incoming() {
         // reap finished workers (our only children)
         while let Ok(ws) = nix::sys::wait::waitpid(
@@ -196,7 +208,7 @@ fn serve(
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Child) => {
                 drop(listener);
-                work(&conn, env, pp, project, images);
+                work(&conn, ctx);
                 // SAFETY: leave without running destructors (a created
                 // container must not be torn down by its handle's Drop).
                 unsafe { libc::_exit(0) }
@@ -215,13 +227,7 @@ fn answer(mut conn: &UnixStream, reply: &Reply) {
     let _ = conn.write_all(&data);
 }
 
-fn work(
-    conn: &UnixStream,
-    env: &Env,
-    pp: &ProjectPaths,
-    project: &Project,
-    images: &HashMap<String, LocalImage>,
-) {
+fn work(conn: &UnixStream, ctx: &Ctx<'_>) {
     let mut line = String::new();
     if BufReader::new(conn).read_line(&mut line).is_err() {
         return;
@@ -241,7 +247,7 @@ fn work(
                 start_period: Duration::ZERO,
                 start_interval: None,
             };
-            Reply::Probed(crate::probe::run(&env.runtime, &id, &check))
+            Reply::Probed(crate::supervisor::probe::run(&ctx.env.runtime, &id, &check))
         }
         Ok(Request::Create {
             service,
@@ -250,41 +256,49 @@ fn work(
             netns,
             addresses,
             id,
-        }) => match create(
-            env, pp, project, images, &service, &name, number, netns, addresses, id,
-        ) {
-            Ok(r) => r,
-            Err(msg) => Reply::Failed(msg),
-        },
+        }) => {
+            let net = Net { netns, addresses };
+            match create(ctx, &service, &name, number, net, id) {
+                Ok(r) => r,
+                Err(msg) => Reply::Failed(msg),
+            }
+        }
     };
     answer(conn, &reply);
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The network the supervisor set up for a container to create.
+struct Net {
+    netns: Option<PathBuf>,
+    addresses: Vec<IpAddr>,
+}
+
 fn create(
-    env: &Env,
-    pp: &ProjectPaths,
-    project: &Project,
-    images: &HashMap<String, LocalImage>,
+    ctx: &Ctx<'_>,
     service: &str,
     name: &str,
     number: u32,
-    netns: Option<PathBuf>,
-    addresses: Vec<IpAddr>,
+    net: Net,
     id: Option<String>,
 ) -> Result<Reply, String> {
+    let Ctx {
+        env,
+        pp,
+        project,
+        images,
+    } = ctx;
     let image = images
         .get(service)
         .ok_or_else(|| format!("no image for service {service}"))?;
     let plan =
-        crate::lifecycle::plan(env, pp, project, service, name, number).map_err(|e| chain(&e))?;
+        crate::prepare::plan(env, pp, project, service, name, number).map_err(|e| chain(&e))?;
     let mut options = plan.options;
     options.id = id;
-    crate::lifecycle::add_image_volumes(&mut options, image, &pp.anon_dir(name), false)
+    crate::prepare::add_image_volumes(&mut options, image, &pp.anon_dir(name), false)
         .map_err(|e| chain(&e))?;
-    if let Some(p) = netns {
+    if let Some(p) = net.netns {
         options.network = NetworkMode::Path(p);
-        options.addresses = addresses;
+        options.addresses = net.addresses;
     } else if let crate::mapping::NetPlan::Join(target) = &plan.net {
         let p = rstack_runtime::container::netns_of(&env.runtime, target)
             .map_err(|e| format!("cannot join the network of {target}: {}", chain(&e)))?;

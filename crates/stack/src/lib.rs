@@ -1,21 +1,22 @@
 //! rstack-stack: a Compose project brought to life.
 //!
 //! The daemonless supervisor ([`supervisor`]), one container's set-up and
-//! teardown ([`lifecycle`]), healthchecks ([`health`], [`probe`]), restart
-//! policies ([`restart`]), logs ([`logs`]), the request socket
-//! ([`control`]) and the on-disk state every other command reads
-//! ([`state`]).
+//! teardown ([`lifecycle`], on what [`prepare`] plans, cloned by the
+//! [`creator`]), healthchecks ([`health`]), restart policies
+//! ([`restart`]), logs ([`logs`]), the request socket ([`control`]) and
+//! the on-disk state every other command reads ([`state`]).
 
 pub mod build;
 pub mod cgroups;
 pub mod control;
 pub mod copy;
 pub mod creator;
+mod error_chain;
 pub mod health;
 pub mod lifecycle;
 pub mod logs;
 pub mod mapping;
-pub mod probe;
+pub mod prepare;
 pub mod process;
 pub mod restart;
 pub mod state;

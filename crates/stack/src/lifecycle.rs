@@ -6,25 +6,27 @@
 //! (record updated with pid + start time). Teardown goes in reverse and
 //! continues past failures.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use rstack_compose::Project;
 use rstack_images::LocalImage;
-use rstack_netns::{Attachment, ContainerNetworkSpec, Networks};
+use rstack_netns::{Attachment, ContainerNetworkSpec};
 use rstack_runtime::adopt::Adopted;
-use rstack_runtime::options::NetworkMode;
+use rstack_runtime::options::{NetworkMode, RunOptions};
 use rstack_runtime::{Container, Stdio};
 
 use crate::creator::Creator;
 use crate::mapping::{self, ContainerPlan, NetPlan};
 use crate::process::Pidfd;
-use crate::state::{ContainerRecord, Layout, ProjectPaths, Status, Stream};
+use crate::state::{ContainerRecord, ProjectPaths, Status, Stream};
+
+pub use crate::error_chain::chain;
+pub use crate::prepare::{Env, plan};
 
 /// A failure creating or removing a container.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Mapping(#[from] mapping::Error),
+    Prepare(#[from] crate::prepare::Error),
     #[error(transparent)]
     State(#[from] crate::state::Error),
     #[error(transparent)]
@@ -86,29 +88,6 @@ pub enum Error {
     },
 }
 
-/// What the supervisor needs to reach the leaf crates.
-#[derive(Debug, Clone)]
-pub struct Env {
-    pub layout: Layout,
-    pub runtime: rstack_runtime::Paths,
-    pub networks: Networks,
-}
-
-impl Env {
-    pub fn new(run_root: &Path, root: &Path) -> Env {
-        Env {
-            layout: Layout::new(run_root, root),
-            runtime: rstack_runtime::Paths::new(run_root, root),
-            networks: Networks::new(rstack_netns::Config::new(run_root)),
-        }
-    }
-
-    /// Where a container's pinned netns lives.
-    pub fn netns_path(&self, name: &str) -> PathBuf {
-        self.networks.paths().netns_dir().join(name)
-    }
-}
-
 /// A running container the supervisor created.
 pub struct Started {
     /// The handle, when created in this process (not by a [`Creator`]).
@@ -118,257 +97,304 @@ pub struct Started {
     pub dns: Option<rstack_netns::dns::ServeHandle>,
 }
 
-/// The plan of a container (validated before anything is created).
-pub fn plan(
-    env: &Env,
-    pp: &ProjectPaths,
-    project: &Project,
-    service: &str,
-    name: &str,
-    number: u32,
-) -> Result<ContainerPlan, Error> {
-    let mut plan = mapping::plan_container(
-        project,
-        service,
-        name,
-        number,
-        &env.layout.root.join("volumes"),
-        &pp.anon_dir(name),
-    )?;
-    plan.options.rw_dir = Some(pp.rw_dir(name));
-    Ok(plan)
+/// What stays the same for every step of one [`create_and_start`]: where
+/// things go, the image, and who serves DNS and clones the container.
+pub struct Launcher<'a> {
+    pub env: &'a Env,
+    pub pp: &'a ProjectPaths,
+    pub image: &'a LocalImage,
+    /// Serves the embedded DNS in the container's netns (none: no DNS).
+    pub resolver: Option<&'a rstack_netns::Resolver>,
+    /// The runtime the DNS server runs on.
+    pub rt: &'a tokio::runtime::Handle,
+    /// Clones the container from a single-threaded process (the
+    /// supervisor's); none: here, with the caller's stdio (`run`).
+    pub creator: Option<&'a Creator>,
 }
 
-/// Creates and starts container `rec.name` (its record is saved at each step).
-#[allow(clippy::too_many_arguments)]
+/// The network set up so far for one container: undone on a failure.
+#[derive(Default)]
+struct Wired {
+    attachments: Vec<Attachment>,
+    dns: Option<rstack_netns::dns::ServeHandle>,
+}
+
+/// Creates and starts container `rec.name` (its record is saved at each
+/// step); on failure undoes what was set up and records the container as
+/// exited with code 125.
 pub fn create_and_start(
-    env: &Env,
-    pp: &ProjectPaths,
+    l: &Launcher<'_>,
     rec: &mut ContainerRecord,
     plan: &ContainerPlan,
-    image: &LocalImage,
-    resolver: Option<&rstack_netns::Resolver>,
-    rt: &tokio::runtime::Handle,
     stdio: Option<Stdio>,
-    creator: Option<&Creator>,
 ) -> Result<Started, Error> {
-    let name = rec.name.clone();
     rec.volumes = plan.volumes.iter().map(|(v, _, _)| v.clone()).collect();
     let mut options = plan.options.clone();
     // a restarted container keeps its id (docker's is the same container)
     options.id = rec.id.clone();
-    let mut netns = None;
-    let mut attachments = Vec::new();
-    let mut dns = None;
-    if let NetPlan::Bridge(_) = &plan.net {
-        let path = env.netns_path(&name);
-        rec.netns = Some(path.clone());
-        rec.status = Status::Creating;
-        pp.save_container(rec)?;
-        netns = Some(path);
-    } else {
-        rec.status = Status::Creating;
-        pp.save_container(rec)?;
+    record_creating(l, rec, plan)?;
+    let mut wired = Wired::default();
+    let result = wire_network(l, rec, plan, &mut options, &mut wired)
+        .and_then(|()| prepare_mounts(l, &rec.name, plan, &mut options))
+        .and_then(|()| match l.creator {
+            Some(creator) => start_in_creator(l, creator, rec, plan, &options),
+            None => start_here(l, rec, &options, stdio),
+        });
+    match result {
+        Ok((container, pidfd)) => Ok(Started {
+            container,
+            pidfd,
+            attachments: wired.attachments,
+            dns: wired.dns,
+        }),
+        Err(failure) => Err(undo(l, rec, wired, failure)),
     }
-    let result = (|| -> Result<Started, Error> {
-        match &plan.net {
-            NetPlan::Bridge(eps) => {
-                let path = netns.clone().unwrap_or_default();
-                rstack_netns::create_pinned_netns(&path).map_err(|source| Error::Netns {
-                    name: name.clone(),
-                    source,
-                })?;
-                attachments = env
-                    .networks
-                    .connect_container(&ContainerNetworkSpec {
-                        container_id: name.clone(),
-                        name: name.clone(),
-                        hostname: options.hostname.clone(),
-                        netns: path.clone(),
-                        networks: eps.clone(),
-                        ports: plan.ports.clone(),
-                    })
-                    .map_err(|source| Error::Attach {
-                        name: name.clone(),
-                        source,
-                    })?;
-                rec.networks = attachments.iter().map(|a| a.network.clone()).collect();
-                rec.ports = attachments
-                    .iter()
-                    .flat_map(|a| a.ports.iter().map(|p| p.to_string()))
-                    .collect();
-                let image_exposed: Vec<String> = image
-                    .config
-                    .config()
-                    .as_ref()
-                    .and_then(|c| c.exposed_ports().clone())
-                    .unwrap_or_default();
-                rec.exposed =
-                    crate::mapping::exposed_only(&image_exposed, &plan.expose, &rec.ports);
-                options.addresses = attachments.iter().map(|a| a.ipv4.into()).collect();
-                options.network = NetworkMode::Path(path.clone());
-                pp.save_container(rec)?;
-                if let Some(r) = resolver {
-                    let _guard = rt.enter();
-                    dns = Some(r.serve(&name, &path).map_err(|source| Error::Dns {
-                        name: name.clone(),
-                        source,
-                    })?);
-                }
-            }
-            NetPlan::Join(target) => {
-                let path = rstack_runtime::container::netns_of(&env.runtime, target).map_err(
-                    |source| Error::Join {
-                        name: name.clone(),
-                        target: target.clone(),
-                        source: Box::new(source),
-                    },
-                )?;
-                options.network = NetworkMode::Path(path);
-            }
-            NetPlan::Host | NetPlan::None => {}
-        }
-        for f in &plan.files {
-            write_file(f)?;
-        }
-        for (vol, target, copy) in &plan.volumes {
-            crate::volume_driver::ensure_mounted(vol, &env.layout.volume_dir(vol))?;
-            let data = env.layout.volume_dir(vol).join("_data");
-            let layers: &[PathBuf] = if *copy { &image.layer_dirs } else { &[] };
-            crate::volumes::prepare(&data, layers, target)?;
-        }
-        // the image's VOLUMEs: anonymous volumes, filled from the image
-        add_image_volumes(&mut options, image, &pp.anon_dir(&name), true)?;
-        if let Some(creator) = creator {
-            let netns = match &options.network {
-                NetworkMode::Path(p) if matches!(plan.net, NetPlan::Bridge(_)) => Some(p.clone()),
-                _ => None,
-            };
-            let reply = creator
-                .call(&crate::creator::Request::Create {
-                    service: rec.service.clone(),
-                    name: name.clone(),
-                    number: rec.number,
-                    netns,
-                    addresses: options.addresses.clone(),
-                    id: rec.id.clone(),
-                })
-                .map_err(|source| Error::Creator {
-                    name: name.clone(),
-                    source,
-                })?;
-            let (id, pid, dirs, leaves) = match reply {
-                crate::creator::Reply::Created {
-                    id,
-                    pid,
-                    cgroup_dirs,
-                    cgroup_leaves,
-                } => (id, pid, cgroup_dirs, cgroup_leaves),
-                crate::creator::Reply::Failed(message) => {
-                    return Err(Error::Create { message });
-                }
-                crate::creator::Reply::Probed(_) => {
-                    return Err(Error::Create {
-                        message: format!("container {name}: unexpected answer"),
-                    });
-                }
-            };
-            let pidfd = Pidfd::open(pid).map_err(|source| Error::Process {
+}
+
+/// Step 1: the record, with the netns path before the netns exists.
+fn record_creating(
+    l: &Launcher<'_>,
+    rec: &mut ContainerRecord,
+    plan: &ContainerPlan,
+) -> Result<(), Error> {
+    if let NetPlan::Bridge(_) = &plan.net {
+        rec.netns = Some(l.env.netns_path(&rec.name));
+    }
+    rec.status = Status::Creating;
+    l.pp.save_container(rec)?;
+    Ok(())
+}
+
+/// Step 2: the pinned netns, its attachments and DNS server (bridge), or
+/// the namespace of the container it joins.
+fn wire_network(
+    l: &Launcher<'_>,
+    rec: &mut ContainerRecord,
+    plan: &ContainerPlan,
+    options: &mut RunOptions,
+    wired: &mut Wired,
+) -> Result<(), Error> {
+    let name = rec.name.clone();
+    match &plan.net {
+        NetPlan::Bridge(eps) => {
+            let path = rec.netns.clone().unwrap_or_default();
+            rstack_netns::create_pinned_netns(&path).map_err(|source| Error::Netns {
                 name: name.clone(),
                 source,
             })?;
-            rec.id = Some(id);
-            rec.cgroup_dirs = dirs;
-            rec.cgroup_leaves = leaves;
-            rec.pid = Some(pid);
-            rec.start_time = crate::process::start_time(pid);
-            rec.status = Status::Running;
-            rec.started_at = Some(crate::state::now_rfc3339());
-            rec.exit_code = None;
-            rec.exit_unknown = false;
-            rec.finished_at = None;
-            pp.save_container(rec)?;
-            return Ok(Started {
-                container: None,
-                pidfd,
-                attachments: std::mem::take(&mut attachments),
-                dns: dns.take(),
-            });
-        }
-        // Output goes to files the supervisor tails (never to a pipe whose
-        // reader may die), unless the caller brings its own (`run`).
-        let stdio = match stdio {
-            Some(s) => s,
-            None => {
-                let out = crate::logs::open_raw(&pp.raw_log(&name, Stream::Stdout))?;
-                let err = crate::logs::open_raw(&pp.raw_log(&name, Stream::Stderr))?;
-                Stdio {
-                    stdin: None,
-                    stdout: Some(out.into()),
-                    stderr: Some(err.into()),
-                }
+            wired.attachments = l
+                .env
+                .networks
+                .connect_container(&ContainerNetworkSpec {
+                    container_id: name.clone(),
+                    name: name.clone(),
+                    hostname: options.hostname.clone(),
+                    netns: path.clone(),
+                    networks: eps.clone(),
+                    ports: plan.ports.clone(),
+                })
+                .map_err(|source| Error::Attach {
+                    name: name.clone(),
+                    source,
+                })?;
+            record_ports(l.image, rec, plan, &wired.attachments);
+            options.addresses = wired.attachments.iter().map(|a| a.ipv4.into()).collect();
+            options.network = NetworkMode::Path(path.clone());
+            l.pp.save_container(rec)?;
+            if let Some(r) = l.resolver {
+                let _guard = l.rt.enter();
+                wired.dns = Some(r.serve(&name, &path).map_err(|source| Error::Dns {
+                    name: name.clone(),
+                    source,
+                })?);
             }
-        };
-        let mut container = Container::create(
-            &env.runtime,
-            &image.config,
-            &image.layer_dirs,
-            &options,
-            stdio,
-        )
-        .map_err(|source| Error::Runtime {
+        }
+        NetPlan::Join(target) => {
+            let path =
+                rstack_runtime::container::netns_of(&l.env.runtime, target).map_err(|source| {
+                    Error::Join {
+                        name: name.clone(),
+                        target: target.clone(),
+                        source: Box::new(source),
+                    }
+                })?;
+            options.network = NetworkMode::Path(path);
+        }
+        NetPlan::Host | NetPlan::None => {}
+    }
+    Ok(())
+}
+
+/// The networks, published and exposed-only ports of an attached container.
+fn record_ports(
+    image: &LocalImage,
+    rec: &mut ContainerRecord,
+    plan: &ContainerPlan,
+    attachments: &[Attachment],
+) {
+    rec.networks = attachments.iter().map(|a| a.network.clone()).collect();
+    rec.ports = attachments
+        .iter()
+        .flat_map(|a| a.ports.iter().map(|p| p.to_string()))
+        .collect();
+    let image_exposed: Vec<String> = image
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.exposed_ports().clone())
+        .unwrap_or_default();
+    rec.exposed = mapping::exposed_only(&image_exposed, &plan.expose, &rec.ports);
+}
+
+/// Step 3: secrets and configs written, volumes filled, the image's
+/// `VOLUME`s added as anonymous volumes.
+fn prepare_mounts(
+    l: &Launcher<'_>,
+    name: &str,
+    plan: &ContainerPlan,
+    options: &mut RunOptions,
+) -> Result<(), Error> {
+    for f in &plan.files {
+        write_file(f)?;
+    }
+    for (vol, target, copy) in &plan.volumes {
+        crate::volume_driver::ensure_mounted(vol, &l.env.layout.volume_dir(vol))?;
+        let data = l.env.layout.volume_dir(vol).join("_data");
+        let layers: &[PathBuf] = if *copy { &l.image.layer_dirs } else { &[] };
+        crate::volumes::prepare(&data, layers, target)?;
+    }
+    crate::prepare::add_image_volumes(options, l.image, &l.pp.anon_dir(name), true)?;
+    Ok(())
+}
+
+/// Step 4, supervisor: the creator's worker creates and starts it.
+fn start_in_creator(
+    l: &Launcher<'_>,
+    creator: &Creator,
+    rec: &mut ContainerRecord,
+    plan: &ContainerPlan,
+    options: &RunOptions,
+) -> Result<(Option<Container>, Pidfd), Error> {
+    let name = rec.name.clone();
+    let netns = match &options.network {
+        NetworkMode::Path(p) if matches!(plan.net, NetPlan::Bridge(_)) => Some(p.clone()),
+        _ => None,
+    };
+    let reply = creator
+        .call(&crate::creator::Request::Create {
+            service: rec.service.clone(),
             name: name.clone(),
-            source: Box::new(source),
-        })?;
-        rec.id = Some(container.id().to_owned());
-        rec.cgroup_dirs = container.cgroup().missing_dirs.clone();
-        rec.cgroup_leaves = container.cgroup().leaf_dirs();
-        rec.status = Status::Created;
-        pp.save_container(rec)?;
-        container.start().map_err(|source| Error::Runtime {
-            name: name.clone(),
-            source: Box::new(source),
-        })?;
-        let pid = container.pid();
-        let pidfd = Pidfd::open(pid).map_err(|source| Error::Process {
+            number: rec.number,
+            netns,
+            addresses: options.addresses.clone(),
+            id: rec.id.clone(),
+        })
+        .map_err(|source| Error::Creator {
             name: name.clone(),
             source,
         })?;
-        rec.pid = Some(pid);
-        rec.start_time = crate::process::start_time(pid);
-        rec.status = Status::Running;
-        rec.started_at = Some(crate::state::now_rfc3339());
-        rec.exit_code = None;
-        rec.exit_unknown = false;
-        rec.finished_at = None;
-        pp.save_container(rec)?;
-        Ok(Started {
-            container: Some(container),
-            pidfd,
-            attachments: std::mem::take(&mut attachments),
-            dns: dns.take(),
-        })
-    })();
-    match result {
-        Ok(s) => Ok(s),
-        Err(failure) => {
-            if let Some(d) = dns.take() {
-                rt.block_on(d.stop());
+    let (id, pid, dirs, leaves) = match reply {
+        crate::creator::Reply::Created {
+            id,
+            pid,
+            cgroup_dirs,
+            cgroup_leaves,
+        } => (id, pid, cgroup_dirs, cgroup_leaves),
+        crate::creator::Reply::Failed(message) => return Err(Error::Create { message }),
+        crate::creator::Reply::Probed(_) => {
+            return Err(Error::Create {
+                message: format!("container {name}: unexpected answer"),
+            });
+        }
+    };
+    let pidfd = Pidfd::open(pid).map_err(|source| Error::Process { name, source })?;
+    rec.id = Some(id);
+    rec.cgroup_dirs = dirs;
+    rec.cgroup_leaves = leaves;
+    mark_running(l.pp, rec, pid)?;
+    Ok((None, pidfd))
+}
+
+/// Step 4, `run`: created and started in this process. Output goes to
+/// files the supervisor tails (never to a pipe whose reader may die),
+/// unless the caller brings its own.
+fn start_here(
+    l: &Launcher<'_>,
+    rec: &mut ContainerRecord,
+    options: &RunOptions,
+    stdio: Option<Stdio>,
+) -> Result<(Option<Container>, Pidfd), Error> {
+    let name = rec.name.clone();
+    let stdio = match stdio {
+        Some(s) => s,
+        None => {
+            let out = crate::logs::open_raw(&l.pp.raw_log(&name, Stream::Stdout))?;
+            let err = crate::logs::open_raw(&l.pp.raw_log(&name, Stream::Stderr))?;
+            Stdio {
+                stdin: None,
+                stdout: Some(out.into()),
+                stderr: Some(err.into()),
             }
-            drop(std::mem::take(&mut attachments));
-            let cleanup = teardown_network(env, rec);
-            rec.status = Status::Exited;
-            rec.exit_code = Some(125);
-            rec.finished_at = Some(crate::state::now_rfc3339());
-            let _ = pp.save_container(rec);
-            if cleanup.is_empty() {
-                Err(failure)
-            } else {
-                Err(Error::WithCleanup {
-                    failure: Box::new(failure),
-                    cleanup,
-                })
-            }
+        }
+    };
+    let runtime = |source| Error::Runtime {
+        name: name.clone(),
+        source: Box::new(source),
+    };
+    let mut container = Container::create(
+        &l.env.runtime,
+        &l.image.config,
+        &l.image.layer_dirs,
+        options,
+        stdio,
+    )
+    .map_err(runtime)?;
+    rec.id = Some(container.id().to_owned());
+    rec.cgroup_dirs = container.cgroup().missing_dirs.clone();
+    rec.cgroup_leaves = container.cgroup().leaf_dirs();
+    rec.status = Status::Created;
+    l.pp.save_container(rec)?;
+    container.start().map_err(runtime)?;
+    let pid = container.pid();
+    let pidfd = Pidfd::open(pid).map_err(|source| Error::Process {
+        name: name.clone(),
+        source,
+    })?;
+    mark_running(l.pp, rec, pid)?;
+    Ok((Some(container), pidfd))
+}
+
+/// Step 5: pid + start time recorded, status running.
+fn mark_running(pp: &ProjectPaths, rec: &mut ContainerRecord, pid: i32) -> Result<(), Error> {
+    rec.pid = Some(pid);
+    rec.start_time = crate::process::start_time(pid);
+    rec.status = Status::Running;
+    rec.started_at = Some(crate::state::now_rfc3339());
+    rec.exit_code = None;
+    rec.exit_unknown = false;
+    rec.finished_at = None;
+    pp.save_container(rec)?;
+    Ok(())
+}
+
+/// A failed create: DNS stopped, network torn down, the record says exit
+/// 125; returns the failure with any cleanup failure.
+fn undo(l: &Launcher<'_>, rec: &mut ContainerRecord, wired: Wired, failure: Error) -> Error {
+    if let Some(d) = wired.dns {
+        l.rt.block_on(d.stop());
+    }
+    drop(wired.attachments);
+    let cleanup = teardown_network(l.env, rec);
+    rec.status = Status::Exited;
+    rec.exit_code = Some(125);
+    rec.finished_at = Some(crate::state::now_rfc3339());
+    let _ = l.pp.save_container(rec);
+    if cleanup.is_empty() {
+        failure
+    } else {
+        Error::WithCleanup {
+            failure: Box::new(failure),
+            cleanup,
         }
     }
 }
@@ -424,47 +450,4 @@ pub fn remove_leftover(env: &Env, rec: &mut ContainerRecord) -> Vec<String> {
     }
     errors.extend(teardown_network(env, rec));
     errors
-}
-
-/// Mounts the image's `VOLUME`s as anonymous volumes (see
-/// [`mapping::image_volumes`]), filling each from the image when `fill`
-/// (the creator process mounts what its caller already filled). Kept across
-/// restarts, gone with the container, as Docker's.
-pub(crate) fn add_image_volumes(
-    options: &mut rstack_runtime::options::RunOptions,
-    image: &LocalImage,
-    anon: &Path,
-    fill: bool,
-) -> Result<(), Error> {
-    let declared = image
-        .config
-        .config()
-        .as_ref()
-        .and_then(|c| c.volumes().clone())
-        .unwrap_or_default();
-    for (source, target) in mapping::image_volumes(&declared, &options.mounts, anon) {
-        if fill {
-            crate::volumes::prepare(&source, &image.layer_dirs, &target)?;
-        }
-        options
-            .mounts
-            .push(rstack_runtime::options::MountSpec::Bind {
-                source,
-                target,
-                read_only: false,
-            });
-    }
-    Ok(())
-}
-
-/// An error and its causes, `: `-joined.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

@@ -1,6 +1,12 @@
 //! Restart policies (`restart:` and `deploy.restart_policy`) and Docker's
 //! backoff: the first restart waits 100 ms, each next one twice as long;
 //! a container that stayed up 10 s resets the delay.
+//!
+//! The decisions are pure: [`Policy::restart_after`] takes what the
+//! supervisor knows when a container exits ([`Exit`]). A user's `stop` is
+//! remembered in the container's record (`user_stopped`): no policy brings
+//! it back, and a supervisor started again later leaves it stopped unless
+//! `up` names its service (see the supervisor's reconcile plan).
 
 use std::time::Duration;
 
@@ -84,6 +90,32 @@ impl Policy {
     }
 }
 
+/// What the supervisor knows when one of its containers has exited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exit {
+    /// Its exit code; `None`: unknown (counted as a failure).
+    pub code: Option<i32>,
+    /// Restarts so far by its policy.
+    pub restarts: u32,
+    /// The user stopped it (`stop`, `restart`'s stop): remembered.
+    pub user_stopped: bool,
+    /// A stop (by the user or by `restart`) is under way.
+    pub stop_requested: bool,
+    /// The project is being stopped or taken down.
+    pub shutting: bool,
+}
+
+impl Policy {
+    /// Whether the supervisor restarts a container after `exit`: never
+    /// while it is being stopped or the project goes down, otherwise as
+    /// [`Policy::should_restart`] says.
+    pub fn restart_after(self, exit: &Exit) -> bool {
+        !exit.stop_requested
+            && !exit.shutting
+            && self.should_restart(exit.code, exit.restarts, exit.user_stopped)
+    }
+}
+
 /// Docker's restart delay.
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -137,6 +169,104 @@ mod tests {
         assert!(!Policy::Always.should_restart(Some(1), 0, true));
         assert!(!Policy::UnlessStopped.should_restart(Some(1), 0, true));
         assert!(!Policy::No.should_restart(Some(1), 0, false));
+    }
+
+    #[test]
+    fn every_policy_after_an_exit() {
+        let exit = |code| Exit {
+            code,
+            ..Exit::default()
+        };
+        let cases = [
+            (Policy::No, Some(1), false),
+            (Policy::No, Some(0), false),
+            (Policy::Always, Some(0), true),
+            (Policy::Always, Some(137), true),
+            (Policy::UnlessStopped, Some(0), true),
+            (Policy::UnlessStopped, None, true),
+            (Policy::OnFailure { max: None }, Some(0), false),
+            (Policy::OnFailure { max: None }, Some(2), true),
+            (Policy::OnFailure { max: None }, None, true),
+        ];
+        for (policy, code, restart) in cases {
+            assert_eq!(
+                policy.restart_after(&exit(code)),
+                restart,
+                "{policy:?} {code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn on_failure_counts_its_restarts() {
+        let p = Policy::parse("s", "on-failure:3").unwrap();
+        let after = |restarts| Exit {
+            code: Some(1),
+            restarts,
+            ..Exit::default()
+        };
+        assert!(p.restart_after(&after(0)));
+        assert!(p.restart_after(&after(2)));
+        assert!(!p.restart_after(&after(3)));
+    }
+
+    #[test]
+    fn stops_and_shutdown_win_over_every_policy() {
+        for p in [
+            Policy::Always,
+            Policy::UnlessStopped,
+            Policy::OnFailure { max: None },
+        ] {
+            let failed = Exit {
+                code: Some(1),
+                ..Exit::default()
+            };
+            assert!(p.restart_after(&failed), "{p:?}");
+            // the "unless-stopped" memory, which `always` shares while
+            // the supervisor runs: a user stop is never undone by a policy
+            let user = Exit {
+                user_stopped: true,
+                ..failed
+            };
+            assert!(!p.restart_after(&user), "{p:?}");
+            let stopping = Exit {
+                stop_requested: true,
+                ..failed
+            };
+            assert!(!p.restart_after(&stopping), "{p:?}");
+            let down = Exit {
+                shutting: true,
+                ..failed
+            };
+            assert!(!p.restart_after(&down), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn deploy_restart_policy_is_the_fallback() {
+        use rstack_compose::model::{Deploy, RestartPolicy, Service};
+        let svc = |condition: Option<&str>, max: Option<u64>| Service {
+            deploy: Some(Deploy {
+                restart_policy: Some(RestartPolicy {
+                    condition: condition.map(str::to_owned),
+                    max_attempts: max,
+                    ..RestartPolicy::default()
+                }),
+                ..Deploy::default()
+            }),
+            ..Service::default()
+        };
+        let of = |s: &Service| Policy::of_service("s", s).unwrap();
+        assert_eq!(of(&svc(Some("none"), None)), Policy::No);
+        assert_eq!(
+            of(&svc(Some("on-failure"), Some(2))),
+            Policy::OnFailure { max: Some(2) }
+        );
+        assert_eq!(of(&svc(None, None)), Policy::Always);
+        let mut own = svc(Some("none"), None);
+        own.restart = Some("unless-stopped".into());
+        assert_eq!(of(&own), Policy::UnlessStopped);
+        assert_eq!(of(&Service::default()), Policy::No);
     }
 
     #[test]

@@ -194,17 +194,15 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         stdout: Some(dup(std::io::stdout().as_fd())?),
         stderr: Some(dup(std::io::stderr().as_fd())?),
     };
-    let started = lifecycle::create_and_start(
-        &ctx.env,
-        &ctx.pp,
-        &mut rec,
-        &plan,
-        &image,
-        Some(&resolver),
-        rt.handle(),
-        Some(stdio),
-        None,
-    );
+    let launcher = lifecycle::Launcher {
+        env: &ctx.env,
+        pp: &ctx.pp,
+        image: &image,
+        resolver: Some(&resolver),
+        rt: rt.handle(),
+        creator: None,
+    };
+    let started = lifecycle::create_and_start(&launcher, &mut rec, &plan, Some(stdio));
     let started = match started {
         Ok(s) => s,
         Err(e) => {

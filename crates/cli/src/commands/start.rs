@@ -18,7 +18,9 @@ pub struct Args {
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let ctx = stack_common::load(global, &args.services)?;
-    let _lock = ProjectLock::acquire(&ctx.pp)?;
+    // Waits for an `up` or `down` in progress, but is not held while the
+    // supervisor works: a `down` or `kill` meanwhile is served at once.
+    drop(ProjectLock::acquire(&ctx.pp)?);
     let req = Request::Start {
         services: args.services.clone(),
     };

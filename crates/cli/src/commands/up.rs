@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use rstack_images::{LocalImage, Store};
 use rstack_stack::control::Request;
 use rstack_stack::state::ProjectLock;
-use rstack_stack::supervisor::{Event, Supervisor, UpOptions, running_supervisor};
+use rstack_stack::supervisor::{Ended, Event, Supervisor, UpOptions, running_supervisor};
 
 use super::service_pull::{self, Wanted};
 use super::stack_common::{self, Ctx};
@@ -215,7 +215,10 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let pp = ctx.pp.clone();
     let no_prefix = args.no_log_prefix;
     std::thread::spawn(move || follow_logs(&pp, &names, color, no_prefix));
-    let code = sup.serve(true)?;
+    if sup.serve(true)? == Ended::Detached {
+        // another `up` took over: leave at once, its containers running
+        return Ok(0);
+    }
     if let Some(svc) = &args.exit_code_from {
         let recs = stack_common::containers_of(&ctx.pp, svc)?;
         let c = recs.first().and_then(|r| r.exit_code).unwrap_or(1);
@@ -227,13 +230,13 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             return Ok(c.unwrap_or(1).clamp(0, 255) as u8);
         }
     }
-    Ok(if ready.is_err() { 1 } else { code })
+    Ok(if ready.is_err() { 1 } else { 0 })
 }
 
 fn names_of(ctx: &Ctx) -> Vec<String> {
     let mut v = Vec::new();
     for (name, svc) in &ctx.project.services {
-        for n in 1..=svc.replicas().max(1) as u32 {
+        for n in rstack_stack::supervisor::replica_numbers(svc) {
             v.push(ctx.project.container_name(name, n));
         }
     }

@@ -14,7 +14,7 @@ use crate::state::{ProbeResult, now_rfc3339};
 
 /// Runs the probe in container `id`; never fails: a probe that cannot run
 /// is an unhealthy result with the reason as output (like docker).
-pub fn run(paths: &rstack_runtime::Paths, id: &str, check: &Check) -> ProbeResult {
+pub(crate) fn run(paths: &rstack_runtime::Paths, id: &str, check: &Check) -> ProbeResult {
     let start = now_rfc3339();
     let (code, output) = match exec(paths, id, check) {
         Ok(r) => r,
@@ -44,7 +44,7 @@ fn exec(paths: &rstack_runtime::Paths, id: &str, check: &Check) -> Result<(i32, 
                 stderr: Some(w2),
             },
         )
-        .map_err(|e| crate::lifecycle::chain(&e))?;
+        .map_err(|e| crate::error_chain::chain(&e))?;
     let pidfd = Pidfd::open(p.pid()).map_err(|e| e.to_string())?;
     let timed_out = !pidfd.wait_exit(check.timeout);
     if timed_out {

@@ -1,0 +1,252 @@
+//! The supervisor's shared state: what it knows of each container
+//! ([`Live`]) in one [`Hub`] behind a mutex, with a condition variable that
+//! every change notifies (starters, runners, probers and requests wait on
+//! it — no polling delay), and the handles every thread shares ([`Inner`]).
+//! The lock is held only for short critical sections: nothing blocks
+//! (waits for a process, a probe, a socket) while holding it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rstack_compose::Project;
+use rstack_images::LocalImage;
+
+use super::log_pump::Pumps;
+use super::{Event, Reporter};
+use crate::error_chain::chain;
+use crate::prepare::Env;
+use crate::process::Pidfd;
+use crate::state::{ContainerRecord, ProjectPaths};
+
+/// A container the supervisor looks after.
+#[derive(Debug)]
+pub(super) struct Live {
+    pub(super) rec: ContainerRecord,
+    pub(super) pidfd: Option<Arc<Pidfd>>,
+    /// Bumped on each exit: probers of an older run stop.
+    pub(super) generation: u64,
+    /// Its runner thread is alive.
+    pub(super) active: bool,
+    /// Create failed or exited where a dependant needed it up.
+    pub(super) failed: Option<String>,
+    /// A stop was asked: no restart, runner ends after teardown.
+    pub(super) stop_requested: bool,
+    pub(super) stop_signal: i32,
+    pub(super) stop_timeout: Duration,
+}
+
+impl Live {
+    /// Its process runs (created or adopted, not yet exited).
+    pub(super) fn running(&self) -> bool {
+        self.pidfd.is_some()
+    }
+
+    /// A container known from its record alone (for unit tests).
+    #[cfg(test)]
+    pub(super) fn of(rec: ContainerRecord) -> Live {
+        Live {
+            rec,
+            pidfd: None,
+            generation: 0,
+            active: false,
+            failed: None,
+            stop_requested: false,
+            stop_signal: libc::SIGTERM,
+            stop_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Hub {
+    /// The project is being stopped or taken down: nothing starts any
+    /// more, and every wait (dependencies, backoff, start) gives up.
+    pub(super) shutting: bool,
+    /// A second Ctrl-C: stops do not wait for the grace period.
+    pub(super) kill_now: bool,
+    pub(super) ctrs: BTreeMap<String, Live>,
+    /// Services whose starter gave up (dependency failed).
+    pub(super) blocked: HashMap<String, String>,
+    /// Services whose containers were all launched.
+    pub(super) launched: HashMap<String, bool>,
+}
+
+/// The hub and the condition variable its changes are announced on.
+#[derive(Debug, Default)]
+pub(super) struct Shared {
+    hub: Mutex<Hub>,
+    cv: Condvar,
+}
+
+impl Shared {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Hub> {
+        self.hub.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes every waiter: the hub changed.
+    pub(super) fn notify(&self) {
+        self.cv.notify_all();
+    }
+
+    pub(super) fn wait<'a>(&self, g: MutexGuard<'a, Hub>) -> MutexGuard<'a, Hub> {
+        self.cv.wait(g).unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn wait_timeout<'a>(
+        &self,
+        g: MutexGuard<'a, Hub>,
+        d: Duration,
+    ) -> MutexGuard<'a, Hub> {
+        self.cv
+            .wait_timeout(g, d)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0)
+    }
+
+    /// From now on nothing starts, and pending waits give up (`down`,
+    /// Ctrl-C): set before the containers are stopped so a `start` or
+    /// `restart` in flight cannot bring one back meanwhile.
+    pub(super) fn begin_shutdown(&self) {
+        self.lock().shutting = true;
+        self.notify();
+    }
+}
+
+pub(super) struct Inner {
+    pub(super) env: Env,
+    pub(super) pp: ProjectPaths,
+    pub(super) project: Project,
+    pub(super) plan: rstack_compose::Plan,
+    pub(super) images: HashMap<String, LocalImage>,
+    pub(super) reporter: Reporter,
+    pub(super) shared: Shared,
+    pub(super) rt: tokio::runtime::Runtime,
+    pub(super) resolver: rstack_netns::Resolver,
+    pub(super) creator: crate::creator::Creator,
+    /// Raw-to-json log state, shared by the pump thread and the runners
+    /// (which drain a container's output before recording its exit).
+    pub(super) pumps: Mutex<Pumps>,
+}
+
+impl Inner {
+    pub(super) fn hub(&self) -> MutexGuard<'_, Hub> {
+        self.shared.lock()
+    }
+
+    pub(super) fn notify(&self) {
+        self.shared.notify();
+    }
+
+    pub(super) fn wait<'a>(&self, g: MutexGuard<'a, Hub>) -> MutexGuard<'a, Hub> {
+        self.shared.wait(g)
+    }
+
+    pub(super) fn wait_timeout<'a>(
+        &self,
+        g: MutexGuard<'a, Hub>,
+        d: Duration,
+    ) -> MutexGuard<'a, Hub> {
+        self.shared.wait_timeout(g, d)
+    }
+
+    pub(super) fn begin_shutdown(&self) {
+        self.shared.begin_shutdown();
+    }
+
+    pub(super) fn report(&self, name: &str, action: &str) {
+        (self.reporter)(Event::Resource {
+            kind: "Container",
+            name: name.to_owned(),
+            action: action.to_owned(),
+        });
+    }
+
+    pub(super) fn warn(&self, message: String) {
+        (self.reporter)(Event::Warning(message));
+    }
+
+    /// Changes a container under the lock, saves its record, wakes waiters.
+    pub(super) fn update(&self, name: &str, f: impl FnOnce(&mut Live)) {
+        let mut hub = self.hub();
+        if let Some(live) = hub.ctrs.get_mut(name) {
+            f(live);
+            if let Err(e) = self.pp.save_container(&live.rec) {
+                tracing::warn!(error = %chain(&e), "cannot save a container record");
+            }
+        }
+        drop(hub);
+        self.notify();
+    }
+
+    /// A container as the supervisor first knows it (not running yet).
+    pub(super) fn new_live(&self, rec: ContainerRecord) -> Live {
+        let svc = self.project.services.get(&rec.service);
+        let stop_timeout = svc
+            .and_then(|s| s.stop_grace_period)
+            .map(|d| d.as_std())
+            .unwrap_or(Duration::from_secs(10));
+        Live {
+            stop_signal: self.stop_signal_of(&rec.service),
+            rec,
+            pidfd: None,
+            generation: 0,
+            active: false,
+            failed: None,
+            stop_requested: false,
+            stop_timeout,
+        }
+    }
+
+    /// The service's `stop_signal`, else its image's `StopSignal`, else SIGTERM.
+    pub(super) fn stop_signal_of(&self, service: &str) -> i32 {
+        let from_service = self
+            .project
+            .services
+            .get(service)
+            .and_then(|s| s.stop_signal.clone());
+        let from_image = self.images.get(service).and_then(|i| {
+            i.config
+                .config()
+                .as_ref()
+                .and_then(|c| c.stop_signal().clone())
+        });
+        from_service
+            .or(from_image)
+            .and_then(|s| rstack_runtime::container::parse_signal(&s).ok())
+            .map(|s| s as i32)
+            .unwrap_or(libc::SIGTERM)
+    }
+
+    /// `services`, all of the project's when empty; an unknown name is an error.
+    pub(super) fn services_or_all(&self, services: &[String]) -> Result<Vec<String>, String> {
+        for s in services {
+            if !self.project.services.contains_key(s) {
+                return Err(format!("no such service: {s}"));
+            }
+        }
+        Ok(if services.is_empty() {
+            self.project.services.keys().cloned().collect()
+        } else {
+            services.to_vec()
+        })
+    }
+
+    /// Forgets a container: its record, logs and kept data.
+    pub(super) fn forget(&self, name: &str) -> Result<(), crate::state::Error> {
+        let r = self.pp.remove_container(name);
+        let _ = std::fs::remove_dir_all(self.pp.log_dir(name));
+        self.pp.remove_container_data(name);
+        r
+    }
+}
+
+/// Stop signal, `timeout` to exit, then SIGKILL. True if it exited.
+pub(super) fn stop_pidfd(p: &Pidfd, signal: i32, timeout: Duration) -> bool {
+    let _ = p.signal(signal);
+    if p.wait_exit(timeout) {
+        return true;
+    }
+    let _ = p.signal(libc::SIGKILL);
+    p.wait_exit(Duration::from_secs(10))
+}

@@ -1,0 +1,123 @@
+//! Healthchecks of running containers: one prober thread per container run
+//! (its `generation`) with a healthcheck, sleeping as the health tracker's
+//! cadence says ([`crate::health`]), asking the creator to run each probe
+//! ([`super::probe`], in a single-threaded fork) and recording the result
+//! in the container's record, which dependants waiting on
+//! `service_healthy` see at once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::hub::Inner;
+use crate::error_chain::chain;
+use crate::health::{Check, Tracker};
+use crate::state::{Health, ProbeResult, now_rfc3339};
+
+/// Starts the prober of run `generation` of container `name`.
+pub(super) fn spawn(inner: &Arc<Inner>, name: String, generation: u64, check: Check) {
+    let i = inner.clone();
+    std::thread::spawn(move || prober(i, name, generation, check));
+}
+
+/// Runs a container's healthcheck until the container's run `generation` ends.
+fn prober(inner: Arc<Inner>, name: String, generation: u64, check: Check) {
+    let (mut tracker, started, id) = {
+        let hub = inner.hub();
+        let Some(l) = hub.ctrs.get(&name) else { return };
+        let tracker = match &l.rec.health {
+            Some(h) => Tracker::resume(check.clone(), h),
+            None => Tracker::new(check.clone()),
+        };
+        let started = l
+            .rec
+            .started_at
+            .as_deref()
+            .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+            .unwrap_or_else(jiff::Timestamp::now);
+        (tracker, started, l.rec.id.clone())
+    };
+    let Some(id) = id else { return };
+    let uptime = || {
+        let d = jiff::Timestamp::now().duration_since(started);
+        Duration::try_from(d).unwrap_or_default()
+    };
+    loop {
+        if !sleep(&inner, &name, generation, tracker.next_delay(uptime())) {
+            return;
+        }
+        let leaves = inner
+            .hub()
+            .ctrs
+            .get(&name)
+            .map(|l| l.rec.cgroup_leaves.clone())
+            .unwrap_or_default();
+        if crate::cgroups::is_paused(&leaves) {
+            // a frozen container cannot answer; docker skips probes too
+            continue;
+        }
+        let result = probe(&inner, &id, &check);
+        let changed = tracker.record(result, uptime());
+        let still = inner
+            .hub()
+            .ctrs
+            .get(&name)
+            .is_some_and(|l| l.generation == generation);
+        if !still {
+            return;
+        }
+        let rec = tracker.to_record();
+        inner.update(&name, |l| l.rec.health = Some(rec));
+        if changed {
+            let action = match tracker.status() {
+                Health::Healthy => "Healthy",
+                Health::Unhealthy => "Unhealthy",
+                Health::Starting => "Starting",
+            };
+            inner.report(&name, action);
+        }
+    }
+}
+
+/// Sleeps `delay`; false when the run is over (exited, stopped, shutdown).
+fn sleep(inner: &Inner, name: &str, generation: u64, delay: Duration) -> bool {
+    let deadline = Instant::now() + delay;
+    let mut hub = inner.hub();
+    loop {
+        let gone = hub
+            .ctrs
+            .get(name)
+            .is_none_or(|l| l.generation != generation || l.stop_requested);
+        if hub.shutting || gone {
+            return false;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        hub = inner.wait_timeout(hub, left);
+    }
+}
+
+/// One probe, run by the creator's worker; a probe that cannot run is a
+/// failed one with the reason as its output.
+fn probe(inner: &Inner, id: &str, check: &Check) -> ProbeResult {
+    match inner.creator.call(&crate::creator::Request::Probe {
+        id: id.to_owned(),
+        argv: check.argv.clone(),
+        timeout_ms: check.timeout.as_millis() as u64,
+    }) {
+        Ok(crate::creator::Reply::Probed(r)) => r,
+        Ok(other) => failure(format!("unexpected answer {other:?}")),
+        Err(e) => failure(chain(&e)),
+    }
+}
+
+fn failure(output: String) -> ProbeResult {
+    let now = now_rfc3339();
+    ProbeResult {
+        start: now.clone(),
+        end: now,
+        exit_code: -1,
+        output,
+    }
+}
