@@ -242,6 +242,11 @@ pub struct ProjectResources {
     pub config_files: Vec<PathBuf>,
     #[serde(default)]
     pub working_dir: PathBuf,
+    /// The services the supervisor supervises, as last declared: an `up`
+    /// with other files keeps supervising the containers of the services
+    /// it does not declare (see `supervisor::known`).
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub services: indexmap::IndexMap<String, rstack_compose::model::Service>,
 }
 
 /// Life stage of a container, as `docker ps` names them.

@@ -24,7 +24,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let signal = rstack_runtime::container::parse_signal(&args.signal)
         .with_context(|| format!("invalid signal {:?}", args.signal))?;
     let req = Request::Kill {
-        services: args.services.clone(),
+        services: stack_common::acted_on(&ctx.project, &args.services),
         signal: signal as i32,
     };
     stack_common::relay(&ctx.pp, &req, Duration::from_secs(30))

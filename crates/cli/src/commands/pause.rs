@@ -22,8 +22,9 @@ pub fn set(global: &GlobalOpts, services: &[String], paused: bool) -> anyhow::Re
             anyhow::bail!("no such service: {s}");
         }
     }
+    let services = stack_common::acted_on(&ctx.project, services);
     for r in ctx.pp.containers()? {
-        if !services.is_empty() && !services.contains(&r.service) {
+        if !services.contains(&r.service) {
             continue;
         }
         if !stack_common::is_alive(&r) {

@@ -25,7 +25,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     drop(ProjectLock::acquire(&ctx.pp)?);
     // dependants declared with `depends_on: {S: {restart: true}}` go too
     let services = if args.services.is_empty() {
-        Vec::new()
+        stack_common::acted_on(&ctx.project, &[])
     } else {
         ctx.project.with_restart_dependents(&args.services)
     };

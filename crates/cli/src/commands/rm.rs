@@ -36,7 +36,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let _lock = ProjectLock::acquire(&ctx.pp)?;
     if args.stop {
         let req = Request::Stop {
-            services: args.services.clone(),
+            services: stack_common::acted_on(&ctx.project, &args.services),
             timeout: None,
         };
         if let Some(r) = stack_common::ask(&ctx.pp, &req, Duration::from_secs(300))? {
@@ -67,7 +67,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         }
     }
     let req = Request::Rm {
-        services: args.services.clone(),
+        services: stack_common::acted_on(&ctx.project, &args.services),
     };
     if let Some(r) = stack_common::ask(&ctx.pp, &req, Duration::from_secs(60))? {
         for l in r.lines {

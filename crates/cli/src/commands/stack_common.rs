@@ -35,6 +35,17 @@ pub fn load(global: &GlobalOpts, services: &[String]) -> anyhow::Result<Ctx> {
     Ok(Ctx { project, env, pp })
 }
 
+/// The services a command acts on: those named, else every service of
+/// this command line's model. Like docker compose, `-f a.yaml stop` acts
+/// on a.yaml's services, whatever else the project's supervisor runs.
+pub fn acted_on(project: &Project, named: &[String]) -> Vec<String> {
+    if named.is_empty() {
+        project.services.keys().cloned().collect()
+    } else {
+        named.to_vec()
+    }
+}
+
 /// The project name and state without needing the Compose file (`-p`
 /// alone is enough, like `docker compose -p x down`).
 pub fn load_or_name(

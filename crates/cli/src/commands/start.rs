@@ -22,7 +22,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     // supervisor works: a `down` or `kill` meanwhile is served at once.
     drop(ProjectLock::acquire(&ctx.pp)?);
     let req = Request::Start {
-        services: args.services.clone(),
+        services: stack_common::acted_on(&ctx.project, &args.services),
     };
     stack_common::relay(&ctx.pp, &req, Duration::from_secs(300))
 }

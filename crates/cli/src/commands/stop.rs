@@ -26,7 +26,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     // supervisor works: a `down` or `kill` meanwhile is served at once.
     drop(ProjectLock::acquire(&ctx.pp)?);
     let req = Request::Stop {
-        services: args.services.clone(),
+        services: stack_common::acted_on(&ctx.project, &args.services),
         timeout: args.timeout,
     };
     let wait = Duration::from_secs(args.timeout.unwrap_or(10) * 4 + 120);

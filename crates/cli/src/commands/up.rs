@@ -143,7 +143,8 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     }
     let store = Store::open(&global.root)?;
     if args.supervisor_child {
-        return run_child(ctx, &store, &args);
+        let foreign = keep_foreign(&mut ctx, &args)?;
+        return run_child(ctx, &store, &args, foreign);
     }
     let lock = ProjectLock::acquire(&ctx.pp)?;
     // services with `build:`: all rebuilt with --build, else the missing
@@ -151,6 +152,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     if !args.no_build {
         super::build::build_for_up(global, &ctx.project, args.build)?;
     }
+    let foreign = keep_foreign(&mut ctx, &args)?;
     let images = ensure_images(&ctx, &store, args.pull)?;
     if let Some(sup) = running_supervisor(&ctx.pp) {
         // A supervisor runs: let it go (its containers keep running) and
@@ -168,6 +170,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         wait_healthy: args.wait,
         timeout: args.timeout,
         no_deps: args.no_deps,
+        foreign,
     };
     if args.detach || args.wait {
         let code = spawn_detached(global, &ctx, &args)?;
@@ -441,7 +444,20 @@ fn spawn_detached(global: &GlobalOpts, ctx: &Ctx, args: &Args) -> anyhow::Result
 
 /// The detached supervisor: sets up, reports progress on stdout (a pipe
 /// to `up -d`), says READY, then points stdout at its log file and serves.
-fn run_child(ctx: Ctx, store: &Store, args: &Args) -> anyhow::Result<u8> {
+/// The services of the project's last `up` that these files do not declare
+/// but whose containers are still there: still supervised (not started),
+/// unless `--remove-orphans` removes them.
+fn keep_foreign(ctx: &mut Ctx, args: &Args) -> anyhow::Result<Vec<String>> {
+    if args.remove_orphans {
+        return Ok(Vec::new());
+    }
+    Ok(rstack_stack::supervisor::known::keep_foreign_services(
+        &mut ctx.project,
+        &ctx.pp,
+    )?)
+}
+
+fn run_child(ctx: Ctx, store: &Store, args: &Args, foreign: Vec<String>) -> anyhow::Result<u8> {
     let images = ensure_images(&ctx, store, PullPolicy::Never)?;
     let opts = UpOptions {
         services: args.services.clone(),
@@ -451,6 +467,7 @@ fn run_child(ctx: Ctx, store: &Store, args: &Args) -> anyhow::Result<u8> {
         wait_healthy: args.wait,
         timeout: args.timeout,
         no_deps: args.no_deps,
+        foreign,
     };
     let reporter: rstack_stack::supervisor::Reporter = Arc::new(|e: Event| {
         let line = match e {

@@ -218,13 +218,9 @@ impl Inner {
             .unwrap_or(libc::SIGTERM)
     }
 
-    /// `services`, all of the project's when empty; an unknown name is an error.
+    /// The services a request names (the CLI checked them against its own
+    /// model; one this supervisor does not know has no container), or all.
     pub(super) fn services_or_all(&self, services: &[String]) -> Result<Vec<String>, String> {
-        for s in services {
-            if !self.project.services.contains_key(s) {
-                return Err(format!("no such service: {s}"));
-            }
-        }
         Ok(if services.is_empty() {
             self.project.services.keys().cloned().collect()
         } else {

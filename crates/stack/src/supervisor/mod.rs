@@ -22,6 +22,7 @@ mod conditions;
 mod control_loop;
 mod depends;
 mod hub;
+pub mod known;
 mod log_pump;
 mod plan;
 pub(crate) mod probe;
@@ -100,6 +101,8 @@ pub enum Error {
     },
     #[error("{}", .0.join("\n"))]
     Services(Vec<String>),
+    #[error("{0}")]
+    NameConflict(known::Conflict),
 }
 
 /// What `up` asks for.
@@ -116,6 +119,9 @@ pub struct UpOptions {
     pub timeout: Option<u64>,
     /// Start only `services`, not their dependencies, and do not wait for them.
     pub no_deps: bool,
+    /// Services of an earlier `up` that these files do not declare, still
+    /// supervised but not started ([`known::keep_foreign_services`]).
+    pub foreign: Vec<String>,
 }
 
 /// Progress, printed by the CLI like docker compose's lines.
@@ -211,8 +217,13 @@ impl Supervisor {
         });
         let listener = listen(&inner)?;
         ensure_resources(&inner.env, &inner.pp, &inner.project, &[], &inner.reporter)?;
+        let mut res = inner.pp.resources()?;
+        res.services = inner.project.services.clone();
+        inner.pp.save_resources(&res)?;
         let selected = if opts.services.is_empty() {
-            inner.plan.start_order()
+            let mut all = inner.plan.start_order();
+            all.retain(|s| !opts.foreign.contains(s));
+            all
         } else if opts.no_deps {
             opts.services.clone()
         } else {

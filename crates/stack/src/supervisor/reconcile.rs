@@ -24,8 +24,19 @@ pub(super) fn reconcile(
     opts: &UpOptions,
     selected: &[String],
 ) -> Result<Vec<(String, Pidfd)>, Error> {
-    let wanted = wanted(inner)?;
     let records = inner.pp.containers()?;
+    let wanted = wanted(inner, selected, &records)?;
+    if !opts.foreign.is_empty() {
+        let names: Vec<&str> = records
+            .iter()
+            .filter(|r| !r.oneoff && opts.foreign.contains(&r.service))
+            .map(|r| r.name.as_str())
+            .collect();
+        inner.warn(format!(
+            "Found orphan containers ([{}]) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.",
+            names.join(" ")
+        ));
+    }
     let pidfds: Vec<Option<Pidfd>> = records.iter().map(verified).collect();
     let restart_too = plan::restarted_dependants(&inner.project, opts, selected, &records, &wanted);
     let cx = Context {
@@ -71,10 +82,26 @@ fn verified(rec: &ContainerRecord) -> Option<Pidfd> {
 }
 
 /// The containers the project wants, with the config hash, image and
-/// command they would be created with.
-fn wanted(inner: &Inner) -> Result<BTreeMap<String, ContainerRecord>, Error> {
+/// command they would be created with; a name two services want goes to
+/// the selected one, and a name a selected service cannot have is a
+/// [`Error::NameConflict`].
+fn wanted(
+    inner: &Inner,
+    selected: &[String],
+    records: &[ContainerRecord],
+) -> Result<BTreeMap<String, ContainerRecord>, Error> {
     let project = &inner.project;
-    let mut wanted = BTreeMap::new();
+    let pairs: Vec<(String, String)> = project
+        .services
+        .iter()
+        .flat_map(|(s, svc)| {
+            replica_numbers(svc).map(move |n| (project.container_name(s, n), s.clone()))
+        })
+        .collect();
+    if let Some(c) = super::known::name_conflict(&pairs, records, selected) {
+        return Err(Error::NameConflict(c));
+    }
+    let mut wanted: BTreeMap<String, ContainerRecord> = BTreeMap::new();
     for (svc_name, svc) in &project.services {
         let image = &inner.images[svc_name];
         let hash = crate::mapping::config_hash(svc, &image.id);
@@ -86,7 +113,12 @@ fn wanted(inner: &Inner) -> Result<BTreeMap<String, ContainerRecord>, Error> {
             rec.image = project.image_name(svc_name);
             rec.image_id = image.id.clone();
             rec.command = display_command(&plan.options, image);
-            wanted.insert(name, rec);
+            let taken = wanted
+                .get(&name)
+                .is_some_and(|w| selected.contains(&w.service) || !selected.contains(svc_name));
+            if !taken {
+                wanted.insert(name, rec);
+            }
         }
     }
     Ok(wanted)
