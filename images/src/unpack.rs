@@ -24,7 +24,8 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2};
+use nix::fcntl::{OFlag, openat};
+use rstack_sys::in_root;
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag, UtimensatFlags, mknodat};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, UnlinkatFlags};
@@ -428,15 +429,13 @@ impl Unpacker {
 
     /// Opens a directory of the layer, resolving symlinks inside the layer.
     fn open_in_root(&self, rel: &Path) -> Result<OwnedFd, Errno> {
-        let how = OpenHow::new()
-            .flags(OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        openat2(&self.root, rel, how)
+        in_root::open(&self.root, rel, OFlag::O_DIRECTORY | OFlag::O_RDONLY)
     }
 
     /// Opens (creating as needed, mode 0755) the directory `parts`.
     fn dir(&mut self, parts: &[OsString], display: &str) -> Result<OwnedFd, Error> {
-        match self.open_in_root(&join(parts)) {
+        let rel = join(parts);
+        match self.open_in_root(&rel) {
             Ok(fd) => return Ok(fd),
             Err(Errno::ENOENT) => {}
             Err(e) => {
@@ -447,34 +446,21 @@ impl Unpacker {
                 });
             }
         }
-        let mut cur = self
-            .open_in_root(Path::new("."))
-            .map_err(|e| Error::Entry {
-                path: display.to_owned(),
-                what: "cannot open layer root",
-                source: e.into(),
-            })?;
-        for (i, part) in parts.iter().enumerate() {
-            match nix::sys::stat::mkdirat(&cur, part.as_os_str(), Mode::from_bits_truncate(0o755)) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(e) => {
-                    return Err(Error::Entry {
-                        path: display.to_owned(),
-                        what: "cannot create parent directory",
-                        source: e.into(),
-                    });
+        let mode = Mode::from_bits_truncate(0o755);
+        in_root::mkdir_all(&self.root, &rel, mode, OFlag::O_RDONLY).map_err(|e| {
+            let (what, source) = match e {
+                in_root::Error::Open { path, source } if path.as_os_str().is_empty() => {
+                    ("cannot open layer root", source)
                 }
+                in_root::Error::Open { source, .. } => ("cannot open parent directory", source),
+                in_root::Error::Create { source, .. } => ("cannot create parent directory", source),
+            };
+            Error::Entry {
+                path: display.to_owned(),
+                what,
+                source: source.into(),
             }
-            // Re-resolve from the layer root so a symlinked component stays inside.
-            cur = self
-                .open_in_root(&join(&parts[..=i]))
-                .map_err(|e| Error::Entry {
-                    path: display.to_owned(),
-                    what: "cannot open parent directory",
-                    source: e.into(),
-                })?;
-        }
-        Ok(cur)
+        })
     }
 
     /// Removes what is at `parent/name` unless both it and the new entry
