@@ -42,12 +42,11 @@ impl Store {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         // 0600 like `docker save -o` (the CLI writes a temp file too).
-        let mut tmp = rstack_sys::fs::AtomicFile::create(path, 0o600).map_err(|e| {
-            Error::NotWritable {
+        let mut tmp =
+            rstack_sys::fs::AtomicFile::create(path, 0o600).map_err(|e| Error::NotWritable {
                 path: dir.to_owned(),
                 source: e.into_io(),
-            }
-        })?;
+            })?;
         {
             let mut out = io::BufWriter::new(&mut tmp);
             self.save_to(names, &mut out)?;

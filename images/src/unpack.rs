@@ -25,10 +25,10 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
 use nix::fcntl::{OFlag, openat};
-use rstack_sys::in_root;
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag, UtimensatFlags, mknodat};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, UnlinkatFlags};
+use rstack_sys::in_root;
 
 /// xattr overlayfs reads to make a directory opaque.
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";

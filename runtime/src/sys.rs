@@ -14,14 +14,7 @@ use crate::workload;
 /// Turns libcontainer's create error into ours, recognising the workload's
 /// "command not found" messages (they travel as text through its channel).
 pub(crate) fn executor_error(what: &'static str, source: impl std::error::Error) -> ContainerError {
-    let mut text = source.to_string();
-    let mut cur: Option<&dyn std::error::Error> = source.source();
-    while let Some(e) = cur {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cur = e.source();
-    }
-    executor_error_text(what, text)
+    executor_error_text(what, rstack_sys::chain::chain(&source))
 }
 
 /// [`executor_error`] from the error's text (as the build helper sends it).
@@ -57,7 +50,7 @@ pub(crate) fn executor_error_text(what: &'static str, text: String) -> Container
 /// namespace) would then keep the namespace's PID 1 from ever being
 /// reaped. Only zombie children of ours named `youki:[...]` are touched.
 pub(crate) fn reap_executor_zombies() {
-    let me = std::process::id().to_string();
+    let me = nix::unistd::getpid().as_raw();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return;
     };
@@ -66,16 +59,10 @@ pub(crate) fn reap_executor_zombies() {
         let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        let Ok(stat) = rstack_sys::proc::stat(pid) else {
             continue;
         };
-        // pid (comm) state ppid ...
-        let Some((comm_part, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let (state, ppid) = (fields.next(), fields.next());
-        if state == Some("Z") && ppid == Some(me.as_str()) && comm_part.contains("(youki:[") {
+        if stat.is_zombie() && stat.ppid == me && stat.comm.starts_with("youki:[") {
             let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
         }
     }

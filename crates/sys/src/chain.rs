@@ -26,7 +26,10 @@ pub fn causes<'a>(e: &'a dyn Error) -> impl Iterator<Item = &'a (dyn Error + 'st
 /// Only the causes of `e`, `: `-joined (for a message that already names
 /// the outer step itself); empty when `e` has none.
 pub fn causes_text(e: &dyn Error) -> String {
-    causes(e).map(|c| c.to_string()).collect::<Vec<_>>().join(": ")
+    causes(e)
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 #[cfg(test)]
@@ -46,10 +49,7 @@ mod tests {
     struct Middle(#[source] std::io::Error);
 
     fn sample() -> Outer {
-        Outer::Save(
-            "/x".into(),
-            Middle(std::io::Error::new(std::io::ErrorKind::Other, "disk full")),
-        )
+        Outer::Save("/x".into(), Middle(std::io::Error::other("disk full")))
     }
 
     #[test]

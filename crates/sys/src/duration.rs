@@ -234,7 +234,10 @@ mod tests {
             ("3h30m", (3 * H + 30 * M) as i64),
             ("10.5s4m", (4 * M + 10 * S + S / 2) as i64),
             ("-2m3.4s", -((2 * M + 3 * S + 400 * MS) as i64)),
-            ("1h2m3s4ms5us6ns", (H + 2 * M + 3 * S + 4 * MS + 5 * US + 6) as i64),
+            (
+                "1h2m3s4ms5us6ns",
+                (H + 2 * M + 3 * S + 4 * MS + 5 * US + 6) as i64,
+            ),
             ("39h9m14.425s", (39 * H + 9 * M + 14 * S + 425 * MS) as i64),
             ("52763797000ns", 52_763_797_000),
             ("0.3333333333333333333h", 20 * M as i64),
@@ -245,15 +248,32 @@ mod tests {
             ("-9223372036854775808ns", i64::MIN),
             ("-9223372036854775.808us", i64::MIN),
             ("0.100000000000000000000h", 6 * M as i64),
-            ("0.830103483285477580700h", (49 * M + 48 * S + 372_539_827) as i64),
+            (
+                "0.830103483285477580700h",
+                (49 * M + 48 * S + 372_539_827) as i64,
+            ),
         ];
         for (s, want) in ok {
             assert_eq!(parse(s), Ok(*want), "{s}");
         }
         for bad in [
-            "", "3", "-", "s", ".", "-.", ".s", "+.s", "1d", "\u{85}\u{85}", "\u{FFFD}",
-            "9223372036854775810ns", "9223372036854775808ns", "-9223372036854775809ns",
-            "9223372036854776us", "3000000h", "9223372036854775.808us",
+            "",
+            "3",
+            "-",
+            "s",
+            ".",
+            "-.",
+            ".s",
+            "+.s",
+            "1d",
+            "\u{85}\u{85}",
+            "\u{FFFD}",
+            "9223372036854775810ns",
+            "9223372036854775808ns",
+            "-9223372036854775809ns",
+            "9223372036854776us",
+            "3000000h",
+            "9223372036854775.808us",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
@@ -261,12 +281,18 @@ mod tests {
 
     #[test]
     fn error_messages_are_gos() {
-        assert_eq!(parse("3").unwrap_err().to_string(), "missing unit in duration \"3\"");
+        assert_eq!(
+            parse("3").unwrap_err().to_string(),
+            "missing unit in duration \"3\""
+        );
         assert_eq!(
             parse("1x").unwrap_err().to_string(),
             "unknown unit \"x\" in duration \"1x\""
         );
-        assert_eq!(parse("-").unwrap_err().to_string(), "invalid duration \"-\"");
+        assert_eq!(
+            parse("-").unwrap_err().to_string(),
+            "invalid duration \"-\""
+        );
     }
 
     #[test]

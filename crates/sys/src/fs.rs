@@ -83,10 +83,13 @@ impl AtomicFile {
 
     /// Fsyncs the data, renames it over the target and fsyncs the directory.
     pub fn commit(self) -> Result<(), Error> {
-        self.tmp.as_file().sync_all().map_err(|source| Error::Sync {
-            path: self.path.clone(),
-            source,
-        })?;
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(|source| Error::Sync {
+                path: self.path.clone(),
+                source,
+            })?;
         let path = self.persist()?;
         sync_dir(parent(&path))
     }
@@ -197,7 +200,10 @@ mod tests {
         };
         let p = dir.path().join("a");
         write_atomic(&p, b"x").unwrap();
-        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o666 & !umask);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().mode() & 0o777,
+            0o666 & !umask
+        );
         write_atomic_mode(&p, b"x", 0o600).unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
     }
@@ -207,7 +213,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("missing/a.json");
         let e = write_atomic(&p, b"x").unwrap_err();
-        assert!(matches!(&e, Error::Write { path, .. } if path == &p), "{e:?}");
+        assert!(
+            matches!(&e, Error::Write { path, .. } if path == &p),
+            "{e:?}"
+        );
         assert_eq!(e.to_string(), format!("cannot write {}", p.display()));
     }
 

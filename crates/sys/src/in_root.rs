@@ -178,7 +178,10 @@ mod tests {
             OFlag::O_PATH,
         )
         .unwrap_err();
-        assert!(matches!(&e, Error::Open { path, source: Errno::ENOTDIR } if path == Path::new("file")), "{e:?}");
+        assert!(
+            matches!(&e, Error::Open { path, source: Errno::ENOTDIR } if path == Path::new("file")),
+            "{e:?}"
+        );
         assert_eq!(e.to_string(), "cannot open /file in the root");
     }
 }

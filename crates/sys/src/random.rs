@@ -36,7 +36,10 @@ mod tests {
     fn ids_are_lowercase_hex_of_the_asked_length_and_differ() {
         let a = random_id().unwrap();
         assert_eq!(a.len(), 64);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_ne!(a, random_id().unwrap());
         assert_eq!(random_hex(3).unwrap().len(), 6);
         assert_eq!(random_hex(0).unwrap(), "");

@@ -112,8 +112,23 @@ mod tests {
             assert_eq!(ram_in_bytes(s), Ok(*want), "{s}");
         }
         for bad in [
-            "", "hello", "-32", " 32 ", "32m b", "32bm", "32.3k.5", "32ib", "1.5  g",
-            "32  mb", "32 m ", "1kk", "1kbb", "1kib2", "1xb", "k", "99999999999999999999p",
+            "",
+            "hello",
+            "-32",
+            " 32 ",
+            "32m b",
+            "32bm",
+            "32.3k.5",
+            "32ib",
+            "1.5  g",
+            "32  mb",
+            "32 m ",
+            "1kk",
+            "1kbb",
+            "1kib2",
+            "1xb",
+            "k",
+            "99999999999999999999p",
         ] {
             assert!(ram_in_bytes(bad).is_err(), "{bad:?} accepted");
         }

@@ -491,5 +491,5 @@ fn run_child(ctx: Ctx, store: &Store, args: &Args) -> anyhow::Result<u8> {
 }
 
 fn chain_line(e: &dyn std::error::Error) -> String {
-    rstack_stack::lifecycle::chain(e).replace('\n', "\\n")
+    rstack_sys::chain::chain(e).replace('\n', "\\n")
 }
