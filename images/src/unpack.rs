@@ -149,19 +149,9 @@ fn copy_with(from: &mut impl Read, to: &mut std::fs::File, buf: &mut [u8]) -> io
 
 /// Splits a tar path into components, dropping `/`, `.` and empty parts.
 fn components(raw: &[u8], display: &str) -> Result<Vec<OsString>, Error> {
-    let mut out = Vec::new();
-    for part in raw.split(|b| *b == b'/') {
-        match part {
-            b"" | b"." => {}
-            b".." => {
-                return Err(Error::PathTraversal {
-                    path: display.to_owned(),
-                });
-            }
-            _ => out.push(OsStr::from_bytes(part).to_owned()),
-        }
-    }
-    Ok(out)
+    in_root::archive_components(raw).ok_or_else(|| Error::PathTraversal {
+        path: display.to_owned(),
+    })
 }
 
 fn join(parts: &[OsString]) -> PathBuf {

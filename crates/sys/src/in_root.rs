@@ -8,7 +8,9 @@
 //! of in user space, which races). Magic links (`/proc/self/root`) are
 //! refused.
 
+use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
@@ -41,12 +43,7 @@ fn display(p: &Path) -> String {
 /// `root` with `flags` (plus `O_CLOEXEC`), every symlink resolved inside
 /// the root. `O_NOFOLLOW` in `flags` keeps a final symlink unfollowed.
 pub fn open(root: impl AsFd, path: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
-    let rel = path.strip_prefix("/").unwrap_or(path);
-    let rel = if rel.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        rel
-    };
+    let rel = relative(path);
     let how = OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
@@ -59,6 +56,33 @@ pub fn open(root: impl AsFd, path: &Path, flags: OFlag) -> Result<OwnedFd, Errno
             r => return r,
         }
     }
+}
+
+/// `path` as seen from a root fd: `/a/b` and `a/b` are `a/b`, `/` and the
+/// empty path are `.` (`*at` calls refuse an empty path).
+pub fn relative(path: &Path) -> &Path {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    }
+}
+
+/// The elements of an entry name from an archive, empty and `.` elements
+/// dropped; `None` when one is `..`: such an entry is a breakout attempt
+/// and the whole archive is refused, as Docker does, even though a lookup
+/// in the root would keep it inside.
+pub fn archive_components(raw: &[u8]) -> Option<Vec<OsString>> {
+    let mut parts = Vec::new();
+    for p in raw.split(|b| *b == b'/') {
+        match p {
+            b"" | b"." => {}
+            b".." => return None,
+            p => parts.push(OsStr::from_bytes(p).to_owned()),
+        }
+    }
+    Some(parts)
 }
 
 /// `mkdir -p path` inside `root`: each missing component is created with
@@ -120,6 +144,33 @@ mod tests {
 
     fn root_fd(p: &Path) -> OwnedFd {
         nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap()
+    }
+
+    #[test]
+    fn archive_names() {
+        let v = |raw: &[u8]| {
+            archive_components(raw).map(|p| {
+                p.iter()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            v(b"./a//b/./c/"),
+            Some(vec!["a".into(), "b".into(), "c".into()])
+        );
+        assert_eq!(v(b"/"), Some(vec![]));
+        assert_eq!(v(b"a/../b"), None);
+        assert_eq!(v(b".."), None);
+        assert_eq!(v(b"a/..b"), Some(vec!["a".into(), "..b".into()]));
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(relative(Path::new("/a/b")), Path::new("a/b"));
+        assert_eq!(relative(Path::new("a/b")), Path::new("a/b"));
+        assert_eq!(relative(Path::new("/")), Path::new("."));
+        assert_eq!(relative(Path::new("")), Path::new("."));
     }
 
     #[test]
