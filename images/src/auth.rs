@@ -251,20 +251,7 @@ pub(crate) fn store_in(
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(werr)?;
     let data = serde_json::to_vec_pretty(&file).map_err(|e| werr(io::Error::other(e)))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".config-")
-        .tempfile_in(dir)
-        .map_err(werr)?;
-    {
-        use std::io::Write;
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(werr)?;
-        tmp.write_all(&data).map_err(werr)?;
-        tmp.as_file().sync_all().map_err(werr)?;
-    }
-    tmp.persist(path).map_err(|e| werr(e.error))?;
+    rstack_sys::fs::write_atomic_mode(path, &data, 0o600).map_err(|e| werr(e.into_io()))?;
     Ok(())
 }
 

@@ -1,18 +1,21 @@
-//! Crash-safe file writes and inter-process locks.
+//! The store's file-system helpers: crash-safe writes and `flock` locks
+//! (both from rstack-sys, see there why), one `syncfs` for a whole layer,
+//! tree removal and disk usage.
 //!
 //! The store must stay consistent if the process is killed at any point: a
 //! file is written to a temporary name in the same directory, fsynced, and
-//! renamed over its final name (rename is atomic within a filesystem), then
-//! the directory is fsynced so the rename itself is durable. Locks are
+//! renamed over its final name, then the directory is fsynced. Locks are
 //! `flock(2)` locks on lock files: the kernel drops them when the holder
 //! dies, so a crashed process never leaves a stale lock behind.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, File};
+use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
+use rstack_sys::lock::Mode;
+
+pub use rstack_sys::lock::LockGuard;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -22,18 +25,10 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("cannot write {path}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("cannot lock {path}")]
-    Lock {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Write(#[from] rstack_sys::fs::Error),
+    #[error(transparent)]
+    Lock(#[from] rstack_sys::lock::Error),
     #[error("cannot flush {path} to disk")]
     Sync {
         path: PathBuf,
@@ -50,48 +45,24 @@ pub fn create_dir_all(path: &Path) -> Result<(), Error> {
     })
 }
 
+/// The mode store files always had (tempfile's default): only the store's
+/// owner reads them.
+const MODE: u32 = 0o600;
+
 /// Writes `data` to `path` atomically: temp file, fsync, rename, fsync dir.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
-    let err = |source| Error::Write {
-        path: path.to_owned(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(err)?;
-    tmp.write_all(data).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    sync_dir(dir)
+    Ok(rstack_sys::fs::write_atomic_mode(path, data, MODE)?)
 }
 
 /// Writes `data` to `path` via a temp file and rename, without fsync: for
 /// content a later `syncfs` makes durable before anything references it.
 pub fn write_replace(path: &Path, data: &[u8]) -> Result<(), Error> {
-    let err = |source| Error::Write {
-        path: path.to_owned(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(err)?;
-    tmp.write_all(data).map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    Ok(rstack_sys::fs::replace(path, data, MODE)?)
 }
 
 /// Fsyncs a directory so renames and creations in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|source| Error::Sync {
-            path: dir.to_owned(),
-            source,
-        })
+    Ok(rstack_sys::fs::sync_dir(dir)?)
 }
 
 /// Flushes the whole filesystem holding `path` (one `syncfs(2)` instead of
@@ -105,52 +76,19 @@ pub fn syncfs(path: &Path) -> Result<(), Error> {
     nix::unistd::syncfs(file.as_fd()).map_err(|e| err(e.into()))
 }
 
-/// A held `flock`; released on drop.
-#[derive(Debug)]
-pub struct LockGuard {
-    _lock: Flock<File>,
-}
-
 /// Takes a shared or exclusive lock on `path`, creating the file. Blocks.
 pub fn lock(path: &Path, exclusive: bool) -> Result<LockGuard, Error> {
-    let err = |source| Error::Lock {
-        path: path.to_owned(),
-        source,
-    };
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(err)?;
-    let arg = if exclusive {
-        FlockArg::LockExclusive
+    let mode = if exclusive {
+        Mode::Exclusive
     } else {
-        FlockArg::LockShared
+        Mode::Shared
     };
-    let lock = Flock::lock(file, arg).map_err(|(_, errno)| err(errno.into()))?;
-    Ok(LockGuard { _lock: lock })
+    Ok(rstack_sys::lock::lock(path, mode)?)
 }
 
 /// Takes an exclusive lock without blocking; `None` when another holds it.
 pub fn try_lock(path: &Path) -> Result<Option<LockGuard>, Error> {
-    let err = |source| Error::Lock {
-        path: path.to_owned(),
-        source,
-    };
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(err)?;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => Ok(Some(LockGuard { _lock: lock })),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-        Err((_, errno)) => Err(err(errno.into())),
-    }
+    Ok(rstack_sys::lock::try_lock(path)?)
 }
 
 /// Removes a file or a directory tree; a missing path is not an error.

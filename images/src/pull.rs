@@ -101,6 +101,27 @@ fn is_insecure(store: &Store, r: &Reference) -> bool {
     list.iter().any(|s| s == r.registry())
 }
 
+/// oci-client's settings for the registry of `r` (pull and push): plain
+/// HTTP when `insecure`, a 30 s connect timeout, and `read_timeout` (a pull
+/// sets one; a push has none).
+pub(crate) fn client_config(
+    r: &Reference,
+    insecure: bool,
+    read_timeout: Option<Duration>,
+) -> ClientConfig {
+    ClientConfig {
+        protocol: if insecure {
+            ClientProtocol::HttpsExcept(vec![r.registry().to_owned()])
+        } else {
+            ClientProtocol::Https
+        },
+        platform_resolver: None,
+        connect_timeout: Some(Duration::from_secs(30)),
+        read_timeout,
+        ..Default::default()
+    }
+}
+
 /// Plain HTTP for `registry`?
 pub fn registry_is_insecure(store: &Store, registry: &str) -> bool {
     Reference::parse(&format!("{registry}/x")).is_ok_and(|r| is_insecure(store, &r))
@@ -534,18 +555,8 @@ impl Store {
     ) -> Result<LocalImage, Error> {
         let r = Reference::parse(reference)?;
         let insecure = is_insecure(self, &r);
-        let config = ClientConfig {
-            protocol: if insecure {
-                ClientProtocol::HttpsExcept(vec![r.registry().to_owned()])
-            } else {
-                ClientProtocol::Https
-            },
-            platform_resolver: None,
-            connect_timeout: Some(Duration::from_secs(30)),
-            // A registry that stops sending mid-blob fails the pull instead of hanging it.
-            read_timeout: Some(Duration::from_secs(120)),
-            ..Default::default()
-        };
+        // A registry that stops sending mid-blob fails the pull instead of hanging it.
+        let config = client_config(&r, insecure, Some(Duration::from_secs(120)));
         crate::tls::init();
         let ctx = Ctx {
             store: self,

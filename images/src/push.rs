@@ -4,9 +4,6 @@
 //! Loopback and configured insecure registries are reached over plain
 //! HTTP, like pulls.
 
-use std::time::Duration;
-
-use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 
@@ -58,16 +55,7 @@ impl Store {
             })?;
         let insecure = crate::pull::registry_is_insecure(self, r.registry());
         crate::tls::init();
-        let client = Client::new(ClientConfig {
-            protocol: if insecure {
-                ClientProtocol::HttpsExcept(vec![r.registry().to_owned()])
-            } else {
-                ClientProtocol::Https
-            },
-            platform_resolver: None,
-            connect_timeout: Some(Duration::from_secs(30)),
-            ..Default::default()
-        });
+        let client = Client::new(crate::pull::client_config(&r, insecure, None));
         let oref = r.to_oci();
         let reg_err = |source| Error::Registry {
             reference: r.familiar(),

@@ -24,10 +24,11 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2};
+use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag, UtimensatFlags, mknodat};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, UnlinkatFlags};
+use rstack_sys::in_root;
 
 /// xattr overlayfs reads to make a directory opaque.
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
@@ -148,19 +149,9 @@ fn copy_with(from: &mut impl Read, to: &mut std::fs::File, buf: &mut [u8]) -> io
 
 /// Splits a tar path into components, dropping `/`, `.` and empty parts.
 fn components(raw: &[u8], display: &str) -> Result<Vec<OsString>, Error> {
-    let mut out = Vec::new();
-    for part in raw.split(|b| *b == b'/') {
-        match part {
-            b"" | b"." => {}
-            b".." => {
-                return Err(Error::PathTraversal {
-                    path: display.to_owned(),
-                });
-            }
-            _ => out.push(OsStr::from_bytes(part).to_owned()),
-        }
-    }
-    Ok(out)
+    in_root::archive_components(raw).ok_or_else(|| Error::PathTraversal {
+        path: display.to_owned(),
+    })
 }
 
 fn join(parts: &[OsString]) -> PathBuf {
@@ -428,15 +419,13 @@ impl Unpacker {
 
     /// Opens a directory of the layer, resolving symlinks inside the layer.
     fn open_in_root(&self, rel: &Path) -> Result<OwnedFd, Errno> {
-        let how = OpenHow::new()
-            .flags(OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        openat2(&self.root, rel, how)
+        in_root::open(&self.root, rel, OFlag::O_DIRECTORY | OFlag::O_RDONLY)
     }
 
     /// Opens (creating as needed, mode 0755) the directory `parts`.
     fn dir(&mut self, parts: &[OsString], display: &str) -> Result<OwnedFd, Error> {
-        match self.open_in_root(&join(parts)) {
+        let rel = join(parts);
+        match self.open_in_root(&rel) {
             Ok(fd) => return Ok(fd),
             Err(Errno::ENOENT) => {}
             Err(e) => {
@@ -447,34 +436,21 @@ impl Unpacker {
                 });
             }
         }
-        let mut cur = self
-            .open_in_root(Path::new("."))
-            .map_err(|e| Error::Entry {
-                path: display.to_owned(),
-                what: "cannot open layer root",
-                source: e.into(),
-            })?;
-        for (i, part) in parts.iter().enumerate() {
-            match nix::sys::stat::mkdirat(&cur, part.as_os_str(), Mode::from_bits_truncate(0o755)) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(e) => {
-                    return Err(Error::Entry {
-                        path: display.to_owned(),
-                        what: "cannot create parent directory",
-                        source: e.into(),
-                    });
+        let mode = Mode::from_bits_truncate(0o755);
+        in_root::mkdir_all(&self.root, &rel, mode, OFlag::O_RDONLY).map_err(|e| {
+            let (what, source) = match e {
+                in_root::Error::Open { path, source } if path.as_os_str().is_empty() => {
+                    ("cannot open layer root", source)
                 }
+                in_root::Error::Open { source, .. } => ("cannot open parent directory", source),
+                in_root::Error::Create { source, .. } => ("cannot create parent directory", source),
+            };
+            Error::Entry {
+                path: display.to_owned(),
+                what,
+                source: source.into(),
             }
-            // Re-resolve from the layer root so a symlinked component stays inside.
-            cur = self
-                .open_in_root(&join(&parts[..=i]))
-                .map_err(|e| Error::Entry {
-                    path: display.to_owned(),
-                    what: "cannot open parent directory",
-                    source: e.into(),
-                })?;
-        }
-        Ok(cur)
+        })
     }
 
     /// Removes what is at `parent/name` unless both it and the new entry

@@ -1,103 +1,60 @@
-//! Small file-system helpers shared by the state modules: crash-safe writes
-//! (temp file, fsync, rename: readers see the old or the new file, never a
-//! torn one), advisory `flock` locks held by a guard, random ids.
+//! The state modules' file helpers: crash-safe writes (temp file, fsync,
+//! rename: readers see the old or the new file, never a torn one),
+//! advisory `flock` locks held by a guard, random ids — rstack-sys's, with
+//! the missing parent directories created first (the run dir may be fresh).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
+pub use rstack_sys::lock::LockGuard;
 
 /// Errors of the file helpers.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot write {path}")]
-    Write {
+    #[error("cannot create directory {path}")]
+    CreateDir {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("cannot open lock file {path}")]
-    OpenLock {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("cannot lock {path}")]
-    Lock {
-        path: PathBuf,
-        #[source]
-        source: nix::Error,
-    },
-    #[error("cannot read random bytes from /dev/urandom")]
-    Random(#[source] io::Error),
+    #[error(transparent)]
+    Write(#[from] rstack_sys::fs::Error),
+    #[error(transparent)]
+    Lock(#[from] rstack_sys::lock::Error),
+    #[error(transparent)]
+    Random(#[from] rstack_sys::random::Error),
 }
 
-/// Writes `data` to `path` atomically: a temp file in the same directory,
-/// fsync, then rename over the target.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
-    let wrap = |source| Error::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(wrap)?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+fn create_parent(path: &Path) -> Result<(), Error> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
+            path: dir.to_owned(),
+            source,
+        }),
+        None => Ok(()),
     }
-    result.map_err(wrap)
 }
 
-/// An exclusive `flock` on a lock file, released when dropped (or when the
-/// process dies, so a crashed holder never wedges the others).
-#[derive(Debug)]
-pub struct LockGuard {
-    _lock: Flock<File>,
+/// Writes `data` to `path` atomically (temp file, fsync, rename, fsync of
+/// the directory), creating the directory.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
+    create_parent(path)?;
+    Ok(rstack_sys::fs::write_atomic(path, data)?)
 }
 
 /// Takes an exclusive lock on `path` (created if missing), blocking.
 pub fn lock_exclusive(path: &Path) -> Result<LockGuard, Error> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|source| Error::OpenLock {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    }
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|source| Error::OpenLock {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, source)| Error::Lock {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(LockGuard { _lock: lock })
+    create_parent(path)?;
+    Ok(rstack_sys::lock::lock(
+        path,
+        rstack_sys::lock::Mode::Exclusive,
+    )?)
 }
 
 /// `n` random bytes as lowercase hex.
 pub fn random_hex(n: usize) -> Result<String, Error> {
-    let mut buf = vec![0u8; n];
-    File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(Error::Random)?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(rstack_sys::random::random_hex(n)?)
 }
 
 #[cfg(test)]
@@ -105,7 +62,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn atomic_write_replaces_content() {
+    fn atomic_write_creates_the_directory() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/a.json");
         write_atomic(&p, b"one").unwrap();
@@ -116,9 +73,9 @@ mod tests {
     }
 
     #[test]
-    fn random_hex_has_length() {
-        let a = random_hex(32).unwrap();
-        assert_eq!(a.len(), 64);
-        assert_ne!(a, random_hex(32).unwrap());
+    fn lock_creates_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let _g = lock_exclusive(&dir.path().join("a/b/.lock")).unwrap();
+        assert!(dir.path().join("a/b/.lock").exists());
     }
 }

@@ -67,12 +67,4 @@ pub use ports::{PortMapping, PortSpec, Protocol};
 pub use state::Link;
 
 /// The causes of an error, `: `-joined (for messages that fold several).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        parts.push(c.to_string());
-        cur = c.source();
-    }
-    parts.join(": ")
-}
+pub(crate) use rstack_sys::chain::causes_text as error_chain;

@@ -12,35 +12,22 @@ use std::fs::File;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
 use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute};
-use nix::sched::{CloneFlags, setns};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 /// Errors of netlink operations.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot open network namespace {path}")]
-    OpenNetns {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("cannot enter network namespace {path}")]
-    EnterNetns {
-        path: PathBuf,
-        #[source]
-        source: nix::Error,
-    },
+    #[error(transparent)]
+    Netns(#[from] rstack_sys::netns::Error),
     #[error("cannot start the netlink worker")]
     Worker(#[source] io::Error),
-    #[error("netlink worker thread panicked")]
-    WorkerPanicked,
     #[error("{op}")]
     Netlink {
         op: String,
@@ -81,43 +68,19 @@ where
     F: FnOnce(Handle) -> Fut + Send,
     Fut: Future<Output = Result<T, Error>>,
 {
-    let ns_file = match netns {
-        Some(p) => Some((
-            p.to_path_buf(),
-            File::open(p).map_err(|source| Error::OpenNetns {
-                path: p.to_path_buf(),
-                source,
-            })?,
-        )),
-        None => None,
-    };
-    std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
-            .name("rstack-netlink".into())
-            .spawn_scoped(scope, move || {
-                if let Some((path, file)) = &ns_file {
-                    setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| {
-                        Error::EnterNetns {
-                            path: path.clone(),
-                            source,
-                        }
-                    })?;
-                }
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(Error::Worker)?;
-                rt.block_on(async move {
-                    let (conn, handle, _) = rtnetlink::new_connection().map_err(Error::Worker)?;
-                    let conn_task = tokio::spawn(conn);
-                    let out = f(handle).await;
-                    conn_task.abort();
-                    out
-                })
-            })
+    rstack_sys::netns::run_in(netns, "rstack-netlink", move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
             .map_err(Error::Worker)?;
-        worker.join().map_err(|_| Error::WorkerPanicked)?
-    })
+        rt.block_on(async move {
+            let (conn, handle, _) = rtnetlink::new_connection().map_err(Error::Worker)?;
+            let conn_task = tokio::spawn(conn);
+            let out = f(handle).await;
+            conn_task.abort();
+            out
+        })
+    })?
 }
 
 /// Destinations of every IPv4 route in every table of the namespace.

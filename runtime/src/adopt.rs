@@ -110,12 +110,8 @@ impl Adopted {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             // Not necessarily our child: wait for /proc to show it gone or a zombie.
             for _ in 0..500 {
-                match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-                    Ok(s)
-                        if !s
-                            .rsplit_once(')')
-                            .is_some_and(|(_, r)| r.trim_start().starts_with('Z')) =>
-                    {
+                match rstack_sys::proc::stat(pid) {
+                    Ok(s) if !s.is_zombie() => {
                         let _ = nix::sys::wait::waitpid(
                             Pid::from_raw(pid),
                             Some(nix::sys::wait::WaitPidFlag::WNOHANG),
@@ -164,14 +160,8 @@ impl Adopted {
         let mut created = recorded;
         created.extend(created_cgroup_dirs.iter().cloned());
         for d in created.iter().rev() {
-            match std::fs::remove_dir(d) {
-                Ok(()) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ENOENT) | Some(libc::EBUSY) | Some(libc::ENOTEMPTY)
-                    ) => {}
-                Err(e) => errors.push(format!("remove cgroup {}: {e}", d.display())),
+            if let Err(e) = crate::cgroup::remove_dir_if_unused(d) {
+                errors.push(format!("remove cgroup {}: {e}", d.display()));
             }
         }
         if errors.is_empty() {

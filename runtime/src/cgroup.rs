@@ -16,7 +16,7 @@
 //! `memory.oom_control` (`oom_kill N`, kernel >= 4.13), else a non-zero
 //! `memory.failcnt` with a SIGKILL exit.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// How the host's cgroups are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,17 +56,32 @@ pub struct CgroupPlan {
 /// so that one process never removes a parent another is creating under.
 #[derive(Debug)]
 pub struct CgroupLock {
-    _flock: Option<nix::fcntl::Flock<std::fs::File>>,
+    _flock: Option<rstack_sys::lock::LockGuard>,
 }
 
 /// Takes the [`CgroupLock`] (a no-op lock when cgroups are not mounted).
 pub fn lock() -> CgroupLock {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let flock = hierarchies(&mountinfo).first().and_then(|h| {
-        let dir = std::fs::File::open(&h.mount_point).ok()?;
-        nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive).ok()
+        rstack_sys::lock::lock_existing(&h.mount_point, rstack_sys::lock::Mode::Exclusive).ok()
     });
     CgroupLock { _flock: flock }
+}
+
+/// Removes cgroup dir `dir` if it is empty; one already gone, or still
+/// in use by other containers (`EBUSY`/`ENOTEMPTY`), is left alone.
+pub(crate) fn remove_dir_if_unused(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir(dir) {
+        Err(e)
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::ENOENT | libc::EBUSY | libc::ENOTEMPTY)
+            ) =>
+        {
+            Err(e)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The caller's cgroup in the hierarchy with these controllers.
@@ -343,14 +358,8 @@ impl CgroupPlan {
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         dirs.dedup();
         for dir in dirs {
-            match std::fs::remove_dir(dir) {
-                Ok(()) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ENOENT) | Some(libc::EBUSY) | Some(libc::ENOTEMPTY)
-                    ) => {}
-                Err(e) => errors.push((dir.clone(), e)),
+            if let Err(e) = remove_dir_if_unused(dir) {
+                errors.push((dir.clone(), e));
             }
         }
         errors

@@ -173,6 +173,8 @@ pub enum ContainerError {
     },
     #[error("removing the container left things behind: {}", .0.join("; "))]
     Teardown(Vec<String>),
+    #[error(transparent)]
+    Random(#[from] rstack_sys::random::Error),
 }
 
 impl ContainerError {
@@ -188,13 +190,10 @@ impl ContainerError {
     }
 }
 
-pub(crate) fn random_id() -> String {
-    let mut buf = [0u8; 32];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut buf);
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+/// A new container id (64 hex digits); an error when the kernel has no
+/// random bytes to give, never a predictable id.
+pub(crate) fn random_id() -> Result<String, ContainerError> {
+    Ok(rstack_sys::random::random_id()?)
 }
 
 /// A container id as [`random_id`] makes them: 64 lowercase hex digits.
@@ -268,7 +267,7 @@ impl Container {
             {
                 id.clone()
             }
-            _ => random_id(),
+            _ => random_id()?,
         };
         // ---- validate: build the whole spec before touching anything
         if let Some(name) = &opts.name {
@@ -853,6 +852,6 @@ mod tests {
         assert_eq!(parse_signal("kill").unwrap(), Signal::SIGKILL);
         assert_eq!(parse_signal("2").unwrap(), Signal::SIGINT);
         assert!(parse_signal("nope").is_err());
-        assert_eq!(random_id().len(), 64);
+        assert_eq!(random_id().unwrap().len(), 64);
     }
 }

@@ -71,7 +71,7 @@ pub(crate) fn exec_in(
         process.set_cwd(PathBuf::from(w));
     }
     process.set_terminal(Some(opts.tty));
-    let process_file = container_dir.join(format!("exec-{}.json", &random_id()[..12]));
+    let process_file = container_dir.join(format!("exec-{}.json", &random_id()?[..12]));
     let text = serde_json::to_vec(&process).map_err(|e| ContainerError::Io {
         what: "encode",
         path: process_file.clone(),
@@ -91,7 +91,7 @@ pub(crate) fn exec_in(
             path: dir.clone(),
             source,
         })?;
-        let sock = dir.join(format!("{}.sock", &random_id()[..16]));
+        let sock = dir.join(format!("{}.sock", &random_id()?[..16]));
         let listener =
             std::os::unix::net::UnixListener::bind(&sock).map_err(|source| ContainerError::Io {
                 what: "bind",

@@ -24,6 +24,7 @@ use std::sync::OnceLock;
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
+use rstack_sys::chain::chain as error_text;
 use serde::{Deserialize, Serialize};
 
 use crate::container::Stdio;
@@ -62,17 +63,6 @@ pub(crate) struct Request {
 struct Reply {
     pid: Option<i32>,
     error: Option<String>,
-}
-
-fn error_text(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cur = c.source();
-    }
-    text
 }
 
 /// Builds in this process; returns the pid or libcontainer's error text.

@@ -51,42 +51,9 @@ pub enum ParseError {
 /// Docker's `RAMInBytes`: `123`, `64k`, `512m`, `1.5g`, `2GiB`, `1gb`
 /// (binary multipliers, case-insensitive, optional `i`/`b`).
 pub fn parse_bytes(value: &str) -> Result<i64, ParseError> {
-    let err = || ParseError::Size {
+    rstack_sys::units::ram_in_bytes(value.trim()).map_err(|_| ParseError::Size {
         value: value.to_owned(),
-    };
-    let s = value.trim();
-    let num_end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, mut suffix) = s.split_at(num_end);
-    if num.is_empty() || num.starts_with('.') || num.ends_with('.') {
-        return Err(err());
-    }
-    let number: f64 = num.parse().map_err(|_| err())?;
-    suffix = suffix.strip_prefix(' ').unwrap_or(suffix);
-    let lower = suffix.to_ascii_lowercase();
-    let mut rest = lower.as_str();
-    let mult: f64 = match rest.chars().next() {
-        Some('k') => 1024f64,
-        Some('m') => 1024f64.powi(2),
-        Some('g') => 1024f64.powi(3),
-        Some('t') => 1024f64.powi(4),
-        Some('p') => 1024f64.powi(5),
-        _ => 1.0,
-    };
-    if mult > 1.0 {
-        rest = &rest[1..];
-        rest = rest.strip_prefix('i').unwrap_or(rest);
-    }
-    rest = rest.strip_prefix('b').unwrap_or(rest);
-    if !rest.is_empty() {
-        return Err(err());
-    }
-    let bytes = number * mult;
-    if !bytes.is_finite() || bytes >= i64::MAX as f64 {
-        return Err(err());
-    }
-    Ok(bytes as i64)
+    })
 }
 
 /// `--memory`/`--memory-reservation`: a size of at least 6 MiB (Docker's minimum).
@@ -373,7 +340,9 @@ mod tests {
         assert_eq!(parse_bytes("32MB").unwrap(), 32 << 20);
         assert_eq!(parse_bytes("1.5g").unwrap(), 3 << 29);
         assert_eq!(parse_bytes("2GiB").unwrap(), 2 << 30);
-        for bad in ["12x", "", "m", "1.2.3m", "-5m", "5 mm", ".5m"] {
+        // go-units reads a leading `.` as 0.x, as Go's ParseFloat does
+        assert_eq!(parse_bytes(".5m").unwrap(), 1 << 19);
+        for bad in ["12x", "", "m", "1.2.3m", "-5m", "5 mm"] {
             assert!(parse_bytes(bad).is_err(), "{bad} accepted");
         }
         assert_eq!(

@@ -183,52 +183,26 @@ pub fn mount_overlay(
 /// rootfs and nothing is ever created on the host (Docker's
 /// `FollowSymlinkInScope`).
 pub fn mkdir_all_in_root(root: &Path, path: &str) -> std::io::Result<()> {
-    use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat2};
-    use nix::sys::stat::{Mode, mkdirat};
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::Mode;
+    use rstack_sys::in_root;
     let root_fd = open(
         root,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )?;
-    let resolve = ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS;
-    let lookup = |rel: &Path| {
-        let how = OpenHow::new()
-            .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-            .resolve(resolve);
-        openat2(
-            &root_fd,
-            if rel.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                rel
-            },
-            how,
-        )
-    };
-    let mut prefix = PathBuf::new();
-    let mut parent = lookup(&prefix)?;
-    for comp in Path::new(path).components() {
-        let std::path::Component::Normal(name) = comp else {
-            // `/`, `.`, `..` resolve inside the root by the next lookup
-            prefix.push(comp.as_os_str());
-            parent = lookup(prefix.strip_prefix("/").unwrap_or(&prefix))?;
-            continue;
-        };
-        prefix.push(name);
-        let rel = prefix.strip_prefix("/").unwrap_or(&prefix).to_owned();
-        parent = match lookup(&rel) {
-            Ok(fd) => fd,
-            Err(nix::errno::Errno::ENOENT) => {
-                match mkdirat(&parent, name, Mode::from_bits_truncate(0o755)) {
-                    Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                lookup(&rel)?
-            }
-            Err(e) => return Err(e.into()),
-        };
-    }
-    Ok(())
+    in_root::mkdir_all(
+        &root_fd,
+        Path::new(path),
+        Mode::from_bits_truncate(0o755),
+        OFlag::O_PATH,
+    )
+    .map(drop)
+    .map_err(|e| match e {
+        in_root::Error::Open { source, .. } | in_root::Error::Create { source, .. } => {
+            source.into()
+        }
+    })
 }
 
 /// Mounts an overlay from a forked child whose cwd is `dir`, so that the

@@ -14,14 +14,7 @@ use crate::workload;
 /// Turns libcontainer's create error into ours, recognising the workload's
 /// "command not found" messages (they travel as text through its channel).
 pub(crate) fn executor_error(what: &'static str, source: impl std::error::Error) -> ContainerError {
-    let mut text = source.to_string();
-    let mut cur: Option<&dyn std::error::Error> = source.source();
-    while let Some(e) = cur {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cur = e.source();
-    }
-    executor_error_text(what, text)
+    executor_error_text(what, rstack_sys::chain::chain(&source))
 }
 
 /// [`executor_error`] from the error's text (as the build helper sends it).
@@ -57,7 +50,7 @@ pub(crate) fn executor_error_text(what: &'static str, text: String) -> Container
 /// namespace) would then keep the namespace's PID 1 from ever being
 /// reaped. Only zombie children of ours named `youki:[...]` are touched.
 pub(crate) fn reap_executor_zombies() {
-    let me = std::process::id().to_string();
+    let me = nix::unistd::getpid().as_raw();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return;
     };
@@ -66,16 +59,10 @@ pub(crate) fn reap_executor_zombies() {
         let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        let Ok(stat) = rstack_sys::proc::stat(pid) else {
             continue;
         };
-        // pid (comm) state ppid ...
-        let Some((comm_part, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let (state, ppid) = (fields.next(), fields.next());
-        if state == Some("Z") && ppid == Some(me.as_str()) && comm_part.contains("(youki:[") {
+        if stat.is_zombie() && stat.ppid == me && stat.comm.starts_with("youki:[") {
             let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
         }
     }
@@ -86,51 +73,57 @@ pub(crate) fn reap_executor_zombies() {
 /// then even 127.0.0.1 is unreachable. Done from a short-lived thread,
 /// since setns(CLONE_NEWNET) only moves the calling thread.
 pub(crate) fn loopback_up(pid: Pid) -> Result<(), ContainerError> {
-    let ns_path = format!("/proc/{}/ns/net", pid.as_raw());
-    let ns = std::fs::File::open(&ns_path).map_err(|source| ContainerError::Io {
-        what: "open",
-        path: ns_path.into(),
-        source,
-    })?;
+    use rstack_sys::netns;
+    let ns_path = std::path::PathBuf::from(format!("/proc/{}/ns/net", pid.as_raw()));
+    netns::run_in(Some(&ns_path), "rstack-lo-up", set_lo_up).map_err(|e| match e {
+        netns::Error::Open { path, source } => ContainerError::Io {
+            what: "open",
+            path,
+            source,
+        },
+        netns::Error::Enter { source, .. } => ContainerError::Sys {
+            what: "enter the container's network namespace",
+            source,
+        },
+        netns::Error::Spawn { .. } | netns::Error::Panicked { .. } => ContainerError::Sys {
+            what: "bring lo up",
+            source: nix::Error::EIO,
+        },
+    })?
+}
+
+/// Sets `IFF_UP` on `lo` of the calling thread's network namespace.
+fn set_lo_up() -> Result<(), ContainerError> {
     let sys = |what| move |source| ContainerError::Sys { what, source };
-    std::thread::spawn(move || -> Result<(), ContainerError> {
-        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(sys("enter the container's network namespace"))?;
-        let sock = nix::sys::socket::socket(
-            nix::sys::socket::AddressFamily::Inet,
-            nix::sys::socket::SockType::Datagram,
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .map_err(sys("open a socket in the container's network namespace"))?;
-        // SAFETY: ifreq is plain old data; zeroed is a valid value.
-        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
-            *dst = *src as libc::c_char;
-        }
-        // SAFETY: SIOCGIFFLAGS fills `req` for the named interface on a valid socket.
-        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
-            return Err(ContainerError::Sys {
-                what: "read the flags of lo",
-                source: nix::Error::last(),
-            });
-        }
-        // SAFETY: the flags member is the one SIOCGIFFLAGS just set.
-        unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
-        // SAFETY: SIOCSIFFLAGS reads `req`; the socket is valid.
-        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
-            return Err(ContainerError::Sys {
-                what: "bring lo up",
-                source: nix::Error::last(),
-            });
-        }
-        Ok(())
-    })
-    .join()
-    .unwrap_or(Err(ContainerError::Sys {
-        what: "bring lo up",
-        source: nix::Error::EIO,
-    }))
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(sys("open a socket in the container's network namespace"))?;
+    // SAFETY: ifreq is plain old data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills `req` for the named interface on a valid socket.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(ContainerError::Sys {
+            what: "read the flags of lo",
+            source: nix::Error::last(),
+        });
+    }
+    // SAFETY: the flags member is the one SIOCGIFFLAGS just set.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads `req`; the socket is valid.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(ContainerError::Sys {
+            what: "bring lo up",
+            source: nix::Error::last(),
+        });
+    }
+    Ok(())
 }
 
 /// Receives the pty master that libcontainer's init sent over the console socket.

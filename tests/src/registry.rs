@@ -368,13 +368,4 @@ pub(crate) fn run(cmd: &mut Command) -> Result<String, Error> {
 }
 
 /// `err` and its causes on one line.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut s = err.to_string();
-    let mut cur = err.source();
-    while let Some(cause) = cur {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        cur = cause.source();
-    }
-    s
-}
+pub(crate) use rstack_sys::chain::chain as error_chain;

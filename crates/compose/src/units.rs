@@ -29,96 +29,17 @@ impl Duration {
     /// Parses Go's duration syntax (`1h2m3.5s`, `500ms`, `10us`, `0`) plus
     /// `d` and `w` (days, weeks) as compose-go accepts them.
     pub fn parse(s: &str) -> Result<Self, Error> {
-        let err = || Error::Duration(s.to_string());
-        let (neg, mut rest) = match s.strip_prefix('-') {
-            Some(r) => (true, r),
-            None => (false, s.strip_prefix('+').unwrap_or(s)),
-        };
-        if rest == "0" {
-            return Ok(Duration(0));
-        }
-        if rest.is_empty() {
-            return Err(err());
-        }
-        let mut total: f64 = 0.0;
-        while !rest.is_empty() {
-            let num_end = rest
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .ok_or_else(err)?;
-            if num_end == 0 {
-                return Err(err());
-            }
-            let n: f64 = rest[..num_end].parse().map_err(|_| err())?;
-            rest = &rest[num_end..];
-            let unit_end = rest
-                .find(|c: char| c.is_ascii_digit() || c == '.')
-                .unwrap_or(rest.len());
-            let mult = match &rest[..unit_end] {
-                "ns" => 1.0,
-                "us" | "µs" | "μs" => 1e3,
-                "ms" => 1e6,
-                "s" => 1e9,
-                "m" => 60e9,
-                "h" => 3600e9,
-                // str2duration, which compose-go uses, adds days and weeks.
-                "d" => 86_400e9,
-                "w" => 604_800e9,
-                _ => return Err(err()),
-            };
-            rest = &rest[unit_end..];
-            total += n * mult;
-        }
-        if total > i64::MAX as f64 {
-            return Err(err());
-        }
-        let v = total.round() as i64;
-        Ok(Duration(if neg { -v } else { v }))
+        rstack_sys::duration::parse_with_days(s)
+            .map(Duration)
+            .map_err(|_| Error::Duration(s.to_string()))
     }
 }
 
 impl fmt::Display for Duration {
     /// Go's `time.Duration.String()`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ns = self.0;
-        if ns == 0 {
-            return f.write_str("0s");
-        }
-        let sign = if ns < 0 { "-" } else { "" };
-        let u = ns.unsigned_abs();
-        if u < 1_000_000_000 {
-            let (div, unit) = if u < 1_000 {
-                (1, "ns")
-            } else if u < 1_000_000 {
-                (1_000, "µs")
-            } else {
-                (1_000_000, "ms")
-            };
-            return write!(f, "{sign}{}{unit}", frac(u, div));
-        }
-        let h = u / 3_600_000_000_000;
-        let m = (u / 60_000_000_000) % 60;
-        let s = u % 60_000_000_000;
-        let secs = frac(s, 1_000_000_000);
-        if h > 0 {
-            write!(f, "{sign}{h}h{m}m{secs}s")
-        } else if m > 0 {
-            write!(f, "{sign}{m}m{secs}s")
-        } else {
-            write!(f, "{sign}{secs}s")
-        }
+        f.write_str(&rstack_sys::duration::format(self.0))
     }
-}
-
-/// `value / div` with the fraction's trailing zeros removed.
-fn frac(value: u64, div: u64) -> String {
-    let whole = value / div;
-    let rem = value % div;
-    if rem == 0 {
-        return whole.to_string();
-    }
-    let width = div.to_string().len() - 1;
-    let digits = format!("{rem:0width$}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
 impl Serialize for Duration {
@@ -147,35 +68,16 @@ impl<'de> Deserialize<'de> for Duration {
 pub struct Bytes(pub i64);
 
 impl Bytes {
-    /// Parses `512`, `512b`, `1.5g`, `100MB`, `2GiB` (binary multiples).
+    /// Parses `512`, `512b`, `1.5g`, `100MB`, `2GiB` (binary multiples,
+    /// go-units' `RAMInBytes` as compose-go uses it), and `-1`.
     pub fn parse(s: &str) -> Result<Self, Error> {
-        let err = || Error::Bytes(s.to_string());
         let t = s.trim();
         if t == "-1" {
             return Ok(Bytes(-1));
         }
-        let num_end = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        if num_end == 0 {
-            return Err(err());
-        }
-        let n: f64 = t[..num_end].parse().map_err(|_| err())?;
-        let unit = t[num_end..].trim().to_ascii_lowercase();
-        let unit = unit
-            .strip_suffix("ib")
-            .or_else(|| unit.strip_suffix('b'))
-            .unwrap_or(&unit);
-        let mult: f64 = match unit {
-            "" => 1.0,
-            "k" => 1024.0,
-            "m" => 1024.0 * 1024.0,
-            "g" => 1024.0 * 1024.0 * 1024.0,
-            "t" => 1024f64.powi(4),
-            "p" => 1024f64.powi(5),
-            _ => return Err(err()),
-        };
-        Ok(Bytes((n * mult) as i64))
+        rstack_sys::units::ram_in_bytes(t)
+            .map(Bytes)
+            .map_err(|_| Error::Bytes(s.to_string()))
     }
 }
 

@@ -90,11 +90,13 @@ impl Rotation {
             value: v.to_owned(),
         };
         if let Some(Some(v)) = l.options.get("max-size") {
-            let n = rstack_compose::units::Bytes::parse(v).map_err(|_| bad("max-size", v))?;
-            if n.0 <= 0 {
+            // Docker's json-file driver reads it with go-units'
+            // FromHumanSize: SI multiples, `10m` = 10_000_000 bytes.
+            let n = rstack_sys::units::from_human_size(v).map_err(|_| bad("max-size", v))?;
+            if n <= 0 {
                 return Err(bad("max-size", v));
             }
-            r.max_size = Some(n.0 as u64);
+            r.max_size = Some(n as u64);
         }
         if let Some(Some(v)) = l.options.get("max-file") {
             r.max_file = v
@@ -421,10 +423,10 @@ pub fn load_offsets(log_dir: &Path) -> [u64; 2] {
 /// Saves the offsets (temp + rename; no fsync: losing the last update
 /// only repeats a few lines after a power loss).
 pub fn save_offsets(log_dir: &Path, offsets: [u64; 2]) {
+    let data = format!("{} {}\n", offsets[0], offsets[1]);
     let path = offsets_file(log_dir);
-    let tmp = log_dir.join(".offsets.tmp");
-    if std::fs::write(&tmp, format!("{} {}\n", offsets[0], offsets[1])).is_ok() {
-        let _ = std::fs::rename(&tmp, &path);
+    if let Err(e) = rstack_sys::fs::replace(&path, data.as_bytes(), rstack_sys::fs::DEFAULT_MODE) {
+        tracing::debug!(error = %rstack_sys::chain::chain(&e), "cannot save log offsets");
     }
 }
 
@@ -506,7 +508,7 @@ mod tests {
         l.options.insert("max-size".into(), Some("1k".into()));
         l.options.insert("max-file".into(), Some("2".into()));
         let r = Rotation::of_service("s", Some(&l)).unwrap();
-        assert_eq!(r.max_size, Some(1024));
+        assert_eq!(r.max_size, Some(1000));
         assert_eq!(r.max_file, 2);
         l.options.insert("max-file".into(), Some("0".into()));
         let e = Rotation::of_service("web", Some(&l))

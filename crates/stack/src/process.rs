@@ -22,27 +22,12 @@ pub enum Error {
 
 /// Field 22 (starttime, clock ticks since boot) of /proc/<pid>/stat.
 pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_start_time(&stat)
-}
-
-/// Parses starttime out of a /proc/<pid>/stat line (the comm may hold
-/// spaces and parentheses: fields are counted after the last `)`).
-pub fn parse_start_time(stat: &str) -> Option<u64> {
-    let (_, rest) = stat.rsplit_once(')')?;
-    // rest starts with " state ppid ..." = field 3 onwards; starttime is field 22.
-    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+    rstack_sys::proc::stat(pid).ok().map(|s| s.start_time)
 }
 
 /// Whether /proc/<pid>/stat says the process is a zombie (exited, not reaped).
 pub fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().next().map(|st| st == "Z"))
-        })
-        .unwrap_or(false)
+    rstack_sys::proc::is_zombie(pid)
 }
 
 /// A process held by a pidfd.
@@ -185,13 +170,6 @@ pub fn docker_code(status: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn start_time_survives_odd_comm() {
-        let line = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
-        assert_eq!(parse_start_time(line), Some(987654));
-        assert_eq!(parse_start_time("garbage"), None);
-    }
 
     #[test]
     fn own_process_is_verified_and_reuse_is_refused() {

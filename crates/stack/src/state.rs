@@ -21,9 +21,6 @@
 //! created (status `creating`), so `down` and the next `up` find and remove
 //! whatever a crash left behind.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -44,6 +41,10 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    #[error(transparent)]
+    Write(#[from] rstack_sys::fs::Error),
+    #[error(transparent)]
+    Lock(#[from] rstack_sys::lock::Error),
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -447,25 +448,7 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io("create", dir))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
-        f.write_all(data).map_err(io("write", &tmp))?;
-        f.sync_all().map_err(io("sync", &tmp))?;
-        std::fs::rename(&tmp, path).map_err(io("rename to", path))?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    Ok(rstack_sys::fs::write_atomic(path, data)?)
 }
 
 /// Removes a file; a missing one is fine.
@@ -480,31 +463,15 @@ pub fn remove_file(path: &Path) -> Result<(), Error> {
 /// released by the kernel if the holder dies).
 #[derive(Debug)]
 pub struct ProjectLock {
-    _file: File,
+    _lock: rstack_sys::lock::LockGuard,
 }
 
 impl ProjectLock {
     /// Blocks until the project's lock is ours.
     pub fn acquire(paths: &ProjectPaths) -> Result<ProjectLock, Error> {
-        let path = paths.lock_file();
         std::fs::create_dir_all(&paths.run).map_err(io("create", &paths.run))?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io("open", &path))?;
-        loop {
-            // SAFETY: flock on an fd we own; no memory is involved.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if rc == 0 {
-                return Ok(ProjectLock { _file: file });
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(io("lock", &path)(e));
-            }
-        }
+        let lock = rstack_sys::lock::lock(&paths.lock_file(), rstack_sys::lock::Mode::Exclusive)?;
+        Ok(ProjectLock { _lock: lock })
     }
 }
 

@@ -20,24 +20,21 @@ impl Store {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new()
-            .prefix(".rstack-save-")
-            .tempfile_in(dir)
-            .map_err(|source| Error::NotWritable {
+        // 0600 like `docker save -o` (the CLI writes a temp file too).
+        let mut tmp =
+            rstack_sys::fs::AtomicFile::create(path, 0o600).map_err(|e| Error::NotWritable {
                 path: dir.to_owned(),
+                source: e.into_io(),
+            })?;
+        {
+            let mut out = io::BufWriter::new(&mut tmp);
+            self.save_to(names, &mut out)?;
+            out.flush().map_err(|source| Error::Write {
+                path: path.to_owned(),
                 source,
             })?;
-        let werr = |source| Error::Write {
-            path: path.to_owned(),
-            source,
-        };
-        {
-            let mut out = io::BufWriter::new(tmp.as_file());
-            self.save_to(names, &mut out)?;
-            out.flush().map_err(werr)?;
         }
-        tmp.as_file().sync_all().map_err(werr)?;
-        tmp.persist(path).map_err(|e| werr(e.error))?;
+        tmp.commit().map_err(crate::fsutil::Error::from)?;
         Ok(())
     }
 

@@ -1,16 +1,13 @@
 //! The resolver's sockets and wire format (simple-dns, chosen for its small
 //! size and plain API; the logic lives in `backend`).
 
-use std::fs::File;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use nix::sched::{CloneFlags, setns};
 use simple_dns::rdata::{A, PTR, RData};
 use simple_dns::{CLASS, Name, Packet, PacketFlag, QTYPE, RCODE, ResourceRecord, TYPE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,18 +26,8 @@ const TTL: u32 = 600;
 /// Errors of serving.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot open network namespace {path}")]
-    OpenNetns {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("cannot enter network namespace {path}")]
-    EnterNetns {
-        path: PathBuf,
-        #[source]
-        source: nix::Error,
-    },
+    #[error(transparent)]
+    Netns(#[from] rstack_sys::netns::Error),
     #[error("cannot bind the resolver on {addr} in {path}")]
     Bind {
         addr: SocketAddr,
@@ -50,8 +37,6 @@ pub enum Error {
     },
     #[error("the resolver must be started from within a tokio runtime")]
     NoRuntime(#[source] io::Error),
-    #[error("resolver worker thread panicked")]
-    Worker,
 }
 
 struct Inner {
@@ -231,31 +216,17 @@ impl Resolver {
     /// runtime; serving stops when the handle is dropped.
     pub fn serve(&self, container_id: &str, netns: &Path) -> Result<ServeHandle, Error> {
         let addr = SocketAddr::from((RESOLVER_ADDR, 53));
-        let file = File::open(netns).map_err(|source| Error::OpenNetns {
+        let bind_err = |source| Error::Bind {
+            addr,
             path: netns.into(),
             source,
-        })?;
-        let (udp, tcp) = std::thread::scope(|s| {
-            s.spawn(|| -> Result<_, Error> {
-                // This thread alone enters the namespace; sockets keep it.
-                setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| {
-                    Error::EnterNetns {
-                        path: netns.into(),
-                        source,
-                    }
-                })?;
-                let bind_err = |source| Error::Bind {
-                    addr,
-                    path: netns.into(),
-                    source,
-                };
-                let udp = std::net::UdpSocket::bind(addr).map_err(bind_err)?;
-                let tcp = std::net::TcpListener::bind(addr).map_err(bind_err)?;
-                Ok((udp, tcp))
-            })
-            .join()
-            .map_err(|_| Error::Worker)?
-        })?;
+        };
+        // Only that thread enters the namespace; the sockets keep it.
+        let (udp, tcp) = rstack_sys::netns::run_in(Some(netns), "rstack-dns-bind", || {
+            let udp = std::net::UdpSocket::bind(addr).map_err(bind_err)?;
+            let tcp = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+            Ok::<_, Error>((udp, tcp))
+        })??;
         self.serve_on(container_id, udp, tcp)
     }
 

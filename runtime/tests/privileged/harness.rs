@@ -191,16 +191,7 @@ pub(crate) fn run(opts: &RunOptions) -> Result<(ExitStatus, String), Failed> {
     run_with(&image(&["sh"]), &env().layers, opts, |_| Ok(()))
 }
 
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+pub(crate) use rstack_sys::chain::chain;
 
 pub(crate) fn expect(cond: bool, what: String) -> Result<(), Failed> {
     if cond { Ok(()) } else { Err(what.into()) }

@@ -106,10 +106,11 @@ pub(super) fn hostile_layers() {
     let fixtures = Fixtures::shared();
     // The targets have fixed names (they are inside the fixture layers):
     // serialise with any other e2e run on this host.
-    let lock = std::fs::File::create("/tmp/rstack-e2e-escape.lock").expect("create the lock file");
-    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| e)
-        .expect("flock /tmp/rstack-e2e-escape.lock");
+    let _lock = rstack_sys::lock::lock(
+        std::path::Path::new("/tmp/rstack-e2e-escape.lock"),
+        rstack_sys::lock::Mode::Exclusive,
+    )
+    .expect("flock /tmp/rstack-e2e-escape.lock");
     for path in [
         hostile::ESCAPE_DOTDOT,
         hostile::ESCAPE_ABS,

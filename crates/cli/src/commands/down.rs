@@ -83,10 +83,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             Err(rstack_netns::network::Error::State(rstack_netns::state::Error::NotFound {
                 ..
             })) => {}
-            Err(e) => failures.push(format!(
-                "network {net}: {}",
-                rstack_stack::lifecycle::chain(&e)
-            )),
+            Err(e) => failures.push(format!("network {net}: {}", rstack_sys::chain::chain(&e))),
         }
     }
     // driver_opts volumes: their mounts go with the last container, as

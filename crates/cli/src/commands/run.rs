@@ -116,14 +116,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             &reporter,
         )?;
     }
-    let suffix: String = {
-        let mut b = [0u8; 6];
-        if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-            use std::io::Read;
-            let _ = f.read_exact(&mut b);
-        }
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    };
+    let suffix = rstack_sys::random::random_hex(6)?;
     let name = args
         .name
         .clone()
@@ -254,7 +247,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     }
     let mut problems = Vec::new();
     if let Err(e) = container.remove() {
-        problems.push(rstack_stack::lifecycle::chain(&e));
+        problems.push(rstack_sys::chain::chain(&e));
     }
     drop(attachments);
     problems.extend(lifecycle::teardown_network(&ctx.env, &mut rec));

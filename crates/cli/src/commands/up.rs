@@ -511,5 +511,5 @@ fn run_child(ctx: Ctx, store: &Store, args: &Args, foreign: Vec<String>) -> anyh
 }
 
 fn chain_line(e: &dyn std::error::Error) -> String {
-    rstack_stack::lifecycle::chain(e).replace('\n', "\\n")
+    rstack_sys::chain::chain(e).replace('\n', "\\n")
 }

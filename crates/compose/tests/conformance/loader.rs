@@ -284,12 +284,7 @@ fn run_one(
     let wd = folder.display().to_string();
     match (load(&opts), error) {
         (Err(e), Some(exp)) => {
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(&format!(": {s}"));
-                src = s.source();
-            }
+            let msg = crate::chain(&e);
             if error_ok(&msg, exp) {
                 Ok(())
             } else {

@@ -53,13 +53,4 @@ pub fn report(set: &str, total: usize, failures: &[String], known: &[(&str, &str
 }
 
 /// An error and its causes, joined with `: ` (how the CLI shows them, on one line).
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
-}
+pub use rstack_sys::chain::chain;

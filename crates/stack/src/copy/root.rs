@@ -22,7 +22,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+use nix::fcntl::{OFlag, OpenHow, openat2};
 use nix::sys::stat::{FileStat, Mode, SFlag};
 
 use super::Error;
@@ -195,29 +195,13 @@ impl Root {
     /// Opens `path` (absolute in this root) with `flags`; every symlink
     /// but a final one under `O_NOFOLLOW` is followed, inside the root.
     pub fn open(&self, path: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
-        let resolve = if self.confined {
-            ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS
-        } else {
-            ResolveFlag::empty()
-        };
-        // The root fd makes a relative path mean the same as an absolute one.
-        let rel = path.strip_prefix("/").unwrap_or(path);
-        let rel = if rel.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            rel
-        };
-        let mut tries = 0;
-        loop {
-            let how = OpenHow::new()
-                .flags(flags | OFlag::O_CLOEXEC)
-                .resolve(resolve);
-            match openat2(self.fd.as_fd(), rel, how) {
-                // A concurrent rename may make a `..` walk unsafe to tell.
-                Err(Errno::EAGAIN) if tries < 16 => tries += 1,
-                r => return r,
-            }
+        if self.confined {
+            return rstack_sys::in_root::open(self.fd.as_fd(), path, flags);
         }
+        // The host's own tree: plain lookups, relative to its root fd
+        // (which makes a relative path mean the same as an absolute one).
+        let how = OpenHow::new().flags(flags | OFlag::O_CLOEXEC);
+        openat2(self.fd.as_fd(), rstack_sys::in_root::relative(path), how)
     }
 
     /// moby's `ResolvePath` + `Lstat`: an O_PATH fd of `abs` with every

@@ -106,19 +106,9 @@ fn display(parts: &[OsString]) -> String {
 /// An entry's name as path elements, `.` and empty elements dropped; an
 /// element `..` is a breakout attempt.
 pub fn split_name(raw: &[u8]) -> Result<Vec<OsString>, Error> {
-    let mut parts = Vec::new();
-    for p in raw.split(|b| *b == b'/') {
-        match p {
-            b"" | b"." => {}
-            b".." => {
-                return Err(Error::Breakout {
-                    name: String::from_utf8_lossy(raw).into_owned(),
-                });
-            }
-            p => parts.push(OsStr::from_bytes(p).to_owned()),
-        }
-    }
-    Ok(parts)
+    rstack_sys::in_root::archive_components(raw).ok_or_else(|| Error::Breakout {
+        name: String::from_utf8_lossy(raw).into_owned(),
+    })
 }
 
 impl Unpacker<'_> {

@@ -28,6 +28,7 @@ use rstack_netns::{
     Upstreams,
 };
 use rstack_runtime::{DnsConfig, NetworkMode, RunOptions};
+use rstack_sys::chain::chain;
 
 use crate::global::GlobalOpts;
 
@@ -199,14 +200,6 @@ fn resolv_options(user: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// A 64-hex-digit id for the container's network records.
-fn random_id() -> anyhow::Result<String> {
-    let mut buf = [0u8; 32];
-    let mut f = std::fs::File::open("/dev/urandom").context("cannot open /dev/urandom")?;
-    std::io::Read::read_exact(&mut f, &mut buf).context("cannot read /dev/urandom")?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// A container's live network: undone by [`Connected::teardown`], or on
 /// drop if the caller unwinds before calling it.
 pub struct Connected {
@@ -231,7 +224,8 @@ impl Connected {
         if plan.default {
             ensure_default(&nets)?;
         }
-        let id = random_id()?;
+        // A 64-hex-digit id for the container's network records.
+        let id = rstack_sys::random::random_id()?;
         let short = id[..12].to_owned();
         let hostname = opts.hostname.clone().unwrap_or_else(|| short.clone());
         let name = opts.name.clone().unwrap_or_else(|| short.clone());
@@ -342,17 +336,6 @@ impl Drop for Connected {
     }
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,13 +345,5 @@ mod tests {
         assert_eq!(resolv_options(&[]), vec!["ndots:0"]);
         let user = ["timeout:1".to_owned(), "ndots:2".to_owned()];
         assert_eq!(resolv_options(&user), vec!["ndots:2", "timeout:1"]);
-    }
-
-    #[test]
-    fn ids_are_64_hex_digits() {
-        let id = random_id().unwrap();
-        assert_eq!(id.len(), 64);
-        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(id, random_id().unwrap());
     }
 }

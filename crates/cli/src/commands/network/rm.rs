@@ -23,10 +23,8 @@ pub fn run(nets: &Networks, args: Args) -> anyhow::Result<u8> {
             Err(e) => {
                 failed = true;
                 eprintln!("Error: {e}");
-                let mut cause = std::error::Error::source(&e);
-                while let Some(c) = cause {
+                for c in rstack_sys::chain::causes(&e) {
                     eprintln!("  caused by: {c}");
-                    cause = c.source();
                 }
             }
         }

@@ -264,7 +264,7 @@ fn prune_networks(global: &GlobalOpts, env: &Env) -> anyhow::Result<Step> {
             Err(e) => step.failures.push(format!(
                 "network {}: {}",
                 n.name,
-                rstack_stack::lifecycle::chain(&e)
+                rstack_sys::chain::chain(&e)
             )),
         }
     }
