@@ -12,38 +12,12 @@ use super::{Ctx, step_err};
 use crate::dockerfile::{Cmd, Inst, Kind};
 use crate::{Error, words};
 
-/// Go's `time.ParseDuration` for HEALTHCHECK flags, in nanoseconds.
+/// Go's `time.ParseDuration` for HEALTHCHECK flags, in nanoseconds (a
+/// negative one is refused).
 fn parse_duration(s: &str) -> Option<u64> {
-    if s == "0" {
-        return Some(0);
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += n * mult;
-    }
-    Some(total as u64)
+    rstack_sys::duration::parse(s)
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
 }
 
 impl Ctx<'_> {
