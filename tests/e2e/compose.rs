@@ -39,6 +39,16 @@ pub fn tests() -> Vec<Trial> {
             local_driver_opts,
         ),
         trial("compose::dotenv_of_cwd_and_project", NEEDS, dotenv_rules),
+        trial(
+            "compose::commands_act_on_their_own_files_services",
+            NEEDS,
+            two_files_one_project,
+        ),
+        trial(
+            "compose::shared_container_name_conflicts_at_creation",
+            NEEDS,
+            shared_container_name,
+        ),
     ]
 }
 
@@ -460,4 +470,143 @@ fn dotenv_rules() {
     assert_eq!(v["name"], "named");
     assert_eq!(v["services"]["web"]["environment"]["BAR"], "sub");
     assert_eq!(v["services"]["web"]["environment"]["FOO"], "unset");
+}
+
+/// One project brought up from two files in turn: the second `up` leaves
+/// the first file's containers running (an orphan warning) and the
+/// supervisor still knows them; `-f a.yaml stop` stops a.yaml's services
+/// (not b.yaml's), and `-f a.yaml start simple` starts it again.
+fn two_files_one_project() {
+    let ns = NetNs::new();
+    let (r, image, _) = setup("services: {}\n");
+    let file = |name: &str, services: &[&str]| {
+        let mut text = String::from("services:\n");
+        for s in services {
+            text.push_str(&format!(
+                "  {s}:\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n    stop_signal: SIGKILL\n"
+            ));
+        }
+        let path = r.work_dir().join(name);
+        std::fs::write(&path, text).unwrap();
+        vec![
+            "-f".to_owned(),
+            path.display().to_string(),
+            "-p".to_owned(),
+            "demo".to_owned(),
+        ]
+    };
+    let a = file("a.yaml", &["simple", "another"]);
+    let b = file("b.yaml", &["third"]);
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &a,
+    };
+    ns.ok(&r, &args(&a, &["up", "-d"]));
+    let up_b = ns.ok(&r, &args(&b, &["up", "-d"]));
+    up_b.assert_stderr_mentions(&["Found orphan containers", "demo-simple-1"]);
+    let states = |base: &[String]| {
+        let mut v: Vec<String> = ns
+            .ok(
+                &r,
+                &args(base, &["ps", "-a", "--format", "{{.Name}} {{.State}}"]),
+            )
+            .stdout
+            .lines()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    };
+    let all = [
+        "demo-another-1 running",
+        "demo-simple-1 running",
+        "demo-third-1 running",
+    ];
+    assert_eq!(states(&a), all);
+    ns.ok(&r, &args(&a, &["stop"]));
+    assert_eq!(
+        states(&a),
+        [
+            "demo-another-1 exited",
+            "demo-simple-1 exited",
+            "demo-third-1 running"
+        ]
+    );
+    ns.ok(&r, &args(&a, &["start", "simple"]));
+    assert_eq!(
+        states(&b),
+        [
+            "demo-another-1 exited",
+            "demo-simple-1 running",
+            "demo-third-1 running"
+        ]
+    );
+    ns.ok(&r, &args(&b, &["stop"]));
+    assert_eq!(
+        states(&b),
+        [
+            "demo-another-1 exited",
+            "demo-simple-1 running",
+            "demo-third-1 exited"
+        ]
+    );
+    let down = ns.ok(&r, &args(&a, &["down", "-t", "0"]));
+    down.assert_stderr_mentions(&["demo-third-1  Removed", "demo-simple-1  Removed"]);
+    ns.assert_clean(&r);
+}
+
+const SHARED_NAME: &str = r#"
+services:
+  one:
+    image: IMAGE
+    command: ["sleep", "3600"]
+    container_name: shared
+    stop_signal: SIGKILL
+  two:
+    image: IMAGE
+    command: ["sleep", "3600"]
+    container_name: shared
+    stop_signal: SIGKILL
+"#;
+
+/// Two services with one `container_name`: the model loads and either can
+/// run; the second fails only when both would exist, with Docker's
+/// conflict, and creates nothing.
+fn shared_container_name() {
+    let ns = NetNs::new();
+    let (r, _image, base) = setup(SHARED_NAME);
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
+    ns.ok(&r, &args(&base, &["config", "-q"]));
+    ns.ok(&r, &args(&base, &["up", "-d", "one"]));
+    let conflict = ns.rstack(&r, &args(&base, &["up", "-d", "two"]));
+    assert!(!conflict.success(), "{conflict}");
+    conflict.assert_stderr_mentions(&[
+        "Conflict. The container name \"/shared\" is already in use",
+        "service \"one\"",
+    ]);
+    let ps = ns.ok(
+        &r,
+        &args(
+            &base,
+            &["ps", "-a", "--format", "{{.Name}} {{.Service}} {{.State}}"],
+        ),
+    );
+    assert_eq!(ps.stdout, "shared one running\n", "{ps}");
+    let both = ns.rstack(&r, &args(&base, &["up", "-d"]));
+    assert!(!both.success(), "{both}");
+    both.assert_stderr_mentions(&["Conflict. The container name \"/shared\""]);
+    ns.ok(&r, &args(&base, &["down", "-t", "0"]));
+    ns.ok(&r, &args(&base, &["up", "-d", "two"]));
+    let ps = ns.ok(
+        &r,
+        &args(&base, &["ps", "--format", "{{.Name}} {{.Service}}"]),
+    );
+    assert_eq!(ps.stdout, "shared two\n", "{ps}");
+    ns.ok(&r, &args(&base, &["down", "-t", "0"]));
+    ns.assert_clean(&r);
 }

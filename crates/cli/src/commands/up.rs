@@ -14,6 +14,7 @@ use anyhow::{Context, bail};
 use rstack_images::{LocalImage, Store};
 use rstack_stack::control::Request;
 use rstack_stack::state::ProjectLock;
+use rstack_stack::supervisor::known;
 use rstack_stack::supervisor::{Ended, Event, Supervisor, UpOptions, running_supervisor};
 
 use super::service_pull::{self, Wanted};
@@ -153,6 +154,13 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         super::build::build_for_up(global, &ctx.project, args.build)?;
     }
     let foreign = keep_foreign(&mut ctx, &args)?;
+    // a name conflict fails before anything changes (the running
+    // supervisor is not even asked to let go)
+    let selected = known::selected(&ctx.project, &args.services, args.no_deps, &foreign)?;
+    let pairs = known::wanted_names(&ctx.project);
+    if let Some(c) = known::name_conflict(&pairs, &ctx.pp.containers()?, &selected) {
+        bail!("{c}");
+    }
     let images = ensure_images(&ctx, &store, args.pull)?;
     if let Some(sup) = running_supervisor(&ctx.pp) {
         // A supervisor runs: let it go (its containers keep running) and
@@ -451,10 +459,7 @@ fn keep_foreign(ctx: &mut Ctx, args: &Args) -> anyhow::Result<Vec<String>> {
     if args.remove_orphans {
         return Ok(Vec::new());
     }
-    Ok(rstack_stack::supervisor::known::keep_foreign_services(
-        &mut ctx.project,
-        &ctx.pp,
-    )?)
+    Ok(known::keep_foreign_services(&mut ctx.project, &ctx.pp)?)
 }
 
 fn run_child(ctx: Ctx, store: &Store, args: &Args, foreign: Vec<String>) -> anyhow::Result<u8> {

@@ -47,6 +47,38 @@ pub fn keep_foreign_services(
     Ok(foreign)
 }
 
+/// The services `up` starts: those named (with their dependencies unless
+/// `no_deps`), else every service but the `foreign` ones.
+pub fn selected(
+    project: &Project,
+    named: &[String],
+    no_deps: bool,
+    foreign: &[String],
+) -> Result<Vec<String>, rstack_compose::plan::Error> {
+    let plan = project.plan()?;
+    Ok(if named.is_empty() {
+        let mut all = plan.start_order();
+        all.retain(|s| !foreign.contains(s));
+        all
+    } else if no_deps {
+        named.to_vec()
+    } else {
+        plan.with_dependencies(named)
+    })
+}
+
+/// The (container name, service) pairs `project` wants, in model order.
+pub fn wanted_names(project: &Project) -> Vec<(String, String)> {
+    project
+        .services
+        .iter()
+        .flat_map(|(s, svc)| {
+            super::plan::replica_numbers(svc)
+                .map(move |n| (project.container_name(s, n), s.clone()))
+        })
+        .collect()
+}
+
 /// Two containers that want one name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {

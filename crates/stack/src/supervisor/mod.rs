@@ -220,15 +220,8 @@ impl Supervisor {
         let mut res = inner.pp.resources()?;
         res.services = inner.project.services.clone();
         inner.pp.save_resources(&res)?;
-        let selected = if opts.services.is_empty() {
-            let mut all = inner.plan.start_order();
-            all.retain(|s| !opts.foreign.contains(s));
-            all
-        } else if opts.no_deps {
-            opts.services.clone()
-        } else {
-            inner.plan.with_dependencies(&opts.services)
-        };
+        let selected =
+            known::selected(&inner.project, &opts.services, opts.no_deps, &opts.foreign)?;
         let adopted = reconcile::reconcile(&inner, opts, &selected)?;
         for (name, pidfd) in adopted {
             runner::spawn(&inner, name, Some(pidfd));
