@@ -49,6 +49,11 @@ pub fn tests() -> Vec<Trial> {
             NEEDS,
             shared_container_name,
         ),
+        trial(
+            "compose::changed_network_is_recreated",
+            NEEDS,
+            changed_network,
+        ),
     ]
 }
 
@@ -607,6 +612,84 @@ fn shared_container_name() {
         &args(&base, &["ps", "--format", "{{.Name}} {{.Service}}"]),
     );
     assert_eq!(ps.stdout, "shared two\n", "{ps}");
+    ns.ok(&r, &args(&base, &["down", "-t", "0"]));
+    ns.assert_clean(&r);
+}
+
+const LABELLED_NET: &str = r#"
+services:
+  app:
+    image: IMAGE
+    command: ["sleep", "3600"]
+    networks: [front]
+    stop_signal: SIGKILL
+networks:
+  front:
+    labels:
+      - foo=${FOO:-foo}
+"#;
+
+/// A network whose config changed (`labels: [foo=${FOO:-foo}]`, then
+/// `FOO=bar up -d`) is recreated, its containers stopped first and
+/// recreated on it, as docker compose does; an unchanged one is kept.
+fn changed_network() {
+    let ns = NetNs::new();
+    let (r, _image, base) = setup(LABELLED_NET);
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
+    let up = |foo: Option<&str>| {
+        let inner = r.command(&args(&base, &["up", "-d"]));
+        let mut cmd = ns.nsenter();
+        cmd.arg(inner.get_program()).args(inner.get_args());
+        r.sandbox_env(&mut cmd);
+        if let Some(v) = foo {
+            cmd.env("FOO", v);
+        }
+        let out = r.run_command(cmd, None);
+        assert!(out.success(), "{out}");
+        out
+    };
+    let label = || {
+        let out = ns.ok(&r, &["network", "inspect", "demo_front"]);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v[0]["Labels"]["foo"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let app_id = || {
+        let out = ns.ok(&r, &args(&base, &["ps", "--format", "{{.ID}} {{.State}}"]));
+        out.stdout.trim().to_owned()
+    };
+    up(None);
+    assert_eq!(label(), "foo");
+    let before = app_id();
+    let again = up(None);
+    assert!(!again.stderr.contains("Recreate"), "{again}");
+    let changed = up(Some("bar"));
+    changed.assert_stderr_mentions(&["Network demo_front  Recreate"]);
+    assert_eq!(label(), "bar");
+    let after = app_id();
+    assert!(after.ends_with(" running"), "{after}");
+    assert_ne!(before, after, "the container is recreated");
+    let addr = ns.ok(
+        &r,
+        &args(
+            &base,
+            &[
+                "exec",
+                "-T",
+                "app",
+                "sh",
+                "-c",
+                "ip -4 -o addr show eth0 | wc -l",
+            ],
+        ),
+    );
+    assert_eq!(addr.stdout, "1\n", "{addr}");
     ns.ok(&r, &args(&base, &["down", "-t", "0"]));
     ns.assert_clean(&r);
 }

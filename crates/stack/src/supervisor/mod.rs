@@ -47,7 +47,7 @@ use crate::logs::Rotation;
 use crate::process::Pidfd;
 use crate::restart::Policy;
 use crate::state::{Health, ProjectPaths, Status, SupervisorRecord, now_rfc3339};
-use hub::{Hub, Inner, Shared};
+use hub::{Hub, Inner, Shared, stop_pidfd};
 
 /// A failure of the supervisor's set-up.
 #[derive(Debug, thiserror::Error)]
@@ -216,7 +216,18 @@ impl Supervisor {
             pumps: Mutex::new(HashMap::new()),
         });
         let listener = listen(&inner)?;
-        ensure_resources(&inner.env, &inner.pp, &inner.project, &[], &inner.reporter)?;
+        let stop = |rec: &crate::state::ContainerRecord, p: &Pidfd| {
+            let l = inner.new_live(rec.clone());
+            stop_pidfd(p, l.stop_signal, l.stop_timeout);
+        };
+        resources::ensure_resources_with(
+            &inner.env,
+            &inner.pp,
+            &inner.project,
+            &[],
+            &inner.reporter,
+            Some(&stop),
+        )?;
         let mut res = inner.pp.resources()?;
         res.services = inner.project.services.clone();
         inner.pp.save_resources(&res)?;
