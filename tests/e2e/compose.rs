@@ -640,12 +640,12 @@ fn changed_network() {
         r: &r,
         base: &base,
     };
-    let up = |foo: Option<&str>| {
+    let up = |value: Option<&str>| {
         let inner = r.command(&args(&base, &["up", "-d"]));
         let mut cmd = ns.nsenter();
         cmd.arg(inner.get_program()).args(inner.get_args());
         r.sandbox_env(&mut cmd);
-        if let Some(v) = foo {
+        if let Some(v) = value {
             cmd.env("FOO", v);
         }
         let out = r.run_command(cmd, None);
