@@ -24,6 +24,11 @@ pub fn tests() -> Vec<Trial> {
             NEEDS,
             writable_layer_until_removed,
         ),
+        trial(
+            "stack::volume_create_with_local_driver_options",
+            NEEDS,
+            volume_create_options,
+        ),
     ]
 }
 
@@ -280,5 +285,74 @@ fn volumes_persist_until_down_v() {
     assert!(down.stderr.contains("Volume demo_data  Removed"), "{down}");
     assert!(!vols.join("demo_data").exists());
     assert!(!vols.join("demo_bins").exists());
+    ns.assert_clean(&r);
+}
+
+/// `volume create --opt type=tmpfs ...` as Docker's local driver: an
+/// external volume of a project is that file system, mounted at first use
+/// and unmounted by `down`; bad options and names are refused, creating
+/// nothing.
+fn volume_create_options() {
+    let ns = NetNs::new();
+    let (r, image, base) = setup("services: {}\n");
+    let bad = ns.rstack(&r, &["volume", "create", "--opt", "type=tmpfs", "nodevice"]);
+    assert!(!bad.success(), "{bad}");
+    bad.assert_stderr_mentions(&["volume nodevice", "needs `device`"]);
+    let bad = ns.rstack(&r, &["volume", "create", "a/b"]);
+    assert!(!bad.success(), "{bad}");
+    bad.assert_stderr_mentions(&["includes invalid characters for a local volume name"]);
+    assert!(!r.root().join("volumes/nodevice").exists());
+    let made = ns.ok(
+        &r,
+        &[
+            "volume",
+            "create",
+            "--opt",
+            "type=tmpfs",
+            "--opt",
+            "device=tmpfs",
+            "--opt",
+            "o=size=2m",
+            "--label",
+            "team=a",
+            "mem",
+        ],
+    );
+    assert_eq!(made.stdout, "mem\n");
+    let inspect = ns.ok(&r, &["volume", "inspect", "mem"]);
+    let v: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
+    assert_eq!(v[0]["Options"]["type"], "tmpfs", "{inspect}");
+    assert_eq!(v[0]["Labels"]["team"], "a", "{inspect}");
+    std::fs::write(
+        &base[1],
+        format!(
+            "services:\n  a:\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n    \
+             stop_signal: SIGKILL\n    volumes: [mem:/m]\nvolumes:\n  mem:\n    external: true\n"
+        ),
+    )
+    .unwrap();
+    let _guard = DownOnPanic {
+        ns: &ns,
+        r: &r,
+        base: &base,
+    };
+    ns.ok(&r, &args(&base, &["up", "-d"]));
+    let out = ns.ok(
+        &r,
+        &args(
+            &base,
+            &[
+                "exec",
+                "-T",
+                "a",
+                "sh",
+                "-c",
+                "grep ' /m ' /proc/self/mountinfo | grep -c tmpfs",
+            ],
+        ),
+    );
+    assert_eq!(out.stdout, "1\n", "{out}");
+    ns.ok(&r, &args(&base, &["down", "-t", "0"]));
+    ns.ok(&r, &["volume", "rm", "mem"]);
     ns.assert_clean(&r);
 }

@@ -1,8 +1,10 @@
-//! `rstack volume ls / inspect / rm / prune`: named volumes under
+//! `rstack volume create / ls / inspect / rm / prune`: named volumes under
 //! `ROOT/volumes/<name>/_data`, like `docker volume`. A volume mounted by
-//! a running container is refused by `rm` and kept by `prune`.
+//! a running container is refused by `rm` and kept by `prune`. `create`
+//! takes the local driver's options (`--opt type=tmpfs`, `type=none,
+//! o=bind, device=/dir`, `type=nfs`...), mounted at first use.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::bail;
@@ -19,6 +21,20 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Sub {
+    /// Create a volume
+    Create {
+        /// Specify volume driver name
+        #[arg(short, long, default_value = "local")]
+        driver: String,
+        /// Set driver specific options (type, o, device)
+        #[arg(short, long = "opt", value_name = "KEY=VALUE")]
+        opt: Vec<String>,
+        /// Set metadata for a volume
+        #[arg(long, value_name = "KEY=VALUE")]
+        label: Vec<String>,
+        /// The volume's name (a random one when left out)
+        name: Option<String>,
+    },
     /// List volumes
     #[command(visible_alias = "list")]
     Ls {
@@ -85,6 +101,66 @@ fn size_of(dir: &Path) -> u64 {
     total
 }
 
+/// Docker's rule for a local volume's name.
+fn check_name(name: &str) -> anyhow::Result<()> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok =
+        name.len() >= 2 && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !first_ok || !rest_ok {
+        bail!(
+            "create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+        );
+    }
+    Ok(())
+}
+
+fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => bail!("invalid argument {kv:?} for \"{flag}\" flag: expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+/// `volume create`: checks the name and the local driver's options, then
+/// keeps the options (and labels) with the volume before its `_data`.
+/// An existing volume with the same options is returned as it is.
+fn create(
+    layout: &Layout,
+    driver: &str,
+    opt: &[String],
+    label: &[String],
+    name: Option<String>,
+) -> anyhow::Result<String> {
+    let name = match name {
+        Some(n) => n,
+        None => rstack_sys::random::random_hex(32)?,
+    };
+    check_name(&name)?;
+    let opts = key_values("--opt", opt)?;
+    let labels = key_values("--label", label)?;
+    rstack_stack::volume_driver::validate(&name, Some(driver), &opts)?;
+    let dir = layout.volume_dir(&name);
+    if dir.join("_data").is_dir() {
+        if rstack_stack::volume_driver::load(&dir)? != opts {
+            bail!("volume {name} already exists with other options");
+        }
+        return Ok(name);
+    }
+    rstack_stack::volume_driver::save(&dir, &opts)?;
+    if !labels.is_empty() {
+        rstack_stack::state::write_json(&dir.join("labels.json"), &labels)?;
+    }
+    if let Err(e) = std::fs::create_dir_all(dir.join("_data")) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(anyhow::Error::new(e).context(format!("create volume {name}")));
+    }
+    Ok(name)
+}
+
 /// The `docker volume inspect` object of a named volume; `None` when
 /// there is no such volume.
 pub(crate) fn inspect_json(layout: &Layout, name: &str) -> Option<serde_json::Value> {
@@ -102,11 +178,19 @@ pub(crate) fn inspect_json(layout: &Layout, name: &str) -> Option<serde_json::Va
         .and_then(|t| jiff::Timestamp::try_from(t).ok())
         .map(|t| t.to_string())
         .unwrap_or_default();
-    let project = name.split_once('_').map(|(p, _)| p.to_owned());
+    let mut labels: BTreeMap<String, String> = std::fs::read(dir.join("labels.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    if let Some((p, _)) = name.split_once('_')
+        && !dir.join("labels.json").exists()
+    {
+        labels.insert("com.docker.compose.project".into(), p.to_owned());
+    }
     Some(serde_json::json!({
         "CreatedAt": created,
         "Driver": "local",
-        "Labels": project.map(|p| serde_json::json!({"com.docker.compose.project": p})),
+        "Labels": (!labels.is_empty()).then_some(labels),
         "Mountpoint": dir.join("_data"),
         "Name": name,
         "Options": rstack_stack::volume_driver::load(&dir).ok().filter(|o| !o.is_empty()),
@@ -117,6 +201,15 @@ pub(crate) fn inspect_json(layout: &Layout, name: &str) -> Option<serde_json::Va
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let layout = Layout::new(&global.run_root, &global.root);
     match args.command {
+        Sub::Create {
+            driver,
+            opt,
+            label,
+            name,
+        } => {
+            let name = create(&layout, &driver, &opt, &label, name)?;
+            println!("{name}");
+        }
         Sub::Ls { quiet, format } => {
             let names = super::system::volume_names(&layout);
             if quiet {
