@@ -37,6 +37,7 @@ pub fn tests() -> Vec<Trial> {
             NEEDS,
             add_and_heredocs,
         ),
+        trial("build::image_history_lists_the_steps", NEEDS, history),
     ]
 }
 
@@ -440,4 +441,58 @@ fn add_and_heredocs() {
     // ARG values are not part of the image's environment.
     let info = inspect(&rstack, "adding:1");
     assert!(!info["Config"]["Env"].to_string().contains("WHO"), "{info}");
+}
+
+/// `image history` lists the build's steps newest first, as `docker
+/// history`: the image id on top, `<missing>` below, the RUN step's layer
+/// with a size, config-only steps `0B`.
+fn history() {
+    let rstack = Rstack::new();
+    let dir = project(
+        &rstack,
+        "history",
+        &[(
+            "Dockerfile",
+            "ARG BASE\nFROM $BASE\nRUN head -c 300000 /dev/zero > /big\nENV STAGE=history-test\n",
+        )],
+    );
+    let out = build(&rstack, "history:1", &dir);
+    assert!(out.success(), "{out}");
+    let table = rstack.ok(&["image", "history", "history:1"]);
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    assert!(lines[0].starts_with("IMAGE"), "{table}");
+    let id = inspect(&rstack, "history:1")["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        lines[1].starts_with(&id["sha256:".len()..][..12]),
+        "{table}"
+    );
+    assert!(
+        lines[1].contains("ENV STAGE=history-test") && lines[1].contains("0B"),
+        "{table}"
+    );
+    assert!(
+        lines[2].contains("head -c 300000") && lines[2].contains("kB"),
+        "{table}"
+    );
+    assert!(lines[3].starts_with("<missing>"), "{table}");
+    let q = rstack.ok(&["image", "history", "-q", "history:1"]);
+    assert_eq!(q.stdout.lines().count(), lines.len() - 1, "{q}");
+    let json = rstack.ok(&[
+        "image",
+        "history",
+        "--format",
+        "json",
+        "--no-trunc",
+        "history:1",
+    ]);
+    let first: Value = serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["ID"], id.as_str());
+    let t = rstack.ok(&["image", "history", "--format", "{{.Size}}", "history:1"]);
+    assert_eq!(t.stdout.lines().next(), Some("0B"), "{t}");
+    let missing = rstack.run(&["image", "history", "nope:1"]);
+    assert!(!missing.success(), "{missing}");
+    missing.assert_stderr_mentions(&["No such image: nope:1"]);
 }

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use rstack_images::{LocalImage, Reference, Store};
 use serde_json::{Value, json};
 
-use crate::commands::{build, images, pull, push, rmi};
+use crate::commands::{build, history, images, pull, push, rmi};
 use crate::global::GlobalOpts;
 
 #[derive(Debug, clap::Args)]
@@ -42,6 +42,8 @@ enum ImageCommand {
     Load(LoadArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
+    /// Show the history of an image
+    History(history::Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -109,6 +111,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         ImageCommand::Prune(a) => prune(global, a),
         ImageCommand::Save(a) => save(global, a),
         ImageCommand::Load(a) => load(global, a),
+        ImageCommand::History(a) => history::run(global, a),
         ImageCommand::Tag(a) => {
             Store::open(&global.root)?.tag(&a.source, &a.target)?;
             Ok(0)

@@ -10,6 +10,7 @@ mod container;
 mod cp;
 mod down;
 mod exec;
+mod history;
 mod image;
 mod images;
 mod info;
