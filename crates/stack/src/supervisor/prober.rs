@@ -65,8 +65,8 @@ fn prober(inner: Arc<Inner>, name: String, generation: u64, check: Check) {
         if !still {
             return;
         }
-        let rec = tracker.to_record();
-        inner.update(&name, |l| l.rec.health = Some(rec));
+        // reported before the state changes: a dependant woken by the
+        // change prints its `Starting` after this line, as docker compose
         if changed {
             let action = match tracker.status() {
                 Health::Healthy => "Healthy",
@@ -75,6 +75,8 @@ fn prober(inner: Arc<Inner>, name: String, generation: u64, check: Check) {
             };
             inner.report(&name, action);
         }
+        let rec = tracker.to_record();
+        inner.update(&name, |l| l.rec.health = Some(rec));
     }
 }
 
