@@ -6,6 +6,7 @@
 
 mod build;
 mod compose;
+mod connect;
 mod cp;
 mod docker;
 mod firewall;
@@ -26,6 +27,7 @@ fn main() {
     let mut trials: Vec<libtest_mimic::Trial> = Vec::new();
     trials.extend(build::tests());
     trials.extend(compose::tests());
+    trials.extend(connect::tests());
     trials.extend(cp::tests());
     trials.extend(docker::tests());
     trials.extend(firewall::tests());

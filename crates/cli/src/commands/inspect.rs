@@ -262,6 +262,24 @@ impl<'g> Objects<'g> {
     }
 }
 
+/// The container `query` names in any project (full id, name, unique id
+/// prefix), with its project.
+pub(crate) fn find_container(
+    layout: &Layout,
+    query: &str,
+) -> anyhow::Result<Option<(String, ContainerRecord)>> {
+    let mut all = Vec::new();
+    for project in layout.list_projects()? {
+        for rec in layout.project(&project).containers()? {
+            all.push(Found {
+                project: project.clone(),
+                rec,
+            });
+        }
+    }
+    Ok(lookup(&all, query)?.map(|f| (f.project.clone(), f.rec.clone())))
+}
+
 /// Docker's resolution of a container reference: a full id, then an exact
 /// name, then a unique id prefix. A prefix shared by several containers
 /// is an error naming them.

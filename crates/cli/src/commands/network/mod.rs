@@ -2,6 +2,7 @@
 //! `docker network`. The work is done by rstack-netns; this file only
 //! dispatches and builds the `Networks` handle from the global options.
 
+mod connect;
 mod create;
 pub(crate) mod inspect;
 mod ls;
@@ -31,6 +32,10 @@ enum NetworkCommand {
     /// Remove one or more networks
     #[command(visible_alias = "remove")]
     Rm(rm::Args),
+    /// Connect a container to a network
+    Connect(connect::ConnectArgs),
+    /// Disconnect a container from a network
+    Disconnect(connect::DisconnectArgs),
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
@@ -40,6 +45,8 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         NetworkCommand::Ls(a) => ls::run(&nets, a),
         NetworkCommand::Inspect(a) => inspect::run(&nets, a),
         NetworkCommand::Rm(a) => rm::run(&nets, a),
+        NetworkCommand::Connect(a) => connect::connect(&nets, global, a),
+        NetworkCommand::Disconnect(a) => connect::disconnect(&nets, global, a),
     }
 }
 
