@@ -2,6 +2,13 @@
 //! (the freezer: `freezer.state` on cgroup v1, `cgroup.freeze` on v2) and
 //! the figures `stats` shows (memory, CPU time, pids). The directories
 //! are the ones recorded when the container was created.
+//!
+//! Written here rather than through libcgroups' managers: a v1 manager
+//! joins one cgroup path under every controller's mount, but rstack records
+//! one leaf per hierarchy (they differ when the caller's cgroup differs per
+//! hierarchy, as on this hybrid host); its v1 freeze polls up to 1000 times
+//! and may thaw on failure, which `pause` must not do; and the stack crate
+//! would take libcgroups as a dependency for two file writes.
 
 use std::path::{Path, PathBuf};
 
