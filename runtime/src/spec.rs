@@ -223,7 +223,7 @@ pub fn command_line(
     Ok(args)
 }
 
-fn env_key(entry: &str) -> &str {
+pub(crate) fn env_key(entry: &str) -> &str {
     entry.split_once('=').map_or(entry, |(k, _)| k)
 }
 
