@@ -1,9 +1,9 @@
-//! One container's life: create (see [`crate::create`]), start, wait,
-//! signal, stop, exec, remove — with youki's libcontainer as the executor.
+//! One container's life: create (the steps are in `create.rs`), start,
+//! wait, signal, stop, exec, remove — with youki's libcontainer as the
+//! executor.
 //!
 //! Every libcontainer build/start/exec call in this process is serialised
-//! by [`EXECUTOR_LOCK`] (see [`crate::lock`]). The state layout is
-//! documented in [`crate::paths`].
+//! by [`EXECUTOR_LOCK`]. The state layout is in the header of `paths.rs`.
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// Where containers keep their state.
+/// Where containers keep their state (layout in the module docs).
 #[derive(Debug, Clone)]
 pub struct Paths {
     /// Volatile state (libcontainer state dirs, names, console sockets).
