@@ -15,8 +15,10 @@ use libcontainer::container::Container as LcContainer;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use crate::container::{ContainerError, Paths, Stdio};
+use crate::error::ContainerError;
 use crate::exec::ExecOptions;
+use crate::paths::Paths;
+use crate::stdio::Stdio;
 
 /// A container found again from its on-disk state.
 #[derive(Debug)]
@@ -27,19 +29,13 @@ pub struct Adopted {
     pid: Option<i32>,
 }
 
-fn resolve_id(paths: &Paths, name_or_id: &str) -> String {
-    std::fs::read_link(paths.run_root.join("names").join(name_or_id))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| name_or_id.to_owned())
-}
-
 impl Adopted {
     /// Opens the container `name_or_id`. Fails with `NoSuchContainer` when
     /// neither its libcontainer state nor its data dir exists.
     pub fn open(paths: &Paths, name_or_id: &str) -> Result<Adopted, ContainerError> {
-        let id = resolve_id(paths, name_or_id);
-        let lc = LcContainer::load(paths.run_root.join("containers").join(&id)).ok();
-        let data_dir = paths.data_root.join("containers").join(&id);
+        let id = paths.resolve_id(name_or_id);
+        let lc = LcContainer::load(paths.state_root().join(&id)).ok();
+        let data_dir = paths.container_dir(&id);
         if lc.is_none() && !data_dir.exists() {
             return Err(ContainerError::NoSuchContainer {
                 name: name_or_id.to_owned(),
@@ -65,11 +61,7 @@ impl Adopted {
 
     /// The merged rootfs as seen from the host.
     pub fn rootfs(&self) -> PathBuf {
-        self.paths
-            .data_root
-            .join("containers")
-            .join(&self.id)
-            .join("rootfs")
+        self.paths.container_dir(&self.id).join("rootfs")
     }
 
     /// Sends `signal` to the init process.
@@ -103,9 +95,7 @@ impl Adopted {
     pub fn remove(mut self, created_cgroup_dirs: &[PathBuf]) -> Result<(), ContainerError> {
         let mut errors = Vec::new();
         // Read before the data dir goes: the parents its creation added.
-        let recorded = crate::cgroup::recorded_cgroup_dirs(
-            &self.paths.data_root.join("containers").join(&self.id),
-        );
+        let recorded = crate::cgroup::recorded_cgroup_dirs(&self.paths.container_dir(&self.id));
         if let Some(pid) = self.pid {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             // Not necessarily our child: wait for /proc to show it gone or a zombie.
@@ -131,13 +121,13 @@ impl Adopted {
                 errors.push(format!("delete container state: {e}"));
             }
         }
-        let state = self.paths.run_root.join("containers").join(&self.id);
+        let state = self.paths.state_root().join(&self.id);
         if state.exists() {
             if let Err(e) = std::fs::remove_dir_all(&state) {
                 errors.push(format!("remove {}: {e}", state.display()));
             }
         }
-        let dir = self.paths.data_root.join("containers").join(&self.id);
+        let dir = self.paths.container_dir(&self.id);
         let rootfs = dir.join("rootfs");
         if crate::rootfs::is_mount_point(&rootfs) {
             if let Err(e) = crate::rootfs::unmount(&rootfs) {
@@ -173,7 +163,7 @@ impl Adopted {
 }
 
 fn remove_name_links(paths: &Paths, id: &str, errors: &mut Vec<String>) {
-    let names = paths.run_root.join("names");
+    let names = paths.names_dir();
     let Ok(entries) = std::fs::read_dir(&names) else {
         return;
     };

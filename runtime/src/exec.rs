@@ -6,14 +6,19 @@
 //! with the asked args, env, cwd, user and terminal.
 
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
+use oci_spec::runtime::Process;
 
-use crate::container::{ContainerError, Paths, Stdio, random_id};
-use crate::sys::{executor_error_text, reap_executor_zombies, receive_pty};
+use crate::error::ContainerError;
+use crate::ids::random_id;
+use crate::paths::Paths;
+use crate::spec::env_key;
+use crate::stdio::Stdio;
+use crate::sys::{bind_console, executor_error_text, reap_executor_zombies, receive_pty};
 use crate::user;
 
 /// Runs a process in the running container `id` (same namespaces, cgroup,
@@ -28,29 +33,51 @@ pub(crate) fn exec_in(
     stdio: Stdio,
 ) -> Result<ExecProcess, ContainerError> {
     let container_dir = paths.container_dir(id);
+    let process = exec_process(&container_dir, opts)?;
+    let process_file = write_process_file(&container_dir, &process)?;
+    let console = if opts.tty {
+        let (listener, sock) = bind_console(paths, &random_id()?[..16])?;
+        Some((listener, RemoveOnDrop(sock)))
+    } else {
+        None
+    };
+    let request = crate::helper::Request {
+        id: id.to_owned(),
+        state_root: paths.state_root(),
+        bundle: None,
+        process_file: Some(process_file.0.clone()),
+        console_socket: console.as_ref().map(|(_, p)| p.0.clone()),
+        init: false,
+        detach: opts.tty,
+        null_stdin: !opts.interactive,
+    };
+    let pid = build_tenant(&request, stdio)?;
+    let pty_master = match console {
+        Some((listener, _)) => Some(receive_pty(&listener)?),
+        None => None,
+    };
+    Ok(ExecProcess {
+        pid: Pid::from_raw(pid),
+        pty_master,
+    })
+}
+
+/// The exec'd process: the container's own (caps, rlimits, no_new_privs,
+/// env) from its config.json, with the asked args, env, cwd, user and
+/// terminal.
+fn exec_process(container_dir: &Path, opts: &ExecOptions) -> Result<Process, ContainerError> {
     let config = container_dir.join("config.json");
     let spec = oci_spec::runtime::Spec::load(&config).map_err(|e| ContainerError::Io {
         what: "read",
         path: config.clone(),
         source: std::io::Error::other(e.to_string()),
     })?;
-    // The exec'd process: the container's (caps, rlimits, no_new_privs,
-    // env) with the asked args, env, cwd, user and terminal.
     let mut process = spec.process().clone().unwrap_or_default();
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
-    let set_env = |env: &mut Vec<String>, entry: String| {
-        let key = entry
-            .split_once('=')
-            .map_or(entry.as_str(), |(k, _)| k)
-            .to_owned();
-        env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
-        env.push(entry);
-    };
     if let Some(spec_user) = &opts.user {
-        let passwd = std::fs::read_to_string(container_dir.join("rootfs").join("etc/passwd"))
-            .unwrap_or_default();
-        let group = std::fs::read_to_string(container_dir.join("rootfs").join("etc/group"))
-            .unwrap_or_default();
+        let rootfs = container_dir.join("rootfs");
+        let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+        let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
         let u = user::resolve_user(spec_user, &[], &passwd, &group)?;
         let mut pu = process.user().clone();
         pu.set_uid(u.uid);
@@ -71,48 +98,36 @@ pub(crate) fn exec_in(
         process.set_cwd(PathBuf::from(w));
     }
     process.set_terminal(Some(opts.tty));
+    Ok(process)
+}
+
+/// Sets `KEY=VALUE`, replacing any earlier entry of that key.
+fn set_env(env: &mut Vec<String>, entry: String) {
+    let key = env_key(&entry).to_owned();
+    env.retain(|e| env_key(e) != key);
+    env.push(entry);
+}
+
+/// Writes the process file libcontainer's tenant builder reads
+/// (`exec-<random>.json` in the container dir), removed when dropped.
+fn write_process_file(
+    container_dir: &Path,
+    process: &Process,
+) -> Result<RemoveOnDrop, ContainerError> {
     let process_file = container_dir.join(format!("exec-{}.json", &random_id()?[..12]));
-    let text = serde_json::to_vec(&process).map_err(|e| ContainerError::Io {
+    let text = serde_json::to_vec(process).map_err(|e| ContainerError::Io {
         what: "encode",
         path: process_file.clone(),
         source: std::io::Error::other(e),
     })?;
-    std::fs::write(&process_file, text).map_err(|source| ContainerError::Io {
-        what: "write",
-        path: process_file.clone(),
-        source,
-    })?;
-    let _remove_process_file = RemoveOnDrop(process_file.clone());
+    std::fs::write(&process_file, text).map_err(ContainerError::io("write", &process_file))?;
+    Ok(RemoveOnDrop(process_file))
+}
 
-    let console = if opts.tty {
-        let dir = paths.run_root.join("tty");
-        std::fs::create_dir_all(&dir).map_err(|source| ContainerError::Io {
-            what: "create",
-            path: dir.clone(),
-            source,
-        })?;
-        let sock = dir.join(format!("{}.sock", &random_id()?[..16]));
-        let listener =
-            std::os::unix::net::UnixListener::bind(&sock).map_err(|source| ContainerError::Io {
-                what: "bind",
-                path: sock.clone(),
-                source,
-            })?;
-        Some((listener, RemoveOnDrop(sock)))
-    } else {
-        None
-    };
-    let request = crate::helper::Request {
-        id: id.to_owned(),
-        state_root: paths.state_root(),
-        bundle: None,
-        process_file: Some(process_file.clone()),
-        console_socket: console.as_ref().map(|(_, p)| p.0.clone()),
-        init: false,
-        detach: opts.tty,
-        null_stdin: !opts.interactive,
-    };
-    let pid = crate::helper::build(&request, stdio).map_err(|text| {
+/// Starts the tenant process (in the build helper when one is set up);
+/// its pid.
+fn build_tenant(request: &crate::helper::Request, stdio: Stdio) -> Result<i32, ContainerError> {
+    let pid = crate::helper::build(request, stdio).map_err(|text| {
         // The failed process may exit a moment later: reap it, or its
         // zombie would keep the container's PID 1 from dying.
         for _ in 0..5 {
@@ -122,14 +137,7 @@ pub(crate) fn exec_in(
         executor_error_text("exec in the container", text)
     })?;
     reap_executor_zombies();
-    let pty_master = match console {
-        Some((listener, _)) => Some(receive_pty(&listener)?),
-        None => None,
-    };
-    Ok(ExecProcess {
-        pid: Pid::from_raw(pid),
-        pty_master,
-    })
+    Ok(pid)
 }
 
 /// Removes a file when dropped (temporary exec files and sockets).

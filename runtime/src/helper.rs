@@ -14,7 +14,7 @@
 //! A binary opts in by calling [`run_if_helper`] first thing in `main` and
 //! [`use_helper`] with its own path; without it builds run in-process
 //! (fine for single-threaded callers), serialised by
-//! [`crate::container::EXECUTOR_LOCK`].
+//! [`crate::lock::EXECUTOR_LOCK`].
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -27,7 +27,8 @@ use libcontainer::syscall::syscall::SyscallType;
 use rstack_sys::chain::chain as error_text;
 use serde::{Deserialize, Serialize};
 
-use crate::container::Stdio;
+use crate::lock::lock_executor;
+use crate::stdio::Stdio;
 use crate::workload::RstackExecutor;
 
 /// The first argument that turns this binary into the build helper.
@@ -85,9 +86,7 @@ fn build_here(req: &Request, stdio: Stdio, as_sibling: bool) -> Result<i32, Stri
     if let Some(fd) = stdio.stderr {
         builder = builder.with_stderr(fd);
     }
-    let _guard = crate::container::EXECUTOR_LOCK
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _guard = lock_executor();
     if let Some(bundle) = &req.bundle {
         // libcontainer creates the cgroup dirs in build().
         let _cgroup_lock = crate::cgroup::lock();
@@ -148,9 +147,7 @@ pub(crate) fn build(req: &Request, stdio: Stdio) -> Result<i32, String> {
     }
     let status = {
         // One build at a time, like in-process builds (they share state dirs).
-        let _guard = crate::container::EXECUTOR_LOCK
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _guard = lock_executor();
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start the build helper {}: {e}", exe.display()))?;

@@ -1,14 +1,17 @@
 //! Small process-level pieces around libcontainer: its error text mapped
 //! to Docker's exit codes, reaping the helper processes it can leave as
-//! zombies, bringing up `lo` in a new network namespace, and receiving a
-//! pty master over the console socket.
+//! zombies, bringing up `lo` in a new network namespace, and the console
+//! socket over which a `-t` process's pty master arrives.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
 
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
-use crate::container::ContainerError;
+use crate::error::ContainerError;
+use crate::paths::Paths;
 use crate::workload;
 
 /// Turns libcontainer's create error into ours, recognising the workload's
@@ -94,7 +97,7 @@ pub(crate) fn loopback_up(pid: Pid) -> Result<(), ContainerError> {
 
 /// Sets `IFF_UP` on `lo` of the calling thread's network namespace.
 fn set_lo_up() -> Result<(), ContainerError> {
-    let sys = |what| move |source| ContainerError::Sys { what, source };
+    let sys = ContainerError::sys;
     let sock = nix::sys::socket::socket(
         nix::sys::socket::AddressFamily::Inet,
         nix::sys::socket::SockType::Datagram,
@@ -126,12 +129,23 @@ fn set_lo_up() -> Result<(), ContainerError> {
     Ok(())
 }
 
+/// Binds the console socket `<run root>/tty/<stem>.sock`, to which
+/// libcontainer sends the pty master of a `-t` process.
+pub(crate) fn bind_console(
+    paths: &Paths,
+    stem: &str,
+) -> Result<(UnixListener, PathBuf), ContainerError> {
+    let dir = paths.tty_dir();
+    std::fs::create_dir_all(&dir).map_err(ContainerError::io("create", &dir))?;
+    let sock = dir.join(format!("{stem}.sock"));
+    let listener = UnixListener::bind(&sock).map_err(ContainerError::io("bind", &sock))?;
+    Ok((listener, sock))
+}
+
 /// Receives the pty master that libcontainer's init sent over the console socket.
-pub(crate) fn receive_pty(
-    listener: &std::os::unix::net::UnixListener,
-) -> Result<OwnedFd, ContainerError> {
+pub(crate) fn receive_pty(listener: &UnixListener) -> Result<OwnedFd, ContainerError> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    let sys = |what| move |source| ContainerError::Sys { what, source };
+    let sys = ContainerError::sys;
     let (stream, _) = listener.accept().map_err(|e| ContainerError::Sys {
         what: "accept the console socket",
         source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),

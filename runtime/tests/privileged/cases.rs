@@ -207,14 +207,7 @@ pub(crate) fn exit_codes_and_signals() -> Result<(), Failed> {
     // SIGKILL from outside: 137, not an OOM kill.
     let (r, stdio) = capture();
     let reader = read_all(r);
-    let mut c = Container::create(
-        &paths(),
-        &image(&["sh"]),
-        &env().layers,
-        &sh("sleep 30"),
-        stdio,
-    )
-    .map_err(|e| chain(&e))?;
+    let mut c = create_sh(&sh("sleep 30"), stdio)?;
     let traces = Traces::of(&c);
     c.start().map_err(|e| chain(&e))?;
     c.kill(nix::sys::signal::Signal::SIGKILL)
@@ -236,8 +229,7 @@ pub(crate) fn init_forwards_signals_and_stop() -> Result<(), Failed> {
     o.stop_timeout = Some(5);
     let (r, stdio) = capture();
     let reader = read_all(r);
-    let mut c = Container::create(&paths(), &image(&["sh"]), &env().layers, &o, stdio)
-        .map_err(|e| chain(&e))?;
+    let mut c = create_sh(&o, stdio)?;
     let traces = Traces::of(&c);
     c.start().map_err(|e| chain(&e))?;
     std::thread::sleep(Duration::from_millis(200));
@@ -256,8 +248,7 @@ pub(crate) fn init_forwards_signals_and_stop() -> Result<(), Failed> {
     o.stop_timeout = Some(1);
     let (r, stdio) = capture();
     let reader = read_all(r);
-    let mut c = Container::create(&paths(), &image(&["sh"]), &env().layers, &o, stdio)
-        .map_err(|e| chain(&e))?;
+    let mut c = create_sh(&o, stdio)?;
     c.start().map_err(|e| chain(&e))?;
     let st = c.stop(None).map_err(|e| chain(&e))?;
     c.remove().map_err(|e| chain(&e))?;
@@ -379,14 +370,7 @@ pub(crate) fn exec_into_running_container() -> Result<(), Failed> {
     let mut o = sh("sleep 30");
     o.hostname = Some("execme".into());
     o.name = Some("exec-test".into());
-    let mut c = Container::create(
-        &paths(),
-        &image(&["sh"]),
-        &env().layers,
-        &o,
-        Stdio::default(),
-    )
-    .map_err(|e| chain(&e))?;
+    let mut c = create_sh(&o, Stdio::default())?;
     let traces = Traces::of(&c);
     let res = (|| -> Result<(), Failed> {
         c.start().map_err(|e| chain(&e))?;
@@ -465,14 +449,7 @@ pub(crate) fn adopted_container_exec_and_remove() -> Result<(), Failed> {
     let mut o = sh("sleep 30");
     o.name = Some("adopt-me".into());
     o.hostname = Some("adopted".into());
-    let mut c = Container::create(
-        &paths(),
-        &image(&["sh"]),
-        &env().layers,
-        &o,
-        Stdio::default(),
-    )
-    .map_err(|e| chain(&e))?;
+    let mut c = create_sh(&o, Stdio::default())?;
     let traces = Traces::of(&c);
     c.start().map_err(|e| chain(&e))?;
     std::mem::forget(c);

@@ -157,6 +157,12 @@ pub(crate) fn read_all(r: OwnedFd) -> std::thread::JoinHandle<String> {
     })
 }
 
+/// Creates (not starts) a container of `sh` on the busybox layers.
+pub(crate) fn create_sh(opts: &RunOptions, stdio: Stdio) -> Result<Container, Failed> {
+    Container::create(&paths(), &image(&["sh"]), &env().layers, opts, stdio)
+        .map_err(|e| chain(&e).into())
+}
+
 /// Creates, starts, waits and removes a container; returns status and output.
 pub(crate) fn run_with(
     img: &ImageConfiguration,

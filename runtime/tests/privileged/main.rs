@@ -19,6 +19,13 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use cases::*;
 use harness::*;
 
+/// A trial: its name, its body, and the host feature it needs.
+type Case = (
+    &'static str,
+    fn() -> Result<(), Failed>,
+    Option<&'static str>,
+);
+
 fn main() {
     // Builds run in this binary re-executed as a single-threaded helper (as
     // in rstack); RSTACK_RT_IN_PROCESS=1 tests the in-process path instead.
@@ -37,37 +44,103 @@ fn main() {
     let mut args = Arguments::from_args();
     // Serial: the leftover checks look at shared cgroup parents and mounts.
     args.test_threads = Some(1);
-    let mut skip: Option<String> = None;
-    let mut setup_error: Option<String> = None;
-    if !nix::unistd::geteuid().is_root() {
-        skip = Some("needs root".into());
-    } else if !Path::new("/bin/busybox").exists() {
-        skip = Some("needs /bin/busybox (busybox-static)".into());
-    } else {
-        // Before any thread exists: a private mount namespace for the whole binary.
-        if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS) {
-            skip = Some(format!("cannot unshare the mount namespace: {e}"));
-        } else {
-            let _ = nix::mount::mount(
-                None::<&str>,
-                "/",
-                None::<&str>,
-                nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
-                None::<&str>,
-            );
-            match setup() {
-                Ok(e) => {
-                    let _ = ENV.set(e);
-                }
-                // a broken fixture is a failure, never a skip
-                Err(e) => setup_error = Some(format!("setup failed: {e}")),
-            }
-        }
-    }
+    let prepared = prepare();
     let plan = rstack_runtime::cgroup::CgroupPlan::new(None, "probe");
     let needs_probe = ENV.get().is_some_and(|e| !e.probe);
-    type T = fn() -> Result<(), Failed>;
-    let tests: Vec<(&str, T, Option<&str>)> = vec![
+    let trials = cases()
+        .into_iter()
+        .map(|(name, f, need)| {
+            if let Some(e) = prepared.setup_error.clone() {
+                return Trial::test(name, move || Err(e.into()));
+            }
+            let reason = prepared
+                .skip
+                .clone()
+                .or_else(|| missing_feature(need, &plan, needs_probe));
+            match reason {
+                Some(r) => rstack_testkit::skipped(name, r),
+                None => Trial::test(name, f),
+            }
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    rstack_testkit::report();
+    // `exit` skips destructors: remove the temp tree (layers, dirs) here.
+    if let Some(e) = ENV.get() {
+        let _ = std::fs::remove_dir_all(&e.root);
+    }
+    conclusion.exit();
+}
+
+/// Why every trial is skipped, or fails, before any runs.
+struct Prepared {
+    /// A missing prerequisite (root, busybox, a mount namespace).
+    skip: Option<String>,
+    /// A broken fixture: a failure, never a skip.
+    setup_error: Option<String>,
+}
+
+/// Checks the prerequisites, moves the binary into a private mount
+/// namespace (before any thread exists) and sets up the fixture ([`ENV`]).
+fn prepare() -> Prepared {
+    let skipped = |why: String| Prepared {
+        skip: Some(why),
+        setup_error: None,
+    };
+    if !nix::unistd::geteuid().is_root() {
+        return skipped("needs root".into());
+    }
+    if !Path::new("/bin/busybox").exists() {
+        return skipped("needs /bin/busybox (busybox-static)".into());
+    }
+    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS) {
+        return skipped(format!("cannot unshare the mount namespace: {e}"));
+    }
+    let _ = nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    );
+    let setup_error = match setup() {
+        Ok(e) => {
+            let _ = ENV.set(e);
+            None
+        }
+        Err(e) => Some(format!("setup failed: {e}")),
+    };
+    Prepared {
+        skip: None,
+        setup_error,
+    }
+}
+
+/// The reason a trial needing `need` cannot run on this host.
+fn missing_feature(
+    need: Option<&str>,
+    plan: &rstack_runtime::cgroup::CgroupPlan,
+    needs_probe: bool,
+) -> Option<String> {
+    match need {
+        Some("probe") if needs_probe => {
+            Some("needs a C compiler with static libc (cc -static) for the probe".into())
+        }
+        Some("memory") if plan.missing_controller("memory") => {
+            Some("no memory cgroup controller".into())
+        }
+        Some("pids") if plan.missing_controller("pids") => Some("no pids cgroup controller".into()),
+        Some("cpu+pids") if plan.missing_controller("cpu") || plan.missing_controller("pids") => {
+            Some("no cpu or pids cgroup controller".into())
+        }
+        Some("memory") if needs_probe => Some("needs the probe (cc -static)".into()),
+        _ => None,
+    }
+}
+
+/// Every trial, in the order they run.
+fn cases() -> Vec<Case> {
+    vec![
         ("pid1_is_the_command", pid1_is_the_command, None),
         ("hostname_and_etc_files", hostname_and_etc_files, None),
         (
@@ -139,42 +212,5 @@ fn main() {
         ),
         ("many_layers", many_layers, None),
         ("network_none_and_host", network_none_and_host, None),
-    ];
-    let trials = tests
-        .into_iter()
-        .map(|(name, f, need)| {
-            let reason = skip.clone().or_else(|| match need {
-                Some("probe") if needs_probe => {
-                    Some("needs a C compiler with static libc (cc -static) for the probe".into())
-                }
-                Some("memory") if plan.missing_controller("memory") => {
-                    Some("no memory cgroup controller".into())
-                }
-                Some("pids") if plan.missing_controller("pids") => {
-                    Some("no pids cgroup controller".into())
-                }
-                Some("cpu+pids")
-                    if plan.missing_controller("cpu") || plan.missing_controller("pids") =>
-                {
-                    Some("no cpu or pids cgroup controller".into())
-                }
-                Some("memory") if needs_probe => Some("needs the probe (cc -static)".into()),
-                _ => None,
-            });
-            if let Some(e) = setup_error.clone() {
-                return Trial::test(name, move || Err(e.into()));
-            }
-            match reason {
-                Some(r) => rstack_testkit::skipped(name, r),
-                None => Trial::test(name, f),
-            }
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    rstack_testkit::report();
-    // `exit` skips destructors: remove the temp tree (layers, dirs) here.
-    if let Some(e) = ENV.get() {
-        let _ = std::fs::remove_dir_all(&e.root);
-    }
-    conclusion.exit();
+    ]
 }
