@@ -21,7 +21,8 @@ use crate::error::Error;
 use crate::manifest::{self, Document, Manifest};
 use crate::platform::Platform;
 use crate::reference::Reference;
-use crate::store::{ImageRecord, LocalImage, Store, hex_of};
+use crate::store::{LocalImage, Store, hex_of};
+use crate::store_write::NewImage;
 
 /// Largest manifest or config accepted (they are read into memory).
 const MAX_SMALL_BLOB: u64 = 32 << 20;
@@ -119,6 +120,15 @@ pub(crate) fn client_config(
         read_timeout,
         ..Default::default()
     }
+}
+
+/// The stored credentials for `registry` (`rstack login`, Docker's and
+/// Podman's auth files), else anonymous.
+pub(crate) fn registry_auth(registry: &str) -> Result<RegistryAuth, Error> {
+    Ok(match crate::auth::lookup(registry)? {
+        Some(c) => RegistryAuth::Basic(c.username, c.password),
+        None => RegistryAuth::Anonymous,
+    })
 }
 
 /// Plain HTTP for `registry`?
@@ -388,10 +398,7 @@ impl<'a> Ctx<'a> {
             oref: r.to_oci(),
             progress,
         };
-        let auth = match crate::auth::lookup(r.registry())? {
-            Some(c) => RegistryAuth::Basic(c.username, c.password),
-            None => RegistryAuth::Anonymous,
-        };
+        let auth = registry_auth(r.registry())?;
         tracing::debug!(reference = %r, insecure, "pulling");
         ctx.client
             .auth(&ctx.oref, &auth, RegistryOperation::Pull)
@@ -585,25 +592,20 @@ impl Store {
         resolved: Resolved,
         config: PulledConfig,
     ) -> Result<LocalImage, Error> {
-        self.put_blob(&config.digest, &config.data)?;
-        self.put_blob(&resolved.digest, &resolved.body)?;
-        let mut size = 0;
-        for d in &config.diff_ids {
-            size += self.layer_meta(d).map(|m| m.size).unwrap_or(0);
-        }
-        let record = ImageRecord {
-            id: config.digest.clone(),
-            manifest_digest: resolved.digest,
-            repo_tags: match (r.tag(), r.digest()) {
-                (Some(_), None) => vec![r.to_string()],
-                _ => vec![],
-            },
-            repo_digests: vec![format!("{}@{}", r.name(), resolved.top_digest)],
-            layers: config.diff_ids,
-            size,
-            added: jiff::Timestamp::now().to_string(),
+        let repo_tags = match (r.tag(), r.digest()) {
+            (Some(_), None) => vec![r.to_string()],
+            _ => vec![],
         };
-        self.record_image(record)?;
+        self.add_image(NewImage {
+            config_digest: &config.digest,
+            config: &config.data,
+            manifest_digest: &resolved.digest,
+            manifest: &resolved.body,
+            repo_tags,
+            repo_digests: vec![format!("{}@{}", r.name(), resolved.top_digest)],
+            diff_ids: config.diff_ids,
+        })?;
+        // The index's record: the image may have been there with more names.
         let index = self.read_index()?;
         let record = index
             .images
