@@ -24,7 +24,8 @@ use crate::layer::{self, LayerSpec};
 use crate::manifest::{self, Descriptor, Document};
 use crate::platform::Platform;
 use crate::reference::Reference;
-use crate::store::{ImageRecord, LocalImage, Store, hex_of};
+use crate::store::{LocalImage, Store, hex_of};
+use crate::store_write::NewImage;
 
 mod save;
 
@@ -276,27 +277,19 @@ impl Store {
             layer::commit(self, vec![layer])?;
             drop(lock);
         }
-        self.put_blob(config_digest, config)?;
-        self.put_blob(manifest_digest, manifest_data)?;
-        let size = diff_ids
-            .iter()
-            .filter_map(|d| self.layer_meta(d))
-            .map(|m| m.size)
-            .sum();
-        let record = ImageRecord {
-            id: config_digest.to_owned(),
-            manifest_digest: manifest_digest.to_owned(),
+        self.add_image(NewImage {
+            config_digest,
+            config,
+            manifest_digest,
+            manifest: manifest_data,
             repo_tags: name
                 .iter()
                 .filter(|r| r.tag().is_some() && r.digest().is_none())
                 .map(|r| r.to_string())
                 .collect(),
             repo_digests: vec![],
-            layers: diff_ids,
-            size,
-            added: jiff::Timestamp::now().to_string(),
-        };
-        self.record_image(record)?;
+            diff_ids,
+        })?;
         Ok(config_digest.to_owned())
     }
 }

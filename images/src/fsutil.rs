@@ -19,12 +19,6 @@ pub use rstack_sys::lock::LockGuard;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot create directory {path}")]
-    CreateDir {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
     #[error(transparent)]
     Write(#[from] rstack_sys::fs::Error),
     #[error(transparent)]
@@ -39,10 +33,7 @@ pub enum Error {
 
 /// Creates `path` and its parents.
 pub fn create_dir_all(path: &Path) -> Result<(), Error> {
-    fs::create_dir_all(path).map_err(|source| Error::CreateDir {
-        path: path.to_owned(),
-        source,
-    })
+    Ok(rstack_sys::fs::create_dir_all(path)?)
 }
 
 /// The mode store files always had (tempfile's default): only the store's

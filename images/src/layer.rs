@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -144,100 +144,21 @@ pub(crate) fn import(
     reader: impl Read + Send,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Staged, Error> {
-    let tmp_root = store.tmp_dir();
-    let staging = tempfile::Builder::new()
-        .prefix(&format!("layer-{}-", std::process::id()))
-        .tempdir_in(&tmp_root)
-        .map_err(|source| Error::NotWritable {
-            path: tmp_root.clone(),
-            source,
-        })?;
-    let diff = staging.path().join("diff");
-    std::fs::create_dir(&diff).map_err(|source| Error::NotWritable {
-        path: diff.clone(),
-        source,
-    })?;
-    let blob_tmp = staging.path().join("blob");
-    let file = File::create(&blob_tmp).map_err(|source| Error::NotWritable {
-        path: blob_tmp.clone(),
-        source,
-    })?;
-
+    let (staging, diff, blob_file) = staging_dir(store)?;
     let mut tee = Tee {
         inner: reader,
-        file: io::BufWriter::with_capacity(1 << 20, file),
+        file: io::BufWriter::with_capacity(1 << 20, blob_file),
         hasher: Sha256::new(),
         count: 0,
         limit: spec.blob_size,
         progress,
     };
-    let unpack_err = |source| Error::Unpack {
-        digest: spec.blob_digest.clone(),
-        source,
-    };
-    // Two threads per layer: this one untars, a second one reads the blob
-    // (hash + copy) and decompresses, so one big layer uses two cores.
-    let (chunks_tx, chunks_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
-    let (recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT + 2);
-    let (decoded, unpacked) = std::thread::scope(|scope| {
-        let producer = scope.spawn(|| decompress(&mut tee, chunks_tx, recycle_rx));
-        let mut hashing = HashingReader::new(BufReader::with_capacity(
-            CHUNK,
-            ChunkReader {
-                rx: chunks_rx,
-                recycle: recycle_tx,
-                cur: Vec::new(),
-                pos: 0,
-            },
-        ));
-        // The tar end marker may be followed by padding: hash it too. On an
-        // unpack error the receiver is dropped and the producer stops
-        // sending, but still reads the whole blob for its digest.
-        let unpacked = match unpack::unpack(&mut hashing, &diff, &unpack::Options::default()) {
-            Ok(stats) => hashing
-                .finish()
-                .map(|(digest, _)| (stats, digest))
-                .map_err(unpack::Error::Read),
-            Err(e) => {
-                drop(hashing);
-                Err(e)
-            }
-        };
-        let decoded = producer
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("decompression thread panicked")));
-        (decoded, unpacked)
-    });
+    let outcome = unpack_blob(&mut tee, &diff);
     let blob_digest = format!("sha256:{}", hex::encode(tee.hasher.clone().finalize()));
     let count = tee.count;
     // No fsync here: `commit` syncs the filesystem once for all layers.
     let _ = tee.file.flush();
-
-    if let Some(size) = spec.blob_size
-        && count < size
-    {
-        return Err(Error::Truncated {
-            digest: spec.blob_digest.clone(),
-            expected: size,
-            got: count,
-        });
-    }
-    if blob_digest != spec.blob_digest {
-        return Err(Error::DigestMismatch {
-            what: format!("layer blob {}", spec.blob_digest),
-            expected: spec.blob_digest.clone(),
-            actual: blob_digest,
-        });
-    }
-    decoded.map_err(|e| unpack_err(unpack::Error::Read(e)))?;
-    let (stats, diff_id) = unpacked.map_err(unpack_err)?;
-    if diff_id != spec.diff_id {
-        return Err(Error::DigestMismatch {
-            what: format!("uncompressed layer {} (diff id)", spec.blob_digest),
-            expected: spec.diff_id.clone(),
-            actual: diff_id,
-        });
-    }
+    let stats = outcome.verify(spec, &blob_digest, count)?;
 
     let meta = LayerMeta {
         diff_id: spec.diff_id.clone(),
@@ -258,6 +179,118 @@ pub(crate) fn import(
         meta,
         _lock: None,
     })
+}
+
+/// A fresh staging dir in `images/tmp/` with its empty `diff/` and the
+/// created `blob` file.
+fn staging_dir(store: &Store) -> Result<(tempfile::TempDir, PathBuf, File), Error> {
+    let tmp_root = store.tmp_dir();
+    let staging = tempfile::Builder::new()
+        .prefix(&format!("layer-{}-", std::process::id()))
+        .tempdir_in(&tmp_root)
+        .map_err(|source| Error::NotWritable {
+            path: tmp_root.clone(),
+            source,
+        })?;
+    let diff = staging.path().join("diff");
+    std::fs::create_dir(&diff).map_err(|source| Error::NotWritable {
+        path: diff.clone(),
+        source,
+    })?;
+    let blob_tmp = staging.path().join("blob");
+    let file = File::create(&blob_tmp).map_err(|source| Error::NotWritable {
+        path: blob_tmp.clone(),
+        source,
+    })?;
+    Ok((staging, diff, file))
+}
+
+/// How the two halves of an import ended.
+struct Outcome {
+    /// Reading and decompressing the blob.
+    decoded: io::Result<()>,
+    /// Untarring, with the digest of the tar stream (the diff id).
+    unpacked: Result<(unpack::Stats, String), unpack::Error>,
+}
+
+/// Untars the blob read through `tee` into `diff`. Two threads per layer:
+/// this one untars, a second one reads the blob (hash + copy) and
+/// decompresses, so one big layer uses two cores.
+fn unpack_blob<R: Read + Send>(tee: &mut Tee<'_, R>, diff: &Path) -> Outcome {
+    let (chunks_tx, chunks_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+    let (recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT + 2);
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(|| decompress(tee, chunks_tx, recycle_rx));
+        let mut hashing = HashingReader::new(BufReader::with_capacity(
+            CHUNK,
+            ChunkReader {
+                rx: chunks_rx,
+                recycle: recycle_tx,
+                cur: Vec::new(),
+                pos: 0,
+            },
+        ));
+        // The tar end marker may be followed by padding: hash it too. On an
+        // unpack error the receiver is dropped and the producer stops
+        // sending, but still reads the whole blob for its digest.
+        let unpacked = match unpack::unpack(&mut hashing, diff, &unpack::Options::default()) {
+            Ok(stats) => hashing
+                .finish()
+                .map(|(digest, _)| (stats, digest))
+                .map_err(unpack::Error::Read),
+            Err(e) => {
+                drop(hashing);
+                Err(e)
+            }
+        };
+        let decoded = producer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("decompression thread panicked")));
+        Outcome { decoded, unpacked }
+    })
+}
+
+impl Outcome {
+    /// Checks, in this order: the blob's size and digest (`count` bytes
+    /// read, hashing to `blob_digest`), decompression, untar, the diff id.
+    fn verify(
+        self,
+        spec: &LayerSpec,
+        blob_digest: &str,
+        count: u64,
+    ) -> Result<unpack::Stats, Error> {
+        let unpack_err = |source| Error::Unpack {
+            digest: spec.blob_digest.clone(),
+            source,
+        };
+        if let Some(size) = spec.blob_size
+            && count < size
+        {
+            return Err(Error::Truncated {
+                digest: spec.blob_digest.clone(),
+                expected: size,
+                got: count,
+            });
+        }
+        if blob_digest != spec.blob_digest {
+            return Err(Error::DigestMismatch {
+                what: format!("layer blob {}", spec.blob_digest),
+                expected: spec.blob_digest.clone(),
+                actual: blob_digest.to_owned(),
+            });
+        }
+        self.decoded
+            .map_err(|e| unpack_err(unpack::Error::Read(e)))?;
+        let (stats, diff_id) = self.unpacked.map_err(unpack_err)?;
+        if diff_id != spec.diff_id {
+            return Err(Error::DigestMismatch {
+                what: format!("uncompressed layer {} (diff id)", spec.blob_digest),
+                expected: spec.diff_id.clone(),
+                actual: diff_id,
+            });
+        }
+        Ok(stats)
+    }
 }
 
 /// A verified layer in `images/tmp/`, not yet in the store. Dropping it

@@ -8,26 +8,26 @@
 //! untar overlap; several layers use several cores). The index is updated
 //! last, under the shared store lock.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{ClientConfig, ClientProtocol, SizedStream};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 
 use crate::error::Error;
-use crate::layer::{self, LayerSpec};
 use crate::manifest::{self, Document, Manifest};
 use crate::platform::Platform;
 use crate::reference::Reference;
-use crate::store::{ImageRecord, LocalImage, Store, hex_of};
+use crate::store::{LocalImage, Store, hex_of};
+use crate::store_write::NewImage;
 
 /// Largest manifest or config accepted (they are read into memory).
 const MAX_SMALL_BLOB: u64 = 32 << 20;
+
+mod download;
 
 #[derive(Debug, Clone)]
 pub struct PullOptions {
@@ -120,6 +120,15 @@ pub(crate) fn client_config(
         read_timeout,
         ..Default::default()
     }
+}
+
+/// The stored credentials for `registry` (`rstack login`, Docker's and
+/// Podman's auth files), else anonymous.
+pub(crate) fn registry_auth(registry: &str) -> Result<RegistryAuth, Error> {
+    Ok(match crate::auth::lookup(registry)? {
+        Some(c) => RegistryAuth::Basic(c.username, c.password),
+        None => RegistryAuth::Anonymous,
+    })
 }
 
 /// Plain HTTP for `registry`?
@@ -232,7 +241,6 @@ impl Ctx<'_> {
         }
         Ok((body, actual))
     }
-
     /// Fetches a small blob into memory, verifying digest and size.
     async fn small_blob(&self, desc: &manifest::Descriptor) -> Result<Vec<u8>, Error> {
         if desc.size > MAX_SMALL_BLOB {
@@ -241,17 +249,7 @@ impl Ctx<'_> {
                 reason: format!("too large ({} bytes)", desc.size),
             });
         }
-        let oci_desc = oci_client::manifest::OciDescriptor {
-            digest: desc.digest.clone(),
-            size: desc.size as i64,
-            media_type: desc.media_type.clone(),
-            ..Default::default()
-        };
-        let mut stream = self
-            .client
-            .pull_blob_stream(&self.oref, &oci_desc)
-            .await
-            .map_err(|e| self.map_err(e))?;
+        let mut stream = self.blob_stream(desc).await?;
         let mut data = Vec::with_capacity(desc.size as usize);
         while let Some(chunk) = stream.next().await {
             match chunk {
@@ -292,179 +290,19 @@ impl Ctx<'_> {
         Ok(data)
     }
 
-    /// Makes one layer present in the store.
-    async fn layer(&self, desc: &manifest::Descriptor, diff_id: &str) -> Result<(), Error> {
-        let id = short_id(&desc.digest);
-        let store = self.store;
-        if store.has_layer(diff_id, &desc.digest) {
-            layer::ensure_link(store, diff_id)?;
-            self.progress.layer(&id, LayerEvent::AlreadyExists);
-            return Ok(());
-        }
-        let lock_path_store = store.clone();
-        let d = diff_id.to_owned();
-        let lock = match crate::fsutil::try_lock(&store.layer_lock_path(diff_id))? {
-            Some(lock) => lock,
-            None => {
-                self.progress.layer(&id, LayerEvent::Waiting);
-                tokio::task::spawn_blocking(move || lock_path_store.layer_lock(&d))
-                    .await
-                    .map_err(Error::Join)??
-            }
-        };
-        if store.has_layer(diff_id, &desc.digest) {
-            layer::ensure_link(store, diff_id)?;
-            self.progress.layer(&id, LayerEvent::AlreadyExists);
-            return Ok(());
-        }
-        // Network failures are retried (from scratch: the import verifies
-        // whole blobs); bad content is not.
-        let mut attempt = 1;
-        let staged = loop {
-            match self.fetch(desc, diff_id, &id).await {
-                Err(e) if attempt < DOWNLOAD_ATTEMPTS && is_transient(&e) => {
-                    tracing::warn!(layer = %id, attempt, error = %e, "layer download failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(attempt)).await;
-                    attempt += 1;
-                }
-                other => break other?,
-            }
-        };
-        let commit_store = store.clone();
-        tokio::task::spawn_blocking(move || layer::commit(&commit_store, vec![staged]))
-            .await
-            .map_err(Error::Join)??;
-        drop(lock);
-        self.progress.layer(&id, LayerEvent::Complete);
-        Ok(())
-    }
-
-    /// Downloads and imports one layer blob into a staging dir.
-    async fn fetch(
-        &self,
-        desc: &manifest::Descriptor,
-        diff_id: &str,
-        id: &str,
-    ) -> Result<layer::Staged, Error> {
-        let store = self.store;
+    /// Starts downloading the blob of `desc` (oci-client checks its digest
+    /// at the end of the stream).
+    async fn blob_stream(&self, desc: &manifest::Descriptor) -> Result<SizedStream, Error> {
         let oci_desc = oci_client::manifest::OciDescriptor {
             digest: desc.digest.clone(),
             size: desc.size as i64,
             media_type: desc.media_type.clone(),
             ..Default::default()
         };
-        let mut stream = self
-            .client
+        self.client
             .pull_blob_stream(&self.oref, &oci_desc)
             .await
-            .map_err(|e| self.map_err(e))?;
-        let total = desc.size;
-        self.progress
-            .layer(id, LayerEvent::Downloading { done: 0, total });
-
-        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-        let consumed = Arc::new(AtomicU64::new(0));
-        let spec = LayerSpec {
-            blob_digest: desc.digest.clone(),
-            media_type: desc.media_type.clone(),
-            blob_size: Some(desc.size),
-            diff_id: diff_id.to_owned(),
-        };
-        let task_store = store.clone();
-        let task_consumed = consumed.clone();
-        let mut task = tokio::task::spawn_blocking(move || {
-            let reader = ChannelReader {
-                rx,
-                cur: Bytes::new(),
-            };
-            layer::import(&task_store, &spec, reader, &move |n| {
-                task_consumed.store(n, Ordering::Relaxed)
-            })
-        });
-
-        let mut downloaded = 0u64;
-        let mut download_error = None;
-        let mut receiver_alive = true;
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(bytes) => {
-                    downloaded += bytes.len() as u64;
-                    if downloaded > total {
-                        download_error = Some(Error::Oversized {
-                            digest: desc.digest.clone(),
-                            expected: total,
-                        });
-                        break;
-                    }
-                    self.progress.layer(
-                        id,
-                        LayerEvent::Downloading {
-                            done: downloaded,
-                            total,
-                        },
-                    );
-                    // The import reads the whole blob even when unpacking
-                    // failed, so its digest check still tells a bad blob.
-                    if receiver_alive && tx.send(bytes).await.is_err() {
-                        receiver_alive = false;
-                    }
-                }
-                // The end-of-stream digest check of oci-client: the import's
-                // own check says more (truncated or mismatch).
-                Err(source) if is_digest_error(&source) => break,
-                Err(source) => {
-                    if download_error.is_none() && downloaded < total {
-                        download_error = Some(Error::Download {
-                            digest: desc.digest.clone(),
-                            source,
-                        });
-                    }
-                    break;
-                }
-            }
-        }
-        drop(tx);
-        let result = loop {
-            tokio::select! {
-                r = &mut task => break r.map_err(Error::Join)?,
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                    let done = consumed.load(Ordering::Relaxed);
-                    self.progress.layer(id, LayerEvent::Extracting { done, total });
-                }
-            }
-        };
-        if downloaded < total {
-            return Err(download_error.unwrap_or(Error::Truncated {
-                digest: desc.digest.clone(),
-                expected: total,
-                got: downloaded,
-            }));
-        }
-        if let Some(e @ Error::Oversized { .. }) = download_error {
-            return Err(e);
-        }
-        // The import checked both digests (blob and diff id).
-        result
-    }
-}
-
-/// Tries per layer download.
-const DOWNLOAD_ATTEMPTS: u64 = 3;
-
-/// A failure the network may not repeat (connection reset, timeout, 5xx).
-fn is_transient(e: &Error) -> bool {
-    match e {
-        Error::Download { .. } => true,
-        Error::Registry { source, .. } => matches!(
-            source,
-            OciDistributionError::RequestError(_)
-                | OciDistributionError::IoError(_)
-                | OciDistributionError::ServerError {
-                    code: 500..=599,
-                    ..
-                }
-        ),
-        _ => false,
+            .map_err(|e| self.map_err(e))
     }
 }
 
@@ -473,26 +311,7 @@ fn is_digest_error(e: &std::io::Error) -> bool {
         .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>())
 }
 
-/// Feeds the blocking import from the download's channel.
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<Bytes>,
-    cur: Bytes,
-}
-
-impl std::io::Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(b) => self.cur = b,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur.split_to(n));
-        Ok(n)
-    }
-}
-
+/// Picks the manifest of `platform` from an index.
 /// Picks the manifest of `platform` from an index.
 fn select_platform(
     reference: &Reference,
@@ -545,118 +364,130 @@ fn select_platform(
     }
 }
 
-impl Store {
-    /// Pulls `reference` (unless all of it is present) and returns it.
-    pub async fn pull(
-        &self,
-        reference: &str,
-        opts: &PullOptions,
-        progress: &dyn PullProgress,
-    ) -> Result<LocalImage, Error> {
-        let r = Reference::parse(reference)?;
-        let insecure = is_insecure(self, &r);
+/// The image manifest a pull resolved a reference to.
+struct Resolved {
+    /// The digest of what the reference named (an index or the manifest).
+    top_digest: String,
+    body: Bytes,
+    digest: String,
+    manifest: Manifest,
+}
+
+/// The image config a pull uses, checked against its manifest.
+struct PulledConfig {
+    digest: String,
+    data: Vec<u8>,
+    diff_ids: Vec<String>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A client for the registry of `r`, authenticated for pulling.
+    async fn connect(
+        store: &'a Store,
+        r: &Reference,
+        progress: &'a dyn PullProgress,
+    ) -> Result<Ctx<'a>, Error> {
+        let insecure = is_insecure(store, r);
         // A registry that stops sending mid-blob fails the pull instead of hanging it.
-        let config = client_config(&r, insecure, Some(Duration::from_secs(120)));
+        let config = client_config(r, insecure, Some(Duration::from_secs(120)));
         crate::tls::init();
         let ctx = Ctx {
-            store: self,
+            store,
             client: Client::new(config),
             reference: r.clone(),
             oref: r.to_oci(),
             progress,
         };
-        let auth = match crate::auth::lookup(r.registry())? {
-            Some(c) => RegistryAuth::Basic(c.username, c.password),
-            None => RegistryAuth::Anonymous,
-        };
+        let auth = registry_auth(r.registry())?;
         tracing::debug!(reference = %r, insecure, "pulling");
         ctx.client
             .auth(&ctx.oref, &auth, RegistryOperation::Pull)
             .await
             .map_err(|e| ctx.map_err(e))?;
+        Ok(ctx)
+    }
+}
 
-        let (body, top_digest) = ctx.manifest(&ctx.oref).await?;
-        let bad = |digest: &str, reason: String| Error::BadManifest {
-            reference: r.familiar(),
+impl Ctx<'_> {
+    fn bad_manifest(&self, digest: &str, reason: String) -> Error {
+        Error::BadManifest {
+            reference: self.reference.familiar(),
             digest: digest.to_owned(),
             reason,
-        };
-        let (manifest_body, manifest_digest, manifest): (Bytes, String, Manifest) =
-            match manifest::parse(&body).map_err(|e| bad(&top_digest, e))? {
-                Document::Manifest(m) => (body, top_digest.clone(), m),
-                Document::Index(index) => {
-                    let platform = opts.platform.clone().unwrap_or_else(Platform::host);
-                    let entry = select_platform(&r, &index, &platform, opts.platform.is_some())?;
-                    let child = r.with_digest(&entry.digest).to_oci();
-                    let (body, digest) = ctx.manifest(&child).await?;
-                    match manifest::parse(&body).map_err(|e| bad(&digest, e))? {
-                        Document::Manifest(m) => (body, digest, m),
-                        Document::Index(_) => return Err(bad(&digest, "nested index".into())),
-                    }
-                }
-            };
-        manifest::check_image(&manifest).map_err(|e| bad(&manifest_digest, e))?;
-        let layers: Vec<(String, u64)> = manifest
-            .layers
-            .iter()
-            .map(|l| (short_id(&l.digest), l.size))
-            .collect();
-        progress.resolved(&r, &top_digest, &layers);
+        }
+    }
 
-        // Config: reuse a stored copy (same digest = same bytes).
-        let config_digest = manifest.config.digest.clone();
-        let config_data = match self.read_blob_verified(&config_digest) {
+    /// The image manifest of the reference (from an index: the entry of
+    /// the wanted platform), checked.
+    async fn resolve(&self, opts: &PullOptions) -> Result<Resolved, Error> {
+        let (body, top_digest) = self.manifest(&self.oref).await?;
+        let (body, digest, manifest) =
+            match manifest::parse(&body).map_err(|e| self.bad_manifest(&top_digest, e))? {
+                Document::Manifest(m) => (body, top_digest.clone(), m),
+                Document::Index(index) => self.platform_manifest(&index, opts).await?,
+            };
+        manifest::check_image(&manifest).map_err(|e| self.bad_manifest(&digest, e))?;
+        Ok(Resolved {
+            top_digest,
+            body,
+            digest,
+            manifest,
+        })
+    }
+
+    /// The manifest an index lists for the wanted platform.
+    async fn platform_manifest(
+        &self,
+        index: &manifest::Index,
+        opts: &PullOptions,
+    ) -> Result<(Bytes, String, Manifest), Error> {
+        let r = &self.reference;
+        let platform = opts.platform.clone().unwrap_or_else(Platform::host);
+        let entry = select_platform(r, index, &platform, opts.platform.is_some())?;
+        let child = r.with_digest(&entry.digest).to_oci();
+        let (body, digest) = self.manifest(&child).await?;
+        match manifest::parse(&body).map_err(|e| self.bad_manifest(&digest, e))? {
+            Document::Manifest(m) => Ok((body, digest, m)),
+            Document::Index(_) => Err(self.bad_manifest(&digest, "nested index".into())),
+        }
+    }
+
+    /// The image config (a stored copy when there is one: same digest =
+    /// same bytes), checked against the wanted platform and the layers.
+    async fn config(&self, manifest: &Manifest, opts: &PullOptions) -> Result<PulledConfig, Error> {
+        let digest = manifest.config.digest.clone();
+        let data = match self.store.read_blob_verified(&digest) {
             Some(data) => data,
-            None => ctx.small_blob(&manifest.config).await?,
+            None => self.small_blob(&manifest.config).await?,
         };
-        let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(&config_data)
-            .map_err(|e| Error::BadConfig {
-                digest: config_digest.clone(),
+        let config: oci_spec::image::ImageConfiguration =
+            serde_json::from_slice(&data).map_err(|e| Error::BadConfig {
+                digest: digest.clone(),
                 reason: e.to_string(),
             })?;
         if let Some(want) = &opts.platform {
-            let os = config.os().to_string();
-            let arch = config.architecture().to_string();
-            if !want.matches(&os, &arch, config.variant().as_deref()) {
-                return Err(Error::PlatformMismatch {
-                    reference: r.familiar(),
-                    found: format!("{os}/{arch}"),
-                    wanted: want.to_string(),
-                });
-            }
+            check_platform(&self.reference, &config, want)?;
         }
-        let diff_ids: Vec<String> = config.rootfs().diff_ids().to_vec();
-        if diff_ids.len() != manifest.layers.len() {
-            return Err(Error::BadConfig {
-                digest: config_digest,
-                reason: format!(
-                    "{} diff ids for {} layers",
-                    diff_ids.len(),
-                    manifest.layers.len()
-                ),
-            });
-        }
-        if let Some(bad_id) = diff_ids
-            .iter()
-            .find(|d| !crate::reference::is_sha256_digest(d))
-        {
-            return Err(Error::BadConfig {
-                digest: config_digest,
-                reason: format!("bad diff id {bad_id:?}"),
-            });
-        }
+        let diff_ids = diff_ids(&config, &digest, manifest.layers.len())?;
+        Ok(PulledConfig {
+            digest,
+            data,
+            diff_ids,
+        })
+    }
 
-        let lock_store = self.clone();
-        let _store_lock = tokio::task::spawn_blocking(move || lock_store.store_lock(false))
-            .await
-            .map_err(Error::Join)??;
-        self.clean_tmp();
-
+    /// Makes every layer present, `max_concurrent` downloads at a time.
+    async fn layers(
+        &self,
+        manifest: &Manifest,
+        diff_ids: &[String],
+        max_concurrent: usize,
+    ) -> Result<(), Error> {
         // A layer listed twice is fetched once. The jobs are collected into
         // a Vec first: iterator closures held across an await would make
         // this future !Send (rustc's higher-ranked lifetime limitation).
         let mut unique: Vec<(manifest::Descriptor, String)> = Vec::new();
-        for (desc, diff_id) in manifest.layers.iter().zip(&diff_ids) {
+        for (desc, diff_id) in manifest.layers.iter().zip(diff_ids) {
             if !unique
                 .iter()
                 .any(|(d, id)| d.digest == desc.digest && id == diff_id)
@@ -666,38 +497,119 @@ impl Store {
         }
         let mut jobs = Vec::with_capacity(unique.len());
         for (desc, diff_id) in &unique {
-            jobs.push(ctx.layer(desc, diff_id));
+            jobs.push(self.layer(desc, diff_id));
         }
-        let mut stream =
-            futures_util::stream::iter(jobs).buffer_unordered(opts.max_concurrent_downloads.max(1));
+        let mut stream = futures_util::stream::iter(jobs).buffer_unordered(max_concurrent.max(1));
         while let Some(result) = stream.next().await {
             result?;
         }
-        drop(stream);
+        Ok(())
+    }
+}
 
-        self.put_blob(&config_digest, &config_data)?;
-        self.put_blob(&manifest_digest, &manifest_body)?;
-        let mut size = 0;
-        for d in &diff_ids {
-            size += self.layer_meta(d).map(|m| m.size).unwrap_or(0);
-        }
-        let record = ImageRecord {
-            id: config_digest.clone(),
-            manifest_digest,
-            repo_tags: match (r.tag(), r.digest()) {
-                (Some(_), None) => vec![r.to_string()],
-                _ => vec![],
-            },
-            repo_digests: vec![format!("{}@{}", r.name(), top_digest)],
-            layers: diff_ids,
-            size,
-            added: jiff::Timestamp::now().to_string(),
+/// An explicitly asked platform must be the config's.
+fn check_platform(
+    r: &Reference,
+    config: &oci_spec::image::ImageConfiguration,
+    want: &Platform,
+) -> Result<(), Error> {
+    let os = config.os().to_string();
+    let arch = config.architecture().to_string();
+    if !want.matches(&os, &arch, config.variant().as_deref()) {
+        return Err(Error::PlatformMismatch {
+            reference: r.familiar(),
+            found: format!("{os}/{arch}"),
+            wanted: want.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The config's diff ids: one sha256 digest per layer of the manifest.
+fn diff_ids(
+    config: &oci_spec::image::ImageConfiguration,
+    config_digest: &str,
+    layers: usize,
+) -> Result<Vec<String>, Error> {
+    let diff_ids: Vec<String> = config.rootfs().diff_ids().to_vec();
+    if diff_ids.len() != layers {
+        return Err(Error::BadConfig {
+            digest: config_digest.to_owned(),
+            reason: format!("{} diff ids for {} layers", diff_ids.len(), layers),
+        });
+    }
+    if let Some(bad_id) = diff_ids
+        .iter()
+        .find(|d| !crate::reference::is_sha256_digest(d))
+    {
+        return Err(Error::BadConfig {
+            digest: config_digest.to_owned(),
+            reason: format!("bad diff id {bad_id:?}"),
+        });
+    }
+    Ok(diff_ids)
+}
+
+impl Store {
+    /// Pulls `reference` (unless all of it is present) and returns it.
+    pub async fn pull(
+        &self,
+        reference: &str,
+        opts: &PullOptions,
+        progress: &dyn PullProgress,
+    ) -> Result<LocalImage, Error> {
+        let r = Reference::parse(reference)?;
+        let ctx = Ctx::connect(self, &r, progress).await?;
+        let resolved = ctx.resolve(opts).await?;
+        let layers: Vec<(String, u64)> = resolved
+            .manifest
+            .layers
+            .iter()
+            .map(|l| (short_id(&l.digest), l.size))
+            .collect();
+        progress.resolved(&r, &resolved.top_digest, &layers);
+        let config = ctx.config(&resolved.manifest, opts).await?;
+
+        let lock_store = self.clone();
+        let _store_lock = tokio::task::spawn_blocking(move || lock_store.store_lock(false))
+            .await
+            .map_err(Error::Join)??;
+        self.clean_tmp();
+        ctx.layers(
+            &resolved.manifest,
+            &config.diff_ids,
+            opts.max_concurrent_downloads,
+        )
+        .await?;
+        self.record_pulled(r, resolved, config)
+    }
+
+    /// Stores the config and manifest of a pulled image and records it in
+    /// the index (its layers being present).
+    fn record_pulled(
+        &self,
+        r: Reference,
+        resolved: Resolved,
+        config: PulledConfig,
+    ) -> Result<LocalImage, Error> {
+        let repo_tags = match (r.tag(), r.digest()) {
+            (Some(_), None) => vec![r.to_string()],
+            _ => vec![],
         };
-        self.record_image(record)?;
+        self.add_image(NewImage {
+            config_digest: &config.digest,
+            config: &config.data,
+            manifest_digest: &resolved.digest,
+            manifest: &resolved.body,
+            repo_tags,
+            repo_digests: vec![format!("{}@{}", r.name(), resolved.top_digest)],
+            diff_ids: config.diff_ids,
+        })?;
+        // The index's record: the image may have been there with more names.
         let index = self.read_index()?;
         let record = index
             .images
-            .get(&config_digest)
+            .get(&config.digest)
             .ok_or_else(|| Error::ImageNotFound {
                 reference: r.familiar(),
             })?;

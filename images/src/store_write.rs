@@ -154,27 +154,56 @@ impl Store {
         })?;
         let manifest_digest = sha256_digest(&manifest_data);
         let _store = self.store_lock(false)?;
-        self.put_blob(&config_digest, config)?;
-        self.put_blob(&manifest_digest, &manifest_data)?;
-        let size = diff_ids
-            .iter()
-            .filter_map(|d| self.layer_meta(d))
-            .map(|m| m.size)
-            .sum();
-        let record = ImageRecord {
-            id: config_digest.clone(),
-            manifest_digest,
+        let record = self.add_image(NewImage {
+            config_digest: &config_digest,
+            config,
+            manifest_digest: &manifest_digest,
+            manifest: &manifest_data,
             repo_tags: tags
                 .iter()
                 .filter(|r| r.digest().is_none())
                 .map(|r| r.to_string())
                 .collect(),
             repo_digests: vec![],
-            layers: diff_ids,
+            diff_ids,
+        })?;
+        self.local_image(&record, tags.first().cloned())
+    }
+
+    /// Stores the config and manifest blobs of an image whose layers are
+    /// in the store and records it in the index (its size: its layers').
+    /// Returns the record written.
+    pub(crate) fn add_image(&self, image: NewImage<'_>) -> Result<ImageRecord, Error> {
+        self.put_blob(image.config_digest, image.config)?;
+        self.put_blob(image.manifest_digest, image.manifest)?;
+        let size = image
+            .diff_ids
+            .iter()
+            .filter_map(|d| self.layer_meta(d))
+            .map(|m| m.size)
+            .sum();
+        let record = ImageRecord {
+            id: image.config_digest.to_owned(),
+            manifest_digest: image.manifest_digest.to_owned(),
+            repo_tags: image.repo_tags,
+            repo_digests: image.repo_digests,
+            layers: image.diff_ids,
             size,
             added: jiff::Timestamp::now().to_string(),
         };
         self.record_image(record.clone())?;
-        self.local_image(&record, tags.first().cloned())
+        Ok(record)
     }
+}
+
+/// An image to record: its config and manifest (digest and bytes), the
+/// names it gets and its layers (diff ids, bottom first).
+pub(crate) struct NewImage<'a> {
+    pub config_digest: &'a str,
+    pub config: &'a [u8],
+    pub manifest_digest: &'a str,
+    pub manifest: &'a [u8],
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    pub diff_ids: Vec<String>,
 }

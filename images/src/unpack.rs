@@ -168,6 +168,74 @@ fn join(parts: &[OsString]) -> PathBuf {
     PathBuf::from(OsString::from_vec(bytes))
 }
 
+/// Where an entry goes: its parent directory, opened inside the layer, and
+/// its name there; `display` is the entry's path for errors.
+struct Place<'a> {
+    parent: OwnedFd,
+    name: &'a OsStr,
+    display: &'a str,
+}
+
+impl Place<'_> {
+    /// Maps a failed syscall on this entry to [`Error::Entry`].
+    fn err(&self, what: &'static str) -> impl FnOnce(Errno) -> Error + use<> {
+        errno_err(self.display, what)
+    }
+}
+
+/// The metadata of a tar entry that is applied to what it creates.
+struct Meta {
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: u64,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+impl Meta {
+    fn of<R: Read>(
+        header: &tar::Header,
+        entry: &mut tar::Entry<'_, R>,
+        display: &str,
+    ) -> Result<Meta, Error> {
+        let old = header.as_old();
+        let header_err = |source| Error::Entry {
+            path: display.to_owned(),
+            what: "bad tar header",
+            source,
+        };
+        let mode =
+            numeric(header.mode().map(u64::from), &old.mode).map_err(header_err)? as u32 & 0o7777;
+        let uid = numeric(header.uid(), &old.uid).map_err(header_err)?;
+        let gid = numeric(header.gid(), &old.gid).map_err(header_err)?;
+        let mtime = numeric(header.mtime(), &old.mtime).map_err(header_err)?;
+        let xattrs = xattrs_of(entry).map_err(Error::Read)?;
+        Ok(Meta {
+            mode,
+            uid,
+            gid,
+            mtime,
+            xattrs,
+        })
+    }
+}
+
+/// A closure mapping a failed syscall on entry `display` to [`Error::Entry`].
+fn errno_err(display: &str, what: &'static str) -> impl FnOnce(Errno) -> Error + use<> {
+    let path = display.to_owned();
+    move |e: Errno| Error::Entry {
+        path,
+        what,
+        source: e.into(),
+    }
+}
+
+/// Sets the mtime (and atime) of `parent/name`, not following a symlink.
+fn set_mtime_at(parent: &OwnedFd, name: &OsStr, mtime: u64) -> Result<(), Errno> {
+    let t = TimeSpec::new(mtime as i64, 0);
+    nix::sys::stat::utimensat(parent, name, &t, &t, UtimensatFlags::NoFollowSymlink)
+}
+
 impl Unpacker {
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), Error> {
         let raw_path = entry.path_bytes().into_owned();
@@ -180,57 +248,17 @@ impl Unpacker {
             return Ok(());
         };
         self.stats.entries += 1;
-        let err = |what: &'static str| {
-            let display = display.clone();
-            move |e: Errno| Error::Entry {
-                path: display,
-                what,
-                source: e.into(),
-            }
-        };
-        let name_bytes = name.as_bytes();
-
-        // Whiteouts.
-        if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-            // `.wh..` and `.wh...` would name the directory or its parent.
-            if hidden == b"." || hidden == b".." {
-                return Err(Error::PathTraversal { path: display });
-            }
-            let parent = self.dir(parent_parts, &display)?;
-            if name_bytes == OPAQUE_NAME.as_bytes() {
-                set_xattr(&parent, None, OPAQUE_XATTR, b"y").map_err(|source| Error::Entry {
-                    path: display.clone(),
-                    what: "cannot mark directory opaque (trusted.overlay.opaque needs root)",
-                    source,
-                })?;
-            } else if hidden.starts_with(WHITEOUT_PREFIX.as_bytes()) || hidden.is_empty() {
-                // Other `.wh..wh.` names are aufs metadata: nothing to do.
-            } else {
-                let hidden = OsStr::from_bytes(hidden);
-                self.clear(&parent, hidden, false, &display)?;
-                mknodat(
-                    &parent,
-                    hidden,
-                    SFlag::S_IFCHR,
-                    Mode::empty(),
-                    nix::sys::stat::makedev(0, 0),
-                )
-                .map_err(err("cannot create whiteout device"))?;
-            }
-            return Ok(());
+        if name.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()) {
+            return self.whiteout(parent_parts, name, &display);
         }
 
         let header = entry.header().clone();
-        let old = header.as_old();
-        let mode = numeric(header.mode().map(u64::from), &old.mode)
-            .map_err(|e| self.header_err(&display, e))? as u32
-            & 0o7777;
-        let uid = numeric(header.uid(), &old.uid).map_err(|e| self.header_err(&display, e))?;
-        let gid = numeric(header.gid(), &old.gid).map_err(|e| self.header_err(&display, e))?;
-        let mtime =
-            numeric(header.mtime(), &old.mtime).map_err(|e| self.header_err(&display, e))?;
-        let xattrs = xattrs_of(entry).map_err(Error::Read)?;
-        let parent = self.dir(parent_parts, &display)?;
+        let meta = Meta::of(&header, entry, &display)?;
+        let place = Place {
+            parent: self.dir(parent_parts, &display)?,
+            name,
+            display: &display,
+        };
         // Regular files and directories find out about an existing entry
         // from EEXIST (one syscall less per file); the rarer kinds check first.
         let fast_kind = matches!(
@@ -241,180 +269,222 @@ impl Unpacker {
                 | tar::EntryType::Directory
         );
         if !fast_kind {
-            self.clear(&parent, name, false, &display)?;
+            self.clear(&place.parent, name, false, &display)?;
         }
 
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                let create = || {
-                    openat(
-                        &parent,
-                        name.as_os_str(),
-                        OFlag::O_CREAT
-                            | OFlag::O_EXCL
-                            | OFlag::O_WRONLY
-                            | OFlag::O_NOFOLLOW
-                            | OFlag::O_CLOEXEC,
-                        Mode::from_bits_truncate(0o600),
-                    )
-                };
-                let fd = match create() {
-                    Err(Errno::EEXIST) => {
-                        self.clear(&parent, name, false, &display)?;
-                        create()
-                    }
-                    other => other,
-                }
-                .map_err(err("cannot create file"))?;
-                let mut file = std::fs::File::from(fd);
-                let n =
-                    copy_with(entry, &mut file, &mut self.buf).map_err(|source| Error::Entry {
-                        path: display.clone(),
-                        what: "cannot write file content",
-                        source,
-                    })?;
-                self.stats.bytes += n;
-                self.chown(&parent, name, uid, gid, &display)?;
-                nix::sys::stat::fchmod(file.as_fd(), Mode::from_bits_truncate(mode))
-                    .map_err(err("cannot set mode"))?;
-                self.apply_xattrs(&parent, name, &xattrs, &display)?;
-                let t = TimeSpec::new(mtime as i64, 0);
-                nix::sys::stat::futimens(file.as_fd(), &t, &t).map_err(err("cannot set mtime"))?;
+                self.file(&place, &meta, entry)
             }
-            tar::EntryType::Directory => {
-                let mkdir = || {
-                    nix::sys::stat::mkdirat(
-                        &parent,
-                        name.as_os_str(),
-                        Mode::from_bits_truncate(0o700),
-                    )
-                };
-                match mkdir() {
-                    Ok(()) => {}
-                    Err(Errno::EEXIST) => {
-                        // Keeps an existing directory; replaces anything else.
-                        self.clear(&parent, name, true, &display)?;
-                        match mkdir() {
-                            Ok(()) | Err(Errno::EEXIST) => {}
-                            Err(e) => return Err(err("cannot create directory")(e)),
-                        }
-                    }
-                    Err(e) => return Err(err("cannot create directory")(e)),
-                }
-                self.chown(&parent, name, uid, gid, &display)?;
-                self.apply_xattrs(&parent, name, &xattrs, &display)?;
-                self.dirs.push(DirMeta {
-                    path: parts.clone(),
-                    display: display.clone(),
-                    mode,
-                    mtime,
-                });
-            }
-            tar::EntryType::Symlink => {
-                let target = entry.link_name_bytes().ok_or_else(|| Error::Unsupported {
-                    path: display.clone(),
-                    kind: "symlink without target".into(),
-                })?;
-                nix::unistd::symlinkat(OsStr::from_bytes(&target), &parent, name.as_os_str())
-                    .map_err(err("cannot create symlink"))?;
-                self.chown(&parent, name, uid, gid, &display)?;
-                self.apply_xattrs(&parent, name, &xattrs, &display)?;
-                let t = TimeSpec::new(mtime as i64, 0);
-                nix::sys::stat::utimensat(
-                    &parent,
-                    name.as_os_str(),
-                    &t,
-                    &t,
-                    UtimensatFlags::NoFollowSymlink,
-                )
-                .map_err(err("cannot set mtime"))?;
-            }
-            tar::EntryType::Link => {
-                let target = entry.link_name_bytes().unwrap_or_default().into_owned();
-                let target_display = String::from_utf8_lossy(&target).into_owned();
-                let bad = || Error::BadHardlink {
-                    path: display.clone(),
-                    target: target_display.clone(),
-                };
-                let tparts = components(&target, &target_display).map_err(|_| bad())?;
-                let Some((tname, tparent_parts)) = tparts.split_last() else {
-                    return Err(bad());
-                };
-                let tparent = self.open_in_root(&join(tparent_parts)).map_err(|_| bad())?;
-                // No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink
-                // itself, never what it points at.
-                nix::unistd::linkat(
-                    &tparent,
-                    tname.as_os_str(),
-                    &parent,
-                    name.as_os_str(),
-                    AtFlags::empty(),
-                )
-                .map_err(|_| bad())?;
-            }
+            tar::EntryType::Directory => self.directory(&place, &meta, &parts),
+            tar::EntryType::Symlink => self.symlink(&place, &meta, entry),
+            tar::EntryType::Link => self.hardlink(&place, entry),
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                let sflag = match kind {
-                    tar::EntryType::Char => SFlag::S_IFCHR,
-                    tar::EntryType::Block => SFlag::S_IFBLK,
-                    _ => SFlag::S_IFIFO,
-                };
-                let major = header.device_major().ok().flatten().unwrap_or(0);
-                let minor = header.device_minor().ok().flatten().unwrap_or(0);
-                let dev = nix::sys::stat::makedev(major.into(), minor.into());
-                mknodat(
-                    &parent,
-                    name.as_os_str(),
-                    sflag,
-                    Mode::from_bits_truncate(mode & 0o777),
-                    dev,
-                )
-                .map_err(err("cannot create device node or fifo"))?;
-                self.chown(&parent, name, uid, gid, &display)?;
-                nix::sys::stat::fchmodat(
-                    &parent,
-                    name.as_os_str(),
-                    Mode::from_bits_truncate(mode),
-                    FchmodatFlags::NoFollowSymlink,
-                )
-                .or_else(|e| {
-                    if e == Errno::EOPNOTSUPP {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                })
-                .map_err(err("cannot set mode"))?;
-                self.apply_xattrs(&parent, name, &xattrs, &display)?;
-                let t = TimeSpec::new(mtime as i64, 0);
-                nix::sys::stat::utimensat(
-                    &parent,
-                    name.as_os_str(),
-                    &t,
-                    &t,
-                    UtimensatFlags::NoFollowSymlink,
-                )
-                .map_err(err("cannot set mtime"))?;
+                self.node(&place, &meta, &header)
             }
             tar::EntryType::XGlobalHeader
             | tar::EntryType::XHeader
             | tar::EntryType::GNULongName
-            | tar::EntryType::GNULongLink => {}
-            other => {
-                return Err(Error::Unsupported {
-                    path: display,
-                    kind: format!("{other:?}"),
-                });
-            }
+            | tar::EntryType::GNULongLink => Ok(()),
+            other => Err(Error::Unsupported {
+                path: display,
+                kind: format!("{other:?}"),
+            }),
+        }
+    }
+
+    /// A `.wh.` entry: an opaque directory or a whiteout device.
+    fn whiteout(
+        &mut self,
+        parent_parts: &[OsString],
+        name: &OsStr,
+        display: &str,
+    ) -> Result<(), Error> {
+        let name_bytes = name.as_bytes();
+        let hidden = &name_bytes[WHITEOUT_PREFIX.len()..];
+        // `.wh..` and `.wh...` would name the directory or its parent.
+        if hidden == b"." || hidden == b".." {
+            return Err(Error::PathTraversal {
+                path: display.to_owned(),
+            });
+        }
+        let parent = self.dir(parent_parts, display)?;
+        if name_bytes == OPAQUE_NAME.as_bytes() {
+            set_xattr(&parent, None, OPAQUE_XATTR, b"y").map_err(|source| Error::Entry {
+                path: display.to_owned(),
+                what: "cannot mark directory opaque (trusted.overlay.opaque needs root)",
+                source,
+            })?;
+        } else if hidden.starts_with(WHITEOUT_PREFIX.as_bytes()) || hidden.is_empty() {
+            // Other `.wh..wh.` names are aufs metadata: nothing to do.
+        } else {
+            let hidden = OsStr::from_bytes(hidden);
+            self.clear(&parent, hidden, false, display)?;
+            mknodat(
+                &parent,
+                hidden,
+                SFlag::S_IFCHR,
+                Mode::empty(),
+                nix::sys::stat::makedev(0, 0),
+            )
+            .map_err(errno_err(display, "cannot create whiteout device"))?;
         }
         Ok(())
     }
 
-    fn header_err(&self, path: &str, source: io::Error) -> Error {
-        Error::Entry {
-            path: path.to_owned(),
-            what: "bad tar header",
-            source,
+    /// A regular file: created (replacing what is there), written, then
+    /// owner, mode, xattrs and mtime.
+    fn file<R: Read>(
+        &mut self,
+        place: &Place<'_>,
+        meta: &Meta,
+        entry: &mut tar::Entry<'_, R>,
+    ) -> Result<(), Error> {
+        let create = || {
+            openat(
+                &place.parent,
+                place.name,
+                OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_WRONLY
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )
+        };
+        let fd = match create() {
+            Err(Errno::EEXIST) => {
+                self.clear(&place.parent, place.name, false, place.display)?;
+                create()
+            }
+            other => other,
         }
+        .map_err(place.err("cannot create file"))?;
+        let mut file = std::fs::File::from(fd);
+        let n = copy_with(entry, &mut file, &mut self.buf).map_err(|source| Error::Entry {
+            path: place.display.to_owned(),
+            what: "cannot write file content",
+            source,
+        })?;
+        self.stats.bytes += n;
+        self.chown(place, meta)?;
+        nix::sys::stat::fchmod(file.as_fd(), Mode::from_bits_truncate(meta.mode))
+            .map_err(place.err("cannot set mode"))?;
+        self.apply_xattrs(place, &meta.xattrs)?;
+        let t = TimeSpec::new(meta.mtime as i64, 0);
+        nix::sys::stat::futimens(file.as_fd(), &t, &t).map_err(place.err("cannot set mtime"))
+    }
+
+    /// A directory: kept if one exists, else created; its mode and mtime
+    /// wait for [`Unpacker::finish_dirs`].
+    fn directory(
+        &mut self,
+        place: &Place<'_>,
+        meta: &Meta,
+        parts: &[OsString],
+    ) -> Result<(), Error> {
+        let mkdir =
+            || nix::sys::stat::mkdirat(&place.parent, place.name, Mode::from_bits_truncate(0o700));
+        match mkdir() {
+            Ok(()) => {}
+            Err(Errno::EEXIST) => {
+                // Keeps an existing directory; replaces anything else.
+                self.clear(&place.parent, place.name, true, place.display)?;
+                match mkdir() {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(place.err("cannot create directory")(e)),
+                }
+            }
+            Err(e) => return Err(place.err("cannot create directory")(e)),
+        }
+        self.chown(place, meta)?;
+        self.apply_xattrs(place, &meta.xattrs)?;
+        self.dirs.push(DirMeta {
+            path: parts.to_vec(),
+            display: place.display.to_owned(),
+            mode: meta.mode,
+            mtime: meta.mtime,
+        });
+        Ok(())
+    }
+
+    fn symlink<R: Read>(
+        &self,
+        place: &Place<'_>,
+        meta: &Meta,
+        entry: &tar::Entry<'_, R>,
+    ) -> Result<(), Error> {
+        let target = entry.link_name_bytes().ok_or_else(|| Error::Unsupported {
+            path: place.display.to_owned(),
+            kind: "symlink without target".into(),
+        })?;
+        nix::unistd::symlinkat(OsStr::from_bytes(&target), &place.parent, place.name)
+            .map_err(place.err("cannot create symlink"))?;
+        self.chown(place, meta)?;
+        self.apply_xattrs(place, &meta.xattrs)?;
+        set_mtime_at(&place.parent, place.name, meta.mtime).map_err(place.err("cannot set mtime"))
+    }
+
+    /// A hard link, only to a file already unpacked in this layer.
+    fn hardlink<R: Read>(&self, place: &Place<'_>, entry: &tar::Entry<'_, R>) -> Result<(), Error> {
+        let target = entry.link_name_bytes().unwrap_or_default().into_owned();
+        let target_display = String::from_utf8_lossy(&target).into_owned();
+        let bad = || Error::BadHardlink {
+            path: place.display.to_owned(),
+            target: target_display.clone(),
+        };
+        let tparts = components(&target, &target_display).map_err(|_| bad())?;
+        let Some((tname, tparent_parts)) = tparts.split_last() else {
+            return Err(bad());
+        };
+        let tparent = self.open_in_root(&join(tparent_parts)).map_err(|_| bad())?;
+        // No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink
+        // itself, never what it points at.
+        nix::unistd::linkat(
+            &tparent,
+            tname.as_os_str(),
+            &place.parent,
+            place.name,
+            AtFlags::empty(),
+        )
+        .map_err(|_| bad())
+    }
+
+    /// A character or block device, or a fifo.
+    fn node(&self, place: &Place<'_>, meta: &Meta, header: &tar::Header) -> Result<(), Error> {
+        let sflag = match header.entry_type() {
+            tar::EntryType::Char => SFlag::S_IFCHR,
+            tar::EntryType::Block => SFlag::S_IFBLK,
+            _ => SFlag::S_IFIFO,
+        };
+        let major = header.device_major().ok().flatten().unwrap_or(0);
+        let minor = header.device_minor().ok().flatten().unwrap_or(0);
+        let dev = nix::sys::stat::makedev(major.into(), minor.into());
+        mknodat(
+            &place.parent,
+            place.name,
+            sflag,
+            Mode::from_bits_truncate(meta.mode & 0o777),
+            dev,
+        )
+        .map_err(place.err("cannot create device node or fifo"))?;
+        self.chown(place, meta)?;
+        nix::sys::stat::fchmodat(
+            &place.parent,
+            place.name,
+            Mode::from_bits_truncate(meta.mode),
+            FchmodatFlags::NoFollowSymlink,
+        )
+        .or_else(|e| {
+            if e == Errno::EOPNOTSUPP {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(place.err("cannot set mode"))?;
+        self.apply_xattrs(place, &meta.xattrs)?;
+        set_mtime_at(&place.parent, place.name, meta.mtime).map_err(place.err("cannot set mtime"))
     }
 
     /// Opens a directory of the layer, resolving symlinks inside the layer.
@@ -491,45 +561,30 @@ impl Unpacker {
         })
     }
 
-    fn chown(
-        &self,
-        parent: &OwnedFd,
-        name: &OsStr,
-        uid: u64,
-        gid: u64,
-        display: &str,
-    ) -> Result<(), Error> {
+    /// Gives `place` the entry's owner, when unpacking keeps owners.
+    fn chown(&self, place: &Place<'_>, meta: &Meta) -> Result<(), Error> {
         if !self.opts.preserve_owners {
             return Ok(());
         }
-        let (Ok(uid), Ok(gid)) = (u32::try_from(uid), u32::try_from(gid)) else {
+        let (Ok(uid), Ok(gid)) = (u32::try_from(meta.uid), u32::try_from(meta.gid)) else {
             return Err(Error::Entry {
-                path: display.to_owned(),
+                path: place.display.to_owned(),
                 what: "owner id out of range",
                 source: io::Error::from(io::ErrorKind::InvalidData),
             });
         };
         nix::unistd::fchownat(
-            parent,
-            name,
+            &place.parent,
+            place.name,
             Some(Uid::from_raw(uid)),
             Some(Gid::from_raw(gid)),
             AtFlags::AT_SYMLINK_NOFOLLOW,
         )
-        .map_err(|e| Error::Entry {
-            path: display.to_owned(),
-            what: "cannot set owner",
-            source: e.into(),
-        })
+        .map_err(place.err("cannot set owner"))
     }
 
-    fn apply_xattrs(
-        &self,
-        parent: &OwnedFd,
-        name: &OsStr,
-        xattrs: &[(String, Vec<u8>)],
-        entry_path: &str,
-    ) -> Result<(), Error> {
+    fn apply_xattrs(&self, place: &Place<'_>, xattrs: &[(String, Vec<u8>)]) -> Result<(), Error> {
+        let entry_path = place.display;
         for (key, value) in xattrs {
             if key.starts_with("trusted.overlay.") {
                 tracing::warn!(
@@ -539,7 +594,7 @@ impl Unpacker {
                 );
                 continue;
             }
-            if let Err(e) = set_xattr(parent, Some(name), key, value) {
+            if let Err(e) = set_xattr(&place.parent, Some(place.name), key, value) {
                 let unsupported = e.raw_os_error() == Some(libc::EOPNOTSUPP);
                 let denied = e.raw_os_error() == Some(libc::EPERM);
                 if unsupported || (denied && !self.opts.preserve_owners) {
@@ -559,14 +614,7 @@ impl Unpacker {
     fn finish_dirs(&mut self) -> Result<(), Error> {
         // Deepest first, so setting a parent's mtime comes after its children.
         for dir in self.dirs.iter().rev() {
-            let err = |what| {
-                let path = dir.display.clone();
-                move |e: Errno| Error::Entry {
-                    path,
-                    what,
-                    source: e.into(),
-                }
-            };
+            let err = |what| errno_err(&dir.display, what);
             let Some((name, parent_parts)) = dir.path.split_last() else {
                 continue;
             };
@@ -586,15 +634,7 @@ impl Unpacker {
                 FchmodatFlags::NoFollowSymlink,
             )
             .map_err(err("cannot set mode"))?;
-            let t = TimeSpec::new(dir.mtime as i64, 0);
-            nix::sys::stat::utimensat(
-                &parent,
-                name.as_os_str(),
-                &t,
-                &t,
-                UtimensatFlags::NoFollowSymlink,
-            )
-            .map_err(err("cannot set mtime"))?;
+            set_mtime_at(&parent, name, dir.mtime).map_err(err("cannot set mtime"))?;
         }
         Ok(())
     }

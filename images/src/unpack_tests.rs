@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::*;
 
@@ -38,6 +38,20 @@ fn tarball(f: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
+/// A temp dir holding an empty layer dir `diff` (the unpack destination);
+/// the temp dir also holds what tests place "outside" the layer.
+fn layer_dir() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("diff");
+    fs::create_dir(&dest).unwrap();
+    (tmp, dest)
+}
+
+/// An empty regular file entry (as whiteouts and markers are written).
+fn empty(b: &mut tar::Builder<Vec<u8>>, name: &str) {
+    raw(b, name, tar::EntryType::Regular, "", b"", 0o644);
+}
+
 fn run(data: &[u8], dest: &Path) -> Result<Stats, Error> {
     unpack(data, dest, &Options::default())
 }
@@ -48,9 +62,7 @@ fn is_root() -> bool {
 
 #[test]
 fn regular_layer_keeps_types_modes_and_mtimes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dest = tmp.path().join("diff");
-    fs::create_dir(&dest).unwrap();
+    let (_tmp, dest) = layer_dir();
     let data = tarball(|b| {
         use tar::EntryType as T;
         raw(b, "bin/", T::Directory, "", b"", 0o755);
@@ -95,19 +107,10 @@ fn regular_layer_keeps_types_modes_and_mtimes() {
 
 #[test]
 fn whiteouts_become_overlay_whiteouts() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dest = tmp.path().join("diff");
-    fs::create_dir(&dest).unwrap();
+    let (_tmp, dest) = layer_dir();
     let data = tarball(|b| {
-        raw(b, "etc/.wh.passwd", tar::EntryType::Regular, "", b"", 0o644);
-        raw(
-            b,
-            "var/.wh..wh..plnk",
-            tar::EntryType::Regular,
-            "",
-            b"",
-            0o644,
-        );
+        empty(b, "etc/.wh.passwd");
+        empty(b, "var/.wh..wh..plnk");
     });
     match run(&data, &dest) {
         Ok(_) => {
@@ -124,19 +127,10 @@ fn whiteouts_become_overlay_whiteouts() {
 
 #[test]
 fn opaque_directories_get_the_overlay_xattr() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dest = tmp.path().join("diff");
-    fs::create_dir(&dest).unwrap();
+    let (_tmp, dest) = layer_dir();
     let data = tarball(|b| {
         raw(b, "data/", tar::EntryType::Directory, "", b"", 0o755);
-        raw(
-            b,
-            "data/.wh..wh..opq",
-            tar::EntryType::Regular,
-            "",
-            b"",
-            0o644,
-        );
+        empty(b, "data/.wh..wh..opq");
         raw(b, "data/new", tar::EntryType::Regular, "", b"n", 0o644);
     });
     let result = run(&data, &dest);
@@ -154,9 +148,7 @@ fn opaque_directories_get_the_overlay_xattr() {
 
 #[test]
 fn dotdot_entries_are_rejected() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dest = tmp.path().join("diff");
-    fs::create_dir(&dest).unwrap();
+    let (tmp, dest) = layer_dir();
     let data = tarball(|b| {
         raw(
             b,
@@ -175,9 +167,7 @@ fn dotdot_entries_are_rejected() {
 
 #[test]
 fn absolute_paths_are_contained() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dest = tmp.path().join("diff");
-    fs::create_dir(&dest).unwrap();
+    let (tmp, dest) = layer_dir();
     let outside = tmp.path().join("abs-target");
     let name = format!("{}", outside.display());
     let data = tarball(|b| raw(b, &name, tar::EntryType::Regular, "", b"in", 0o644));
@@ -189,9 +179,7 @@ fn absolute_paths_are_contained() {
 
 #[test]
 fn writes_through_symlinked_parents_stay_inside() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dest = tmp.path().join("diff");
-    fs::create_dir(&dest).unwrap();
+    let (tmp, dest) = layer_dir();
     let outside = tmp.path().join("outside");
     fs::create_dir(&outside).unwrap();
     let abs = outside.display().to_string();
@@ -218,9 +206,7 @@ fn writes_through_symlinked_parents_stay_inside() {
 
 #[test]
 fn final_symlink_is_replaced_not_followed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dest = tmp.path().join("diff");
-    fs::create_dir(&dest).unwrap();
+    let (tmp, dest) = layer_dir();
     let victim = tmp.path().join("victim");
     fs::write(&victim, b"safe").unwrap();
     let abs = victim.display().to_string();
@@ -261,9 +247,7 @@ fn hardlinks_to_outside_are_rejected() {
 
 #[test]
 fn image_supplied_overlay_xattrs_are_dropped() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dest = tmp.path().join("diff");
-    fs::create_dir(&dest).unwrap();
+    let (_tmp, dest) = layer_dir();
     let mut b = tar::Builder::new(Vec::new());
     b.append_pax_extensions([
         ("SCHILY.xattr.trusted.overlay.redirect", &b"/etc"[..]),
@@ -285,9 +269,7 @@ fn image_supplied_overlay_xattrs_are_dropped() {
 
 #[test]
 fn later_entries_replace_earlier_ones_of_another_kind() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dest = tmp.path().join("diff");
-    fs::create_dir(&dest).unwrap();
+    let (tmp, dest) = layer_dir();
     let outside = tmp.path().join("outside");
     fs::create_dir(&outside).unwrap();
     let abs = outside.display().to_string();

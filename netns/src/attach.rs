@@ -235,31 +235,65 @@ pub fn reserve_ports(
     Ok((mappings, held))
 }
 
+/// The endpoint being attached: what the network gave it and what the
+/// kernel side is set up with.
+struct Plan {
+    ipv4: Ipv4Addr,
+    mac: Option<[u8; 6]>,
+    /// Interface name in the container.
+    ifname: String,
+    host_veth: String,
+    ports: Vec<PortMapping>,
+    reservations: Vec<Reservation>,
+}
+
+/// Checks the MAC address, interface name and DNS names of `req`.
+fn validate(req: &AttachRequest) -> Result<Option<[u8; 6]>, Error> {
+    let mac = req.mac_address.as_deref().map(parse_mac).transpose()?;
+    if let Some(ifname) = &req.ifname
+        && !valid_ifname(ifname)
+    {
+        return Err(Error::BadIfname {
+            name: ifname.clone(),
+        });
+    }
+    for n in std::iter::once(&req.name)
+        .chain(req.hostname.iter())
+        .chain(req.aliases.iter())
+        .chain(req.links.iter().map(|l| &l.alias))
+    {
+        if !valid_dns_name(n) {
+            return Err(Error::BadDnsName {
+                name: n.clone(),
+                container: req.container_id.clone(),
+            });
+        }
+    }
+    Ok(mac)
+}
+
+/// The state-file record of the endpoint.
+fn endpoint(req: &AttachRequest, plan: &Plan) -> Endpoint {
+    Endpoint {
+        container_id: req.container_id.clone(),
+        name: req.name.clone(),
+        hostname: req.hostname.clone(),
+        aliases: req.aliases.clone(),
+        ipv4: plan.ipv4,
+        mac: req.mac_address.clone(),
+        host_veth: plan.host_veth.clone(),
+        ifname: plan.ifname.clone(),
+        netns: req.netns.clone(),
+        ports: plan.ports.clone(),
+        links: req.links.clone(),
+    }
+}
+
 impl Networks {
     /// Attaches a container to a network. On failure everything done so far
     /// is undone (veth, IPAM lease, record, port reservations).
     pub fn attach(&self, req: &AttachRequest) -> Result<Attachment, Error> {
-        // validate
-        let mac = req.mac_address.as_deref().map(parse_mac).transpose()?;
-        if let Some(ifname) = &req.ifname
-            && !valid_ifname(ifname)
-        {
-            return Err(Error::BadIfname {
-                name: ifname.clone(),
-            });
-        }
-        for n in std::iter::once(&req.name)
-            .chain(req.hostname.iter())
-            .chain(req.aliases.iter())
-            .chain(req.links.iter().map(|l| &l.alias))
-        {
-            if !valid_dns_name(n) {
-                return Err(Error::BadDnsName {
-                    name: n.clone(),
-                    container: req.container_id.clone(),
-                });
-            }
-        }
+        let mac = validate(req)?;
         let netns_file = File::open(&req.netns).map_err(|source| Error::OpenNetns {
             path: req.netns.clone(),
             source,
@@ -273,6 +307,36 @@ impl Networks {
                 network: req.network.clone(),
             });
         }
+        let plan = self.plan(req, &mut net, mac)?;
+        // record before creating
+        net.endpoints
+            .insert(req.container_id.clone(), endpoint(req, &plan));
+        net.save(&self.paths)?;
+        let kernel = self.attach_kernel_side(req, &net, &netns_file, &plan);
+        drop(net_lock);
+        self.publish(req, kernel, &plan.ports)?;
+        tracing::info!(network = %req.network, container = %req.container_id, ipv4 = %plan.ipv4, ifname = %plan.ifname, "attached");
+        Ok(Attachment {
+            network: req.network.clone(),
+            container_id: req.container_id.clone(),
+            ifname: plan.ifname,
+            ipv4: plan.ipv4,
+            prefix_len: net.subnet.prefix_len(),
+            gateway: net.gateway,
+            host_veth: plan.host_veth,
+            ports: plan.ports,
+            reservations: plan.reservations,
+        })
+    }
+
+    /// The endpoint's address (leased in `net`), host ports (reserved),
+    /// interface names (caller holds the network's lock).
+    fn plan(
+        &self,
+        req: &AttachRequest,
+        net: &mut NetworkState,
+        mac: Option<[u8; 6]>,
+    ) -> Result<Plan, Error> {
         let ipv4 = net.allocate(req.ipv4_address)?;
         let (ports, reservations) = if req.ports.is_empty() {
             (Vec::new(), Vec::new())
@@ -288,38 +352,39 @@ impl Networks {
         };
         let ifname = match &req.ifname {
             Some(i) => i.clone(),
-            None => {
-                let names = netlink::run(Some(&req.netns), |h| async move {
-                    netlink::link_names(&h).await
-                })
-                .map_err(|source| self.nl_err(req, source))?;
-                (0..)
-                    .map(|i| format!("eth{i}"))
-                    .find(|n| !names.contains(n))
-                    .expect("an unused ethN exists")
-            }
+            None => self.free_ifname(req)?,
         };
         let host_veth = format!("veth{}", &fsutil::random_hex(4)?[..7]);
-        let endpoint = Endpoint {
-            container_id: req.container_id.clone(),
-            name: req.name.clone(),
-            hostname: req.hostname.clone(),
-            aliases: req.aliases.clone(),
+        Ok(Plan {
             ipv4,
-            mac: req.mac_address.clone(),
-            host_veth: host_veth.clone(),
-            ifname: ifname.clone(),
-            netns: req.netns.clone(),
-            ports: ports.clone(),
-            links: req.links.clone(),
-        };
-        // record before creating
-        net.endpoints.insert(req.container_id.clone(), endpoint);
-        net.save(&self.paths)?;
+            mac,
+            ifname,
+            host_veth,
+            ports,
+            reservations,
+        })
+    }
 
-        let kernel =
-            self.attach_kernel_side(req, &net, &netns_file, &host_veth, &ifname, ipv4, mac);
-        drop(net_lock);
+    /// The first `ethN` not in the container's namespace.
+    fn free_ifname(&self, req: &AttachRequest) -> Result<String, Error> {
+        let names = netlink::run(Some(&req.netns), |h| async move {
+            netlink::link_names(&h).await
+        })
+        .map_err(|source| self.nl_err(req, source))?;
+        Ok((0..)
+            .map(|i| format!("eth{i}"))
+            .find(|n| !names.contains(n))
+            .expect("an unused ethN exists"))
+    }
+
+    /// After the kernel side (`kernel`): the nft rules of published ports
+    /// and a fresh conntrack for UDP ones; on failure detaches again.
+    fn publish(
+        &self,
+        req: &AttachRequest,
+        kernel: Result<(), Error>,
+        ports: &[PortMapping],
+    ) -> Result<(), Error> {
         let result = kernel.and_then(|()| {
             if ports.is_empty() {
                 Ok(())
@@ -337,26 +402,15 @@ impl Networks {
                 }
             }
         }
-        if let Err(error) = result {
-            return Err(match self.detach(&req.network, &req.container_id) {
-                Ok(_) => error,
-                Err(cleanup) => Error::WithCleanup {
-                    error: Box::new(error),
-                    cleanup: format!("{cleanup}: {}", crate::error_chain(&cleanup)),
-                },
-            });
-        }
-        tracing::info!(network = %req.network, container = %req.container_id, %ipv4, %ifname, "attached");
-        Ok(Attachment {
-            network: req.network.clone(),
-            container_id: req.container_id.clone(),
-            ifname,
-            ipv4,
-            prefix_len: net.subnet.prefix_len(),
-            gateway: net.gateway,
-            host_veth,
-            ports,
-            reservations,
+        let Err(error) = result else {
+            return Ok(());
+        };
+        Err(match self.detach(&req.network, &req.container_id) {
+            Ok(_) => error,
+            Err(cleanup) => Error::WithCleanup {
+                error: Box::new(error),
+                cleanup: format!("{cleanup}: {}", crate::error_chain(&cleanup)),
+            },
         })
     }
 
@@ -368,22 +422,19 @@ impl Networks {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn attach_kernel_side(
         &self,
         req: &AttachRequest,
         net: &NetworkState,
         netns_file: &File,
-        host_veth: &str,
-        ifname: &str,
-        ipv4: Ipv4Addr,
-        mac: Option<[u8; 6]>,
+        plan: &Plan,
     ) -> Result<(), Error> {
+        let (host_veth, ifname, ipv4) = (plan.host_veth.as_str(), plan.ifname.as_str(), plan.ipv4);
         netlink::run(None, |h| async move {
             let peer = netlink::VethPeer {
                 netns: netns_file,
                 ifname,
-                mac,
+                mac: plan.mac,
             };
             netlink::create_veth(&h, host_veth, &net.bridge, net.mtu, &peer).await
         })

@@ -3,21 +3,13 @@
 //! advisory `flock` locks held by a guard, random ids — rstack-sys's, with
 //! the missing parent directories created first (the run dir may be fresh).
 
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use rstack_sys::lock::LockGuard;
 
 /// Errors of the file helpers.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot create directory {path}")]
-    CreateDir {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
     #[error(transparent)]
     Write(#[from] rstack_sys::fs::Error),
     #[error(transparent)]
@@ -26,26 +18,16 @@ pub enum Error {
     Random(#[from] rstack_sys::random::Error),
 }
 
-fn create_parent(path: &Path) -> Result<(), Error> {
-    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) => fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
-            path: dir.to_owned(),
-            source,
-        }),
-        None => Ok(()),
-    }
-}
-
 /// Writes `data` to `path` atomically (temp file, fsync, rename, fsync of
 /// the directory), creating the directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
-    create_parent(path)?;
+    rstack_sys::fs::create_parent_dir(path)?;
     Ok(rstack_sys::fs::write_atomic(path, data)?)
 }
 
 /// Takes an exclusive lock on `path` (created if missing), blocking.
 pub fn lock_exclusive(path: &Path) -> Result<LockGuard, Error> {
-    create_parent(path)?;
+    rstack_sys::fs::create_parent_dir(path)?;
     Ok(rstack_sys::lock::lock(
         path,
         rstack_sys::lock::Mode::Exclusive,
@@ -60,6 +42,7 @@ pub fn random_hex(n: usize) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn atomic_write_creates_the_directory() {

@@ -152,6 +152,108 @@ pub(crate) fn valid_ifname(name: &str) -> bool {
             .all(|c| c.is_ascii_graphic() && c != '/' && c != ':' && c != '"')
 }
 
+/// What `network create` asks for, validated before anything is touched.
+struct Request {
+    mtu: u32,
+    /// `com.docker.network.bridge.name`, else `br-<id>`.
+    bridge: Option<String>,
+    subnet: Option<Ipv4Net>,
+    gateway: Option<Ipv4Addr>,
+}
+
+impl Request {
+    fn validate(opts: &CreateOptions) -> Result<Request, Error> {
+        if !valid_name(&opts.name) {
+            return Err(Error::BadName {
+                name: opts.name.clone(),
+            });
+        }
+        let (mtu, bridge) = driver_options(&opts.options)?;
+        let subnet = opts
+            .subnet
+            .as_deref()
+            .map(subnet::parse_subnet)
+            .transpose()?;
+        let gateway = match &opts.gateway {
+            None => None,
+            Some(g) => {
+                if subnet.is_none() {
+                    return Err(Error::GatewayWithoutSubnet);
+                }
+                Some(
+                    g.parse::<Ipv4Addr>()
+                        .map_err(|_| Error::BadGatewayAddress { value: g.clone() })?,
+                )
+            }
+        };
+        if let Some(s) = &subnet {
+            subnet::gateway(s, gateway)?;
+        }
+        Ok(Request {
+            mtu,
+            bridge,
+            subnet,
+            gateway,
+        })
+    }
+}
+
+/// The MTU (1500 by default) and bridge name of the driver options;
+/// Docker's options rstack does not implement are refused.
+fn driver_options(options: &BTreeMap<String, String>) -> Result<(u32, Option<String>), Error> {
+    let mut mtu = 1500;
+    let mut bridge = None;
+    for (k, v) in options {
+        let bad = |reason: &str| Error::BadOption {
+            key: k.clone(),
+            value: v.clone(),
+            reason: reason.into(),
+        };
+        match k.as_str() {
+            OPT_BRIDGE_NAME => {
+                if !valid_ifname(v) {
+                    return Err(Error::BadBridgeName { name: v.clone() });
+                }
+                bridge = Some(v.clone());
+            }
+            OPT_MTU => {
+                mtu = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|m| (68..=65535).contains(m))
+                    .ok_or_else(|| bad("expected an MTU between 68 and 65535"))?;
+            }
+            k if KNOWN_IGNORED.contains(&k) => {}
+            k if k.starts_with("com.docker.network.") => {
+                return Err(bad("unsupported by rstack"));
+            }
+            _ => {}
+        }
+    }
+    Ok((mtu, bridge))
+}
+
+/// A subnet asked for must overlap no other network and no route of the
+/// host (the default route aside).
+fn check_free(s: Ipv4Net, existing: &[NetworkState], routes: &[Ipv4Net]) -> Result<Ipv4Net, Error> {
+    if let Some(other) = existing.iter().find(|n| subnet::overlaps(&n.subnet, &s)) {
+        return Err(Error::Overlap {
+            subnet: s,
+            other: format!("network {} ({})", other.name, other.subnet),
+        });
+    }
+    if let Some(r) = routes
+        .iter()
+        .find(|r| r.prefix_len() > 0 && subnet::overlaps(r, &s))
+    {
+        return Err(Error::Overlap {
+            subnet: s,
+            other: format!("route {r} of this host"),
+        });
+    }
+    Ok(s)
+}
+
 impl Networks {
     pub fn new(config: Config) -> Self {
         let paths = Paths::new(config.run_dir.clone());
@@ -169,63 +271,19 @@ impl Networks {
     /// Creates a network (bridge + subnet + NAT).
     pub fn create(&self, opts: &CreateOptions) -> Result<NetworkState, Error> {
         // 1. validate everything before touching anything
-        if !valid_name(&opts.name) {
-            return Err(Error::BadName {
-                name: opts.name.clone(),
-            });
-        }
-        let mut mtu = 1500;
-        let mut bridge = None;
-        for (k, v) in &opts.options {
-            let bad = |reason: &str| Error::BadOption {
-                key: k.clone(),
-                value: v.clone(),
-                reason: reason.into(),
-            };
-            match k.as_str() {
-                OPT_BRIDGE_NAME => {
-                    if !valid_ifname(v) {
-                        return Err(Error::BadBridgeName { name: v.clone() });
-                    }
-                    bridge = Some(v.clone());
-                }
-                OPT_MTU => {
-                    mtu = v
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|m| (68..=65535).contains(m))
-                        .ok_or_else(|| bad("expected an MTU between 68 and 65535"))?;
-                }
-                k if KNOWN_IGNORED.contains(&k) => {}
-                k if k.starts_with("com.docker.network.") => {
-                    return Err(bad("unsupported by rstack"));
-                }
-                _ => {}
-            }
-        }
-        let user_subnet = opts
-            .subnet
-            .as_deref()
-            .map(subnet::parse_subnet)
-            .transpose()?;
-        let user_gateway = match &opts.gateway {
-            None => None,
-            Some(g) => {
-                if user_subnet.is_none() {
-                    return Err(Error::GatewayWithoutSubnet);
-                }
-                Some(
-                    g.parse::<Ipv4Addr>()
-                        .map_err(|_| Error::BadGatewayAddress { value: g.clone() })?,
-                )
-            }
-        };
-        if let Some(s) = &user_subnet {
-            subnet::gateway(s, user_gateway)?;
-        }
-
+        let request = Request::validate(opts)?;
         // 2. under the global lock: name, subnet and bridge must be free
         let _lock = self.global_lock()?;
+        let network = self.allocate(opts, request)?;
+        // 3. record, then create; undo in reverse on failure
+        self.apply(&network)?;
+        tracing::info!(name = %network.name, subnet = %network.subnet, bridge = %network.bridge, "network created");
+        Ok(network)
+    }
+
+    /// The new network's id, bridge and subnet, checked against the other
+    /// networks and the host (caller holds the global lock).
+    fn allocate(&self, opts: &CreateOptions, request: Request) -> Result<NetworkState, Error> {
         let existing = state::list(&self.paths)?;
         if existing.iter().any(|n| n.name == opts.name) {
             return Err(Error::Exists {
@@ -233,7 +291,9 @@ impl Networks {
             });
         }
         let id = fsutil::random_hex(32)?;
-        let bridge = bridge.unwrap_or_else(|| format!("br-{}", &id[..12]));
+        let bridge = request
+            .bridge
+            .unwrap_or_else(|| format!("br-{}", &id[..12]));
         let (routes, bridge_present) = netlink::run(None, |h| {
             let bridge = bridge.clone();
             async move {
@@ -250,30 +310,15 @@ impl Networks {
         if bridge_present || existing.iter().any(|n| n.bridge == bridge) {
             return Err(Error::BridgeExists { bridge });
         }
-        let taken: Vec<Ipv4Net> = existing.iter().map(|n| n.subnet).collect();
-        let subnet = match user_subnet {
-            Some(s) => {
-                if let Some(other) = existing.iter().find(|n| subnet::overlaps(&n.subnet, &s)) {
-                    return Err(Error::Overlap {
-                        subnet: s,
-                        other: format!("network {} ({})", other.name, other.subnet),
-                    });
-                }
-                if let Some(r) = routes
-                    .iter()
-                    .find(|r| r.prefix_len() > 0 && subnet::overlaps(r, &s))
-                {
-                    return Err(Error::Overlap {
-                        subnet: s,
-                        other: format!("route {r} of this host"),
-                    });
-                }
-                s
+        let subnet = match request.subnet {
+            Some(s) => check_free(s, &existing, &routes)?,
+            None => {
+                let taken: Vec<Ipv4Net> = existing.iter().map(|n| n.subnet).collect();
+                subnet::choose(&self.config.pool, &routes, &taken)?
             }
-            None => subnet::choose(&self.config.pool, &routes, &taken)?,
         };
-        let gateway = subnet::gateway(&subnet, user_gateway)?;
-        let network = NetworkState {
+        let gateway = subnet::gateway(&subnet, request.gateway)?;
+        Ok(NetworkState {
             id,
             name: opts.name.clone(),
             driver: "bridge".into(),
@@ -281,42 +326,42 @@ impl Networks {
             subnet,
             gateway,
             internal: opts.internal,
-            bridge: bridge.clone(),
-            mtu,
+            bridge,
+            mtu: request.mtu,
             options: opts.options.clone(),
             labels: opts.labels.clone(),
             last_allocated: None,
             endpoints: BTreeMap::new(),
-        };
+        })
+    }
 
-        // 3. record, then create; undo in reverse on failure
+    /// Records the network, then creates its bridge and rules; on failure
+    /// undoes both and reports every failure of the undo that matters.
+    fn apply(&self, network: &NetworkState) -> Result<(), Error> {
         network.save(&self.paths)?;
-        let created = self.create_kernel_side(&network);
-        let result = created.and_then(|()| self.sync_firewall_locked());
-        if let Err(e) = result {
-            let mut errors = vec![e];
-            if let Err(e) =
-                netlink::run(
-                    None,
-                    |h| async move { netlink::delete_link(&h, &bridge).await },
-                )
-            {
-                errors.push(Error::Netlink {
-                    name: network.name.clone(),
-                    source: e,
-                });
-            }
-            if let Err(e) = std::fs::remove_file(self.paths.network_file(&network.name)) {
-                tracing::warn!(error = %e, "cannot remove network state during undo");
-            }
-            // the rules of the other networks, as they were
-            if let Err(e) = self.sync_firewall_locked() {
-                tracing::warn!(error = %e, "cannot restore the firewall during undo");
-            }
-            return Err(Error::from_list(errors).unwrap_err());
+        let created = self.create_kernel_side(network);
+        let Err(e) = created.and_then(|()| self.sync_firewall_locked()) else {
+            return Ok(());
+        };
+        let mut errors = vec![e];
+        let bridge = &network.bridge;
+        if let Err(e) = netlink::run(
+            None,
+            |h| async move { netlink::delete_link(&h, bridge).await },
+        ) {
+            errors.push(Error::Netlink {
+                name: network.name.clone(),
+                source: e,
+            });
         }
-        tracing::info!(name = %network.name, subnet = %network.subnet, bridge = %network.bridge, "network created");
-        Ok(network)
+        if let Err(e) = std::fs::remove_file(self.paths.network_file(&network.name)) {
+            tracing::warn!(error = %e, "cannot remove network state during undo");
+        }
+        // the rules of the other networks, as they were
+        if let Err(e) = self.sync_firewall_locked() {
+            tracing::warn!(error = %e, "cannot restore the firewall during undo");
+        }
+        Err(Error::from_list(errors).unwrap_err())
     }
 
     fn create_kernel_side(&self, n: &NetworkState) -> Result<(), Error> {

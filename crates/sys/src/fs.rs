@@ -30,13 +30,21 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("cannot create directory {path}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl Error {
     /// The underlying I/O error, for a caller that words the context itself.
     pub fn into_io(self) -> io::Error {
         match self {
-            Error::Write { source, .. } | Error::Sync { source, .. } => source,
+            Error::Write { source, .. }
+            | Error::Sync { source, .. }
+            | Error::CreateDir { source, .. } => source,
         }
     }
 }
@@ -160,6 +168,23 @@ pub fn sync_dir(dir: &Path) -> Result<(), Error> {
         })
 }
 
+/// Creates directory `dir` and its missing parents.
+pub fn create_dir_all(dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })
+}
+
+/// Creates the missing directories above `path` (a state file or lock file
+/// about to be written in a run dir that may be fresh).
+pub fn create_parent_dir(path: &Path) -> Result<(), Error> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => create_dir_all(dir),
+        None => Ok(()),
+    }
+}
+
 fn parent(path: &Path) -> &Path {
     path.parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -251,6 +276,25 @@ mod tests {
         // `parent("x")` is "": the temp file must go to "." rather than fail.
         assert_eq!(parent(Path::new("x")), Path::new("."));
         assert_eq!(parent(Path::new("/a/x")), Path::new("/a"));
+    }
+
+    #[test]
+    fn creates_directories_and_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        create_dir_all(&dir.path().join("a/b")).unwrap();
+        assert!(dir.path().join("a/b").is_dir());
+        create_parent_dir(&dir.path().join("c/d/file")).unwrap();
+        assert!(dir.path().join("c/d").is_dir());
+        assert!(!dir.path().join("c/d/file").exists());
+        create_parent_dir(Path::new("file-in-cwd")).unwrap();
+        let blocker = dir.path().join("f");
+        std::fs::write(&blocker, b"").unwrap();
+        let e = create_dir_all(&blocker.join("x")).unwrap_err();
+        assert!(matches!(&e, Error::CreateDir { path, .. } if path == &blocker.join("x")));
+        assert_eq!(
+            e.to_string(),
+            format!("cannot create directory {}", blocker.join("x").display())
+        );
     }
 
     #[test]

@@ -147,6 +147,15 @@ mod tests {
         Ipv4Addr::new(10, 0, 0, d)
     }
 
+    /// An A query of `asker` for `name`, first answer rotation.
+    fn a(w: &[Arc<NetworkState>], asker: &str, name: &str) -> Answer {
+        lookup(w, asker, name, QueryType::A, 0)
+    }
+
+    fn ptr(w: &[Arc<NetworkState>], asker: &str, name: &str) -> Answer {
+        lookup(w, asker, name, QueryType::Ptr, 0)
+    }
+
     fn world() -> Vec<Arc<NetworkState>> {
         let mut web = sample("web", "10.0.0.0/24");
         web.endpoints.insert(
@@ -173,52 +182,27 @@ mod tests {
     #[test]
     fn names_aliases_hostnames() {
         let w = world();
-        assert_eq!(
-            lookup(&w, "b", "proj-a-1", QueryType::A, 0),
-            Answer::Addrs(vec![ip(2)])
-        );
-        assert_eq!(
-            lookup(&w, "b", "A.", QueryType::A, 0),
-            Answer::Addrs(vec![ip(2)])
-        );
-        assert_eq!(
-            lookup(&w, "b", "db-alias", QueryType::A, 0),
-            Answer::Addrs(vec![ip(2)])
-        );
-        assert_eq!(
-            lookup(&w, "a", "myhost", QueryType::A, 0),
-            Answer::Addrs(vec![ip(5)])
-        );
+        assert_eq!(a(&w, "b", "proj-a-1"), Answer::Addrs(vec![ip(2)]));
+        assert_eq!(a(&w, "b", "A."), Answer::Addrs(vec![ip(2)]));
+        assert_eq!(a(&w, "b", "db-alias"), Answer::Addrs(vec![ip(2)]));
+        assert_eq!(a(&w, "a", "myhost"), Answer::Addrs(vec![ip(5)]));
     }
 
     #[test]
     fn links_resolve_for_the_linking_container_only() {
         let mut w = world();
-        let web = Arc::make_mut(&mut w[0]);
-        let a = web.endpoints.get_mut("a").unwrap();
         for c in ["proj-b-1", "proj-b-2"] {
-            a.links.push(crate::state::Link {
-                container: c.into(),
-                alias: "Database".into(),
-            });
+            a_link(&mut w, "Database", c);
         }
-        assert_eq!(
-            lookup(&w, "a", "database", QueryType::A, 0),
-            Answer::Addrs(vec![ip(3), ip(4)])
-        );
+        assert_eq!(a(&w, "a", "database"), Answer::Addrs(vec![ip(3), ip(4)]));
         // a link alias shadows a same-named alias for the linking container
         a_link(&mut w, "db-alias", "withhost");
-        assert_eq!(
-            lookup(&w, "a", "db-alias", QueryType::A, 0),
-            Answer::Addrs(vec![ip(5)])
-        );
+        assert_eq!(a(&w, "a", "db-alias"), Answer::Addrs(vec![ip(5)]));
         // nobody else sees it
-        assert_eq!(
-            lookup(&w, "b", "database", QueryType::A, 0),
-            Answer::NxDomain
-        );
+        assert_eq!(a(&w, "b", "database"), Answer::NxDomain);
     }
 
+    /// Gives container `a` (on `web`) a link `alias` to `container`.
     fn a_link(w: &mut [Arc<NetworkState>], alias: &str, container: &str) {
         let web = Arc::make_mut(&mut w[0]);
         web.endpoints
@@ -234,10 +218,7 @@ mod tests {
     #[test]
     fn replicas_round_robin() {
         let w = world();
-        assert_eq!(
-            lookup(&w, "a", "b", QueryType::A, 0),
-            Answer::Addrs(vec![ip(3), ip(4)])
-        );
+        assert_eq!(a(&w, "a", "b"), Answer::Addrs(vec![ip(3), ip(4)]));
         assert_eq!(
             lookup(&w, "a", "b", QueryType::A, 1),
             Answer::Addrs(vec![ip(4), ip(3)])
@@ -247,14 +228,14 @@ mod tests {
     #[test]
     fn only_shared_networks() {
         let w = world();
-        assert_eq!(lookup(&w, "c", "a", QueryType::A, 0), Answer::NxDomain);
-        assert_eq!(lookup(&w, "a", "c", QueryType::A, 0), Answer::NxDomain);
+        assert_eq!(a(&w, "c", "a"), Answer::NxDomain);
+        assert_eq!(a(&w, "a", "c"), Answer::NxDomain);
         assert_eq!(
-            lookup(&w, "c", "c", QueryType::A, 0),
+            a(&w, "c", "c"),
             Answer::Addrs(vec![Ipv4Addr::new(10, 1, 0, 2)])
         );
         // a stranger (not attached anywhere) knows nobody
-        assert_eq!(lookup(&w, "zz", "a", QueryType::A, 0), Answer::NxDomain);
+        assert_eq!(a(&w, "zz", "a"), Answer::NxDomain);
     }
 
     #[test]
@@ -262,10 +243,7 @@ mod tests {
         let w = world();
         assert_eq!(lookup(&w, "a", "b", QueryType::Aaaa, 0), Answer::NoData);
         assert_eq!(lookup(&w, "a", "b", QueryType::Other, 0), Answer::NoData);
-        assert_eq!(
-            lookup(&w, "a", "example.com", QueryType::A, 0),
-            Answer::Forward
-        );
+        assert_eq!(a(&w, "a", "example.com"), Answer::Forward);
         assert_eq!(
             lookup(&w, "a", "example.com", QueryType::Aaaa, 0),
             Answer::Forward
@@ -282,20 +260,11 @@ mod tests {
         assert_eq!(parse_reverse("2.0.0.10.in-addr.arpa"), Some(ip(2)));
         assert_eq!(parse_reverse("2.0.10.in-addr.arpa"), None);
         assert_eq!(
-            lookup(&w, "b", "2.0.0.10.in-addr.arpa", QueryType::Ptr, 0),
+            ptr(&w, "b", "2.0.0.10.in-addr.arpa"),
             Answer::Names(vec!["proj-a-1".into()])
         );
-        assert_eq!(
-            lookup(&w, "b", "99.0.0.10.in-addr.arpa", QueryType::Ptr, 0),
-            Answer::NxDomain
-        );
-        assert_eq!(
-            lookup(&w, "c", "2.0.0.10.in-addr.arpa", QueryType::Ptr, 0),
-            Answer::Forward
-        );
-        assert_eq!(
-            lookup(&w, "b", "8.8.8.8.in-addr.arpa", QueryType::Ptr, 0),
-            Answer::Forward
-        );
+        assert_eq!(ptr(&w, "b", "99.0.0.10.in-addr.arpa"), Answer::NxDomain);
+        assert_eq!(ptr(&w, "c", "2.0.0.10.in-addr.arpa"), Answer::Forward);
+        assert_eq!(ptr(&w, "b", "8.8.8.8.in-addr.arpa"), Answer::Forward);
     }
 }
