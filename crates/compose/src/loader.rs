@@ -16,7 +16,7 @@ use crate::interpolate;
 use crate::merge;
 use crate::model::{FileObject, Network, Service, Volume};
 use crate::project::Project;
-use crate::validate::{self, Issue, Issues};
+use crate::validate::{self, Issue, Issues, report_pos};
 use crate::yaml::{self, Map, Node, Pos, Value};
 use crate::{canonical, paths};
 
@@ -317,6 +317,50 @@ fn load_loaded(opts: &Options) -> Result<Loaded, Error> {
     {
         check_project_name(n)?;
     }
+    let mut located = locate(opts)?;
+    // Parse every file once, to find the project name before interpolating.
+    let raw = parse_files(opts, &located.files)?;
+    let name = project_name(opts, &located, &raw)?;
+    // `${COMPOSE_PROJECT_NAME}` always interpolates to the project name; the
+    // project's own environment holds it only when the user set it.
+    let mut interp_env = located.env.clone();
+    interp_env.insert("COMPOSE_PROJECT_NAME".into(), name.clone());
+    if opts.project_name.as_deref().is_some_and(|n| !n.is_empty()) {
+        located
+            .env
+            .insert("COMPOSE_PROJECT_NAME".into(), name.clone());
+    }
+    let mut ctx = Ctx {
+        opts,
+        env: interp_env,
+        include_stack: located
+            .files
+            .iter()
+            .filter(|f| f.as_os_str() != "-")
+            .cloned()
+            .collect(),
+        warnings: Vec::new(),
+    };
+    let mut warnings = Vec::new();
+    let mut dict = merge_files(&mut ctx, raw, &located.working_dir, &mut warnings)?;
+    merge::enforce_unicity(&mut dict)?;
+    if let Some(m) = dict.as_map_mut() {
+        m.insert("name".into(), Node::str(name.clone()));
+    }
+    warnings.append(&mut ctx.warnings);
+    finish(dict, opts, located, name, warnings)
+}
+
+/// The files of a project, its directory and its environment.
+struct Located {
+    files: Vec<PathBuf>,
+    working_dir: PathBuf,
+    /// The shell over the project directory's `.env`.
+    env: IndexMap<String, String>,
+}
+
+/// Finds the files, the project directory and the environment.
+fn locate(opts: &Options) -> Result<Located, Error> {
     let pre_dir = opts
         .project_directory
         .as_ref()
@@ -360,11 +404,18 @@ fn load_loaded(opts: &Options) -> Result<Loaded, Error> {
         Some((dir, vars)) if dir == working_dir => vars,
         _ => environment::dotenv_of(opts, &working_dir)?,
     };
-    let mut env = environment::layered(&env, project_dotenv);
+    let env = environment::layered(&env, project_dotenv);
+    Ok(Located {
+        files,
+        working_dir,
+        env,
+    })
+}
 
-    // Parse every file once, to find the project name before interpolating.
-    let mut raw: Vec<(PathBuf, Node)> = Vec::new();
-    for f in &files {
+/// Every document of every file (`-` is standard input), each a mapping.
+fn parse_files(opts: &Options, files: &[PathBuf]) -> Result<Vec<(PathBuf, Node)>, Error> {
+    let mut raw = Vec::new();
+    for f in files {
         let (text, label) = if f.as_os_str() == "-" {
             (opts.stdin.clone().unwrap_or_default(), "-".to_string())
         } else {
@@ -378,66 +429,62 @@ fn load_loaded(opts: &Options) -> Result<Loaded, Error> {
             raw.push((f.clone(), d));
         }
     }
-    let mut warnings = Vec::new();
-    // Project name: -p, COMPOSE_PROJECT_NAME, `name:`, the directory.
-    let name = match opts.project_name.as_deref().filter(|n| !n.is_empty()) {
-        Some(n) => n.to_string(),
-        None => match env.get("COMPOSE_PROJECT_NAME").filter(|n| !n.is_empty()) {
-            Some(n) => {
-                check_project_name(n)?;
-                n.clone()
-            }
-            None => {
-                let mut yaml_name = None;
-                for (_, d) in &raw {
-                    if let Some(n) = d.get("name") {
-                        let mut n = n.clone();
-                        if opts.interpolate {
-                            interpolate::interpolate_tree(&mut n, &env)?;
-                        }
-                        if let Some(s) = n.scalar_string().filter(|s| !s.is_empty()) {
-                            yaml_name = Some(s);
-                        }
-                    }
-                }
-                match yaml_name {
-                    Some(n) => {
-                        check_project_name(&n)?;
-                        n
-                    }
-                    None => {
-                        let base = working_dir
-                            .file_name()
-                            .map(|s| s.to_string_lossy().into_owned())
-                            .unwrap_or_default();
-                        let n = normalize_project_name(&base);
-                        if n.is_empty() {
-                            return Err(Error::EmptyProjectName);
-                        }
-                        n
-                    }
-                }
-            }
-        },
-    };
-    // `${COMPOSE_PROJECT_NAME}` always interpolates to the project name; the
-    // project's own environment holds it only when the user set it.
-    let mut interp_env = env.clone();
-    interp_env.insert("COMPOSE_PROJECT_NAME".into(), name.clone());
-    if opts.project_name.as_deref().is_some_and(|n| !n.is_empty()) {
-        env.insert("COMPOSE_PROJECT_NAME".into(), name.clone());
-    }
+    Ok(raw)
+}
 
-    let mut ctx = Ctx {
-        opts,
-        env: interp_env,
-        include_stack: files
-            .iter()
-            .filter(|f| f.as_os_str() != "-")
-            .cloned()
-            .collect(),
-        warnings: Vec::new(),
-    };
+/// Project name: -p, COMPOSE_PROJECT_NAME, `name:`, the directory.
+fn project_name(
+    opts: &Options,
+    located: &Located,
+    raw: &[(PathBuf, Node)],
+) -> Result<String, Error> {
+    if let Some(n) = opts.project_name.as_deref().filter(|n| !n.is_empty()) {
+        return Ok(n.to_string());
+    }
+    if let Some(n) = located
+        .env
+        .get("COMPOSE_PROJECT_NAME")
+        .filter(|n| !n.is_empty())
+    {
+        check_project_name(n)?;
+        return Ok(n.clone());
+    }
+    let mut yaml_name = None;
+    for (_, d) in raw {
+        if let Some(n) = d.get("name") {
+            let mut n = n.clone();
+            if opts.interpolate {
+                interpolate::interpolate_tree(&mut n, &located.env)?;
+            }
+            if let Some(s) = n.scalar_string().filter(|s| !s.is_empty()) {
+                yaml_name = Some(s);
+            }
+        }
+    }
+    if let Some(n) = yaml_name {
+        check_project_name(&n)?;
+        return Ok(n);
+    }
+    let base = located
+        .working_dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let n = normalize_project_name(&base);
+    if n.is_empty() {
+        return Err(Error::EmptyProjectName);
+    }
+    Ok(n)
+}
+
+/// Processes every document (interpolation, `include`, `extends`) and
+/// merges them in order; `version:` is dropped with a warning.
+fn merge_files(
+    ctx: &mut Ctx<'_>,
+    raw: Vec<(PathBuf, Node)>,
+    working_dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Node, Error> {
     let mut dict: Option<Node> = None;
     for (file, mut doc) in raw {
         if doc.get("version").is_some() {
@@ -452,26 +499,14 @@ fn load_loaded(opts: &Options) -> Result<Loaded, Error> {
             }
         }
         let file_dir = if file.as_os_str() == "-" {
-            working_dir.clone()
+            working_dir.to_path_buf()
         } else {
             file.parent().map(Path::to_path_buf).unwrap_or_default()
         };
-        process_file(&mut ctx, &mut doc, &file, &file_dir, &working_dir)?;
-        dict = Some(match dict {
-            None => {
-                merge::clean(&mut doc);
-                doc
-            }
-            Some(base) => merge::merge(base, doc),
-        });
+        process_file(ctx, &mut doc, &file, &file_dir, working_dir)?;
+        dict = Some(merge::merge_next(dict, doc));
     }
-    let mut dict = dict.unwrap_or_else(|| Node::synthetic(Value::Map(Map::new())));
-    merge::enforce_unicity(&mut dict)?;
-    if let Some(m) = dict.as_map_mut() {
-        m.insert("name".into(), Node::str(name.clone()));
-    }
-    warnings.append(&mut ctx.warnings);
-    finish(dict, opts, &env, &working_dir, name, files, warnings)
+    Ok(dict.unwrap_or_else(|| Node::synthetic(Value::Map(Map::new()))))
 }
 
 pub(crate) fn read(path: &Path) -> Result<String, Error> {
@@ -520,12 +555,15 @@ fn with_dependencies(dict: &Node, names: &[String]) -> Vec<String> {
 fn finish(
     mut dict: Node,
     opts: &Options,
-    env: &IndexMap<String, String>,
-    working_dir: &Path,
+    located: Located,
     name: String,
-    files: Vec<PathBuf>,
     warnings: Vec<String>,
 ) -> Result<Loaded, Error> {
+    let Located {
+        files,
+        working_dir,
+        env,
+    } = located;
     if opts.validate_schema {
         let issues = validate::schema(&dict);
         if !issues.is_empty() {
@@ -534,39 +572,73 @@ fn finish(
     }
     canonical::canonicalize(&mut dict, !opts.interpolate)?;
     if opts.resolve_paths {
-        paths::resolve(&mut dict, working_dir, env);
+        paths::resolve(&mut dict, &working_dir, &env);
     }
-    let profiles: Vec<String> = if opts.profiles.is_empty() {
-        env.get("COMPOSE_PROFILES")
-            .map(|p| {
-                p.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default()
-    } else {
-        opts.profiles.clone()
-    };
+    let (active, selected) = select_services(&dict, opts, &profiles(opts, &env))?;
+    let acting_on = with_dependencies(&dict, &opts.acting_on);
+    resolve_environment(&mut dict, &env, opts, &selected, &acting_on, &working_dir)?;
+    let disabled = split_disabled(&mut dict, &active);
+    let mut uses_default = false;
+    if opts.normalize {
+        uses_default = crate::normalize::normalize(&mut dict, &name);
+    }
+    if opts.consistency {
+        check_consistency(&dict, uses_default)?;
+    }
+    Ok(Loaded {
+        dict,
+        disabled,
+        name,
+        working_dir,
+        files,
+        env,
+        warnings,
+    })
+}
+
+/// `--profile`, else `COMPOSE_PROFILES`.
+fn profiles(opts: &Options, env: &IndexMap<String, String>) -> Vec<String> {
+    if !opts.profiles.is_empty() {
+        return opts.profiles.clone();
+    }
+    env.get("COMPOSE_PROFILES")
+        .map(|p| {
+            p.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The active services (profiles, services named on the command line and
+/// their dependencies) and the ones whose environment is resolved.
+fn select_services(
+    dict: &Node,
+    opts: &Options,
+    profiles: &[String],
+) -> Result<(IndexSet<String>, Vec<String>), Error> {
     for s in &opts.services {
         if dict.get("services").and_then(|m| m.get(s)).is_none() {
             return Err(Error::NoSuchService { name: s.clone() });
         }
     }
-    let mut active = crate::normalize::active_services(&dict, &profiles, &opts.services);
+    let mut active = crate::normalize::active_services(dict, profiles, &opts.services);
     // Only the selected services (and their dependencies) need their env files.
     let selected: Vec<String> = if opts.services.is_empty() {
         active.iter().cloned().collect()
     } else {
-        with_dependencies(&dict, &opts.services)
+        with_dependencies(dict, &opts.services)
     };
     if !opts.services.is_empty() {
         active.retain(|n| selected.contains(n));
     }
-    let acting_on = with_dependencies(&dict, &opts.acting_on);
-    resolve_environment(&mut dict, env, opts, &selected, &acting_on, working_dir)?;
-    // Split active and disabled services.
+    Ok((active, selected))
+}
+
+/// Takes the services that are not active out of `dict`.
+fn split_disabled(dict: &mut Node, active: &IndexSet<String>) -> Map {
     let mut disabled = Map::new();
     if let Some(services) = dict
         .as_map_mut()
@@ -582,56 +654,49 @@ fn finish(
             }
         }
     }
-    let mut uses_default = false;
-    if opts.normalize {
-        uses_default = crate::normalize::normalize(&mut dict, &name);
+    disabled
+}
+
+/// The semantic checks, and no cycle in `depends_on`.
+fn check_consistency(dict: &Node, uses_default: bool) -> Result<(), Error> {
+    let mut issues: Vec<Issue> = crate::semantic::semantic(dict, uses_default);
+    if let Some(services) = dict.get("services").and_then(Node::as_map)
+        && let Some(issue) = dependency_cycle(services)
+    {
+        issues.push(issue);
     }
-    if opts.consistency {
-        let mut issues: Vec<Issue> = crate::semantic::semantic(&dict, uses_default);
-        if let Some(services) = dict.get("services").and_then(Node::as_map) {
-            let mut waits: IndexMap<String, Vec<crate::plan::Wait>> = IndexMap::new();
-            for (n, s) in services {
-                let deps = s
-                    .get("depends_on")
-                    .and_then(Node::as_map)
-                    .map(|d| {
-                        d.keys()
-                            .filter(|k| services.contains_key(*k))
-                            .map(|k| crate::plan::Wait {
-                                dependency: k.clone(),
-                                condition: crate::model::DependencyCondition::Started,
-                                required: true,
-                                restart: false,
-                            })
-                            .collect()
+    if !issues.is_empty() {
+        return Err(Issues { issues }.into());
+    }
+    Ok(())
+}
+
+fn dependency_cycle(services: &Map) -> Option<Issue> {
+    let mut waits: IndexMap<String, Vec<crate::plan::Wait>> = IndexMap::new();
+    for (n, s) in services {
+        let deps = s
+            .get("depends_on")
+            .and_then(Node::as_map)
+            .map(|d| {
+                d.keys()
+                    .filter(|k| services.contains_key(*k))
+                    .map(|k| crate::plan::Wait {
+                        dependency: k.clone(),
+                        condition: crate::model::DependencyCondition::Started,
+                        required: true,
+                        restart: false,
                     })
-                    .unwrap_or_default();
-                waits.insert(n.clone(), deps);
-            }
-            if let Some(cycle) = crate::plan::find_cycle(&waits) {
-                let pos = services
-                    .get(&cycle[0])
-                    .map(|s| s.key_pos.clone().unwrap_or_else(|| s.pos.clone()))
-                    .unwrap_or_default();
-                issues.push(Issue {
-                    pos,
-                    path: format!("services.{}.depends_on", cycle[0]),
-                    message: format!("dependency cycle detected: {}", cycle.join(" -> ")),
-                });
-            }
-        }
-        if !issues.is_empty() {
-            return Err(Issues { issues }.into());
-        }
+                    .collect()
+            })
+            .unwrap_or_default();
+        waits.insert(n.clone(), deps);
     }
-    Ok(Loaded {
-        dict,
-        disabled,
-        name,
-        working_dir: working_dir.to_path_buf(),
-        files,
-        env: env.clone(),
-        warnings,
+    let cycle = crate::plan::find_cycle(&waits)?;
+    let pos = services.get(&cycle[0]).map(report_pos).unwrap_or_default();
+    Some(Issue {
+        pos,
+        path: format!("services.{}.depends_on", cycle[0]),
+        message: format!("dependency cycle detected: {}", cycle.join(" -> ")),
     })
 }
 
@@ -666,7 +731,7 @@ fn typed<T: serde::de::DeserializeOwned>(node: &Node, path: &str) -> Result<T, E
             }
         }
         Error::Model {
-            pos: at.key_pos.clone().unwrap_or_else(|| at.pos.clone()),
+            pos: report_pos(at),
             path: full,
             source: e.into_inner(),
         }
