@@ -27,6 +27,7 @@
 //! [`render`] (`rstack config` output).
 
 pub mod canonical;
+mod deploy;
 pub mod dotenv;
 mod environment;
 mod extends;
