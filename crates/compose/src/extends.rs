@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 
 use crate::environment::resolve_environment;
-use crate::loader::{Ctx, Error, abs, process_file, read};
+use crate::loader::{Ctx, Error, FileAt, abs, process_file, read};
 use crate::validate::report_pos;
 use crate::yaml::{self, Map, Node, Pos, Value};
 use crate::{canonical, dotenv, interpolate, merge, paths};
@@ -141,7 +141,12 @@ fn load_included(
         let text = read(f)?;
         for mut d in yaml::parse(&text, &f.display().to_string())? {
             let fdir = f.parent().map(Path::to_path_buf).unwrap_or_default();
-            process_file(&mut sub, &mut d, f, &fdir, &include.dir)?;
+            let at = FileAt {
+                file: f,
+                dir: &fdir,
+                working_dir: &include.dir,
+            };
+            process_file(&mut sub, &mut d, at)?;
             merged = Some(merge::merge_next(merged, d));
         }
     }
@@ -204,27 +209,24 @@ fn import_resources(doc: &mut Node, inc: Node) -> Result<(), Error> {
 pub(crate) fn apply_extends(
     ctx: &mut Ctx<'_>,
     doc: &mut Node,
-    file: &Path,
-    file_dir: &Path,
-    working_dir: &Path,
+    at: FileAt<'_>,
 ) -> Result<(), Error> {
     let names: Vec<String> = match doc.get("services").and_then(Node::as_map) {
         Some(m) => m.keys().cloned().collect(),
         None => return Ok(()),
     };
     for name in names {
-        let mut chain = vec![format!("{}:{name}", file.display())];
+        let mut chain = vec![format!("{}:{name}", at.file.display())];
         let services = doc
             .get("services")
             .and_then(Node::as_map)
             .cloned()
             .unwrap_or_default();
         let from = ServiceFile {
-            file,
-            dir: file_dir,
+            at,
             services: &services,
         };
-        let resolved = extend_service(ctx, &name, &from, working_dir, &mut chain)?;
+        let resolved = extend_service(ctx, &name, &from, &mut chain)?;
         if let Some(s) = doc
             .as_map_mut()
             .and_then(|m| m.get_mut("services"))
@@ -236,10 +238,9 @@ pub(crate) fn apply_extends(
     Ok(())
 }
 
-/// Where services are looked up: a file, its directory and its services.
+/// Where services are looked up: a file and its services.
 struct ServiceFile<'a> {
-    file: &'a Path,
-    dir: &'a Path,
+    at: FileAt<'a>,
     services: &'a Map,
 }
 
@@ -261,10 +262,13 @@ impl Link<'_> {
         }
     }
 
-    /// Fails when `key` (`file:service`) is already in the chain.
-    fn check_cycle(&self, chain: &mut Vec<String>, key: String) -> Result<(), Error> {
-        if chain.contains(&key) {
-            chain.push(key);
+    /// Adds the base in `file` to the chain; it being there already is a
+    /// cycle.
+    fn enter(&self, chain: &mut Vec<String>, file: &Path) -> Result<(), Error> {
+        let key = format!("{}:{}", file.display(), self.base);
+        let cycle = chain.contains(&key);
+        chain.push(key);
+        if cycle {
             return Err(Error::ExtendsCycle {
                 pos: self.pos.clone(),
                 service: self.service.into(),
@@ -280,14 +284,13 @@ fn extend_service(
     ctx: &mut Ctx<'_>,
     name: &str,
     from: &ServiceFile<'_>,
-    working_dir: &Path,
     chain: &mut Vec<String>,
 ) -> Result<Node, Error> {
     let Some(service) = from.services.get(name).cloned() else {
         return Err(Error::ExtendsNotFound {
             pos: Pos::default(),
             service: name.into(),
-            file: from.file.display().to_string(),
+            file: from.at.file.display().to_string(),
             base: name.into(),
         });
     };
@@ -309,20 +312,16 @@ fn extend_service(
         base: base_name,
     };
     let mut base = match base_file {
-        Some(bf) => base_in_other_file(
-            ctx,
-            &link,
-            &abs(from.dir, Path::new(&bf)),
-            working_dir,
-            chain,
-        )?,
+        Some(bf) => {
+            let path = abs(from.at.dir, Path::new(&bf));
+            base_in_other_file(ctx, &link, &path, from.at.working_dir, chain)?
+        }
         None => {
-            link.check_cycle(chain, format!("{}:{}", from.file.display(), link.base))?;
+            link.enter(chain, from.at.file)?;
             if !from.services.contains_key(&link.base) {
-                return Err(link.not_found(from.file));
+                return Err(link.not_found(from.at.file));
             }
-            chain.push(format!("{}:{}", from.file.display(), link.base));
-            extend_service(ctx, &link.base, from, working_dir, chain)?
+            extend_service(ctx, &link.base, from, chain)?
         }
     };
     merge::clean(&mut base);
@@ -347,9 +346,7 @@ fn base_in_other_file(
     working_dir: &Path,
     chain: &mut Vec<String>,
 ) -> Result<Node, Error> {
-    let key = format!("{}:{}", path.display(), link.base);
-    link.check_cycle(chain, key.clone())?;
-    chain.push(key);
+    link.enter(chain, path)?;
     let text = read(path)?;
     let mut d = yaml::parse_one(&text, &path.display().to_string())?
         .unwrap_or_else(|| Node::synthetic(Value::Map(Map::new())));
@@ -366,11 +363,14 @@ fn base_in_other_file(
     }
     let bdir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let from = ServiceFile {
-        file: path,
-        dir: &bdir,
+        at: FileAt {
+            file: path,
+            dir: &bdir,
+            working_dir,
+        },
         services: &other,
     };
-    let mut b = extend_service(ctx, &link.base, &from, working_dir, chain)?;
+    let mut b = extend_service(ctx, &link.base, &from, chain)?;
     // Paths of the base are relative to its own file.
     if ctx.opts.resolve_paths && bdir != working_dir {
         paths::resolve_service_raw(&mut b, &bdir, &ctx.env);

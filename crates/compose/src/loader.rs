@@ -503,7 +503,12 @@ fn merge_files(
         } else {
             file.parent().map(Path::to_path_buf).unwrap_or_default()
         };
-        process_file(ctx, &mut doc, &file, &file_dir, working_dir)?;
+        let at = FileAt {
+            file: &file,
+            dir: &file_dir,
+            working_dir,
+        };
+        process_file(ctx, &mut doc, at)?;
         dict = Some(merge::merge_next(dict, doc));
     }
     Ok(dict.unwrap_or_else(|| Node::synthetic(Value::Map(Map::new()))))
@@ -516,19 +521,22 @@ pub(crate) fn read(path: &Path) -> Result<String, Error> {
     })
 }
 
+/// A file being loaded: its path, its directory (what its relative paths
+/// start from) and the project directory.
+#[derive(Clone, Copy)]
+pub(crate) struct FileAt<'a> {
+    pub(crate) file: &'a Path,
+    pub(crate) dir: &'a Path,
+    pub(crate) working_dir: &'a Path,
+}
+
 /// Interpolates one file, then applies its `include` and `extends`.
-pub(crate) fn process_file(
-    ctx: &mut Ctx<'_>,
-    doc: &mut Node,
-    file: &Path,
-    file_dir: &Path,
-    working_dir: &Path,
-) -> Result<(), Error> {
+pub(crate) fn process_file(ctx: &mut Ctx<'_>, doc: &mut Node, at: FileAt<'_>) -> Result<(), Error> {
     if ctx.opts.interpolate {
         interpolate::interpolate_tree_warn(doc, &ctx.env, &mut ctx.warnings)?;
     }
-    crate::extends::apply_include(ctx, doc, file_dir)?;
-    crate::extends::apply_extends(ctx, doc, file, file_dir, working_dir)?;
+    crate::extends::apply_include(ctx, doc, at.dir)?;
+    crate::extends::apply_extends(ctx, doc, at)?;
     Ok(())
 }
 

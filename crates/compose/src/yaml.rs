@@ -370,6 +370,18 @@ impl Builder {
         Ok(())
     }
 
+    /// A new node, remembered under its anchor (0: none).
+    fn anchored(&mut self, anchor: usize, value: Value, pos: Pos, tag: Option<Tag>) -> Node {
+        let node = Node {
+            value,
+            pos,
+            key_pos: None,
+            tag,
+        };
+        self.remember(anchor, &node);
+        node
+    }
+
     fn remember(&mut self, id: usize, node: &Node) {
         if id == 0 {
             return;
@@ -392,36 +404,15 @@ impl Builder {
             Event::UnresolvedAlias(_) => Err(Error::UnknownAlias { pos }),
             Event::Scalar(text, style, anchor, tag) => {
                 let (value, tag) = resolve_scalar(&text, style, tag.as_deref());
-                let node = Node {
-                    value,
-                    pos,
-                    key_pos: None,
-                    tag,
-                };
-                self.remember(anchor, &node);
-                Ok(node)
+                Ok(self.anchored(anchor, value, pos, tag))
             }
             Event::SequenceStart(_, anchor, tag) => {
                 let items = self.sequence(&pos, parser)?;
-                let node = Node {
-                    value: Value::Seq(items),
-                    pos,
-                    key_pos: None,
-                    tag: compose_tag(tag.as_deref()),
-                };
-                self.remember(anchor, &node);
-                Ok(node)
+                Ok(self.anchored(anchor, Value::Seq(items), pos, compose_tag(tag.as_deref())))
             }
             Event::MappingStart(_, anchor, tag) => {
                 let map = self.mapping(&pos, parser)?;
-                let node = Node {
-                    value: Value::Map(map),
-                    pos,
-                    key_pos: None,
-                    tag: compose_tag(tag.as_deref()),
-                };
-                self.remember(anchor, &node);
-                Ok(node)
+                Ok(self.anchored(anchor, Value::Map(map), pos, compose_tag(tag.as_deref())))
             }
             other => Err(Error::Syntax {
                 pos,
