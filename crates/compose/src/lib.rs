@@ -33,6 +33,7 @@ mod environment;
 mod extends;
 pub mod interpolate;
 pub mod loader;
+mod locate;
 pub mod merge;
 pub mod model;
 mod normalize;
