@@ -172,40 +172,99 @@ fn service(svc: &mut Node, path: &str, lenient: bool) -> Result<(), Error> {
         return Ok(());
     };
     if let Some(b) = m.get_mut("build") {
-        if let Value::Str(ctx) = &b.value {
-            let mut bm = Map::new();
-            bm.insert(
-                "context".into(),
-                Node::new(Value::Str(ctx.clone()), b.pos.clone()),
-            );
-            b.value = Value::Map(bm);
-        }
-        if let Some(bm) = b.as_map_mut() {
-            let bpath = format!("{path}.build");
-            bm.entry("context".into()).or_insert_with(|| s("."));
-            map_field(bm, "args", &bpath)?;
-            map_field(bm, "labels", &bpath)?;
-            map_field(bm, "additional_contexts", &bpath)?;
-            if let Some(args) = bm.get_mut("args").and_then(Node::as_map_mut) {
-                for v in args.values_mut() {
-                    if !v.is_null() {
-                        *v = s(scalar_text(v).unwrap_or_default());
-                    }
-                }
+        build(b, path)?;
+    }
+    commands(m, path)?;
+    maps_and_numbers(m, path)?;
+    depends_on(m);
+    env_file(m);
+    if let Some(h) = m.get_mut("extra_hosts") {
+        extra_hosts(h);
+    }
+    for k in [
+        "dns",
+        "dns_search",
+        "dns_opt",
+        "tmpfs",
+        "expose",
+        "cap_add",
+        "cap_drop",
+        "security_opt",
+    ] {
+        string_list(m, k);
+    }
+    // `networks` and `models` lists become mappings with null entries.
+    for key in ["networks", "models"] {
+        list_to_null_map(m, key);
+    }
+    ports(m, path, lenient)?;
+    volumes(m, path)?;
+    file_mounts(m, "secrets");
+    file_mounts(m, "configs");
+    // A secret is mounted at /run/secrets/<source> unless told otherwise.
+    if let Some(Value::Seq(items)) = m.get_mut("secrets").map(|n| &mut n.value) {
+        for it in items {
+            if let Some(fm) = it.as_map_mut()
+                && !fm.contains_key("target")
+                && let Some(src) = fm.get("source").and_then(Node::scalar_string)
+            {
+                fm.insert("target".into(), s(format!("/run/secrets/{src}")));
             }
-            if let Some(ssh) = bm.get_mut("ssh") {
-                key_value_list(ssh);
-            }
-            if let Some(h) = bm.get_mut("extra_hosts") {
-                extra_hosts(h);
-            }
-            for k in ["cache_from", "cache_to", "tags", "platforms"] {
-                string_list(bm, k);
-            }
-            file_mounts(bm, "secrets");
-            ulimits(bm);
         }
     }
+    devices(m, path)?;
+    ulimits(m);
+    Ok(())
+}
+
+/// `build: ctx` becomes `{context: ctx}`; its maps and lists take their
+/// long form.
+fn build(b: &mut Node, path: &str) -> Result<(), Error> {
+    if let Value::Str(ctx) = &b.value {
+        let mut bm = Map::new();
+        bm.insert(
+            "context".into(),
+            Node::new(Value::Str(ctx.clone()), b.pos.clone()),
+        );
+        b.value = Value::Map(bm);
+    }
+    let Some(bm) = b.as_map_mut() else {
+        return Ok(());
+    };
+    let bpath = format!("{path}.build");
+    bm.entry("context".into()).or_insert_with(|| s("."));
+    map_field(bm, "args", &bpath)?;
+    map_field(bm, "labels", &bpath)?;
+    map_field(bm, "additional_contexts", &bpath)?;
+    if let Some(args) = bm.get_mut("args").and_then(Node::as_map_mut) {
+        non_null_to_strings(args);
+    }
+    if let Some(ssh) = bm.get_mut("ssh") {
+        key_value_list(ssh);
+    }
+    if let Some(h) = bm.get_mut("extra_hosts") {
+        extra_hosts(h);
+    }
+    for k in ["cache_from", "cache_to", "tags", "platforms"] {
+        string_list(bm, k);
+    }
+    file_mounts(bm, "secrets");
+    ulimits(bm);
+    Ok(())
+}
+
+/// Non-null values become strings (`args`, logging options).
+fn non_null_to_strings(m: &mut Map) {
+    for v in m.values_mut() {
+        if !v.is_null() {
+            *v = s(scalar_text(v).unwrap_or_default());
+        }
+    }
+}
+
+/// `command`, `entrypoint`, the healthcheck test and the lifecycle hooks'
+/// commands as lists.
+fn commands(m: &mut Map, path: &str) -> Result<(), Error> {
     for k in ["command", "entrypoint"] {
         command(m, k, path)?;
     }
@@ -229,6 +288,12 @@ fn service(svc: &mut Node, path: &str, lenient: bool) -> Result<(), Error> {
             }
         }
     }
+    Ok(())
+}
+
+/// `KEY=VALUE` lists as maps, string-valued options, and CPU counts as
+/// floats.
+fn maps_and_numbers(m: &mut Map, path: &str) -> Result<(), Error> {
     map_field(m, "environment", path)?;
     map_field(m, "labels", path)?;
     map_field(m, "annotations", path)?;
@@ -252,62 +317,8 @@ fn service(svc: &mut Node, path: &str, lenient: bool) -> Result<(), Error> {
     if let Some(l) = m.get_mut("logging").and_then(Node::as_map_mut)
         && let Some(o) = l.get_mut("options").and_then(Node::as_map_mut)
     {
-        for v in o.values_mut() {
-            if !v.is_null() {
-                *v = s(scalar_text(v).unwrap_or_default());
-            }
-        }
+        non_null_to_strings(o);
     }
-    depends_on(m);
-    env_file(m);
-    if let Some(h) = m.get_mut("extra_hosts") {
-        extra_hosts(h);
-    }
-    for k in [
-        "dns",
-        "dns_search",
-        "dns_opt",
-        "tmpfs",
-        "expose",
-        "cap_add",
-        "cap_drop",
-        "security_opt",
-    ] {
-        string_list(m, k);
-    }
-    // `networks` and `models` lists become mappings with null entries.
-    for key in ["networks", "models"] {
-        list_to_null_map(m, key);
-    }
-    if let Some(n) = m.get_mut("networks")
-        && let Value::Seq(items) = &n.value
-    {
-        let mut nm = Map::new();
-        for item in items {
-            nm.insert(
-                scalar_text(item).unwrap_or_default(),
-                Node::new(Value::Null, item.pos.clone()),
-            );
-        }
-        n.value = Value::Map(nm);
-    }
-    ports(m, path, lenient)?;
-    volumes(m, path)?;
-    file_mounts(m, "secrets");
-    file_mounts(m, "configs");
-    // A secret is mounted at /run/secrets/<source> unless told otherwise.
-    if let Some(Value::Seq(items)) = m.get_mut("secrets").map(|n| &mut n.value) {
-        for it in items {
-            if let Some(fm) = it.as_map_mut()
-                && !fm.contains_key("target")
-                && let Some(src) = fm.get("source").and_then(Node::scalar_string)
-            {
-                fm.insert("target".into(), s(format!("/run/secrets/{src}")));
-            }
-        }
-    }
-    devices(m, path)?;
-    ulimits(m);
     Ok(())
 }
 

@@ -52,6 +52,16 @@ pub(crate) fn layered(
     env
 }
 
+/// What resolving the environment of a service needs besides the service.
+struct Scope<'a> {
+    /// The project environment.
+    env: &'a IndexMap<String, String>,
+    opts: &'a Options,
+    /// Services whose missing `env_file` is an error (all when empty).
+    acting_on: &'a [String],
+    working_dir: &'a Path,
+}
+
 /// Loads `env_file`s into `environment` and takes valueless keys from the
 /// project environment, for the services in `only` (all when empty); a
 /// missing `env_file` is an error for the services in `acting_on` (all when
@@ -71,116 +81,147 @@ pub(crate) fn resolve_environment(
     else {
         return Ok(());
     };
+    let scope = Scope {
+        env,
+        opts,
+        acting_on,
+        working_dir,
+    };
     for (name, svc) in services.iter_mut() {
         if !only.is_empty() && !only.contains(name) {
             continue;
         }
         let Some(sm) = svc.as_map_mut() else { continue };
-        let mut values: IndexMap<String, Option<String>> = IndexMap::new();
-        if opts.resolve_env_files
-            && let Some(files) = sm.get("env_file").and_then(Node::as_seq)
-        {
-            for f in files {
-                let path = abs(
-                    working_dir,
-                    Path::new(f.get("path").and_then(Node::as_str).unwrap_or_default()),
-                );
-                let required = f
-                    .get("required")
-                    .is_none_or(|r| r.value != Value::Bool(false));
-                if !path.exists() {
-                    // docker compose reads the env files of the services
-                    // it acts on only
-                    let acted_on = acting_on.is_empty() || acting_on.contains(name);
-                    if required && acted_on {
-                        return Err(Error::EnvFileMissing {
-                            pos: f.pos.clone(),
-                            service: name.clone(),
-                            path,
-                        });
-                    }
-                    continue;
-                }
-                let mut m = dotenv::EnvMap::new();
-                if f.get("format").and_then(Node::as_str) == Some("raw") {
-                    let text = read(&path)?;
-                    m = dotenv::parse_raw(&text);
-                } else {
-                    dotenv::read_file_into(&path, &mut m, env)?;
-                }
-                for (k, v) in m {
-                    values.insert(k, Some(v));
-                }
-            }
-        }
-        if let Some(e) = sm.get("environment").and_then(Node::as_map) {
-            for (k, v) in e {
-                match v.scalar_string() {
-                    Some(s) => {
-                        values.insert(k.clone(), Some(s));
-                    }
-                    None => {
-                        let from_env = env.get(k).cloned();
-                        if from_env.is_some() || !values.contains_key(k) {
-                            values.insert(k.clone(), from_env);
-                        }
-                    }
-                }
-            }
-        }
-        let mut em = Map::new();
-        for (k, v) in values {
-            em.insert(k, Node::synthetic(v.map_or(Value::Null, Value::Str)));
-        }
-        let pos = sm
-            .get("environment")
-            .map(|n| n.pos.clone())
-            .unwrap_or_else(|| svc_pos(sm));
-        sm.insert("environment".into(), Node::new(Value::Map(em), pos));
-        if opts.discard_env_files {
-            sm.shift_remove("env_file");
-        }
-        // Build args without a value come from the environment when set.
-        if let Some(args) = sm
-            .get_mut("build")
-            .and_then(Node::as_map_mut)
-            .and_then(|b| b.get_mut("args"))
-            .and_then(Node::as_map_mut)
-        {
-            for (k, v) in args.iter_mut() {
-                if v.is_null()
-                    && let Some(val) = env.get(k)
-                {
-                    v.value = Value::Str(val.clone());
-                }
-            }
-        }
-        // label_file: labels read from files, under the explicit ones.
-        let label_files: Vec<PathBuf> = sm
-            .get("label_file")
-            .and_then(Node::as_seq)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(Node::as_str)
-            .map(|p| abs(working_dir, Path::new(p)))
-            .collect();
-        if !label_files.is_empty() {
-            let mut labels = Map::new();
-            for path in &label_files {
-                let mut m = dotenv::EnvMap::new();
-                dotenv::read_file_into(path, &mut m, &|_: &str| None)?;
-                for (k, v) in m {
-                    labels.insert(k, Node::synthetic(Value::Str(v)));
-                }
-            }
-            if let Some(explicit) = sm.get("labels").and_then(Node::as_map) {
-                for (k, v) in explicit {
-                    labels.insert(k.clone(), v.clone());
-                }
-            }
-            sm.insert("labels".into(), Node::synthetic(Value::Map(labels)));
+        resolve_service(&scope, name, sm)?;
+    }
+    Ok(())
+}
+
+/// One service: `env_file`s and `environment` into one `environment`,
+/// build args and `label_file`s.
+fn resolve_service(scope: &Scope<'_>, name: &str, sm: &mut Map) -> Result<(), Error> {
+    let env = scope.env;
+    let mut values: IndexMap<String, Option<String>> = IndexMap::new();
+    if scope.opts.resolve_env_files
+        && let Some(files) = sm.get("env_file").and_then(Node::as_seq)
+    {
+        for f in files {
+            env_file_into(scope, name, f, &mut values)?;
         }
     }
+    if let Some(e) = sm.get("environment").and_then(Node::as_map) {
+        for (k, v) in e {
+            match v.scalar_string() {
+                Some(s) => {
+                    values.insert(k.clone(), Some(s));
+                }
+                None => {
+                    let from_env = env.get(k).cloned();
+                    if from_env.is_some() || !values.contains_key(k) {
+                        values.insert(k.clone(), from_env);
+                    }
+                }
+            }
+        }
+    }
+    let mut em = Map::new();
+    for (k, v) in values {
+        em.insert(k, Node::synthetic(v.map_or(Value::Null, Value::Str)));
+    }
+    let pos = sm
+        .get("environment")
+        .map(|n| n.pos.clone())
+        .unwrap_or_else(|| svc_pos(sm));
+    sm.insert("environment".into(), Node::new(Value::Map(em), pos));
+    if scope.opts.discard_env_files {
+        sm.shift_remove("env_file");
+    }
+    // Build args without a value come from the environment when set.
+    if let Some(args) = sm
+        .get_mut("build")
+        .and_then(Node::as_map_mut)
+        .and_then(|b| b.get_mut("args"))
+        .and_then(Node::as_map_mut)
+    {
+        for (k, v) in args.iter_mut() {
+            if v.is_null()
+                && let Some(val) = env.get(k)
+            {
+                v.value = Value::Str(val.clone());
+            }
+        }
+    }
+    label_files(sm, scope.working_dir)
+}
+
+/// Reads one `env_file` entry into `values`; a missing file is skipped
+/// unless it is required of a service acted on.
+fn env_file_into(
+    scope: &Scope<'_>,
+    name: &str,
+    f: &Node,
+    values: &mut IndexMap<String, Option<String>>,
+) -> Result<(), Error> {
+    let path = abs(
+        scope.working_dir,
+        Path::new(f.get("path").and_then(Node::as_str).unwrap_or_default()),
+    );
+    let required = f
+        .get("required")
+        .is_none_or(|r| r.value != Value::Bool(false));
+    if !path.exists() {
+        // docker compose reads the env files of the services
+        // it acts on only
+        let acted_on = scope.acting_on.is_empty() || scope.acting_on.iter().any(|a| a == name);
+        if required && acted_on {
+            return Err(Error::EnvFileMissing {
+                pos: f.pos.clone(),
+                service: name.to_string(),
+                path,
+            });
+        }
+        return Ok(());
+    }
+    let mut m = dotenv::EnvMap::new();
+    if f.get("format").and_then(Node::as_str) == Some("raw") {
+        let text = read(&path)?;
+        m = dotenv::parse_raw(&text);
+    } else {
+        dotenv::read_file_into(&path, &mut m, scope.env)?;
+    }
+    for (k, v) in m {
+        values.insert(k, Some(v));
+    }
+    Ok(())
+}
+
+/// `label_file`: labels read from files, under the explicit ones.
+fn label_files(sm: &mut Map, working_dir: &Path) -> Result<(), Error> {
+    let label_files: Vec<PathBuf> = sm
+        .get("label_file")
+        .and_then(Node::as_seq)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Node::as_str)
+        .map(|p| abs(working_dir, Path::new(p)))
+        .collect();
+    if label_files.is_empty() {
+        return Ok(());
+    }
+    let mut labels = Map::new();
+    for path in &label_files {
+        let mut m = dotenv::EnvMap::new();
+        dotenv::read_file_into(path, &mut m, &|_: &str| None)?;
+        for (k, v) in m {
+            labels.insert(k, Node::synthetic(Value::Str(v)));
+        }
+    }
+    if let Some(explicit) = sm.get("labels").and_then(Node::as_map) {
+        for (k, v) in explicit {
+            labels.insert(k.clone(), v.clone());
+        }
+    }
+    sm.insert("labels".into(), Node::synthetic(Value::Map(labels)));
     Ok(())
 }
 

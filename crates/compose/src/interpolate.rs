@@ -197,18 +197,23 @@ impl Operator {
 /// (`VAR-a:-b` uses `-`), as compose-go's `getSubstitutionFunctionForTemplate`.
 pub fn operator_of(body: &str) -> Option<Operator> {
     use Operator::*;
-    [
-        RequiredNonEmpty,
-        Required,
-        DefaultNonEmpty,
-        Default,
-        AltNonEmpty,
-        Alt,
-    ]
-    .into_iter()
-    .filter_map(|op| body.find(op.token()).map(|i| (i, op)))
-    .min_by_key(|(i, _)| *i)
-    .map(|(_, op)| op)
+    let b = body.as_bytes();
+    (0..b.len()).find_map(|i| {
+        // `:` makes the operator after it the "non-empty" one.
+        let (symbol, non_empty) = match b[i] {
+            b':' => (*b.get(i + 1)?, true),
+            c => (c, false),
+        };
+        match (symbol, non_empty) {
+            (b'?', true) => Some(RequiredNonEmpty),
+            (b'?', false) => Some(Required),
+            (b'-', true) => Some(DefaultNonEmpty),
+            (b'-', false) => Some(Default),
+            (b'+', true) => Some(AltNonEmpty),
+            (b'+', false) => Some(Alt),
+            _ => None,
+        }
+    })
 }
 
 fn substitute_braced(

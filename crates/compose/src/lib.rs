@@ -27,11 +27,13 @@
 //! [`render`] (`rstack config` output).
 
 pub mod canonical;
+mod deploy;
 pub mod dotenv;
 mod environment;
 mod extends;
 pub mod interpolate;
 pub mod loader;
+mod locate;
 pub mod merge;
 pub mod model;
 mod normalize;

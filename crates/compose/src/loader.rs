@@ -11,29 +11,19 @@ use std::path::{Path, PathBuf};
 use indexmap::{IndexMap, IndexSet};
 
 use crate::dotenv;
-use crate::environment::{self, resolve_environment};
+use crate::environment::resolve_environment;
 use crate::interpolate;
 use crate::merge;
 use crate::model::{FileObject, Network, Service, Volume};
 use crate::project::Project;
-use crate::validate::{self, Issue, Issues};
+use crate::validate::{self, Issue, Issues, report_pos};
 use crate::yaml::{self, Map, Node, Pos, Value};
 use crate::{canonical, paths};
 
-/// The names docker compose looks for, in order of preference.
-pub const DEFAULT_FILES: [&str; 4] = [
-    "compose.yaml",
-    "compose.yml",
-    "docker-compose.yaml",
-    "docker-compose.yml",
-];
-/// Override files merged automatically next to a discovered file.
-pub const OVERRIDE_FILES: [&str; 4] = [
-    "compose.override.yaml",
-    "compose.override.yml",
-    "docker-compose.override.yaml",
-    "docker-compose.override.yml",
-];
+pub use crate::locate::{
+    DEFAULT_FILES, OVERRIDE_FILES, check_project_name, discover, normalize_project_name,
+};
+use crate::locate::{Located, locate, project_name};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -167,76 +157,11 @@ impl Options {
     }
 }
 
-/// Checks a project name given by the user (`-p`, `COMPOSE_PROJECT_NAME`, `name:`).
-pub fn check_project_name(name: &str) -> Result<(), Error> {
-    let mut chars = name.chars();
-    let ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidProjectName {
-            name: name.to_string(),
-        })
-    }
-}
-
-/// A directory name made into a project name: lowercase, only `[a-z0-9_-]`,
-/// no leading `_` or `-`.
-pub fn normalize_project_name(name: &str) -> String {
-    let s: String = name
-        .to_lowercase()
-        .chars()
-        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')
-        .collect();
-    s.trim_start_matches(['_', '-']).to_string()
-}
-
 pub(crate) fn abs(base: &Path, p: &Path) -> PathBuf {
     paths::clean(&if p.is_absolute() {
         p.to_path_buf()
     } else {
         base.join(p)
-    })
-}
-
-/// Finds the Compose files when none is given: `COMPOSE_FILE`, else the
-/// first default name in `dir` or a parent, plus its override file.
-pub fn discover(dir: &Path, env: &IndexMap<String, String>) -> Result<Vec<PathBuf>, Error> {
-    if let Some(cf) = env.get("COMPOSE_FILE").filter(|s| !s.is_empty()) {
-        let sep = env
-            .get("COMPOSE_PATH_SEPARATOR")
-            .map(String::as_str)
-            .unwrap_or(":");
-        return Ok(cf
-            .split(sep)
-            .filter(|s| !s.is_empty())
-            .map(|f| abs(dir, Path::new(f)))
-            .collect());
-    }
-    let mut cur = Some(dir);
-    while let Some(d) = cur {
-        if let Some(found) = DEFAULT_FILES
-            .iter()
-            .map(|f| d.join(f))
-            .find(|p| p.is_file())
-        {
-            let mut files = vec![found];
-            if let Some(o) = OVERRIDE_FILES
-                .iter()
-                .map(|f| d.join(f))
-                .find(|p| p.is_file())
-            {
-                files.push(o);
-            }
-            return Ok(files);
-        }
-        cur = d.parent();
-    }
-    Err(Error::NoConfigFile {
-        dir: dir.to_path_buf(),
     })
 }
 
@@ -317,54 +242,44 @@ fn load_loaded(opts: &Options) -> Result<Loaded, Error> {
     {
         check_project_name(n)?;
     }
-    let pre_dir = opts
-        .project_directory
-        .as_ref()
-        .map(|d| abs(&opts.cwd, d))
-        .unwrap_or_else(|| opts.cwd.clone());
-    // compose v2: the `.env` of where the command starts may choose the
-    // files, the name and the profiles (its `COMPOSE_*` variables)...
-    let mut env = opts.environment.clone();
-    let mut first = None;
-    if opts.files.is_empty() {
-        let vars = environment::dotenv_of(opts, &pre_dir)?;
-        environment::add_compose_vars(&mut env, &vars);
-        first = Some((pre_dir.clone(), vars));
-    }
-    let files: Vec<PathBuf> = if opts.files.is_empty() {
-        discover(&pre_dir, &env)?
-    } else {
-        opts.files
-            .iter()
-            .map(|f| {
-                if f.as_os_str() == "-" {
-                    f.clone()
-                } else {
-                    abs(&opts.cwd, f)
-                }
-            })
-            .collect()
-    };
-    let working_dir = match &opts.project_directory {
-        Some(d) => abs(&opts.cwd, d),
-        None => match files.first() {
-            Some(f) if f.as_os_str() != "-" => f
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| opts.cwd.clone()),
-            _ => opts.cwd.clone(),
-        },
-    };
-    // ...and the project directory's `.env` gives the variables.
-    let project_dotenv = match first {
-        Some((dir, vars)) if dir == working_dir => vars,
-        _ => environment::dotenv_of(opts, &working_dir)?,
-    };
-    let mut env = environment::layered(&env, project_dotenv);
-
+    let mut located = locate(opts)?;
     // Parse every file once, to find the project name before interpolating.
-    let mut raw: Vec<(PathBuf, Node)> = Vec::new();
-    for f in &files {
+    let raw = parse_files(opts, &located.files)?;
+    let name = project_name(opts, &located, &raw)?;
+    // `${COMPOSE_PROJECT_NAME}` always interpolates to the project name; the
+    // project's own environment holds it only when the user set it.
+    let mut interp_env = located.env.clone();
+    interp_env.insert("COMPOSE_PROJECT_NAME".into(), name.clone());
+    if opts.project_name.as_deref().is_some_and(|n| !n.is_empty()) {
+        located
+            .env
+            .insert("COMPOSE_PROJECT_NAME".into(), name.clone());
+    }
+    let mut ctx = Ctx {
+        opts,
+        env: interp_env,
+        include_stack: located
+            .files
+            .iter()
+            .filter(|f| f.as_os_str() != "-")
+            .cloned()
+            .collect(),
+        warnings: Vec::new(),
+    };
+    let mut warnings = Vec::new();
+    let mut dict = merge_files(&mut ctx, raw, &located.working_dir, &mut warnings)?;
+    merge::enforce_unicity(&mut dict)?;
+    if let Some(m) = dict.as_map_mut() {
+        m.insert("name".into(), Node::str(name.clone()));
+    }
+    warnings.append(&mut ctx.warnings);
+    finish(dict, opts, located, name, warnings)
+}
+
+/// Every document of every file (`-` is standard input), each a mapping.
+fn parse_files(opts: &Options, files: &[PathBuf]) -> Result<Vec<(PathBuf, Node)>, Error> {
+    let mut raw = Vec::new();
+    for f in files {
         let (text, label) = if f.as_os_str() == "-" {
             (opts.stdin.clone().unwrap_or_default(), "-".to_string())
         } else {
@@ -378,66 +293,17 @@ fn load_loaded(opts: &Options) -> Result<Loaded, Error> {
             raw.push((f.clone(), d));
         }
     }
-    let mut warnings = Vec::new();
-    // Project name: -p, COMPOSE_PROJECT_NAME, `name:`, the directory.
-    let name = match opts.project_name.as_deref().filter(|n| !n.is_empty()) {
-        Some(n) => n.to_string(),
-        None => match env.get("COMPOSE_PROJECT_NAME").filter(|n| !n.is_empty()) {
-            Some(n) => {
-                check_project_name(n)?;
-                n.clone()
-            }
-            None => {
-                let mut yaml_name = None;
-                for (_, d) in &raw {
-                    if let Some(n) = d.get("name") {
-                        let mut n = n.clone();
-                        if opts.interpolate {
-                            interpolate::interpolate_tree(&mut n, &env)?;
-                        }
-                        if let Some(s) = n.scalar_string().filter(|s| !s.is_empty()) {
-                            yaml_name = Some(s);
-                        }
-                    }
-                }
-                match yaml_name {
-                    Some(n) => {
-                        check_project_name(&n)?;
-                        n
-                    }
-                    None => {
-                        let base = working_dir
-                            .file_name()
-                            .map(|s| s.to_string_lossy().into_owned())
-                            .unwrap_or_default();
-                        let n = normalize_project_name(&base);
-                        if n.is_empty() {
-                            return Err(Error::EmptyProjectName);
-                        }
-                        n
-                    }
-                }
-            }
-        },
-    };
-    // `${COMPOSE_PROJECT_NAME}` always interpolates to the project name; the
-    // project's own environment holds it only when the user set it.
-    let mut interp_env = env.clone();
-    interp_env.insert("COMPOSE_PROJECT_NAME".into(), name.clone());
-    if opts.project_name.as_deref().is_some_and(|n| !n.is_empty()) {
-        env.insert("COMPOSE_PROJECT_NAME".into(), name.clone());
-    }
+    Ok(raw)
+}
 
-    let mut ctx = Ctx {
-        opts,
-        env: interp_env,
-        include_stack: files
-            .iter()
-            .filter(|f| f.as_os_str() != "-")
-            .cloned()
-            .collect(),
-        warnings: Vec::new(),
-    };
+/// Processes every document (interpolation, `include`, `extends`) and
+/// merges them in order; `version:` is dropped with a warning.
+fn merge_files(
+    ctx: &mut Ctx<'_>,
+    raw: Vec<(PathBuf, Node)>,
+    working_dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Node, Error> {
     let mut dict: Option<Node> = None;
     for (file, mut doc) in raw {
         if doc.get("version").is_some() {
@@ -452,26 +318,19 @@ fn load_loaded(opts: &Options) -> Result<Loaded, Error> {
             }
         }
         let file_dir = if file.as_os_str() == "-" {
-            working_dir.clone()
+            working_dir.to_path_buf()
         } else {
             file.parent().map(Path::to_path_buf).unwrap_or_default()
         };
-        process_file(&mut ctx, &mut doc, &file, &file_dir, &working_dir)?;
-        dict = Some(match dict {
-            None => {
-                merge::clean(&mut doc);
-                doc
-            }
-            Some(base) => merge::merge(base, doc),
-        });
+        let at = FileAt {
+            file: &file,
+            dir: &file_dir,
+            working_dir,
+        };
+        process_file(ctx, &mut doc, at)?;
+        dict = Some(merge::merge_next(dict, doc));
     }
-    let mut dict = dict.unwrap_or_else(|| Node::synthetic(Value::Map(Map::new())));
-    merge::enforce_unicity(&mut dict)?;
-    if let Some(m) = dict.as_map_mut() {
-        m.insert("name".into(), Node::str(name.clone()));
-    }
-    warnings.append(&mut ctx.warnings);
-    finish(dict, opts, &env, &working_dir, name, files, warnings)
+    Ok(dict.unwrap_or_else(|| Node::synthetic(Value::Map(Map::new()))))
 }
 
 pub(crate) fn read(path: &Path) -> Result<String, Error> {
@@ -481,19 +340,22 @@ pub(crate) fn read(path: &Path) -> Result<String, Error> {
     })
 }
 
+/// A file being loaded: its path, its directory (what its relative paths
+/// start from) and the project directory.
+#[derive(Clone, Copy)]
+pub(crate) struct FileAt<'a> {
+    pub(crate) file: &'a Path,
+    pub(crate) dir: &'a Path,
+    pub(crate) working_dir: &'a Path,
+}
+
 /// Interpolates one file, then applies its `include` and `extends`.
-pub(crate) fn process_file(
-    ctx: &mut Ctx<'_>,
-    doc: &mut Node,
-    file: &Path,
-    file_dir: &Path,
-    working_dir: &Path,
-) -> Result<(), Error> {
+pub(crate) fn process_file(ctx: &mut Ctx<'_>, doc: &mut Node, at: FileAt<'_>) -> Result<(), Error> {
     if ctx.opts.interpolate {
         interpolate::interpolate_tree_warn(doc, &ctx.env, &mut ctx.warnings)?;
     }
-    crate::extends::apply_include(ctx, doc, file_dir)?;
-    crate::extends::apply_extends(ctx, doc, file, file_dir, working_dir)?;
+    crate::extends::apply_include(ctx, doc, at.dir)?;
+    crate::extends::apply_extends(ctx, doc, at)?;
     Ok(())
 }
 
@@ -520,12 +382,15 @@ fn with_dependencies(dict: &Node, names: &[String]) -> Vec<String> {
 fn finish(
     mut dict: Node,
     opts: &Options,
-    env: &IndexMap<String, String>,
-    working_dir: &Path,
+    located: Located,
     name: String,
-    files: Vec<PathBuf>,
     warnings: Vec<String>,
 ) -> Result<Loaded, Error> {
+    let Located {
+        files,
+        working_dir,
+        env,
+    } = located;
     if opts.validate_schema {
         let issues = validate::schema(&dict);
         if !issues.is_empty() {
@@ -534,39 +399,73 @@ fn finish(
     }
     canonical::canonicalize(&mut dict, !opts.interpolate)?;
     if opts.resolve_paths {
-        paths::resolve(&mut dict, working_dir, env);
+        paths::resolve(&mut dict, &working_dir, &env);
     }
-    let profiles: Vec<String> = if opts.profiles.is_empty() {
-        env.get("COMPOSE_PROFILES")
-            .map(|p| {
-                p.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default()
-    } else {
-        opts.profiles.clone()
-    };
+    let (active, selected) = select_services(&dict, opts, &profiles(opts, &env))?;
+    let acting_on = with_dependencies(&dict, &opts.acting_on);
+    resolve_environment(&mut dict, &env, opts, &selected, &acting_on, &working_dir)?;
+    let disabled = split_disabled(&mut dict, &active);
+    let mut uses_default = false;
+    if opts.normalize {
+        uses_default = crate::normalize::normalize(&mut dict, &name);
+    }
+    if opts.consistency {
+        check_consistency(&dict, uses_default)?;
+    }
+    Ok(Loaded {
+        dict,
+        disabled,
+        name,
+        working_dir,
+        files,
+        env,
+        warnings,
+    })
+}
+
+/// `--profile`, else `COMPOSE_PROFILES`.
+fn profiles(opts: &Options, env: &IndexMap<String, String>) -> Vec<String> {
+    if !opts.profiles.is_empty() {
+        return opts.profiles.clone();
+    }
+    env.get("COMPOSE_PROFILES")
+        .map(|p| {
+            p.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The active services (profiles, services named on the command line and
+/// their dependencies) and the ones whose environment is resolved.
+fn select_services(
+    dict: &Node,
+    opts: &Options,
+    profiles: &[String],
+) -> Result<(IndexSet<String>, Vec<String>), Error> {
     for s in &opts.services {
         if dict.get("services").and_then(|m| m.get(s)).is_none() {
             return Err(Error::NoSuchService { name: s.clone() });
         }
     }
-    let mut active = crate::normalize::active_services(&dict, &profiles, &opts.services);
+    let mut active = crate::normalize::active_services(dict, profiles, &opts.services);
     // Only the selected services (and their dependencies) need their env files.
     let selected: Vec<String> = if opts.services.is_empty() {
         active.iter().cloned().collect()
     } else {
-        with_dependencies(&dict, &opts.services)
+        with_dependencies(dict, &opts.services)
     };
     if !opts.services.is_empty() {
         active.retain(|n| selected.contains(n));
     }
-    let acting_on = with_dependencies(&dict, &opts.acting_on);
-    resolve_environment(&mut dict, env, opts, &selected, &acting_on, working_dir)?;
-    // Split active and disabled services.
+    Ok((active, selected))
+}
+
+/// Takes the services that are not active out of `dict`.
+fn split_disabled(dict: &mut Node, active: &IndexSet<String>) -> Map {
     let mut disabled = Map::new();
     if let Some(services) = dict
         .as_map_mut()
@@ -582,56 +481,49 @@ fn finish(
             }
         }
     }
-    let mut uses_default = false;
-    if opts.normalize {
-        uses_default = crate::normalize::normalize(&mut dict, &name);
+    disabled
+}
+
+/// The semantic checks, and no cycle in `depends_on`.
+fn check_consistency(dict: &Node, uses_default: bool) -> Result<(), Error> {
+    let mut issues: Vec<Issue> = crate::semantic::semantic(dict, uses_default);
+    if let Some(services) = dict.get("services").and_then(Node::as_map)
+        && let Some(issue) = dependency_cycle(services)
+    {
+        issues.push(issue);
     }
-    if opts.consistency {
-        let mut issues: Vec<Issue> = crate::semantic::semantic(&dict, uses_default);
-        if let Some(services) = dict.get("services").and_then(Node::as_map) {
-            let mut waits: IndexMap<String, Vec<crate::plan::Wait>> = IndexMap::new();
-            for (n, s) in services {
-                let deps = s
-                    .get("depends_on")
-                    .and_then(Node::as_map)
-                    .map(|d| {
-                        d.keys()
-                            .filter(|k| services.contains_key(*k))
-                            .map(|k| crate::plan::Wait {
-                                dependency: k.clone(),
-                                condition: crate::model::DependencyCondition::Started,
-                                required: true,
-                                restart: false,
-                            })
-                            .collect()
+    if !issues.is_empty() {
+        return Err(Issues { issues }.into());
+    }
+    Ok(())
+}
+
+fn dependency_cycle(services: &Map) -> Option<Issue> {
+    let mut waits: IndexMap<String, Vec<crate::plan::Wait>> = IndexMap::new();
+    for (n, s) in services {
+        let deps = s
+            .get("depends_on")
+            .and_then(Node::as_map)
+            .map(|d| {
+                d.keys()
+                    .filter(|k| services.contains_key(*k))
+                    .map(|k| crate::plan::Wait {
+                        dependency: k.clone(),
+                        condition: crate::model::DependencyCondition::Started,
+                        required: true,
+                        restart: false,
                     })
-                    .unwrap_or_default();
-                waits.insert(n.clone(), deps);
-            }
-            if let Some(cycle) = crate::plan::find_cycle(&waits) {
-                let pos = services
-                    .get(&cycle[0])
-                    .map(|s| s.key_pos.clone().unwrap_or_else(|| s.pos.clone()))
-                    .unwrap_or_default();
-                issues.push(Issue {
-                    pos,
-                    path: format!("services.{}.depends_on", cycle[0]),
-                    message: format!("dependency cycle detected: {}", cycle.join(" -> ")),
-                });
-            }
-        }
-        if !issues.is_empty() {
-            return Err(Issues { issues }.into());
-        }
+                    .collect()
+            })
+            .unwrap_or_default();
+        waits.insert(n.clone(), deps);
     }
-    Ok(Loaded {
-        dict,
-        disabled,
-        name,
-        working_dir: working_dir.to_path_buf(),
-        files,
-        env: env.clone(),
-        warnings,
+    let cycle = crate::plan::find_cycle(&waits)?;
+    let pos = services.get(&cycle[0]).map(report_pos).unwrap_or_default();
+    Some(Issue {
+        pos,
+        path: format!("services.{}.depends_on", cycle[0]),
+        message: format!("dependency cycle detected: {}", cycle.join(" -> ")),
     })
 }
 
@@ -666,7 +558,7 @@ fn typed<T: serde::de::DeserializeOwned>(node: &Node, path: &str) -> Result<T, E
             }
         }
         Error::Model {
-            pos: at.key_pos.clone().unwrap_or_else(|| at.pos.clone()),
+            pos: report_pos(at),
             path: full,
             source: e.into_inner(),
         }

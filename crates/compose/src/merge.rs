@@ -120,6 +120,18 @@ pub fn clean(node: &mut Node) {
     }
 }
 
+/// Merges the next document of a project onto the ones before it (the
+/// first is only cleaned of its merge tags).
+pub(crate) fn merge_next(merged: Option<Node>, mut doc: Node) -> Node {
+    match merged {
+        None => {
+            clean(&mut doc);
+            doc
+        }
+        Some(base) => merge(base, doc),
+    }
+}
+
 fn merge_at(base: Node, over: Node, path: &mut Vec<String>) -> Node {
     if over.tag == Some(Tag::Override) {
         let mut over = over;

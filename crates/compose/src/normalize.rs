@@ -59,43 +59,8 @@ pub(crate) fn normalize(dict: &mut Node, project: &str) -> bool {
     };
     let mut uses_default = false;
     if let Some(services) = top.get_mut("services").and_then(Node::as_map_mut) {
-        for svc in services.values_mut() {
-            let Some(sm) = svc.as_map_mut() else { continue };
-            implicit_dependencies(sm);
-            if let Some(b) = sm.get_mut("build").and_then(Node::as_map_mut)
-                && !b.contains_key("dockerfile")
-                && !b.contains_key("dockerfile_inline")
-            {
-                b.insert("dockerfile".into(), Node::str("Dockerfile"));
-            }
-            if let Some(p) = sm.get_mut("pull_policy")
-                && p.as_str() == Some("if_not_present")
-            {
-                p.value = Value::Str("missing".into());
-            }
-        }
-    }
-    if let Some(services) = top.get_mut("services").and_then(Node::as_map_mut) {
-        for svc in services.values_mut() {
-            let Some(sm) = svc.as_map_mut() else { continue };
-            if sm.contains_key("network_mode") {
-                continue;
-            }
-            let nets = sm
-                .entry("networks".into())
-                .or_insert_with(|| Node::synthetic(Value::Map(Map::new())));
-            if nets.is_null() {
-                nets.value = Value::Map(Map::new());
-            }
-            if let Some(nm) = nets.as_map_mut() {
-                if nm.is_empty() {
-                    nm.insert("default".into(), Node::synthetic(Value::Null));
-                }
-                if nm.contains_key("default") {
-                    uses_default = true;
-                }
-            }
-        }
+        service_defaults(services);
+        uses_default = default_service_networks(services);
     }
     let nets = top
         .entry("networks".into())
@@ -107,53 +72,98 @@ pub(crate) fn normalize(dict: &mut Node, project: &str) -> bool {
         nm.entry("default".into())
             .or_insert_with(|| Node::synthetic(Value::Map(Map::new())));
     }
-    for kind in ["networks", "volumes"] {
-        if let Some(m) = top.get_mut(kind).and_then(Node::as_map_mut) {
-            for (k, v) in m.iter_mut() {
-                if v.is_null() {
-                    v.value = Value::Map(Map::new());
-                }
-                if let Some(rm) = v.as_map_mut()
-                    && !rm.contains_key("name")
-                {
-                    let external = rm
-                        .get("external")
-                        .is_some_and(|e| e.value == Value::Bool(true));
-                    let n = if external {
-                        k.clone()
-                    } else {
-                        format!("{project}_{k}")
-                    };
-                    rm.insert("name".into(), Node::str(n));
-                }
-            }
-        }
-    }
-    for kind in ["secrets", "configs"] {
-        if let Some(m) = top.get_mut(kind).and_then(Node::as_map_mut) {
-            for (k, v) in m.iter_mut() {
-                if let Some(rm) = v.as_map_mut()
-                    && !rm.contains_key("name")
-                {
-                    let external = rm
-                        .get("external")
-                        .is_some_and(|e| e.value == Value::Bool(true));
-                    let n = if external {
-                        k.clone()
-                    } else {
-                        format!("{project}_{k}")
-                    };
-                    rm.insert("name".into(), Node::str(n));
-                }
-            }
-        }
-    }
+    name_resources(top, project);
     if let Some(nm) = top.get("networks").and_then(Node::as_map)
         && nm.is_empty()
     {
         top.shift_remove("networks");
     }
     uses_default
+}
+
+/// Per service: implicit dependencies, the default Dockerfile, and
+/// `pull_policy: if_not_present` spelled `missing`.
+fn service_defaults(services: &mut Map) {
+    for svc in services.values_mut() {
+        let Some(sm) = svc.as_map_mut() else { continue };
+        implicit_dependencies(sm);
+        if let Some(b) = sm.get_mut("build").and_then(Node::as_map_mut)
+            && !b.contains_key("dockerfile")
+            && !b.contains_key("dockerfile_inline")
+        {
+            b.insert("dockerfile".into(), Node::str("Dockerfile"));
+        }
+        if let Some(p) = sm.get_mut("pull_policy")
+            && p.as_str() == Some("if_not_present")
+        {
+            p.value = Value::Str("missing".into());
+        }
+    }
+}
+
+/// Services without networks (and without `network_mode`) join `default`.
+/// Returns whether any service is on the default network.
+fn default_service_networks(services: &mut Map) -> bool {
+    let mut uses_default = false;
+    for svc in services.values_mut() {
+        let Some(sm) = svc.as_map_mut() else { continue };
+        if sm.contains_key("network_mode") {
+            continue;
+        }
+        let nets = sm
+            .entry("networks".into())
+            .or_insert_with(|| Node::synthetic(Value::Map(Map::new())));
+        if nets.is_null() {
+            nets.value = Value::Map(Map::new());
+        }
+        if let Some(nm) = nets.as_map_mut() {
+            if nm.is_empty() {
+                nm.insert("default".into(), Node::synthetic(Value::Null));
+            }
+            if nm.contains_key("default") {
+                uses_default = true;
+            }
+        }
+    }
+    uses_default
+}
+
+/// Networks, volumes, secrets and configs without a `name` get one: the key
+/// for external resources, `<project>_<key>` for the others.
+fn name_resources(top: &mut Map, project: &str) {
+    for kind in ["networks", "volumes"] {
+        if let Some(m) = top.get_mut(kind).and_then(Node::as_map_mut) {
+            for (k, v) in m.iter_mut() {
+                if v.is_null() {
+                    v.value = Value::Map(Map::new());
+                }
+                default_name(v, k, project);
+            }
+        }
+    }
+    for kind in ["secrets", "configs"] {
+        if let Some(m) = top.get_mut(kind).and_then(Node::as_map_mut) {
+            for (k, v) in m.iter_mut() {
+                default_name(v, k, project);
+            }
+        }
+    }
+}
+
+fn default_name(resource: &mut Node, key: &str, project: &str) {
+    if let Some(rm) = resource.as_map_mut()
+        && !rm.contains_key("name")
+    {
+        let external = rm
+            .get("external")
+            .is_some_and(|e| e.value == Value::Bool(true));
+        let n = if external {
+            key.to_string()
+        } else {
+            format!("{project}_{key}")
+        };
+        rm.insert("name".into(), Node::str(n));
+    }
 }
 
 /// Profiles: a service is active when it has no profile, one of its

@@ -330,10 +330,7 @@ impl Builder {
         }
     }
 
-    fn next<'a>(
-        &self,
-        parser: &mut Parser<'a, serde_saphyr::granit_parser::StrInput<'a>>,
-    ) -> Result<Ev<'a>, Error> {
+    fn next<'a>(&self, parser: &mut Input<'a>) -> Result<Ev<'a>, Error> {
         loop {
             match parser.next_event() {
                 None => {
@@ -373,6 +370,18 @@ impl Builder {
         Ok(())
     }
 
+    /// A new node, remembered under its anchor (0: none).
+    fn anchored(&mut self, anchor: usize, value: Value, pos: Pos, tag: Option<Tag>) -> Node {
+        let node = Node {
+            value,
+            pos,
+            key_pos: None,
+            tag,
+        };
+        self.remember(anchor, &node);
+        node
+    }
+
     fn remember(&mut self, id: usize, node: &Node) {
         if id == 0 {
             return;
@@ -387,137 +396,23 @@ impl Builder {
         &mut self,
         ev: Event<'a>,
         span: Span,
-        parser: &mut Parser<'a, serde_saphyr::granit_parser::StrInput<'a>>,
+        parser: &mut Input<'a>,
     ) -> Result<Node, Error> {
         let pos = self.pos(&span);
         match ev {
-            Event::Alias(id) => {
-                let node = self
-                    .anchors
-                    .get(id)
-                    .and_then(Option::clone)
-                    .ok_or(Error::UnknownAlias { pos: pos.clone() })?;
-                self.expanded += node.count();
-                if self.expanded > ALIAS_NODE_BUDGET {
-                    return Err(Error::AliasBudget {
-                        pos,
-                        budget: ALIAS_NODE_BUDGET,
-                    });
-                }
-                Ok(node)
-            }
+            Event::Alias(id) => self.alias(id, pos),
             Event::UnresolvedAlias(_) => Err(Error::UnknownAlias { pos }),
             Event::Scalar(text, style, anchor, tag) => {
                 let (value, tag) = resolve_scalar(&text, style, tag.as_deref());
-                let node = Node {
-                    value,
-                    pos,
-                    key_pos: None,
-                    tag,
-                };
-                self.remember(anchor, &node);
-                Ok(node)
+                Ok(self.anchored(anchor, value, pos, tag))
             }
             Event::SequenceStart(_, anchor, tag) => {
-                self.enter(&pos)?;
-                let mut items = Vec::new();
-                loop {
-                    let (ev, span) = self.next(parser)?;
-                    if matches!(ev, Event::SequenceEnd) {
-                        break;
-                    }
-                    if matches!(ev, Event::StreamEnd) {
-                        return Err(Error::Syntax {
-                            pos,
-                            message: "unexpected end of stream in sequence".into(),
-                        });
-                    }
-                    items.push(self.node(ev, span, parser)?);
-                }
-                self.depth -= 1;
-                let node = Node {
-                    value: Value::Seq(items),
-                    pos,
-                    key_pos: None,
-                    tag: compose_tag(tag.as_deref()),
-                };
-                self.remember(anchor, &node);
-                Ok(node)
+                let items = self.sequence(&pos, parser)?;
+                Ok(self.anchored(anchor, Value::Seq(items), pos, compose_tag(tag.as_deref())))
             }
             Event::MappingStart(_, anchor, tag) => {
-                self.enter(&pos)?;
-                let mut map = Map::new();
-                let mut merges: Vec<Node> = Vec::new();
-                loop {
-                    let (ev, kspan) = self.next(parser)?;
-                    if matches!(ev, Event::MappingEnd) {
-                        break;
-                    }
-                    if matches!(ev, Event::StreamEnd) {
-                        return Err(Error::Syntax {
-                            pos,
-                            message: "unexpected end of stream in mapping".into(),
-                        });
-                    }
-                    let key_is_merge =
-                        matches!(&ev, Event::Scalar(t, ScalarStyle::Plain, _, None) if t == "<<");
-                    let key = self.node(ev, kspan, parser)?;
-                    let (vev, vspan) = self.next(parser)?;
-                    let mut value = self.node(vev, vspan, parser)?;
-                    if key_is_merge {
-                        match &value.value {
-                            Value::Map(_) => merges.push(value),
-                            Value::Seq(items) => {
-                                for item in items {
-                                    if !matches!(item.value, Value::Map(_)) {
-                                        return Err(Error::BadMerge {
-                                            pos: item.pos.clone(),
-                                        });
-                                    }
-                                    merges.push(item.clone());
-                                }
-                            }
-                            _ => return Err(Error::BadMerge { pos: value.pos }),
-                        }
-                        continue;
-                    }
-                    let key_text = match &key.value {
-                        Value::Null => "null".to_string(),
-                        Value::Seq(_) | Value::Map(_) => {
-                            return Err(Error::ComplexKey { pos: key.pos });
-                        }
-                        _ => key.scalar_string().unwrap_or_default(),
-                    };
-                    if let Some(first) = map.get(&key_text) {
-                        let first = first.key_pos.as_ref().map(|p| p.line).unwrap_or(0);
-                        return Err(Error::DuplicateKey {
-                            line: key.pos.line,
-                            pos: key.pos,
-                            key: key_text,
-                            first,
-                        });
-                    }
-                    value.key_pos = Some(key.pos);
-                    map.insert(key_text, value);
-                }
-                self.depth -= 1;
-                // Explicit keys win over merged ones; among merged mappings
-                // the first one listed wins (YAML merge key spec).
-                for src in merges {
-                    if let Value::Map(m) = src.value {
-                        for (k, v) in m {
-                            map.entry(k).or_insert(v);
-                        }
-                    }
-                }
-                let node = Node {
-                    value: Value::Map(map),
-                    pos,
-                    key_pos: None,
-                    tag: compose_tag(tag.as_deref()),
-                };
-                self.remember(anchor, &node);
-                Ok(node)
+                let map = self.mapping(&pos, parser)?;
+                Ok(self.anchored(anchor, Value::Map(map), pos, compose_tag(tag.as_deref())))
             }
             other => Err(Error::Syntax {
                 pos,
@@ -525,6 +420,130 @@ impl Builder {
             }),
         }
     }
+
+    /// A copy of the anchored node, counted against the alias budget.
+    fn alias(&mut self, id: usize, pos: Pos) -> Result<Node, Error> {
+        let node = self
+            .anchors
+            .get(id)
+            .and_then(Option::clone)
+            .ok_or(Error::UnknownAlias { pos: pos.clone() })?;
+        self.expanded += node.count();
+        if self.expanded > ALIAS_NODE_BUDGET {
+            return Err(Error::AliasBudget {
+                pos,
+                budget: ALIAS_NODE_BUDGET,
+            });
+        }
+        Ok(node)
+    }
+
+    /// The items of a sequence, up to its end event.
+    fn sequence<'a>(&mut self, pos: &Pos, parser: &mut Input<'a>) -> Result<Vec<Node>, Error> {
+        self.enter(pos)?;
+        let mut items = Vec::new();
+        loop {
+            let (ev, span) = self.next(parser)?;
+            if matches!(ev, Event::SequenceEnd) {
+                break;
+            }
+            if matches!(ev, Event::StreamEnd) {
+                return Err(Error::Syntax {
+                    pos: pos.clone(),
+                    message: "unexpected end of stream in sequence".into(),
+                });
+            }
+            items.push(self.node(ev, span, parser)?);
+        }
+        self.depth -= 1;
+        Ok(items)
+    }
+
+    /// The entries of a mapping, up to its end event, with its `<<` merge
+    /// keys applied.
+    fn mapping<'a>(&mut self, pos: &Pos, parser: &mut Input<'a>) -> Result<Map, Error> {
+        self.enter(pos)?;
+        let mut map = Map::new();
+        let mut merges: Vec<Node> = Vec::new();
+        loop {
+            let (ev, kspan) = self.next(parser)?;
+            if matches!(ev, Event::MappingEnd) {
+                break;
+            }
+            if matches!(ev, Event::StreamEnd) {
+                return Err(Error::Syntax {
+                    pos: pos.clone(),
+                    message: "unexpected end of stream in mapping".into(),
+                });
+            }
+            let key_is_merge =
+                matches!(&ev, Event::Scalar(t, ScalarStyle::Plain, _, None) if t == "<<");
+            let key = self.node(ev, kspan, parser)?;
+            let (vev, vspan) = self.next(parser)?;
+            let mut value = self.node(vev, vspan, parser)?;
+            if key_is_merge {
+                merge_sources(value, &mut merges)?;
+                continue;
+            }
+            let key_text = key_text(&key)?;
+            if let Some(first) = map.get(&key_text) {
+                let first = first.key_pos.as_ref().map(|p| p.line).unwrap_or(0);
+                return Err(Error::DuplicateKey {
+                    line: key.pos.line,
+                    pos: key.pos,
+                    key: key_text,
+                    first,
+                });
+            }
+            value.key_pos = Some(key.pos);
+            map.insert(key_text, value);
+        }
+        self.depth -= 1;
+        // Explicit keys win over merged ones; among merged mappings
+        // the first one listed wins (YAML merge key spec).
+        for src in merges {
+            if let Value::Map(m) = src.value {
+                for (k, v) in m {
+                    map.entry(k).or_insert(v);
+                }
+            }
+        }
+        Ok(map)
+    }
+}
+
+type Input<'a> = Parser<'a, serde_saphyr::granit_parser::StrInput<'a>>;
+
+/// The value of a `<<` key: a mapping or a list of mappings.
+fn merge_sources(value: Node, merges: &mut Vec<Node>) -> Result<(), Error> {
+    match &value.value {
+        Value::Map(_) => merges.push(value),
+        Value::Seq(items) => {
+            for item in items {
+                if !matches!(item.value, Value::Map(_)) {
+                    return Err(Error::BadMerge {
+                        pos: item.pos.clone(),
+                    });
+                }
+                merges.push(item.clone());
+            }
+        }
+        _ => return Err(Error::BadMerge { pos: value.pos }),
+    }
+    Ok(())
+}
+
+/// A mapping key as text: scalars only (`null` for an empty key).
+fn key_text(key: &Node) -> Result<String, Error> {
+    Ok(match &key.value {
+        Value::Null => "null".to_string(),
+        Value::Seq(_) | Value::Map(_) => {
+            return Err(Error::ComplexKey {
+                pos: key.pos.clone(),
+            });
+        }
+        _ => key.scalar_string().unwrap_or_default(),
+    })
 }
 
 fn compose_tag(tag: Option<&YamlTag>) -> Option<Tag> {

@@ -4,7 +4,7 @@ use indexmap::IndexMap;
 use rstack_compose::{Options, Project, load};
 use serde_json::{Value as J, json};
 
-use crate::{data_dir, read_json, report};
+use crate::{data_dir, env_collect, read_json, report};
 
 /// Cases where rstack deliberately differs from compose-go's library API,
 /// with the reason (also in docs/compose-compatibility.md).
@@ -28,13 +28,7 @@ const KNOWN_GAPS: &[(&str, &str)] = &[
 ];
 
 fn env_map(v: &J) -> IndexMap<String, String> {
-    v.as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
+    env_collect(v)
 }
 
 fn options_for(folder: &Path, input: &J) -> Options {

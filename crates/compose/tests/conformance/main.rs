@@ -25,14 +25,18 @@ pub fn read_json(rel: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-pub fn env_of(v: &serde_json::Value) -> std::collections::HashMap<String, String> {
+/// A JSON object of strings as an environment map (`HashMap`, `IndexMap`...),
+/// in the object's order.
+pub fn env_collect<M: FromIterator<(String, String)>>(v: &serde_json::Value) -> M {
     v.as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect()
+}
+
+pub fn env_of(v: &serde_json::Value) -> std::collections::HashMap<String, String> {
+    env_collect(v)
 }
 
 /// Prints the tally of a set and fails with every unexpected failure.
