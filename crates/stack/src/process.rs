@@ -30,6 +30,12 @@ pub fn is_zombie(pid: i32) -> bool {
     rstack_sys::proc::is_zombie(pid)
 }
 
+/// How long a process gets to exit after SIGKILL in [`Pidfd::stop`].
+pub const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// How often [`Pidfd::stop`] asks whether to kill at once.
+const KILL_POLL: Duration = Duration::from_millis(100);
+
 /// A process held by a pidfd.
 #[derive(Debug)]
 pub struct Pidfd {
@@ -113,6 +119,28 @@ impl Pidfd {
         }
     }
 
+    /// Asks the process to stop: `signal`, up to `grace` for it to exit
+    /// (cut short once `kill_now` says so), then SIGKILL and up to
+    /// [`KILL_WAIT`] more. True if it exited.
+    pub fn stop(&self, signal: i32, grace: Duration, kill_now: impl Fn() -> bool) -> bool {
+        let _ = self.signal(signal);
+        let deadline = std::time::Instant::now() + grace;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || kill_now() {
+                break;
+            }
+            if self.wait_exit(left.min(KILL_POLL)) {
+                return true;
+            }
+        }
+        if self.exited() {
+            return true;
+        }
+        let _ = self.signal(libc::SIGKILL);
+        self.wait_exit(KILL_WAIT)
+    }
+
     /// Whether the process has exited (zombies included).
     pub fn exited(&self) -> bool {
         self.wait_exit(Duration::ZERO)
@@ -170,6 +198,33 @@ pub fn docker_code(status: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stop_kills_what_ignores_the_signal() {
+        let child = std::process::Command::new("sh")
+            .args(["-c", "trap '' TERM; exec sleep 30"])
+            .spawn()
+            .unwrap();
+        let fd = Pidfd::open(child.id() as i32).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let t = std::time::Instant::now();
+        assert!(fd.stop(libc::SIGTERM, Duration::from_secs(30), || true));
+        assert!(t.elapsed() < Duration::from_secs(5));
+        let mut child = child;
+        let _ = child.wait();
+    }
+
+    #[test]
+    fn stop_returns_once_the_signal_worked() {
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let fd = Pidfd::open(child.id() as i32).unwrap();
+        assert!(fd.stop(libc::SIGTERM, Duration::from_secs(30), || false));
+        let mut child = child;
+        assert_eq!(child.wait().unwrap().code(), None);
+    }
 
     #[test]
     fn own_process_is_verified_and_reuse_is_refused() {

@@ -166,9 +166,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         // A supervisor runs: let it go (its containers keep running) and
         // start a new one that adopts them and applies the changes.
         stack_common::ask(&ctx.pp, &Request::Detach, Duration::from_secs(30))?;
-        if let Some(p) = rstack_stack::process::Pidfd::open_verified(sup.pid, sup.start_time) {
-            p.wait_exit(Duration::from_secs(30));
-        }
+        rstack_stack::status::wait_supervisor_exit(&sup, Duration::from_secs(30));
     }
     let opts = UpOptions {
         services: args.services.clone(),

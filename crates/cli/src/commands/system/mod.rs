@@ -23,7 +23,7 @@ use rstack_images::Store;
 use rstack_images::usage::DiskUsage;
 use rstack_stack::state::{ContainerRecord, Layout, ProjectPaths};
 
-use super::{images, stack_common};
+use super::images;
 use crate::global::GlobalOpts;
 
 #[derive(Debug, clap::Args)]
@@ -76,7 +76,7 @@ pub(crate) fn containers(layout: &Layout) -> anyhow::Result<Vec<Ctr>> {
         let pp = layout.project(&project);
         for rec in pp.containers()? {
             let active = matches!(
-                stack_common::state_word(&rec),
+                rstack_stack::status::state_word(&rec),
                 "running" | "paused" | "restarting"
             );
             let size = writable_layer(&pp, &rec);
@@ -405,7 +405,7 @@ fn verbose(g: &Gathered) -> String {
             c.rec.volumes.len().to_string(),
             human_size(c.size),
             ago(&c.rec.created),
-            stack_common::status_text(&c.rec),
+            rstack_stack::status::status_text(&c.rec),
             c.rec.name.clone(),
         ]);
     }
