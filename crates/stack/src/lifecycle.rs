@@ -19,7 +19,7 @@ use crate::mapping::{self, ContainerPlan, NetPlan};
 use crate::process::Pidfd;
 use crate::state::{ContainerRecord, ProjectPaths, Status, Stream};
 
-pub use crate::error_chain::chain;
+pub(crate) use crate::error_chain::chain;
 pub use crate::prepare::{Env, plan};
 
 /// A failure creating or removing a container.

@@ -70,7 +70,11 @@ pub struct ContainerPlan {
 /// compose ps` lists them (`80/tcp`): the image's `ExposedPorts` and the
 /// service's `expose` (ranges expanded), minus the published ones, sorted
 /// by number then protocol. Entries that do not parse are left out.
-pub fn exposed_only(image: &[String], expose: &[String], published: &[String]) -> Vec<String> {
+pub(crate) fn exposed_only(
+    image: &[String],
+    expose: &[String],
+    published: &[String],
+) -> Vec<String> {
     let mut out: Vec<(u32, String)> = Vec::new();
     for e in image.iter().chain(expose) {
         let (range, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
@@ -95,7 +99,7 @@ pub fn exposed_only(image: &[String], expose: &[String], published: &[String]) -
 /// anonymous-volume dir (`anon_root`, named like a compose anonymous
 /// volume: the first 16 hex of the target's sha256), as `(source, target)`.
 /// The caller fills each from the image's content there when empty.
-pub fn image_volumes(
+pub(crate) fn image_volumes(
     image_volumes: &[String],
     mounts: &[MountSpec],
     anon_root: &Path,
@@ -142,7 +146,7 @@ pub struct FileToWrite {
 
 /// The config hash of a service (its canonical JSON plus the image id):
 /// a container whose recorded hash differs is recreated by `up`.
-pub fn config_hash(service: &Service, image_id: &str) -> String {
+pub(crate) fn config_hash(service: &Service, image_id: &str) -> String {
     // the number of replicas is not part of a container's config
     let mut service = service.clone();
     service.scale = None;
@@ -157,7 +161,7 @@ pub fn config_hash(service: &Service, image_id: &str) -> String {
 }
 
 /// Builds the plan of container `name` of service `svc_name`.
-pub fn plan_container(
+pub(crate) fn plan_container(
     project: &Project,
     svc_name: &str,
     name: &str,

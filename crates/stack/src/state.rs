@@ -67,7 +67,7 @@ impl Layout {
         }
     }
 
-    pub fn projects_dir(&self) -> PathBuf {
+    pub(crate) fn projects_dir(&self) -> PathBuf {
         self.run_root.join("projects")
     }
 
@@ -152,7 +152,7 @@ impl ProjectPaths {
         let _ = std::fs::remove_dir_all(self.anon_dir(name));
         let _ = std::fs::remove_dir_all(self.rw_dir(name));
     }
-    pub fn raw_log(&self, name: &str, stream: Stream) -> PathBuf {
+    pub(crate) fn raw_log(&self, name: &str, stream: Stream) -> PathBuf {
         self.log_dir(name).join(format!("{}.raw", stream.as_str()))
     }
     pub fn json_log(&self, name: &str) -> PathBuf {
@@ -201,7 +201,7 @@ impl ProjectPaths {
         Ok(read_json(&self.project_file())?.unwrap_or_default())
     }
 
-    pub fn save_resources(&self, r: &ProjectResources) -> Result<(), Error> {
+    pub(crate) fn save_resources(&self, r: &ProjectResources) -> Result<(), Error> {
         write_json(&self.project_file(), r)
     }
 }
@@ -215,7 +215,7 @@ pub enum Stream {
 }
 
 impl Stream {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
@@ -264,7 +264,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Creating | Status::Created => "created",
             Status::Running => "running",
@@ -421,7 +421,7 @@ pub fn now_rfc3339() -> String {
 }
 
 /// Reads a JSON file; `None` when it does not exist.
-pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
     match std::fs::read(path) {
         Ok(data) => serde_json::from_slice(&data)
             .map(Some)
@@ -435,7 +435,7 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T
 }
 
 /// Writes `value` as JSON atomically.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
     let data = serde_json::to_vec_pretty(value).map_err(|source| Error::Parse {
         path: path.to_owned(),
         source,
@@ -445,14 +445,14 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
 
 /// Replaces `path` with `data`: temp file in the same dir, fsync, rename,
 /// fsync of the dir. Creates the parent dirs.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io("create", dir))?;
     Ok(rstack_sys::fs::write_atomic(path, data)?)
 }
 
 /// Removes a file; a missing one is fine.
-pub fn remove_file(path: &Path) -> Result<(), Error> {
+pub(crate) fn remove_file(path: &Path) -> Result<(), Error> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", path)(e)),
         _ => Ok(()),

@@ -68,7 +68,7 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
 
 /// What `mount(2)` gets for a volume: Docker's `type`, `o` and `device`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountOpts {
+pub(crate) struct MountOpts {
     pub kind: String,
     pub options: String,
     pub device: String,
@@ -76,7 +76,7 @@ pub struct MountOpts {
 
 /// Checks a volume's `driver` and `driver_opts` as Docker's local driver
 /// does, and returns the mount they ask for (none for a plain volume).
-pub fn validate(
+pub(crate) fn validate(
     volume: &str,
     driver: Option<&str>,
     opts: &BTreeMap<String, String>,
@@ -125,7 +125,7 @@ pub fn validate(
 /// `mount.Mount` does (`bind,ro,size=64m` → `MS_BIND|MS_RDONLY`,
 /// `size=64m`). Hand-written: libcontainer's parser is private to it and
 /// works on OCI spec mounts.
-pub fn split_options(o: &str) -> (MsFlags, String) {
+pub(crate) fn split_options(o: &str) -> (MsFlags, String) {
     let mut flags = MsFlags::empty();
     let mut data = Vec::new();
     for opt in o.split(',').filter(|s| !s.is_empty()) {
@@ -173,7 +173,7 @@ fn flag_cleared(opt: &str) -> MsFlags {
 
 /// The driver options of `project`'s own (not external) volumes, by key,
 /// each checked: an error names the first bad volume.
-pub fn declared(
+pub(crate) fn declared(
     project: &rstack_compose::Project,
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>, Error> {
     let mut out = BTreeMap::new();
@@ -197,7 +197,7 @@ fn marker(vol_dir: &Path) -> PathBuf {
 }
 
 /// Keeps a new volume's driver options with it (before `_data` exists).
-pub fn save(vol_dir: &Path, opts: &BTreeMap<String, String>) -> Result<(), Error> {
+pub(crate) fn save(vol_dir: &Path, opts: &BTreeMap<String, String>) -> Result<(), Error> {
     if opts.is_empty() {
         return Ok(());
     }
@@ -223,7 +223,7 @@ pub fn load(vol_dir: &Path) -> Result<BTreeMap<String, String>, Error> {
 }
 
 /// Whether `path` is a mount point (some mount's root is there).
-pub fn is_mount_point(path: &Path) -> bool {
+pub(crate) fn is_mount_point(path: &Path) -> bool {
     let Ok(me) = procfs::process::Process::myself() else {
         return false;
     };
@@ -234,7 +234,7 @@ pub fn is_mount_point(path: &Path) -> bool {
 
 /// Mounts the volume's file system on its `_data` if its options ask for
 /// one and it is not mounted yet. The mount is recorded first.
-pub fn ensure_mounted(volume: &str, vol_dir: &Path) -> Result<(), Error> {
+pub(crate) fn ensure_mounted(volume: &str, vol_dir: &Path) -> Result<(), Error> {
     let opts = load(vol_dir)?;
     let Some(m) = validate(volume, None, &opts)? else {
         return Ok(());

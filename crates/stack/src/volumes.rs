@@ -30,7 +30,7 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
 
 /// Creates `data` if missing and, when it is empty, copies the image's
 /// content at `target` into it. Returns whether anything was copied.
-pub fn prepare(data: &Path, layers: &[PathBuf], target: &str) -> Result<bool, Error> {
+pub(crate) fn prepare(data: &Path, layers: &[PathBuf], target: &str) -> Result<bool, Error> {
     std::fs::create_dir_all(data).map_err(io("create", data))?;
     let empty = std::fs::read_dir(data)
         .map_err(io("read", data))?

@@ -86,7 +86,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     // Docker's local driver unmounts a volume no container uses
     for v in &res.volumes {
         if let Err(e) = rstack_stack::volume_driver::unmount(v, &env.layout.volume_dir(v)) {
-            failures.push(rstack_stack::lifecycle::chain(&e));
+            failures.push(rstack_sys::chain::chain(&e));
         }
     }
     if args.volumes {
@@ -104,7 +104,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             if dir.exists() {
                 match rstack_stack::volume_driver::remove(&v, &dir) {
                     Ok(()) => eprintln!(" Volume {v}  Removed"),
-                    Err(e) => failures.push(rstack_stack::lifecycle::chain(&e)),
+                    Err(e) => failures.push(rstack_sys::chain::chain(&e)),
                 }
             }
         }

@@ -26,7 +26,7 @@ use super::root::{Root, file_type};
 
 /// Who owns what is extracted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner {
+pub(crate) enum Owner {
     /// The uid/gid recorded in the archive (`cp -a`).
     Keep,
     /// These ids, whatever the archive says (the container's root).
@@ -36,7 +36,7 @@ pub enum Owner {
 }
 
 /// Extracts `input` into the existing directory `dir` of `root`.
-pub fn unpack(root: &Root, dir: &str, input: impl Read, owner: Owner) -> Result<(), Error> {
+pub(crate) fn unpack(root: &Root, dir: &str, input: impl Read, owner: Owner) -> Result<(), Error> {
     let base = PathBuf::from(dir);
     let fd = root.open(&base, OFlag::O_PATH).map_err(|e| match e {
         Errno::ENOENT => root.missing(dir),
@@ -105,7 +105,7 @@ fn display(parts: &[OsString]) -> String {
 
 /// An entry's name as path elements, `.` and empty elements dropped; an
 /// element `..` is a breakout attempt.
-pub fn split_name(raw: &[u8]) -> Result<Vec<OsString>, Error> {
+pub(crate) fn split_name(raw: &[u8]) -> Result<Vec<OsString>, Error> {
     rstack_sys::in_root::archive_components(raw).ok_or_else(|| Error::Breakout {
         name: String::from_utf8_lossy(raw).into_owned(),
     })
