@@ -15,11 +15,12 @@ use rstack_runtime::options::{NetworkMode, RunOptions};
 use rstack_runtime::{Container, Stdio};
 
 use crate::creator::Creator;
-use crate::mapping::{self, ContainerPlan, NetPlan};
+use crate::mapping::{self, NetPlan};
 use crate::process::Pidfd;
 use crate::state::{ContainerRecord, ProjectPaths, Status, Stream};
 
 pub(crate) use crate::error_chain::chain;
+pub use crate::mapping::ContainerPlan;
 pub use crate::prepare::{Env, plan};
 
 /// A failure creating or removing a container.
