@@ -14,6 +14,7 @@ pub mod copy;
 pub mod creator;
 mod error_chain;
 pub mod health;
+pub mod io_error;
 pub mod lifecycle;
 pub mod logs;
 pub(crate) mod mapping;

@@ -22,29 +22,20 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::io_error::{IoError, io};
 use crate::state::Stream;
 
 /// A failure reading or writing logs.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot {what} {path}")]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("service {service}: invalid logging option {key}={value}")]
     BadOption {
         service: String,
         key: String,
         value: String,
     },
-}
-
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.to_owned();
-    move |source| Error::Io { what, path, source }
 }
 
 /// Longest line kept in one json entry; longer ones are split (docker: 16 KiB).
@@ -204,7 +195,7 @@ pub fn read_all(path: &Path) -> Result<Vec<Entry>, Error> {
         let file = match File::open(&f) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io("open", &f)(e)),
+            Err(e) => return Err(io("open", &f)(e).into()),
         };
         for line in BufReader::new(file).lines() {
             let line = line.map_err(io("read", &f))?;
@@ -341,7 +332,7 @@ impl RawTail {
             match File::open(&self.path) {
                 Ok(f) => self.file = Some(f),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-                Err(e) => return Err(io("open", &self.path)(e)),
+                Err(e) => return Err(io("open", &self.path)(e).into()),
             }
         }
         let Some(file) = self.file.as_mut() else {
@@ -439,7 +430,7 @@ pub(crate) fn open_raw(path: &Path) -> Result<File, Error> {
         .create(true)
         .append(true)
         .open(path)
-        .map_err(io("open", path))
+        .map_err(|e| io("open", path)(e).into())
 }
 
 #[cfg(test)]

@@ -23,18 +23,14 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::io_error::{IoError, io};
 use serde::{Deserialize, Serialize};
 
 /// A failure reading or writing the state files.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot {what} {path}")]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("state file {path} is not valid")]
     Parse {
         path: PathBuf,
@@ -45,11 +41,6 @@ pub enum Error {
     Write(#[from] rstack_sys::fs::Error),
     #[error(transparent)]
     Lock(#[from] rstack_sys::lock::Error),
-}
-
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.to_owned();
-    move |source| Error::Io { what, path, source }
 }
 
 /// Where the state of every project lives.
@@ -90,7 +81,7 @@ impl Layout {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(io("read", &dir)(e)),
+            Err(e) => return Err(io("read", &dir)(e).into()),
         };
         for e in entries.flatten() {
             if e.path().is_dir() {
@@ -166,7 +157,7 @@ impl ProjectPaths {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io("read", &dir)(e)),
+            Err(e) => return Err(io("read", &dir)(e).into()),
         };
         let mut out = Vec::new();
         for e in entries.flatten() {
@@ -430,7 +421,7 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<O
                 source,
             }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io("read", path)(e)),
+        Err(e) => Err(io("read", path)(e).into()),
     }
 }
 
@@ -454,7 +445,7 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
 /// Removes a file; a missing one is fine.
 pub(crate) fn remove_file(path: &Path) -> Result<(), Error> {
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", path)(e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", path)(e).into()),
         _ => Ok(()),
     }
 }

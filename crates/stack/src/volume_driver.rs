@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::io_error::{IoError, io};
 use nix::mount::{MntFlags, MsFlags};
 
 /// A failure with a volume's driver options or its mount.
@@ -46,24 +47,14 @@ pub enum Error {
     },
     #[error("volume {volume}: {} is still a mount point: not removing it", path.display())]
     StillMounted { volume: String, path: PathBuf },
-    #[error("cannot {what} {}", path.display())]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("cannot read the options of volume {}", path.display())]
     Json {
         path: PathBuf,
         #[source]
         source: serde_json::Error,
     },
-}
-
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.to_owned();
-    move |source| Error::Io { what, path, source }
 }
 
 /// What `mount(2)` gets for a volume: Docker's `type`, `o` and `device`.
@@ -205,11 +196,8 @@ pub(crate) fn save(vol_dir: &Path, opts: &BTreeMap<String, String>) -> Result<()
         path: opts_file(vol_dir),
         source,
     })?;
-    crate::state::write_atomic(&opts_file(vol_dir), &text).map_err(|e| Error::Io {
-        what: "write",
-        path: opts_file(vol_dir),
-        source: std::io::Error::other(e.to_string()),
-    })
+    crate::state::write_atomic(&opts_file(vol_dir), &text)
+        .map_err(|e| io("write", &opts_file(vol_dir))(std::io::Error::other(e.to_string())).into())
 }
 
 /// The driver options kept with a volume (empty for a plain one).
@@ -218,7 +206,7 @@ pub fn load(vol_dir: &Path) -> Result<BTreeMap<String, String>, Error> {
     match std::fs::read(&path) {
         Ok(b) => serde_json::from_slice(&b).map_err(|source| Error::Json { path, source }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(io("read", &path)(e)),
+        Err(e) => Err(io("read", &path)(e).into()),
     }
 }
 
@@ -298,7 +286,7 @@ pub fn unmount(volume: &str, vol_dir: &Path) -> Result<(), Error> {
     }
     match std::fs::remove_file(marker(vol_dir)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(io("remove", &marker(vol_dir))(e))
+            Err(io("remove", &marker(vol_dir))(e).into())
         }
         _ => Ok(()),
     }
@@ -315,7 +303,7 @@ pub fn remove(volume: &str, vol_dir: &Path) -> Result<(), Error> {
             path: data,
         });
     }
-    std::fs::remove_dir_all(vol_dir).map_err(io("remove", vol_dir))
+    std::fs::remove_dir_all(vol_dir).map_err(|e| io("remove", vol_dir)(e).into())
 }
 
 #[cfg(test)]
