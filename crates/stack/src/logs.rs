@@ -233,14 +233,7 @@ impl Follower {
 
     /// Starts at the current end of the file.
     pub fn at_end(path: &Path) -> Follower {
-        let mut f = Follower {
-            path: path.to_owned(),
-            file: None,
-            offset: 0,
-            ino: 0,
-            pending: Vec::new(),
-        };
-        f.reopen();
+        let mut f = Follower::from_start(path);
         if let Some(file) = &f.file {
             f.offset = file.metadata().map(|m| m.len()).unwrap_or(0);
         }
