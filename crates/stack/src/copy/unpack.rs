@@ -265,6 +265,11 @@ impl Unpacker<'_> {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(entry_err(at.shown, "create")(e)),
         }
+        self.own_and_mode(at, meta)
+    }
+
+    /// The entry's owner (per the policy) and mode, on what `at` names.
+    fn own_and_mode(&self, at: &At<'_>, meta: &Meta) -> Result<(), Error> {
         self.chown(at.parent, at.name, meta.uid, meta.gid, at.shown)?;
         nix::sys::stat::fchmodat(
             at.parent,
@@ -338,14 +343,7 @@ impl Unpacker<'_> {
             dev,
         )
         .map_err(entry_err(at.shown, "create"))?;
-        self.chown(at.parent, at.name, meta.uid, meta.gid, at.shown)?;
-        nix::sys::stat::fchmodat(
-            at.parent,
-            at.name,
-            meta.mode,
-            FchmodatFlags::NoFollowSymlink,
-        )
-        .map_err(entry_err(at.shown, "set the mode of"))?;
+        self.own_and_mode(at, meta)?;
         set_times(at, meta)
     }
 }
