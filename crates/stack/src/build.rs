@@ -160,7 +160,7 @@ pub fn service_builds(project: &Project, names: &[String]) -> Result<Vec<Service
 
 /// `build:` -> [`BuildOptions`]; relative paths are relative to the
 /// project directory (context) and the context (dockerfile).
-pub fn options(
+pub(crate) fn options(
     project: &Project,
     service: &str,
     image: &str,

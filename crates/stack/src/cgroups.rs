@@ -49,7 +49,7 @@ pub fn set_paused(name: &str, leaves: &[PathBuf], paused: bool) -> Result<(), Er
 }
 
 /// Whether the container is frozen.
-pub fn is_paused(leaves: &[PathBuf]) -> bool {
+pub(crate) fn is_paused(leaves: &[PathBuf]) -> bool {
     freezer(leaves).is_some_and(|(file, _, _, frozen)| {
         std::fs::read_to_string(file).is_ok_and(|s| s.trim() == frozen)
     })

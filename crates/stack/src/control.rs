@@ -97,14 +97,14 @@ pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Respon
 }
 
 /// Reads one request from an accepted connection.
-pub fn read_request(s: &UnixStream) -> Option<Request> {
+pub(crate) fn read_request(s: &UnixStream) -> Option<Request> {
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line).ok()?;
     serde_json::from_str(&line).ok()
 }
 
 /// Writes the response to an accepted connection (the client may be gone).
-pub fn reply(mut s: &UnixStream, resp: &Response) {
+pub(crate) fn reply(mut s: &UnixStream, resp: &Response) {
     let mut data = serde_json::to_vec(resp).unwrap_or_default();
     data.push(b'\n');
     let _ = s.write_all(&data);

@@ -15,19 +15,19 @@
 //! where they would be is refused ([`Error::OnMount`]).
 
 pub mod container;
-pub mod pack;
+pub(crate) mod pack;
 pub mod paths;
-pub mod root;
-pub mod unpack;
+pub(crate) mod root;
+pub(crate) mod unpack;
 
 use std::io::{self, Read, Write};
 
 use nix::sys::stat::SFlag;
 
 pub use container::{Access, Opened};
-pub use paths::{DestInfo, Placement};
-pub use root::Root;
-pub use unpack::Owner;
+pub(crate) use paths::{DestInfo, Placement};
+pub(crate) use root::Root;
+pub(crate) use unpack::Owner;
 
 /// A failed copy. Messages that users of `docker cp` know keep docker's words.
 #[derive(Debug, thiserror::Error)]

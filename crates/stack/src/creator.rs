@@ -47,7 +47,7 @@ pub enum Error {
 
 /// What the supervisor asks of the creator.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Request {
+pub(crate) enum Request {
     /// Create and start container `name` of `service` joining `netns`.
     Create {
         service: String,
@@ -69,7 +69,7 @@ pub enum Request {
 
 /// The creator's answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Reply {
+pub(crate) enum Reply {
     Created {
         id: String,
         pid: i32,
@@ -89,7 +89,7 @@ pub struct Creator {
 
 impl Creator {
     /// Forks the creator. Call it while the process is single-threaded.
-    pub fn spawn(
+    pub(crate) fn spawn(
         socket: &Path,
         env: &Env,
         pp: &ProjectPaths,
@@ -137,7 +137,7 @@ impl Creator {
     }
 
     /// Sends a request and waits for its answer.
-    pub fn call(&self, req: &Request) -> Result<Reply, Error> {
+    pub(crate) fn call(&self, req: &Request) -> Result<Reply, Error> {
         let mut s = UnixStream::connect(&self.socket).map_err(Error::Exchange)?;
         let mut data = serde_json::to_vec(req).map_err(Error::Parse)?;
         data.push(b'\n');

@@ -2,4 +2,4 @@
 //! (warnings, control-socket answers, the creator's replies): rstack-sys's
 //! one formatter, re-exported where the stack's modules look for it.
 
-pub use rstack_sys::chain::chain;
+pub(crate) use rstack_sys::chain::chain;

@@ -27,7 +27,7 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_RETRIES: u64 = 3;
 /// Probe cadence during start_period when start_interval is not set.
-pub const FAST_START_INTERVAL: Duration = Duration::from_millis(250);
+pub(crate) const FAST_START_INTERVAL: Duration = Duration::from_millis(250);
 /// The fast cadence's first delay, and its step up to [`FAST_START_INTERVAL`].
 const FAST_START_STEP: Duration = Duration::from_millis(50);
 /// Probe results kept (docker keeps 5).
@@ -37,7 +37,7 @@ const KEEP_OUTPUT: usize = 4096;
 
 /// What to run and when.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Check {
+pub(crate) struct Check {
     /// The argv to exec (`CMD-SHELL x` becomes `/bin/sh -c x`).
     pub argv: Vec<String>,
     pub interval: Duration,
@@ -50,7 +50,7 @@ pub struct Check {
 impl Check {
     /// The service's healthcheck; `None` with `disable: true`, `NONE` or
     /// no test at all.
-    pub fn of_service(
+    pub(crate) fn of_service(
         service: &str,
         hc: Option<&rstack_compose::model::Healthcheck>,
     ) -> Result<Option<Check>, Error> {
@@ -92,7 +92,7 @@ impl Check {
 /// what it leaves unset taken from the image's `HEALTHCHECK`, field by
 /// field (the Docker daemon's merge of a container's healthcheck with its
 /// image's). `disable: true` wins over the image.
-pub fn with_image(
+pub(crate) fn with_image(
     service: Option<&rstack_compose::model::Healthcheck>,
     image: Option<&rstack_images::docker_config::Healthcheck>,
 ) -> Option<rstack_compose::model::Healthcheck> {
@@ -118,7 +118,7 @@ pub fn with_image(
 
 /// The health state machine of one container.
 #[derive(Debug, Clone)]
-pub struct Tracker {
+pub(crate) struct Tracker {
     pub check: Check,
     status: Health,
     streak: u64,
@@ -128,7 +128,7 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    pub fn new(check: Check) -> Tracker {
+    pub(crate) fn new(check: Check) -> Tracker {
         Tracker {
             check,
             status: Health::Starting,
@@ -138,12 +138,12 @@ impl Tracker {
         }
     }
 
-    pub fn status(&self) -> Health {
+    pub(crate) fn status(&self) -> Health {
         self.status
     }
 
     /// How long to wait before the next probe, `uptime` after the start.
-    pub fn next_delay(&self, uptime: Duration) -> Duration {
+    pub(crate) fn next_delay(&self, uptime: Duration) -> Duration {
         if self.status == Health::Starting && uptime < self.check.start_period {
             self.check.start_interval.unwrap_or_else(|| {
                 FAST_START_STEP
@@ -157,7 +157,7 @@ impl Tracker {
 
     /// Takes a probe's result (`exit_code` 0 = success); returns whether
     /// the status changed.
-    pub fn record(&mut self, mut result: ProbeResult, uptime: Duration) -> bool {
+    pub(crate) fn record(&mut self, mut result: ProbeResult, uptime: Duration) -> bool {
         let before = self.status;
         self.probes = self.probes.saturating_add(1);
         if result.output.len() > KEEP_OUTPUT {
@@ -183,7 +183,7 @@ impl Tracker {
         before != self.status
     }
 
-    pub fn to_record(&self) -> HealthRecord {
+    pub(crate) fn to_record(&self) -> HealthRecord {
         HealthRecord {
             status: self.status,
             failing_streak: self.streak,
@@ -192,7 +192,7 @@ impl Tracker {
     }
 
     /// Resumes from a recorded state (re-adoption).
-    pub fn resume(check: Check, rec: &HealthRecord) -> Tracker {
+    pub(crate) fn resume(check: Check, rec: &HealthRecord) -> Tracker {
         Tracker {
             check,
             status: rec.status,

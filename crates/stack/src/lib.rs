@@ -4,7 +4,8 @@
 //! teardown ([`lifecycle`], on what [`prepare`] plans, cloned by the
 //! [`creator`]), healthchecks ([`health`]), restart policies
 //! ([`restart`]), logs ([`logs`]), the request socket ([`control`]) and
-//! the on-disk state every other command reads ([`state`]).
+//! the on-disk state every other command reads ([`state`]) and what it
+//! means now ([`status`]).
 
 pub mod build;
 pub mod cgroups;
@@ -13,13 +14,15 @@ pub mod copy;
 pub mod creator;
 mod error_chain;
 pub mod health;
+pub mod io_error;
 pub mod lifecycle;
 pub mod logs;
-pub mod mapping;
+pub(crate) mod mapping;
 pub mod prepare;
 pub mod process;
 pub mod restart;
 pub mod state;
+pub mod status;
 pub mod supervisor;
 pub mod volume_driver;
-pub mod volumes;
+pub(crate) mod volumes;

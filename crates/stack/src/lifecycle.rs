@@ -15,11 +15,12 @@ use rstack_runtime::options::{NetworkMode, RunOptions};
 use rstack_runtime::{Container, Stdio};
 
 use crate::creator::Creator;
-use crate::mapping::{self, ContainerPlan, NetPlan};
+use crate::mapping::{self, NetPlan};
 use crate::process::Pidfd;
 use crate::state::{ContainerRecord, ProjectPaths, Status, Stream};
 
-pub use crate::error_chain::chain;
+pub(crate) use crate::error_chain::chain;
+pub use crate::mapping::ContainerPlan;
 pub use crate::prepare::{Env, plan};
 
 /// A failure creating or removing a container.
@@ -403,8 +404,8 @@ fn undo(l: &Launcher<'_>, rec: &mut ContainerRecord, wired: Wired, failure: Erro
 fn write_file(f: &mapping::FileToWrite) -> Result<(), Error> {
     use std::os::unix::fs::PermissionsExt;
     let err = |what: &'static str| {
-        let path = f.path.clone();
-        move |source| crate::state::Error::Io { what, path, source }
+        let io = crate::io_error::io(what, &f.path);
+        move |e| crate::state::Error::from(io(e))
     };
     if let Some(dir) = f.path.parent() {
         std::fs::create_dir_all(dir).map_err(err("create"))?;

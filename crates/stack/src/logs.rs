@@ -22,29 +22,20 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::io_error::{IoError, io};
 use crate::state::Stream;
 
 /// A failure reading or writing logs.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot {what} {path}")]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("service {service}: invalid logging option {key}={value}")]
     BadOption {
         service: String,
         key: String,
         value: String,
     },
-}
-
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.to_owned();
-    move |source| Error::Io { what, path, source }
 }
 
 /// Longest line kept in one json entry; longer ones are split (docker: 16 KiB).
@@ -60,7 +51,7 @@ pub struct Entry {
 
 /// Rotation settings (`logging.options`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rotation {
+pub(crate) struct Rotation {
     /// `max-size` in bytes; `None` = never rotate.
     pub max_size: Option<u64>,
     /// `max-file`: files kept including the current one (>= 1).
@@ -78,7 +69,7 @@ impl Default for Rotation {
 
 impl Rotation {
     /// From a service's `logging:` (json-file options).
-    pub fn of_service(
+    pub(crate) fn of_service(
         service: &str,
         logging: Option<&rstack_compose::model::Logging>,
     ) -> Result<Rotation, Error> {
@@ -111,7 +102,7 @@ impl Rotation {
 
 /// The json-lines log of one container, rotated by size.
 #[derive(Debug)]
-pub struct JsonLog {
+pub(crate) struct JsonLog {
     path: PathBuf,
     rotation: Rotation,
     file: File,
@@ -119,7 +110,7 @@ pub struct JsonLog {
 }
 
 impl JsonLog {
-    pub fn open(path: &Path, rotation: Rotation) -> Result<JsonLog, Error> {
+    pub(crate) fn open(path: &Path, rotation: Rotation) -> Result<JsonLog, Error> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io("create", dir))?;
         }
@@ -138,7 +129,7 @@ impl JsonLog {
     }
 
     /// Appends one line (with its `\n`, if it had one).
-    pub fn write(&mut self, stream: Stream, line: &str, time: &str) -> Result<(), Error> {
+    pub(crate) fn write(&mut self, stream: Stream, line: &str, time: &str) -> Result<(), Error> {
         let entry = Entry {
             log: line.to_owned(),
             stream,
@@ -204,7 +195,7 @@ pub fn read_all(path: &Path) -> Result<Vec<Entry>, Error> {
         let file = match File::open(&f) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io("open", &f)(e)),
+            Err(e) => return Err(io("open", &f)(e).into()),
         };
         for line in BufReader::new(file).lines() {
             let line = line.map_err(io("read", &f))?;
@@ -242,14 +233,7 @@ impl Follower {
 
     /// Starts at the current end of the file.
     pub fn at_end(path: &Path) -> Follower {
-        let mut f = Follower {
-            path: path.to_owned(),
-            file: None,
-            offset: 0,
-            ino: 0,
-            pending: Vec::new(),
-        };
-        f.reopen();
+        let mut f = Follower::from_start(path);
         if let Some(file) = &f.file {
             f.offset = file.metadata().map(|m| m.len()).unwrap_or(0);
         }
@@ -312,7 +296,7 @@ impl Follower {
 
 /// The supervisor's reader of one raw output file.
 #[derive(Debug)]
-pub struct RawTail {
+pub(crate) struct RawTail {
     path: PathBuf,
     stream: Stream,
     file: Option<File>,
@@ -323,7 +307,7 @@ pub struct RawTail {
 }
 
 impl RawTail {
-    pub fn new(path: &Path, stream: Stream, offset: u64) -> RawTail {
+    pub(crate) fn new(path: &Path, stream: Stream, offset: u64) -> RawTail {
         RawTail {
             path: path.to_owned(),
             stream,
@@ -336,12 +320,12 @@ impl RawTail {
     /// Moves every complete line (and any over-long partial one) into
     /// `log`; with `flush` also a final line without `\n`. Returns whether
     /// anything was consumed.
-    pub fn pump(&mut self, log: &mut JsonLog, flush: bool) -> Result<bool, Error> {
+    pub(crate) fn pump(&mut self, log: &mut JsonLog, flush: bool) -> Result<bool, Error> {
         if self.file.is_none() {
             match File::open(&self.path) {
                 Ok(f) => self.file = Some(f),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-                Err(e) => return Err(io("open", &self.path)(e)),
+                Err(e) => return Err(io("open", &self.path)(e).into()),
             }
         }
         let Some(file) = self.file.as_mut() else {
@@ -406,11 +390,11 @@ impl RawTail {
 }
 
 /// Where consumed offsets of a container's raw files are kept.
-pub fn offsets_file(log_dir: &Path) -> PathBuf {
+pub(crate) fn offsets_file(log_dir: &Path) -> PathBuf {
     log_dir.join("offsets")
 }
 
-pub fn load_offsets(log_dir: &Path) -> [u64; 2] {
+pub(crate) fn load_offsets(log_dir: &Path) -> [u64; 2] {
     std::fs::read_to_string(offsets_file(log_dir))
         .ok()
         .and_then(|s| {
@@ -422,7 +406,7 @@ pub fn load_offsets(log_dir: &Path) -> [u64; 2] {
 
 /// Saves the offsets (temp + rename; no fsync: losing the last update
 /// only repeats a few lines after a power loss).
-pub fn save_offsets(log_dir: &Path, offsets: [u64; 2]) {
+pub(crate) fn save_offsets(log_dir: &Path, offsets: [u64; 2]) {
     let data = format!("{} {}\n", offsets[0], offsets[1]);
     let path = offsets_file(log_dir);
     if let Err(e) = rstack_sys::fs::replace(&path, data.as_bytes(), rstack_sys::fs::DEFAULT_MODE) {
@@ -431,7 +415,7 @@ pub fn save_offsets(log_dir: &Path, offsets: [u64; 2]) {
 }
 
 /// Opens (creating) a raw output file for the container to write into.
-pub fn open_raw(path: &Path) -> Result<File, Error> {
+pub(crate) fn open_raw(path: &Path) -> Result<File, Error> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io("create", dir))?;
     }
@@ -439,7 +423,7 @@ pub fn open_raw(path: &Path) -> Result<File, Error> {
         .create(true)
         .append(true)
         .open(path)
-        .map_err(io("open", path))
+        .map_err(|e| io("open", path)(e).into())
 }
 
 #[cfg(test)]

@@ -70,7 +70,11 @@ pub struct ContainerPlan {
 /// compose ps` lists them (`80/tcp`): the image's `ExposedPorts` and the
 /// service's `expose` (ranges expanded), minus the published ones, sorted
 /// by number then protocol. Entries that do not parse are left out.
-pub fn exposed_only(image: &[String], expose: &[String], published: &[String]) -> Vec<String> {
+pub(crate) fn exposed_only(
+    image: &[String],
+    expose: &[String],
+    published: &[String],
+) -> Vec<String> {
     let mut out: Vec<(u32, String)> = Vec::new();
     for e in image.iter().chain(expose) {
         let (range, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
@@ -95,7 +99,7 @@ pub fn exposed_only(image: &[String], expose: &[String], published: &[String]) -
 /// anonymous-volume dir (`anon_root`, named like a compose anonymous
 /// volume: the first 16 hex of the target's sha256), as `(source, target)`.
 /// The caller fills each from the image's content there when empty.
-pub fn image_volumes(
+pub(crate) fn image_volumes(
     image_volumes: &[String],
     mounts: &[MountSpec],
     anon_root: &Path,
@@ -142,7 +146,7 @@ pub struct FileToWrite {
 
 /// The config hash of a service (its canonical JSON plus the image id):
 /// a container whose recorded hash differs is recreated by `up`.
-pub fn config_hash(service: &Service, image_id: &str) -> String {
+pub(crate) fn config_hash(service: &Service, image_id: &str) -> String {
     // the number of replicas is not part of a container's config
     let mut service = service.clone();
     service.scale = None;
@@ -156,8 +160,41 @@ pub fn config_hash(service: &Service, image_id: &str) -> String {
     hex::encode(h.finalize())
 }
 
+/// The service a plan is built for, and how its errors name it.
+struct Svc<'a> {
+    project: &'a Project,
+    name: &'a str,
+    svc: &'a Service,
+}
+
+impl Svc<'_> {
+    fn bad(&self, key: &'static str, value: &str) -> Error {
+        Error::Bad {
+            service: self.name.to_owned(),
+            key,
+            value: value.to_owned(),
+        }
+    }
+
+    fn perr(&self, key: &'static str) -> impl FnOnce(parse::ParseError) -> Error + '_ {
+        move |source| Error::Parse {
+            service: self.name.to_owned(),
+            key,
+            source,
+        }
+    }
+
+    fn unsupported(&self, key: &'static str, value: String) -> Error {
+        Error::Unsupported {
+            service: self.name.to_owned(),
+            key,
+            value,
+        }
+    }
+}
+
 /// Builds the plan of container `name` of service `svc_name`.
-pub fn plan_container(
+pub(crate) fn plan_container(
     project: &Project,
     svc_name: &str,
     name: &str,
@@ -165,19 +202,44 @@ pub fn plan_container(
     volumes_root: &Path,
     anon_root: &Path,
 ) -> Result<ContainerPlan, Error> {
-    let svc = &project.services[svc_name];
-    let bad = |key: &'static str, value: &str| Error::Bad {
-        service: svc_name.to_owned(),
-        key,
-        value: value.to_owned(),
+    let cx = Svc {
+        project,
+        name: svc_name,
+        svc: &project.services[svc_name],
     };
-    let perr = |key: &'static str| {
-        move |source| Error::Parse {
-            service: svc_name.to_owned(),
-            key,
-            source,
-        }
-    };
+    let mut o = base_options(&cx, name, number)?;
+    security(&cx, &mut o)?;
+    o.resources = resources(cx.svc);
+    extra_hosts(&cx, &mut o)?;
+    let volumes = volume_mounts(&cx, &mut o, volumes_root, anon_root)?;
+    let mut files = Vec::new();
+    for kind in [FileKind::Secrets, FileKind::Configs] {
+        file_mounts(&cx, kind, &mut o, &mut files, anon_root)?;
+    }
+    for t in &cx.svc.tmpfs {
+        o.mounts
+            .push(parse::parse_tmpfs(t).map_err(cx.perr("tmpfs"))?);
+    }
+    let mut ports = ports(&cx)?;
+    let net = net_plan(&cx, name)?;
+    if !matches!(net, NetPlan::Bridge(_)) && !ports.is_empty() {
+        ports.clear();
+    }
+    dns(&cx, &net, &mut o)?;
+    Ok(ContainerPlan {
+        options: o,
+        ports,
+        net,
+        volumes,
+        files,
+        expose: cx.svc.expose.clone(),
+    })
+}
+
+/// The options taken as they are: command, user, flags, environment and
+/// the Compose labels.
+fn base_options(cx: &Svc<'_>, name: &str, number: u32) -> Result<RunOptions, Error> {
+    let svc = cx.svc;
     let mut o = RunOptions {
         name: Some(name.to_owned()),
         entrypoint: svc.entrypoint.clone(),
@@ -191,7 +253,7 @@ pub fn plan_container(
         cgroupns_host: match svc.cgroup.as_deref() {
             None | Some("private") => false,
             Some("host") => true,
-            Some(other) => return Err(bad("cgroup", other)),
+            Some(other) => return Err(cx.bad("cgroup", other)),
         },
         read_only: svc.read_only.unwrap_or(false),
         cap_add: svc.cap_add.clone(),
@@ -213,25 +275,34 @@ pub fn plan_container(
         o.labels.insert(k.clone(), v.clone());
     }
     o.labels
-        .insert("com.docker.compose.project".into(), project.name.clone());
+        .insert("com.docker.compose.project".into(), cx.project.name.clone());
     o.labels
-        .insert("com.docker.compose.service".into(), svc_name.to_owned());
+        .insert("com.docker.compose.service".into(), cx.name.to_owned());
     o.labels.insert(
         "com.docker.compose.container-number".into(),
         number.to_string(),
     );
-    for s in &svc.security_opt {
-        match parse::parse_security_opt(s).map_err(perr("security_opt"))? {
+    Ok(o)
+}
+
+/// `security_opt` and `ulimits`.
+fn security(cx: &Svc<'_>, o: &mut RunOptions) -> Result<(), Error> {
+    for s in &cx.svc.security_opt {
+        match parse::parse_security_opt(s).map_err(cx.perr("security_opt"))? {
             parse::SecurityOpt::Seccomp(p) => o.seccomp = p,
             parse::SecurityOpt::NoNewPrivileges(b) => o.no_new_privileges = b,
         }
     }
-    for (k, u) in &svc.ulimits {
+    for (k, u) in &cx.svc.ulimits {
         let spec = format!("{k}={}:{}", u.soft(), u.hard());
         o.ulimits
-            .push(parse::parse_ulimit(&spec).map_err(perr("ulimits"))?);
+            .push(parse::parse_ulimit(&spec).map_err(cx.perr("ulimits"))?);
     }
-    // resources: deploy.resources.limits wins over the legacy keys
+    Ok(())
+}
+
+/// The cgroup limits: `deploy.resources.limits` wins over the legacy keys.
+fn resources(svc: &Service) -> Resources {
     let limits = svc
         .deploy
         .as_ref()
@@ -242,7 +313,7 @@ pub fn plan_container(
         .as_ref()
         .and_then(|d| d.resources.as_ref())
         .and_then(|r| r.reservations.as_ref());
-    o.resources = Resources {
+    Resources {
         memory: limits.and_then(|l| l.memory).or(svc.mem_limit).map(|b| b.0),
         memory_reservation: reservations
             .and_then(|l| l.memory)
@@ -256,25 +327,43 @@ pub fn plan_container(
         cpu_shares: svc.cpu_shares.map(|s| s as u64),
         cpuset_cpus: svc.cpuset.clone(),
         pids_limit: limits.and_then(|l| l.pids).or(svc.pids_limit),
-    };
-    for h in &svc.extra_hosts {
+    }
+}
+
+/// `extra_hosts`: `host=ip` or `host:ip`, an IPv6 address maybe bracketed.
+fn extra_hosts(cx: &Svc<'_>, o: &mut RunOptions) -> Result<(), Error> {
+    for h in &cx.svc.extra_hosts {
         let (host, ip) = h
             .split_once('=')
             .or_else(|| h.split_once(':'))
-            .ok_or_else(|| bad("extra_hosts", h))?;
+            .ok_or_else(|| cx.bad("extra_hosts", h))?;
         let ip: IpAddr = ip
             .trim_matches(['[', ']'])
             .parse()
-            .map_err(|_| bad("extra_hosts", h))?;
+            .map_err(|_| cx.bad("extra_hosts", h))?;
         o.extra_hosts.push((host.to_owned(), ip));
     }
-    // mounts
+    Ok(())
+}
+
+/// `volumes`: binds, named and anonymous volumes (bind-mounted from their
+/// directories) and tmpfs. Returns the named volumes (full name, target,
+/// fill from the image when empty).
+fn volume_mounts(
+    cx: &Svc<'_>,
+    o: &mut RunOptions,
+    volumes_root: &Path,
+    anon_root: &Path,
+) -> Result<Vec<(String, String, bool)>, Error> {
     let mut volumes = Vec::new();
-    for v in &svc.volumes {
+    for v in &cx.svc.volumes {
         let read_only = v.read_only.unwrap_or(false);
         match v.kind.as_str() {
             "bind" => {
-                let source = v.source.clone().ok_or_else(|| bad("volumes", &v.target))?;
+                let source = v
+                    .source
+                    .clone()
+                    .ok_or_else(|| cx.bad("volumes", &v.target))?;
                 o.mounts.push(MountSpec::Bind {
                     source: PathBuf::from(source),
                     target: v.target.clone(),
@@ -284,7 +373,7 @@ pub fn plan_container(
             "volume" => {
                 let source = match &v.source {
                     Some(key) if !key.is_empty() => {
-                        let full = project.volume_name(key);
+                        let full = cx.project.volume_name(key);
                         let copy = v.volume.as_ref().and_then(|o| o.nocopy) != Some(true);
                         volumes.push((full.clone(), v.target.clone(), copy));
                         volumes_root.join(&full).join("_data")
@@ -307,86 +396,96 @@ pub fn plan_container(
                     spec.push_str(&format!(":size={}", size.0));
                 }
                 o.mounts
-                    .push(parse::parse_tmpfs(&spec).map_err(perr("volumes"))?);
+                    .push(parse::parse_tmpfs(&spec).map_err(cx.perr("volumes"))?);
             }
-            other => {
-                return Err(Error::Unsupported {
-                    service: svc_name.to_owned(),
-                    key: "volumes.type",
-                    value: other.to_owned(),
-                });
-            }
+            other => return Err(cx.unsupported("volumes.type", other.to_owned())),
         }
     }
-    // secrets (/run/secrets/<name>) and configs (/<name>), read-only
-    let mut files = Vec::new();
-    for (kind, mounts, objects, default_dir, default_mode) in [
-        (
+    Ok(volumes)
+}
+
+/// Secrets (`/run/secrets/<name>`) or configs (`/<name>`), mounted read-only.
+#[derive(Debug, Clone, Copy)]
+enum FileKind {
+    Secrets,
+    Configs,
+}
+
+/// Mounts the service's secrets or configs: a file of the host as it is,
+/// content given inline or from the environment written under `anon_root`
+/// (added to `files`).
+fn file_mounts(
+    cx: &Svc<'_>,
+    kind: FileKind,
+    o: &mut RunOptions,
+    files: &mut Vec<FileToWrite>,
+    anon_root: &Path,
+) -> Result<(), Error> {
+    let (key, mounts, objects, default_dir, default_mode) = match kind {
+        FileKind::Secrets => (
             "secrets",
-            &svc.secrets,
-            &project.secrets,
+            &cx.svc.secrets,
+            &cx.project.secrets,
             "/run/secrets",
             0o444,
         ),
-        ("configs", &svc.configs, &project.configs, "", 0o444),
-    ] {
-        for m in mounts {
-            let obj = objects.get(&m.source).ok_or_else(|| bad(kind, &m.source))?;
-            let target = match &m.target {
-                Some(t) if t.starts_with('/') => t.clone(),
-                Some(t) => format!("{default_dir}/{t}"),
-                None => format!("{default_dir}/{}", m.source),
-            };
-            let num = |v: &Option<String>, key: &'static str| -> Result<Option<u32>, Error> {
-                v.as_deref()
-                    .map(|x| x.parse::<u32>().map_err(|_| bad(key, x)))
-                    .transpose()
-            };
-            let content = match &obj.content {
-                Some(c) => Some(c.clone().into_bytes()),
-                None => obj.environment.as_ref().map(|var| {
-                    project
-                        .environment
-                        .get(var)
-                        .cloned()
-                        .unwrap_or_default()
-                        .into_bytes()
-                }),
-            };
-            let source = match (content, &obj.file) {
-                (Some(content), _) => {
-                    let path = anon_root.join(kind).join(&m.source);
-                    files.push(FileToWrite {
-                        path: path.clone(),
-                        content,
-                        mode: m.mode.map(|f| f.0).unwrap_or(default_mode),
-                        uid: num(&m.uid, "uid")?,
-                        gid: num(&m.gid, "gid")?,
-                    });
-                    path
-                }
-                (None, Some(file)) => PathBuf::from(file),
-                (None, None) => {
-                    return Err(Error::Unsupported {
-                        service: svc_name.to_owned(),
-                        key: kind,
-                        value: format!("{} (external or driver-based)", m.source),
-                    });
-                }
-            };
-            o.mounts.push(MountSpec::Bind {
-                source,
-                target,
-                read_only: true,
-            });
-        }
+        FileKind::Configs => ("configs", &cx.svc.configs, &cx.project.configs, "", 0o444),
+    };
+    let num = |v: &Option<String>, key: &'static str| -> Result<Option<u32>, Error> {
+        v.as_deref()
+            .map(|x| x.parse::<u32>().map_err(|_| cx.bad(key, x)))
+            .transpose()
+    };
+    for m in mounts {
+        let obj = objects
+            .get(&m.source)
+            .ok_or_else(|| cx.bad(key, &m.source))?;
+        let target = match &m.target {
+            Some(t) if t.starts_with('/') => t.clone(),
+            Some(t) => format!("{default_dir}/{t}"),
+            None => format!("{default_dir}/{}", m.source),
+        };
+        let content = match &obj.content {
+            Some(c) => Some(c.clone().into_bytes()),
+            None => obj.environment.as_ref().map(|var| {
+                cx.project
+                    .environment
+                    .get(var)
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_bytes()
+            }),
+        };
+        let source = match (content, &obj.file) {
+            (Some(content), _) => {
+                let path = anon_root.join(key).join(&m.source);
+                files.push(FileToWrite {
+                    path: path.clone(),
+                    content,
+                    mode: m.mode.map(|f| f.0).unwrap_or(default_mode),
+                    uid: num(&m.uid, "uid")?,
+                    gid: num(&m.gid, "gid")?,
+                });
+                path
+            }
+            (None, Some(file)) => PathBuf::from(file),
+            (None, None) => {
+                return Err(cx.unsupported(key, format!("{} (external or driver-based)", m.source)));
+            }
+        };
+        o.mounts.push(MountSpec::Bind {
+            source,
+            target,
+            read_only: true,
+        });
     }
-    for t in &svc.tmpfs {
-        o.mounts.push(parse::parse_tmpfs(t).map_err(perr("tmpfs"))?);
-    }
-    // ports
+    Ok(())
+}
+
+/// `ports`, in docker run's `-p` syntax.
+fn ports(cx: &Svc<'_>) -> Result<Vec<PortSpec>, Error> {
     let mut ports = Vec::new();
-    for p in &svc.ports {
+    for p in &cx.svc.ports {
         let proto = p.protocol.as_deref().unwrap_or("tcp");
         let mut spec = String::new();
         if let Some(ip) = p.host_ip.as_deref().filter(|i| !i.is_empty()) {
@@ -400,57 +499,68 @@ pub fn plan_container(
             spec.push(':');
         }
         spec.push_str(&format!("{}/{proto}", p.target));
-        ports.push(spec.parse::<PortSpec>().map_err(|_| bad("ports", &spec))?);
+        ports.push(
+            spec.parse::<PortSpec>()
+                .map_err(|_| cx.bad("ports", &spec))?,
+        );
     }
-    // network
-    let net = match svc.network_mode.as_deref() {
+    Ok(ports)
+}
+
+/// `network_mode` and `networks`: how container `name` joins the network.
+fn net_plan(cx: &Svc<'_>, name: &str) -> Result<NetPlan, Error> {
+    Ok(match cx.svc.network_mode.as_deref() {
         Some("host") => NetPlan::Host,
         Some("none") => NetPlan::None,
         Some(m) if m.starts_with("service:") => {
             let target = &m["service:".len()..];
-            NetPlan::Join(project.container_name(target, 1))
+            NetPlan::Join(cx.project.container_name(target, 1))
         }
         Some(m) if m.starts_with("container:") => NetPlan::Join(m["container:".len()..].into()),
         Some("bridge") | Some("default") | None => {
-            let links = links(project, svc);
-            let mut eps = Vec::new();
-            for (key, sn) in &svc.networks {
-                let mut aliases = vec![svc_name.to_owned(), name.to_owned()];
-                let mut ipv4 = None;
-                let mut mac = None;
-                if let Some(sn) = sn {
-                    aliases.extend(sn.aliases.iter().cloned());
-                    if let Some(a) = &sn.ipv4_address {
-                        ipv4 = Some(a.parse().map_err(|_| bad("ipv4_address", a))?);
-                    }
-                    mac = sn.mac_address.clone();
-                }
-                eps.push(NetworkEndpoint {
-                    network: project.network_name(key),
-                    aliases,
-                    ipv4_address: ipv4,
-                    mac_address: mac.or_else(|| svc.mac_address.clone()),
-                    links: links.clone(),
-                });
-            }
+            let eps = endpoints(cx, name)?;
             if eps.is_empty() {
                 NetPlan::None
             } else {
                 NetPlan::Bridge(eps)
             }
         }
-        Some(other) => {
-            return Err(Error::Unsupported {
-                service: svc_name.to_owned(),
-                key: "network_mode",
-                value: other.to_owned(),
-            });
+        Some(other) => return Err(cx.unsupported("network_mode", other.to_owned())),
+    })
+}
+
+/// The container's endpoint on each of the service's networks.
+fn endpoints(cx: &Svc<'_>, name: &str) -> Result<Vec<NetworkEndpoint>, Error> {
+    let svc = cx.svc;
+    let links = links(cx.project, svc);
+    let mut eps = Vec::new();
+    for (key, sn) in &svc.networks {
+        let mut aliases = vec![cx.name.to_owned(), name.to_owned()];
+        let mut ipv4 = None;
+        let mut mac = None;
+        if let Some(sn) = sn {
+            aliases.extend(sn.aliases.iter().cloned());
+            if let Some(a) = &sn.ipv4_address {
+                ipv4 = Some(a.parse().map_err(|_| cx.bad("ipv4_address", a))?);
+            }
+            mac = sn.mac_address.clone();
         }
-    };
-    if !matches!(net, NetPlan::Bridge(_)) && !ports.is_empty() {
-        ports.clear();
+        eps.push(NetworkEndpoint {
+            network: cx.project.network_name(key),
+            aliases,
+            ipv4_address: ipv4,
+            mac_address: mac.or_else(|| svc.mac_address.clone()),
+            links: links.clone(),
+        });
     }
-    match &net {
+    Ok(eps)
+}
+
+/// The container's resolver: the embedded DNS server on a bridge, else
+/// the service's `dns` servers if it names any.
+fn dns(cx: &Svc<'_>, net: &NetPlan, o: &mut RunOptions) -> Result<(), Error> {
+    let svc = cx.svc;
+    match net {
         NetPlan::Bridge(_) => {
             o.dns = Some(DnsConfig {
                 nameservers: vec!["127.0.0.11".parse().expect("literal address")],
@@ -468,7 +578,7 @@ pub fn plan_container(
     if !svc.dns.is_empty() && !matches!(net, NetPlan::Bridge(_)) {
         let mut ns = Vec::new();
         for d in &svc.dns {
-            ns.push(d.parse().map_err(|_| bad("dns", d))?);
+            ns.push(d.parse().map_err(|_| cx.bad("dns", d))?);
         }
         o.dns = Some(DnsConfig {
             nameservers: ns,
@@ -476,14 +586,7 @@ pub fn plan_container(
             options: svc.dns_opt.clone(),
         });
     }
-    Ok(ContainerPlan {
-        options: o,
-        ports,
-        net,
-        volumes,
-        files,
-        expose: svc.expose.clone(),
-    })
+    Ok(())
 }
 
 /// `links: [db:database]`: for this service's containers only, `database`

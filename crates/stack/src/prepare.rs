@@ -41,7 +41,7 @@ impl Env {
     }
 
     /// Where a container's pinned netns lives.
-    pub fn netns_path(&self, name: &str) -> PathBuf {
+    pub(crate) fn netns_path(&self, name: &str) -> PathBuf {
         self.networks.paths().netns_dir().join(name)
     }
 }

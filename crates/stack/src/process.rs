@@ -21,14 +21,15 @@ pub enum Error {
 }
 
 /// Field 22 (starttime, clock ticks since boot) of /proc/<pid>/stat.
-pub fn start_time(pid: i32) -> Option<u64> {
+pub(crate) fn start_time(pid: i32) -> Option<u64> {
     rstack_sys::proc::stat(pid).ok().map(|s| s.start_time)
 }
 
-/// Whether /proc/<pid>/stat says the process is a zombie (exited, not reaped).
-pub fn is_zombie(pid: i32) -> bool {
-    rstack_sys::proc::is_zombie(pid)
-}
+/// How long a process gets to exit after SIGKILL in [`Pidfd::stop`].
+pub(crate) const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// How often [`Pidfd::stop`] asks whether to kill at once.
+const KILL_POLL: Duration = Duration::from_millis(100);
 
 /// A process held by a pidfd.
 #[derive(Debug)]
@@ -41,14 +42,14 @@ impl Pidfd {
     /// Opens `pid` if it still is the process started at `start_time` and
     /// has not exited. `None` when it is gone, a zombie nobody reaped yet,
     /// or the pid now names another process.
-    pub fn open_verified(pid: i32, start: u64) -> Option<Pidfd> {
+    pub(crate) fn open_verified(pid: i32, start: u64) -> Option<Pidfd> {
         let fd = Pidfd::open(pid).ok()?;
         // Checked after opening: the pidfd pins the process we verified.
         (start_time(pid) == Some(start) && !fd.exited()).then_some(fd)
     }
 
     /// Opens a pidfd for `pid`.
-    pub fn open(pid: i32) -> Result<Pidfd, Error> {
+    pub(crate) fn open(pid: i32) -> Result<Pidfd, Error> {
         // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
         let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
         if rc < 0 {
@@ -63,12 +64,12 @@ impl Pidfd {
         Ok(Pidfd { pid, fd })
     }
 
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.pid
     }
 
     /// Sends `signal`; a process that already exited is not an error.
-    pub fn signal(&self, signal: i32) -> Result<(), Error> {
+    pub(crate) fn signal(&self, signal: i32) -> Result<(), Error> {
         // SAFETY: pidfd_send_signal(fd, sig, NULL info, 0 flags).
         let rc = unsafe {
             libc::syscall(
@@ -113,15 +114,37 @@ impl Pidfd {
         }
     }
 
+    /// Asks the process to stop: `signal`, up to `grace` for it to exit
+    /// (cut short once `kill_now` says so), then SIGKILL and up to
+    /// [`KILL_WAIT`] more. True if it exited.
+    pub fn stop(&self, signal: i32, grace: Duration, kill_now: impl Fn() -> bool) -> bool {
+        let _ = self.signal(signal);
+        let deadline = std::time::Instant::now() + grace;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || kill_now() {
+                break;
+            }
+            if self.wait_exit(left.min(KILL_POLL)) {
+                return true;
+            }
+        }
+        if self.exited() {
+            return true;
+        }
+        let _ = self.signal(libc::SIGKILL);
+        self.wait_exit(KILL_WAIT)
+    }
+
     /// Whether the process has exited (zombies included).
-    pub fn exited(&self) -> bool {
+    pub(crate) fn exited(&self) -> bool {
         self.wait_exit(Duration::ZERO)
     }
 
     /// The exit status (Docker's code: the code or 128+signal) of an exited
     /// process, through PIDFD_GET_INFO (Linux >= 6.15). `None` when the
     /// kernel cannot tell (older kernel, or not yet reaped by its parent).
-    pub fn exit_code(&self) -> Option<i32> {
+    pub(crate) fn exit_code(&self) -> Option<i32> {
         #[repr(C)]
         #[derive(Default)]
         struct PidfdInfo {
@@ -157,7 +180,7 @@ impl Pidfd {
 }
 
 /// A wait status as Docker reports it: the exit code, or 128 + signal.
-pub fn docker_code(status: i32) -> i32 {
+pub(crate) fn docker_code(status: i32) -> i32 {
     if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
     } else if libc::WIFSIGNALED(status) {
@@ -170,6 +193,33 @@ pub fn docker_code(status: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stop_kills_what_ignores_the_signal() {
+        let child = std::process::Command::new("sh")
+            .args(["-c", "trap '' TERM; exec sleep 30"])
+            .spawn()
+            .unwrap();
+        let fd = Pidfd::open(child.id() as i32).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let t = std::time::Instant::now();
+        assert!(fd.stop(libc::SIGTERM, Duration::from_secs(30), || true));
+        assert!(t.elapsed() < Duration::from_secs(5));
+        let mut child = child;
+        let _ = child.wait();
+    }
+
+    #[test]
+    fn stop_returns_once_the_signal_worked() {
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let fd = Pidfd::open(child.id() as i32).unwrap();
+        assert!(fd.stop(libc::SIGTERM, Duration::from_secs(30), || false));
+        let mut child = child;
+        assert_eq!(child.wait().unwrap().code(), None);
+    }
 
     #[test]
     fn own_process_is_verified_and_reuse_is_refused() {

@@ -21,7 +21,7 @@ pub enum Error {
 
 /// When the supervisor restarts a container that exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Policy {
+pub(crate) enum Policy {
     #[default]
     No,
     Always,
@@ -37,7 +37,7 @@ const RESET_AFTER: Duration = Duration::from_secs(10);
 
 impl Policy {
     /// Parses a service's policy: `restart:`, else `deploy.restart_policy`.
-    pub fn of_service(
+    pub(crate) fn of_service(
         service_name: &str,
         svc: &rstack_compose::model::Service,
     ) -> Result<Policy, Error> {
@@ -56,7 +56,7 @@ impl Policy {
         Ok(Policy::No)
     }
 
-    pub fn parse(service: &str, value: &str) -> Result<Policy, Error> {
+    pub(crate) fn parse(service: &str, value: &str) -> Result<Policy, Error> {
         let bad = || Error::Bad {
             service: service.to_owned(),
             value: value.to_owned(),
@@ -78,7 +78,12 @@ impl Policy {
     /// Whether an exit (`code`, `None` = unknown, counted as a failure)
     /// after `restarts` restarts calls for another one. A user stop never
     /// restarts.
-    pub fn should_restart(self, code: Option<i32>, restarts: u32, user_stopped: bool) -> bool {
+    pub(crate) fn should_restart(
+        self,
+        code: Option<i32>,
+        restarts: u32,
+        user_stopped: bool,
+    ) -> bool {
         if user_stopped {
             return false;
         }
@@ -92,7 +97,7 @@ impl Policy {
 
 /// What the supervisor knows when one of its containers has exited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Exit {
+pub(crate) struct Exit {
     /// Its exit code; `None`: unknown (counted as a failure).
     pub code: Option<i32>,
     /// Restarts so far by its policy.
@@ -109,7 +114,7 @@ impl Policy {
     /// Whether the supervisor restarts a container after `exit`: never
     /// while it is being stopped or the project goes down, otherwise as
     /// [`Policy::should_restart`] says.
-    pub fn restart_after(self, exit: &Exit) -> bool {
+    pub(crate) fn restart_after(self, exit: &Exit) -> bool {
         !exit.stop_requested
             && !exit.shutting
             && self.should_restart(exit.code, exit.restarts, exit.user_stopped)
@@ -118,7 +123,7 @@ impl Policy {
 
 /// Docker's restart delay.
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     next: Duration,
 }
 
@@ -131,7 +136,7 @@ impl Default for Backoff {
 impl Backoff {
     /// The delay before the next restart of a container that ran for
     /// `uptime`; doubles the one after.
-    pub fn delay(&mut self, uptime: Duration) -> Duration {
+    pub(crate) fn delay(&mut self, uptime: Duration) -> Duration {
         if uptime >= RESET_AFTER {
             self.next = FIRST_DELAY;
         }

@@ -23,18 +23,14 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::io_error::{IoError, io};
 use serde::{Deserialize, Serialize};
 
 /// A failure reading or writing the state files.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot {what} {path}")]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("state file {path} is not valid")]
     Parse {
         path: PathBuf,
@@ -45,11 +41,6 @@ pub enum Error {
     Write(#[from] rstack_sys::fs::Error),
     #[error(transparent)]
     Lock(#[from] rstack_sys::lock::Error),
-}
-
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.to_owned();
-    move |source| Error::Io { what, path, source }
 }
 
 /// Where the state of every project lives.
@@ -67,7 +58,7 @@ impl Layout {
         }
     }
 
-    pub fn projects_dir(&self) -> PathBuf {
+    pub(crate) fn projects_dir(&self) -> PathBuf {
         self.run_root.join("projects")
     }
 
@@ -90,7 +81,7 @@ impl Layout {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(io("read", &dir)(e)),
+            Err(e) => return Err(io("read", &dir)(e).into()),
         };
         for e in entries.flatten() {
             if e.path().is_dir() {
@@ -152,7 +143,7 @@ impl ProjectPaths {
         let _ = std::fs::remove_dir_all(self.anon_dir(name));
         let _ = std::fs::remove_dir_all(self.rw_dir(name));
     }
-    pub fn raw_log(&self, name: &str, stream: Stream) -> PathBuf {
+    pub(crate) fn raw_log(&self, name: &str, stream: Stream) -> PathBuf {
         self.log_dir(name).join(format!("{}.raw", stream.as_str()))
     }
     pub fn json_log(&self, name: &str) -> PathBuf {
@@ -166,7 +157,7 @@ impl ProjectPaths {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io("read", &dir)(e)),
+            Err(e) => return Err(io("read", &dir)(e).into()),
         };
         let mut out = Vec::new();
         for e in entries.flatten() {
@@ -201,7 +192,7 @@ impl ProjectPaths {
         Ok(read_json(&self.project_file())?.unwrap_or_default())
     }
 
-    pub fn save_resources(&self, r: &ProjectResources) -> Result<(), Error> {
+    pub(crate) fn save_resources(&self, r: &ProjectResources) -> Result<(), Error> {
         write_json(&self.project_file(), r)
     }
 }
@@ -215,7 +206,7 @@ pub enum Stream {
 }
 
 impl Stream {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
@@ -264,7 +255,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Creating | Status::Created => "created",
             Status::Running => "running",
@@ -421,7 +412,7 @@ pub fn now_rfc3339() -> String {
 }
 
 /// Reads a JSON file; `None` when it does not exist.
-pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
     match std::fs::read(path) {
         Ok(data) => serde_json::from_slice(&data)
             .map(Some)
@@ -430,12 +421,12 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T
                 source,
             }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io("read", path)(e)),
+        Err(e) => Err(io("read", path)(e).into()),
     }
 }
 
 /// Writes `value` as JSON atomically.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
     let data = serde_json::to_vec_pretty(value).map_err(|source| Error::Parse {
         path: path.to_owned(),
         source,
@@ -445,16 +436,16 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
 
 /// Replaces `path` with `data`: temp file in the same dir, fsync, rename,
 /// fsync of the dir. Creates the parent dirs.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io("create", dir))?;
     Ok(rstack_sys::fs::write_atomic(path, data)?)
 }
 
 /// Removes a file; a missing one is fine.
-pub fn remove_file(path: &Path) -> Result<(), Error> {
+pub(crate) fn remove_file(path: &Path) -> Result<(), Error> {
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", path)(e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", path)(e).into()),
         _ => Ok(()),
     }
 }

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::io_error::{IoError, io};
 use nix::mount::{MntFlags, MsFlags};
 
 /// A failure with a volume's driver options or its mount.
@@ -46,13 +47,8 @@ pub enum Error {
     },
     #[error("volume {volume}: {} is still a mount point: not removing it", path.display())]
     StillMounted { volume: String, path: PathBuf },
-    #[error("cannot {what} {}", path.display())]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("cannot read the options of volume {}", path.display())]
     Json {
         path: PathBuf,
@@ -61,14 +57,9 @@ pub enum Error {
     },
 }
 
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.to_owned();
-    move |source| Error::Io { what, path, source }
-}
-
 /// What `mount(2)` gets for a volume: Docker's `type`, `o` and `device`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountOpts {
+pub(crate) struct MountOpts {
     pub kind: String,
     pub options: String,
     pub device: String,
@@ -76,7 +67,7 @@ pub struct MountOpts {
 
 /// Checks a volume's `driver` and `driver_opts` as Docker's local driver
 /// does, and returns the mount they ask for (none for a plain volume).
-pub fn validate(
+pub(crate) fn validate(
     volume: &str,
     driver: Option<&str>,
     opts: &BTreeMap<String, String>,
@@ -125,7 +116,7 @@ pub fn validate(
 /// `mount.Mount` does (`bind,ro,size=64m` → `MS_BIND|MS_RDONLY`,
 /// `size=64m`). Hand-written: libcontainer's parser is private to it and
 /// works on OCI spec mounts.
-pub fn split_options(o: &str) -> (MsFlags, String) {
+pub(crate) fn split_options(o: &str) -> (MsFlags, String) {
     let mut flags = MsFlags::empty();
     let mut data = Vec::new();
     for opt in o.split(',').filter(|s| !s.is_empty()) {
@@ -173,7 +164,7 @@ fn flag_cleared(opt: &str) -> MsFlags {
 
 /// The driver options of `project`'s own (not external) volumes, by key,
 /// each checked: an error names the first bad volume.
-pub fn declared(
+pub(crate) fn declared(
     project: &rstack_compose::Project,
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>, Error> {
     let mut out = BTreeMap::new();
@@ -197,7 +188,7 @@ fn marker(vol_dir: &Path) -> PathBuf {
 }
 
 /// Keeps a new volume's driver options with it (before `_data` exists).
-pub fn save(vol_dir: &Path, opts: &BTreeMap<String, String>) -> Result<(), Error> {
+pub(crate) fn save(vol_dir: &Path, opts: &BTreeMap<String, String>) -> Result<(), Error> {
     if opts.is_empty() {
         return Ok(());
     }
@@ -205,11 +196,8 @@ pub fn save(vol_dir: &Path, opts: &BTreeMap<String, String>) -> Result<(), Error
         path: opts_file(vol_dir),
         source,
     })?;
-    crate::state::write_atomic(&opts_file(vol_dir), &text).map_err(|e| Error::Io {
-        what: "write",
-        path: opts_file(vol_dir),
-        source: std::io::Error::other(e.to_string()),
-    })
+    crate::state::write_atomic(&opts_file(vol_dir), &text)
+        .map_err(|e| io("write", &opts_file(vol_dir))(std::io::Error::other(e.to_string())).into())
 }
 
 /// The driver options kept with a volume (empty for a plain one).
@@ -218,12 +206,12 @@ pub fn load(vol_dir: &Path) -> Result<BTreeMap<String, String>, Error> {
     match std::fs::read(&path) {
         Ok(b) => serde_json::from_slice(&b).map_err(|source| Error::Json { path, source }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(io("read", &path)(e)),
+        Err(e) => Err(io("read", &path)(e).into()),
     }
 }
 
 /// Whether `path` is a mount point (some mount's root is there).
-pub fn is_mount_point(path: &Path) -> bool {
+pub(crate) fn is_mount_point(path: &Path) -> bool {
     let Ok(me) = procfs::process::Process::myself() else {
         return false;
     };
@@ -234,7 +222,7 @@ pub fn is_mount_point(path: &Path) -> bool {
 
 /// Mounts the volume's file system on its `_data` if its options ask for
 /// one and it is not mounted yet. The mount is recorded first.
-pub fn ensure_mounted(volume: &str, vol_dir: &Path) -> Result<(), Error> {
+pub(crate) fn ensure_mounted(volume: &str, vol_dir: &Path) -> Result<(), Error> {
     let opts = load(vol_dir)?;
     let Some(m) = validate(volume, None, &opts)? else {
         return Ok(());
@@ -298,7 +286,7 @@ pub fn unmount(volume: &str, vol_dir: &Path) -> Result<(), Error> {
     }
     match std::fs::remove_file(marker(vol_dir)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(io("remove", &marker(vol_dir))(e))
+            Err(io("remove", &marker(vol_dir))(e).into())
         }
         _ => Ok(()),
     }
@@ -315,7 +303,7 @@ pub fn remove(volume: &str, vol_dir: &Path) -> Result<(), Error> {
             path: data,
         });
     }
-    std::fs::remove_dir_all(vol_dir).map_err(io("remove", vol_dir))
+    std::fs::remove_dir_all(vol_dir).map_err(|e| io("remove", vol_dir)(e).into())
 }
 
 #[cfg(test)]

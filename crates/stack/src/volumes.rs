@@ -8,29 +8,20 @@
 //! overlay whiteouts (a 0:0 character device deletes the name below) and
 //! opaque dirs (`trusted.overlay.opaque=y` hides everything below).
 
+use crate::io_error::{IoError, io};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// A failure preparing a volume.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot {what} {path}")]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.to_owned();
-    move |source| Error::Io { what, path, source }
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 /// Creates `data` if missing and, when it is empty, copies the image's
 /// content at `target` into it. Returns whether anything was copied.
-pub fn prepare(data: &Path, layers: &[PathBuf], target: &str) -> Result<bool, Error> {
+pub(crate) fn prepare(data: &Path, layers: &[PathBuf], target: &str) -> Result<bool, Error> {
     std::fs::create_dir_all(data).map_err(io("create", data))?;
     let empty = std::fs::read_dir(data)
         .map_err(io("read", data))?

@@ -51,20 +51,16 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         for l in resp.map(|r| r.lines).unwrap_or_default() {
             eprintln!(" {l}");
         }
-        if let Some(p) = rstack_stack::process::Pidfd::open_verified(sup.pid, sup.start_time) {
-            p.wait_exit(Duration::from_secs(30));
-        }
+        rstack_stack::status::wait_supervisor_exit(&sup, Duration::from_secs(30));
     }
     // leftovers: no supervisor, or records it did not know
     for mut rec in pp.containers()? {
-        if let (Some(pid), Some(st)) = (rec.pid, rec.start_time) {
-            if let Some(p) = rstack_stack::process::Pidfd::open_verified(pid, st) {
-                let _ = p.signal(libc::SIGTERM);
-                if !p.wait_exit(Duration::from_secs(args.timeout.unwrap_or(10))) {
-                    let _ = p.signal(libc::SIGKILL);
-                    p.wait_exit(Duration::from_secs(10));
-                }
-            }
+        if let Some(p) = rstack_stack::status::process(&rec) {
+            p.stop(
+                libc::SIGTERM,
+                Duration::from_secs(args.timeout.unwrap_or(10)),
+                || false,
+            );
         }
         let errs = rstack_stack::lifecycle::remove_leftover(&env, &mut rec);
         if errs.is_empty() {
@@ -90,7 +86,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     // Docker's local driver unmounts a volume no container uses
     for v in &res.volumes {
         if let Err(e) = rstack_stack::volume_driver::unmount(v, &env.layout.volume_dir(v)) {
-            failures.push(rstack_stack::lifecycle::chain(&e));
+            failures.push(rstack_sys::chain::chain(&e));
         }
     }
     if args.volumes {
@@ -108,7 +104,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             if dir.exists() {
                 match rstack_stack::volume_driver::remove(&v, &dir) {
                     Ok(()) => eprintln!(" Volume {v}  Removed"),
-                    Err(e) => failures.push(rstack_stack::lifecycle::chain(&e)),
+                    Err(e) => failures.push(rstack_sys::chain::chain(&e)),
                 }
             }
         }

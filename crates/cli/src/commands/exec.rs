@@ -67,7 +67,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             args.index
         );
     };
-    if !stack_common::is_alive(rec) {
+    if !rstack_stack::status::is_alive(rec) {
         bail!("container {} is not running", rec.name);
     }
     let id = rec.id.clone().context("the container has no id yet")?;

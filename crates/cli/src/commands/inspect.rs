@@ -15,7 +15,7 @@ use anyhow::bail;
 use rstack_images::Store;
 use rstack_netns::Networks;
 use rstack_netns::state::NetworkState;
-use rstack_stack::state::{ContainerRecord, Layout, ProjectPaths, Status};
+use rstack_stack::state::{ContainerRecord, Layout, ProjectPaths};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -324,7 +324,7 @@ const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 /// Docker's `.State`. Pure: whether the process is alive and frozen is
 /// measured by the caller.
 fn state_json(rec: &ContainerRecord, alive: bool, paused: bool) -> Value {
-    let status = stack_common::docker_state(rec.status, alive, paused);
+    let status = rstack_stack::status::docker_state(rec.status, alive, paused);
     let mut state = json!({
         "Status": status,
         // docker keeps Running set while paused and while restarting
@@ -466,8 +466,7 @@ fn container_json(
     networks: Vec<(String, Option<NetworkState>)>,
 ) -> Value {
     let rec = &found.rec;
-    let alive = rec.status == Status::Running && stack_common::is_alive(rec);
-    let paused = alive && rstack_stack::cgroups::is_paused(&rec.cgroup_leaves);
+    let live = rstack_stack::status::liveness(rec);
     let nets: serde_json::Map<String, Value> = networks
         .iter()
         .map(|(name, n)| (name.clone(), endpoint_json(&rec.name, n.as_ref())))
@@ -477,7 +476,7 @@ fn container_json(
         "Created": rec.created,
         "Path": rec.command.first().cloned().unwrap_or_default(),
         "Args": rec.command.iter().skip(1).collect::<Vec<_>>(),
-        "State": state_json(rec, alive, paused),
+        "State": state_json(rec, live.alive, live.paused),
         "Image": rec.image_id,
         "LogPath": pp.json_log(&rec.name),
         "Name": format!("/{}", rec.name),
@@ -496,7 +495,7 @@ fn container_json(
 
 #[cfg(test)]
 mod tests {
-    use rstack_stack::state::{Health, HealthRecord, ProbeResult};
+    use rstack_stack::state::{Health, HealthRecord, ProbeResult, Status};
 
     use super::*;
 

@@ -127,7 +127,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             // docker compose logs -f ends when the project has no running container left
             let running = pp
                 .containers()
-                .map(|v| v.iter().any(stack_common::is_alive))
+                .map(|v| v.iter().any(rstack_stack::status::is_alive))
                 .unwrap_or(false);
             if !running && rstack_stack::supervisor::running_supervisor(&pp).is_none() {
                 return Ok(0);

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use rstack_stack::state::Layout;
 
-use super::stack_common;
 use crate::global::GlobalOpts;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -35,7 +34,9 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         let recs = pp.containers()?;
         let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
         for r in &recs {
-            *counts.entry(stack_common::state_word(r)).or_default() += 1;
+            *counts
+                .entry(rstack_stack::status::state_word(r))
+                .or_default() += 1;
         }
         let running = counts.get("running").copied().unwrap_or(0);
         if !args.all && running == 0 {

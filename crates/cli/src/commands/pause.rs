@@ -27,7 +27,7 @@ pub fn set(global: &GlobalOpts, services: &[String], paused: bool) -> anyhow::Re
         if !services.contains(&r.service) {
             continue;
         }
-        if !stack_common::is_alive(&r) {
+        if !rstack_stack::status::is_alive(&r) {
             continue;
         }
         rstack_stack::cgroups::set_paused(&r.name, &r.cgroup_leaves, paused)?;

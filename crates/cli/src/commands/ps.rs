@@ -5,7 +5,9 @@
 
 use rstack_stack::state::ContainerRecord;
 
-use super::stack_common::{self, human_duration, since};
+use rstack_stack::status::{human_duration, since};
+
+use super::stack_common;
 use crate::global::GlobalOpts;
 
 /// `--format`: `table`, `json`, or a Go template such as
@@ -80,7 +82,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         .into_iter()
         .filter(|r| args.service_names.is_empty() || args.service_names.contains(&r.service))
         .filter(|r| {
-            let state = stack_common::state_word(r);
+            let state = rstack_stack::status::state_word(r);
             if !args.status.is_empty() {
                 return args.status.iter().any(|s| s == state);
             }
@@ -118,7 +120,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
                         command_text(r, args.no_trunc),
                         r.service.clone(),
                         format!("{} ago", human_duration(since(Some(&r.created)))),
-                        stack_common::status_text(r),
+                        rstack_stack::status::status_text(r),
                         r.ports_text(),
                     ]
                 })
@@ -199,8 +201,8 @@ fn json_of(r: &ContainerRecord, project: &str) -> serde_json::Value {
         "Publishers": publishers,
         "RunningFor": format!("{} ago", human_duration(since(Some(&r.created)))),
         "Service": r.service,
-        "State": stack_common::state_word(r),
-        "Status": stack_common::status_text(r),
+        "State": rstack_stack::status::state_word(r),
+        "Status": rstack_stack::status::status_text(r),
         "RestartCount": r.restart_count,
     })
 }

@@ -50,7 +50,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         .containers()?
         .into_iter()
         .filter(|r| args.services.is_empty() || args.services.contains(&r.service))
-        .filter(|r| !stack_common::is_alive(r))
+        .filter(|r| !rstack_stack::status::is_alive(r))
         .map(|r| r.name)
         .collect();
     if stopped.is_empty() {

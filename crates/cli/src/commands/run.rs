@@ -83,38 +83,9 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     }
     let store = Store::open(&global.root)?;
     let image_ref = ctx.project.image_name(&args.service);
-    // as docker compose run: a missing image is pulled, and a project that
-    // was never up gets its networks and volumes (recorded, so `down`
-    // removes them)
-    let image = match store.lookup(&image_ref)? {
-        Some(i) => i,
-        None if svc.build.is_some() => bail!(
-            "image {image_ref} is not built yet: run `rstack build {}` first",
-            args.service
-        ),
-        None => {
-            let wanted = [super::service_pull::Wanted {
-                label: args.service.clone(),
-                image: image_ref.clone(),
-            }];
-            super::service_pull::pull_all(&store, &wanted, false)?
-                .pop()
-                .context("no pull result")??
-        }
-    };
+    let image = service_image(&store, &image_ref, &args, svc.build.is_some())?;
     if rstack_stack::supervisor::running_supervisor(&ctx.pp).is_none() {
-        let reporter: rstack_stack::supervisor::Reporter = std::sync::Arc::new(|e| {
-            if let rstack_stack::supervisor::Event::Resource { kind, name, action } = e {
-                eprintln!("{}", super::up::progress(kind, &name, &action));
-            }
-        });
-        rstack_stack::supervisor::ensure_resources(
-            &ctx.env,
-            &ctx.pp,
-            &ctx.project,
-            std::slice::from_ref(&args.service),
-            &reporter,
-        )?;
+        ensure_resources(&ctx, &args.service)?;
     }
     let suffix = rstack_sys::random::random_hex(6)?;
     let name = args
@@ -122,6 +93,96 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         .clone()
         .unwrap_or_else(|| format!("{}-{}-run-{suffix}", ctx.project.name, args.service));
     let mut plan = lifecycle::plan(&ctx.env, &ctx.pp, &ctx.project, &args.service, &name, 1)?;
+    apply_overrides(&ctx, &args, &mut plan)?;
+    let mut rec = ContainerRecord::new(&name, &args.service, 1);
+    rec.oneoff = true;
+    rec.image = image_ref.clone();
+    rec.image_id = image.id.clone();
+    let mut cmd = plan.options.entrypoint.clone().unwrap_or_default();
+    cmd.extend(plan.options.command.iter().cloned());
+    rec.command = cmd;
+    // A current-thread runtime: no other thread exists while libcontainer
+    // clones the container's processes (see rstack_stack::creator).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let resolver = rstack_netns::Resolver::new(
+        &ctx.env.networks.paths().run_dir,
+        rstack_netns::Upstreams::from_host(),
+    );
+    let launcher = lifecycle::Launcher {
+        env: &ctx.env,
+        pp: &ctx.pp,
+        image: &image,
+        resolver: Some(&resolver),
+        rt: rt.handle(),
+        creator: None,
+    };
+    let started = lifecycle::create_and_start(&launcher, &mut rec, &plan, Some(own_stdio(&args)?));
+    let started = match started {
+        Ok(s) => s,
+        Err(e) => {
+            if args.rm {
+                let _ = ctx.pp.remove_container(&name);
+            }
+            return Err(e.into());
+        }
+    };
+    let code = wait_and_remove(&ctx, &args, &rt, started, &mut rec);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+/// The service's image: a missing one is pulled, as docker compose run
+/// does (one to build must be built first).
+fn service_image(
+    store: &Store,
+    image_ref: &str,
+    args: &Args,
+    built: bool,
+) -> anyhow::Result<rstack_images::LocalImage> {
+    Ok(match store.lookup(image_ref)? {
+        Some(i) => i,
+        None if built => bail!(
+            "image {image_ref} is not built yet: run `rstack build {}` first",
+            args.service
+        ),
+        None => {
+            let wanted = [super::service_pull::Wanted {
+                label: args.service.clone(),
+                image: image_ref.to_owned(),
+            }];
+            super::service_pull::pull_all(store, &wanted, false)?
+                .pop()
+                .context("no pull result")??
+        }
+    })
+}
+
+/// A project that was never up gets its networks and volumes (recorded,
+/// so `down` removes them), as with docker compose run.
+fn ensure_resources(ctx: &stack_common::Ctx, service: &str) -> anyhow::Result<()> {
+    let reporter: rstack_stack::supervisor::Reporter = std::sync::Arc::new(|e| {
+        if let rstack_stack::supervisor::Event::Resource { kind, name, action } = e {
+            eprintln!("{}", super::up::progress(kind, &name, &action));
+        }
+    });
+    rstack_stack::supervisor::ensure_resources(
+        &ctx.env,
+        &ctx.pp,
+        &ctx.project,
+        &[service.to_owned()],
+        &reporter,
+    )?;
+    Ok(())
+}
+
+/// The command line's flags over the service's configuration.
+fn apply_overrides(
+    ctx: &stack_common::Ctx,
+    args: &Args,
+    plan: &mut lifecycle::ContainerPlan,
+) -> anyhow::Result<()> {
     let o = &mut plan.options;
     if !args.command.is_empty() {
         o.command = args.command.clone();
@@ -159,26 +220,14 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
                 .map_err(|e| anyhow::anyhow!("invalid --publish {p:?}: {e}"))?,
         );
     }
-    let mut rec = ContainerRecord::new(&name, &args.service, 1);
-    rec.oneoff = true;
-    rec.image = image_ref.clone();
-    rec.image_id = image.id.clone();
-    let mut cmd = plan.options.entrypoint.clone().unwrap_or_default();
-    cmd.extend(plan.options.command.iter().cloned());
-    rec.command = cmd;
-    // A current-thread runtime: no other thread exists while libcontainer
-    // clones the container's processes (see rstack_stack::creator).
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let resolver = rstack_netns::Resolver::new(
-        &ctx.env.networks.paths().run_dir,
-        rstack_netns::Upstreams::from_host(),
-    );
-    // our own streams, duplicated so the container keeps them
-    let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned();
+    Ok(())
+}
+
+/// Our own streams, duplicated so the container keeps them.
+fn own_stdio(args: &Args) -> anyhow::Result<Stdio> {
     use std::os::fd::AsFd;
-    let stdio = Stdio {
+    let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned();
+    Ok(Stdio {
         stdin: if args.interactive || !args.no_tty {
             Some(dup(std::io::stdin().as_fd())?)
         } else {
@@ -186,35 +235,66 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         },
         stdout: Some(dup(std::io::stdout().as_fd())?),
         stderr: Some(dup(std::io::stderr().as_fd())?),
-    };
-    let launcher = lifecycle::Launcher {
-        env: &ctx.env,
-        pp: &ctx.pp,
-        image: &image,
-        resolver: Some(&resolver),
-        rt: rt.handle(),
-        creator: None,
-    };
-    let started = lifecycle::create_and_start(&launcher, &mut rec, &plan, Some(stdio));
-    let started = match started {
-        Ok(s) => s,
-        Err(e) => {
-            if args.rm {
-                let _ = ctx.pp.remove_container(&name);
-            }
-            return Err(e.into());
-        }
-    };
+    })
+}
+
+/// Waits for the container (Ctrl-C / SIGTERM go to it, as with docker
+/// compose run), removes it and its network, and keeps or drops its
+/// record; its exit code is ours.
+fn wait_and_remove(
+    ctx: &stack_common::Ctx,
+    args: &Args,
+    rt: &tokio::runtime::Runtime,
+    started: lifecycle::Started,
+    rec: &mut ContainerRecord,
+) -> anyhow::Result<u8> {
     let lifecycle::Started {
         container,
         attachments,
         dns,
         pidfd: _,
     } = started;
-    // Ctrl-C / SIGTERM go to the container, as with docker compose run
-    let mut container = container.context("the container was created in this process")?;
+    let container = container.context("the container was created in this process")?;
+    let (container, status) = wait_forwarding_signals(rt, container)?;
+    if let Some(d) = dns {
+        rt.block_on(d.stop());
+    }
+    let mut problems = Vec::new();
+    if let Err(e) = container.remove() {
+        problems.push(rstack_sys::chain::chain(&e));
+    }
+    drop(attachments);
+    problems.extend(lifecycle::teardown_network(&ctx.env, rec));
+    let code = status.as_ref().map(|s| s.code).unwrap_or(125);
+    if args.rm {
+        ctx.pp.remove_container(&rec.name)?;
+        ctx.pp.remove_container_data(&rec.name);
+    } else {
+        rec.status = Status::Exited;
+        rec.exit_code = Some(code);
+        rec.finished_at = Some(rstack_stack::state::now_rfc3339());
+        rec.pid = None;
+        ctx.pp.save_container(rec)?;
+    }
+    for p in problems {
+        eprintln!("WARN[0000] {p}");
+    }
+    status.context("wait for the container")?;
+    Ok(code.clamp(0, 255) as u8)
+}
+
+type Waited = (
+    rstack_runtime::Container,
+    Result<rstack_runtime::container::ExitStatus, rstack_runtime::container::ContainerError>,
+);
+
+/// Waits for the container on its own thread (the wait blocks) while this
+/// one drives DNS and forwards SIGINT and SIGTERM to it.
+fn wait_forwarding_signals(
+    rt: &tokio::runtime::Runtime,
+    mut container: rstack_runtime::Container,
+) -> anyhow::Result<Waited> {
     let pid = container.pid();
-    // the wait blocks: on its own thread, while this one drives DNS and signals
     let (tx, rx) = tokio::sync::oneshot::channel();
     let waiter = std::thread::spawn(move || {
         let status = container.wait();
@@ -239,33 +319,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         }
     });
     let _ = rt.block_on(rx);
-    let (container, status) = waiter
+    waiter
         .join()
-        .map_err(|_| anyhow::anyhow!("the container's waiter panicked"))?;
-    if let Some(d) = dns {
-        rt.block_on(d.stop());
-    }
-    let mut problems = Vec::new();
-    if let Err(e) = container.remove() {
-        problems.push(rstack_sys::chain::chain(&e));
-    }
-    drop(attachments);
-    problems.extend(lifecycle::teardown_network(&ctx.env, &mut rec));
-    let code = status.as_ref().map(|s| s.code).unwrap_or(125);
-    if args.rm {
-        ctx.pp.remove_container(&name)?;
-        ctx.pp.remove_container_data(&name);
-    } else {
-        rec.status = Status::Exited;
-        rec.exit_code = Some(code);
-        rec.finished_at = Some(rstack_stack::state::now_rfc3339());
-        rec.pid = None;
-        ctx.pp.save_container(&rec)?;
-    }
-    rt.shutdown_timeout(Duration::from_secs(1));
-    for p in problems {
-        eprintln!("WARN[0000] {p}");
-    }
-    status.context("wait for the container")?;
-    Ok(code.clamp(0, 255) as u8)
+        .map_err(|_| anyhow::anyhow!("the container's waiter panicked"))
 }

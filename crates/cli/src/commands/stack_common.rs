@@ -1,6 +1,6 @@
 //! What the stack commands (`up`, `down`, `ps`, `logs`, `exec`, `stop`...)
 //! share: loading the project, reaching its state and its supervisor,
-//! docker's human durations, coloured log prefixes.
+//! published ports, coloured log prefixes.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use anyhow::Context;
 use rstack_compose::Project;
 use rstack_stack::control::{self, Request, Response};
 use rstack_stack::lifecycle::Env;
-use rstack_stack::state::{ContainerRecord, ProjectPaths, Status};
+use rstack_stack::state::{ContainerRecord, ProjectPaths};
 
 use crate::global::GlobalOpts;
 
@@ -104,113 +104,6 @@ pub fn containers_of(pp: &ProjectPaths, service: &str) -> anyhow::Result<Vec<Con
     Ok(v)
 }
 
-/// Whether the record's process is really alive (pid + start time).
-pub fn is_alive(r: &ContainerRecord) -> bool {
-    match (r.pid, r.start_time) {
-        (Some(p), Some(s)) => {
-            rstack_stack::process::Pidfd::open_verified(p, s).is_some_and(|fd| !fd.exited())
-        }
-        _ => false,
-    }
-}
-
-/// Docker's `units.HumanDuration`.
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s < 1 {
-        return "Less than a second".into();
-    }
-    if s == 1 {
-        return "1 second".into();
-    }
-    if s < 60 {
-        return format!("{s} seconds");
-    }
-    let m = s / 60;
-    if m == 1 {
-        return "About a minute".into();
-    }
-    if m < 60 {
-        return format!("{m} minutes");
-    }
-    let h = m / 60;
-    if h == 1 {
-        return "About an hour".into();
-    }
-    if h < 48 {
-        return format!("{h} hours");
-    }
-    if h < 24 * 7 * 2 {
-        return format!("{} days", h / 24);
-    }
-    if h < 24 * 30 * 2 {
-        return format!("{} weeks", h / 24 / 7);
-    }
-    if h < 24 * 365 * 2 {
-        return format!("{} months", h / 24 / 30);
-    }
-    format!("{} years", h / 24 / 365)
-}
-
-/// Time since an RFC 3339 timestamp.
-pub fn since(ts: Option<&str>) -> Duration {
-    ts.and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        .and_then(|t| Duration::try_from(jiff::Timestamp::now().duration_since(t)).ok())
-        .unwrap_or_default()
-}
-
-/// `Up 5 seconds (healthy)`, `Exited (0) 3 seconds ago`, like docker ps.
-pub fn status_text(r: &ContainerRecord) -> String {
-    let alive = is_alive(r);
-    match r.status {
-        Status::Running if alive => {
-            let mut s = format!("Up {}", human_duration(since(r.started_at.as_deref())));
-            if rstack_stack::cgroups::is_paused(&r.cgroup_leaves) {
-                s.push_str(" (Paused)");
-            } else if let Some(h) = &r.health {
-                s.push_str(&format!(" ({})", h.status.as_str()));
-            }
-            s
-        }
-        Status::Running | Status::Exited => {
-            let code = r.exit_code.map_or("unknown".to_owned(), |c| c.to_string());
-            let ago = r
-                .finished_at
-                .as_deref()
-                .map(|f| format!(" {} ago", human_duration(since(Some(f)))))
-                .unwrap_or_default();
-            format!("Exited ({code}){ago}")
-        }
-        Status::Restarting => {
-            let code = r.exit_code.map_or("unknown".to_owned(), |c| c.to_string());
-            format!(
-                "Restarting ({code}) {} ago",
-                human_duration(since(r.finished_at.as_deref()))
-            )
-        }
-        Status::Creating | Status::Created => "Created".into(),
-        Status::Removing => "Removal In Progress".into(),
-    }
-}
-
-/// The state word of `ps --format json` (`running`, `exited`...).
-pub fn state_word(r: &ContainerRecord) -> &'static str {
-    let alive = r.status == Status::Running && is_alive(r);
-    let paused = alive && rstack_stack::cgroups::is_paused(&r.cgroup_leaves);
-    docker_state(r.status, alive, paused)
-}
-
-/// Docker's state word for a recorded status, given whether the process
-/// is alive and its cgroup frozen: a `running` record whose process died
-/// without the supervisor noticing (it was not running) is `exited`.
-pub fn docker_state(status: Status, alive: bool, paused: bool) -> &'static str {
-    match status {
-        Status::Running if !alive => "exited",
-        Status::Running if paused => "paused",
-        s => s.as_str(),
-    }
-}
-
 /// A published port as recorded (`0.0.0.0:8080->80/tcp`), in parts.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Published<'a> {
@@ -267,29 +160,6 @@ pub fn print_unique<'a>(items: impl IntoIterator<Item = &'a str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn human_durations_match_docker() {
-        assert_eq!(
-            human_duration(Duration::from_millis(300)),
-            "Less than a second"
-        );
-        assert_eq!(human_duration(Duration::from_secs(5)), "5 seconds");
-        assert_eq!(human_duration(Duration::from_secs(90)), "About a minute");
-        assert_eq!(human_duration(Duration::from_secs(600)), "10 minutes");
-        assert_eq!(human_duration(Duration::from_secs(7200)), "2 hours");
-    }
-
-    #[test]
-    fn docker_states() {
-        assert_eq!(docker_state(Status::Running, true, false), "running");
-        assert_eq!(docker_state(Status::Running, true, true), "paused");
-        assert_eq!(docker_state(Status::Running, false, false), "exited");
-        assert_eq!(docker_state(Status::Creating, false, false), "created");
-        assert_eq!(docker_state(Status::Restarting, false, false), "restarting");
-        assert_eq!(docker_state(Status::Exited, false, false), "exited");
-        assert_eq!(docker_state(Status::Removing, false, false), "removing");
-    }
 
     #[test]
     fn published_ports_split() {

@@ -40,7 +40,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             .containers()?
             .into_iter()
             .filter(|r| args.services.is_empty() || args.services.contains(&r.service))
-            .filter(stack_common::is_alive)
+            .filter(rstack_stack::status::is_alive)
             .collect();
         let before: Vec<_> = recs.iter().map(|r| usage(&r.cgroup_leaves)).collect();
         let t0 = Instant::now();

@@ -45,7 +45,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         if !args.services.is_empty() && !args.services.contains(&rec.service) {
             continue;
         }
-        if !stack_common::is_alive(&rec) {
+        if !rstack_stack::status::is_alive(&rec) {
             continue;
         }
         let Some(init) = rec.pid else { continue };

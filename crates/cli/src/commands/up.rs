@@ -125,23 +125,7 @@ pub(crate) fn progress(kind: &str, name: &str, action: &str) -> String {
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let mut ctx = stack_common::load(global, &args.services)?;
-    for s in &args.scale {
-        let (svc, n) = s
-            .split_once('=')
-            .and_then(|(a, b)| Some((a, b.parse::<i64>().ok()?)))
-            .filter(|(_, n)| *n >= 0)
-            .ok_or_else(|| anyhow::anyhow!("invalid --scale {s:?}: expected SERVICE=NUM"))?;
-        let Some(service) = ctx.project.services.get_mut(svc) else {
-            bail!("no such service: {svc}");
-        };
-        service.scale = Some(n);
-    }
-
-    for s in args.services.iter().chain(args.exit_code_from.iter()) {
-        if !ctx.project.services.contains_key(s) {
-            bail!("no such service: {s}");
-        }
-    }
+    apply_scale(&mut ctx, &args)?;
     let store = Store::open(&global.root)?;
     if args.supervisor_child {
         let foreign = keep_foreign(&mut ctx, &args)?;
@@ -166,11 +150,41 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         // A supervisor runs: let it go (its containers keep running) and
         // start a new one that adopts them and applies the changes.
         stack_common::ask(&ctx.pp, &Request::Detach, Duration::from_secs(30))?;
-        if let Some(p) = rstack_stack::process::Pidfd::open_verified(sup.pid, sup.start_time) {
-            p.wait_exit(Duration::from_secs(30));
+        rstack_stack::status::wait_supervisor_exit(&sup, Duration::from_secs(30));
+    }
+    let opts = up_options(&args, foreign);
+    if args.detach || args.wait {
+        let code = spawn_detached(global, &ctx, &args)?;
+        drop(lock);
+        return Ok(code);
+    }
+    run_attached(&ctx, &args, images, &opts, lock)
+}
+
+/// `--scale SERVICE=NUM` over the model; every service named must exist.
+fn apply_scale(ctx: &mut Ctx, args: &Args) -> anyhow::Result<()> {
+    for s in &args.scale {
+        let (svc, n) = s
+            .split_once('=')
+            .and_then(|(a, b)| Some((a, b.parse::<i64>().ok()?)))
+            .filter(|(_, n)| *n >= 0)
+            .ok_or_else(|| anyhow::anyhow!("invalid --scale {s:?}: expected SERVICE=NUM"))?;
+        let Some(service) = ctx.project.services.get_mut(svc) else {
+            bail!("no such service: {svc}");
+        };
+        service.scale = Some(n);
+    }
+    for s in args.services.iter().chain(args.exit_code_from.iter()) {
+        if !ctx.project.services.contains_key(s) {
+            bail!("no such service: {s}");
         }
     }
-    let opts = UpOptions {
+    Ok(())
+}
+
+/// What the supervisor is asked to do, from the command line.
+fn up_options(args: &Args, foreign: Vec<String>) -> UpOptions {
+    UpOptions {
         services: args.services.clone(),
         force_recreate: args.force_recreate,
         no_recreate: args.no_recreate,
@@ -179,44 +193,25 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         timeout: args.timeout,
         no_deps: args.no_deps,
         foreign,
-    };
-    if args.detach || args.wait {
-        let code = spawn_detached(global, &ctx, &args)?;
-        drop(lock);
-        return Ok(code);
     }
-    // attached: this process is the supervisor
+}
+
+/// Attached: this process is the supervisor, and prints the containers'
+/// logs until the project stops.
+fn run_attached(
+    ctx: &Ctx,
+    args: &Args,
+    images: HashMap<String, LocalImage>,
+    opts: &UpOptions,
+    lock: ProjectLock,
+) -> anyhow::Result<u8> {
     // --abort-on-container-exit: the first exit stops the project (as a
     // Ctrl-C would); its code, or the --exit-code-from service's, is ours.
     let abort = args.abort_on_container_exit || args.exit_code_from.is_some();
     let first_exit: Arc<std::sync::Mutex<Option<FirstExit>>> = Arc::default();
-    let fe = first_exit.clone();
-    let reporter: rstack_stack::supervisor::Reporter = Arc::new(move |e: Event| match e {
-        Event::Resource { kind, name, action } => eprintln!("{}", progress(kind, &name, &action)),
-        Event::Warning(w) => eprintln!("WARN[0000] {w}"),
-        Event::Exited { name, code } => {
-            let c = code.map_or("unknown".to_owned(), |c| c.to_string());
-            println!("{name} exited with code {c}");
-            if abort {
-                let mut first = fe.lock().unwrap_or_else(|p| p.into_inner());
-                if first.is_none() {
-                    *first = Some((name, code));
-                    eprintln!("Aborting on container exit...");
-                    // SAFETY: kill(2) on our own pid: the supervisor's
-                    // signal handler stops the project.
-                    unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
-                }
-            }
-        }
-    });
-    let names: Vec<String> = names_of(&ctx);
-    let sup = Supervisor::start(
-        ctx.env.clone(),
-        ctx.project.clone(),
-        images,
-        &opts,
-        reporter,
-    )?;
+    let reporter = attached_reporter(abort, first_exit.clone());
+    let names: Vec<String> = names_of(ctx);
+    let sup = Supervisor::start(ctx.env.clone(), ctx.project.clone(), images, opts, reporter)?;
     let ready = sup.wait_ready();
     drop(lock);
     if let Err(e) = &ready {
@@ -242,6 +237,32 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         }
     }
     Ok(if ready.is_err() { 1 } else { 0 })
+}
+
+/// What the attached supervisor prints; with `abort`, the first exit is
+/// kept in `first_exit` and stops the project.
+fn attached_reporter(
+    abort: bool,
+    fe: Arc<std::sync::Mutex<Option<FirstExit>>>,
+) -> rstack_stack::supervisor::Reporter {
+    Arc::new(move |e: Event| match e {
+        Event::Resource { kind, name, action } => eprintln!("{}", progress(kind, &name, &action)),
+        Event::Warning(w) => eprintln!("WARN[0000] {w}"),
+        Event::Exited { name, code } => {
+            let c = code.map_or("unknown".to_owned(), |c| c.to_string());
+            println!("{name} exited with code {c}");
+            if abort {
+                let mut first = fe.lock().unwrap_or_else(|p| p.into_inner());
+                if first.is_none() {
+                    *first = Some((name, code));
+                    eprintln!("Aborting on container exit...");
+                    // SAFETY: kill(2) on our own pid: the supervisor's
+                    // signal handler stops the project.
+                    unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+                }
+            }
+        }
+    })
 }
 
 fn names_of(ctx: &Ctx) -> Vec<String> {
@@ -342,6 +363,31 @@ fn ensure_images(
 /// Starts `rstack ... up --supervisor-child` in its own session and relays
 /// its progress until it says the services are ready.
 fn spawn_detached(global: &GlobalOpts, ctx: &Ctx, args: &Args) -> anyhow::Result<u8> {
+    let mut cmd = child_command(global, ctx, args)?;
+    std::fs::create_dir_all(&ctx.pp.data)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(ctx.pp.supervisor_log())
+        .with_context(|| format!("open {}", ctx.pp.supervisor_log().display()))?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log));
+    // SAFETY: setsid is async-signal-safe; called in the child between
+    // fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().context("start the supervisor")?;
+    relay_until_ready(ctx, args, child)
+}
+
+/// `rstack ... up --supervisor-child` with this command's global and up flags.
+fn child_command(global: &GlobalOpts, ctx: &Ctx, args: &Args) -> anyhow::Result<Command> {
     let exe = std::env::current_exe().context("find the rstack binary")?;
     let mut cmd = Command::new(exe);
     cmd.arg("--root")
@@ -387,25 +433,12 @@ fn spawn_detached(global: &GlobalOpts, ctx: &Ctx, args: &Args) -> anyhow::Result
         cmd.arg("--no-deps");
     }
     cmd.args(&args.services);
-    std::fs::create_dir_all(&ctx.pp.data)?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(ctx.pp.supervisor_log())
-        .with_context(|| format!("open {}", ctx.pp.supervisor_log().display()))?;
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log));
-    // SAFETY: setsid is async-signal-safe; called in the child between
-    // fork and exec.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().context("start the supervisor")?;
+    Ok(cmd)
+}
+
+/// Relays the detached supervisor's progress until it says READY (0) or
+/// FAILED (1), `--wait-timeout` passes (1), or it exits (an error).
+fn relay_until_ready(ctx: &Ctx, args: &Args, mut child: std::process::Child) -> anyhow::Result<u8> {
     let out = child.stdout.take().expect("piped");
     let deadline = args
         .wait_timeout
@@ -450,8 +483,6 @@ fn spawn_detached(global: &GlobalOpts, ctx: &Ctx, args: &Args) -> anyhow::Result
     }
 }
 
-/// The detached supervisor: sets up, reports progress on stdout (a pipe
-/// to `up -d`), says READY, then points stdout at its log file and serves.
 /// The services of the project's last `up` that these files do not declare
 /// but whose containers are still there: still supervised (not started),
 /// unless `--remove-orphans` removes them.
@@ -462,18 +493,11 @@ fn keep_foreign(ctx: &mut Ctx, args: &Args) -> anyhow::Result<Vec<String>> {
     Ok(known::keep_foreign_services(&mut ctx.project, &ctx.pp)?)
 }
 
+/// The detached supervisor: sets up, reports progress on stdout (a pipe
+/// to `up -d`), says READY, then points stdout at its log file and serves.
 fn run_child(ctx: Ctx, store: &Store, args: &Args, foreign: Vec<String>) -> anyhow::Result<u8> {
     let images = ensure_images(&ctx, store, PullPolicy::Never)?;
-    let opts = UpOptions {
-        services: args.services.clone(),
-        force_recreate: args.force_recreate,
-        no_recreate: args.no_recreate,
-        remove_orphans: args.remove_orphans,
-        wait_healthy: args.wait,
-        timeout: args.timeout,
-        no_deps: args.no_deps,
-        foreign,
-    };
+    let opts = up_options(args, foreign);
     let reporter: rstack_stack::supervisor::Reporter = Arc::new(|e: Event| {
         let line = match e {
             Event::Resource { kind, name, action } => progress(kind, &name, &action),

@@ -10,7 +10,6 @@ use std::path::Path;
 use anyhow::bail;
 use rstack_stack::state::Layout;
 
-use super::stack_common;
 use crate::global::GlobalOpts;
 
 #[derive(Debug, clap::Args)]
@@ -75,7 +74,7 @@ fn in_use(layout: &Layout) -> anyhow::Result<BTreeSet<String>> {
     let mut used = BTreeSet::new();
     for p in layout.list_projects()? {
         for r in layout.project(&p).containers()? {
-            if stack_common::is_alive(&r) {
+            if rstack_stack::status::is_alive(&r) {
                 used.extend(r.volumes.iter().cloned());
             }
         }

@@ -33,10 +33,8 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         let Some(rec) = stack_common::containers_of(&ctx.pp, s)?.into_iter().next() else {
             anyhow::bail!("service {s} has no container");
         };
-        if let (Some(pid), Some(st)) = (rec.pid, rec.start_time) {
-            if let Some(p) = rstack_stack::process::Pidfd::open_verified(pid, st) {
-                while !p.wait_exit(Duration::from_secs(3600)) {}
-            }
+        if let Some(p) = rstack_stack::status::process(&rec) {
+            while !p.wait_exit(Duration::from_secs(3600)) {}
         }
         // the supervisor records the exit status right after
         let mut code = None;

@@ -261,10 +261,20 @@ fn enter_private_mount_ns(tasks: &Path) -> Result<(), Error> {
             )),
         });
     }
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| Error::PrivateMounts {
-        what: "unshare(CLONE_NEWNS)",
+    unshare_private_mounts().map_err(|(what, e)| Error::PrivateMounts {
+        what,
         source: e.into(),
     })?;
+    PRIVATE_NS.store(true, Ordering::SeqCst);
+    Ok(())
+}
+
+/// The calling thread gets a mount namespace of its own, `/` and below
+/// made private so nothing mounted there propagates to the host. The
+/// error says which step failed.
+fn unshare_private_mounts() -> Result<(), (&'static str, nix::Error)> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| ("unshare(CLONE_NEWNS)", e))?;
     nix::mount::mount(
         None::<&str>,
         "/",
@@ -272,12 +282,7 @@ fn enter_private_mount_ns(tasks: &Path) -> Result<(), Error> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )
-    .map_err(|e| Error::PrivateMounts {
-        what: "make / private",
-        source: e.into(),
-    })?;
-    PRIVATE_NS.store(true, Ordering::SeqCst);
-    Ok(())
+    .map_err(|e| ("make / private", e))
 }
 
 fn count_entries(dir: &Path) -> io::Result<usize> {
@@ -600,15 +605,7 @@ mod tests {
         let target = scratch.join("rootfs");
         std::thread::scope(|s| {
             s.spawn(|| {
-                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
-                nix::mount::mount(
-                    None::<&str>,
-                    "/",
-                    None::<&str>,
-                    MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-                    None::<&str>,
-                )
-                .unwrap();
+                unshare_private_mounts().unwrap();
                 mount_read_only(&scratch, &target, &upper, &layers).unwrap();
                 let read = |p: &str| std::fs::read_to_string(target.join(p)).unwrap();
                 assert_eq!(read("shared"), "top\n");

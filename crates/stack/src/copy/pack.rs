@@ -40,7 +40,7 @@ const PSEUDO_FS: &[i64] = &[
 /// Archives `abs` of `root` to `out`, its top entry named `name` (`.` for
 /// "the contents of"). `follow` follows a symlink at `abs` itself (`-L`);
 /// symlinks below are always archived as links.
-pub fn pack<W: Write>(
+pub(crate) fn pack<W: Write>(
     root: &Root,
     abs: &str,
     follow: bool,

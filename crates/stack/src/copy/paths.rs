@@ -11,7 +11,7 @@
 use super::Error;
 
 /// Go's `filepath.Clean`: lexical, `..` at the root is dropped.
-pub fn clean(path: &str) -> String {
+pub(crate) fn clean(path: &str) -> String {
     if path.is_empty() {
         return ".".into();
     }
@@ -39,7 +39,7 @@ pub fn clean(path: &str) -> String {
 }
 
 /// Go's `filepath.Dir`: everything before the last `/`, cleaned.
-pub fn dir(path: &str) -> String {
+pub(crate) fn dir(path: &str) -> String {
     match path.rfind('/') {
         Some(i) => clean(&path[..=i]),
         None => ".".into(),
@@ -47,7 +47,7 @@ pub fn dir(path: &str) -> String {
 }
 
 /// Go's `filepath.Base`: the last element, trailing slashes ignored.
-pub fn base(path: &str) -> String {
+pub(crate) fn base(path: &str) -> String {
     if path.is_empty() {
         return ".".into();
     }
@@ -62,22 +62,22 @@ pub fn base(path: &str) -> String {
 }
 
 /// The path names "the contents of" a directory (`dir/.`).
-pub fn specifies_current_dir(path: &str) -> bool {
+pub(crate) fn specifies_current_dir(path: &str) -> bool {
     base(path) == "."
 }
 
-pub fn has_trailing_separator(path: &str) -> bool {
+pub(crate) fn has_trailing_separator(path: &str) -> bool {
     path.ends_with('/')
 }
 
 /// The path can only name a directory (`dir/` or `dir/.`).
-pub fn asserts_directory(path: &str) -> bool {
+pub(crate) fn asserts_directory(path: &str) -> bool {
     has_trailing_separator(path) || specifies_current_dir(path)
 }
 
 /// moby's `SplitPathDirEntry`: the parent directory and the entry in it,
 /// keeping `.` as the entry of `dir/.`.
-pub fn split_path_dir_entry(path: &str) -> (String, String) {
+pub(crate) fn split_path_dir_entry(path: &str) -> (String, String) {
     let mut cleaned = clean(path);
     if specifies_current_dir(path) {
         cleaned.push_str("/.");
@@ -87,7 +87,7 @@ pub fn split_path_dir_entry(path: &str) -> (String, String) {
 
 /// moby's `PreserveTrailingDotOrSeparator`: puts back the `/.` or `/`
 /// that cleaning `original` removed.
-pub fn preserve_trailing_dot_or_separator(cleaned: &str, original: &str) -> String {
+pub(crate) fn preserve_trailing_dot_or_separator(cleaned: &str, original: &str) -> String {
     let mut out = cleaned.to_owned();
     if !specifies_current_dir(&out) && specifies_current_dir(original) {
         if !has_trailing_separator(&out) {
@@ -103,7 +103,7 @@ pub fn preserve_trailing_dot_or_separator(cleaned: &str, original: &str) -> Stri
 
 /// A container path as the daemon sees it: relative to the container's
 /// `/`, cleaned, its trailing `/` or `/.` kept.
-pub fn container_abs(path: &str) -> String {
+pub(crate) fn container_abs(path: &str) -> String {
     preserve_trailing_dot_or_separator(&clean(&format!("/{path}")), path)
 }
 
@@ -120,14 +120,14 @@ pub fn host_abs(path: &str, cwd: &str) -> String {
 
 /// The name the source's top entry has in the archive: its base name, `.`
 /// for `dir/.` and for the root itself (whose contents are copied).
-pub fn archive_name(src: &str) -> String {
+pub(crate) fn archive_name(src: &str) -> String {
     let (_, b) = split_path_dir_entry(src);
     if b == "/" { ".".into() } else { b }
 }
 
 /// What is known of the destination before copying (moby's `CopyInfo`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DestInfo {
+pub(crate) struct DestInfo {
     /// The destination, symlinks of its last element already followed.
     pub path: String,
     pub exists: bool,
@@ -136,7 +136,7 @@ pub struct DestInfo {
 
 /// Where an archive is extracted and the name its top entry gets there.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Placement {
+pub(crate) struct Placement {
     pub dir: String,
     pub name: String,
 }
@@ -145,7 +145,7 @@ pub struct Placement {
 /// inside it; onto an existing file it replaces it; to a new path it takes
 /// that name; a directory never replaces a file; a new path spelled as a
 /// directory (`new/`) must exist unless the source is a directory.
-pub fn place(src: &str, src_is_dir: bool, dst: &DestInfo) -> Result<Placement, Error> {
+pub(crate) fn place(src: &str, src_is_dir: bool, dst: &DestInfo) -> Result<Placement, Error> {
     let (dst_dir, dst_base) = split_path_dir_entry(&dst.path);
     if dst.exists && dst.is_dir {
         return Ok(Placement {

@@ -46,7 +46,7 @@ pub struct Root {
 impl Root {
     /// The root of the running container whose init is `pid` (started at
     /// `start_time`, so a recycled pid is never mistaken for it).
-    pub fn container(pid: i32, start_time: u64, name: &str) -> Result<Root, Error> {
+    pub(crate) fn container(pid: i32, start_time: u64, name: &str) -> Result<Root, Error> {
         let not_running = || Error::NotRunning {
             container: name.to_owned(),
         };
@@ -77,7 +77,7 @@ impl Root {
 
     /// The directory `path` as the root of container `name`: a stopped
     /// container's filesystem, mounted there by [`super::container`].
-    pub fn dir(path: &Path, name: &str) -> Result<Root, Error> {
+    pub(crate) fn dir(path: &Path, name: &str) -> Result<Root, Error> {
         let fd = nix::fcntl::open(
             path,
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -98,7 +98,7 @@ impl Root {
 
     /// Marks `targets` (absolute container paths) as mount points whose
     /// content this root does not show ([`Root::hidden_mount`]).
-    pub fn hiding_mounts(mut self, targets: &[String]) -> Root {
+    pub(crate) fn hiding_mounts(mut self, targets: &[String]) -> Root {
         self.hidden_mounts = targets
             .iter()
             .map(|t| super::paths::clean(&format!("/{t}")))
@@ -111,7 +111,7 @@ impl Root {
     /// under once resolved in this root (its last element resolved only
     /// with `follow` or when spelled as a directory, as [`Root::lookup`]
     /// does), if any.
-    pub fn hidden_mount(&self, abs: &str, follow: bool) -> Option<&str> {
+    pub(crate) fn hidden_mount(&self, abs: &str, follow: bool) -> Option<&str> {
         if self.hidden_mounts.is_empty() {
             return None;
         }
@@ -133,7 +133,7 @@ impl Root {
     }
 
     /// The host's `/`; paths must be absolute.
-    pub fn host() -> Result<Root, Error> {
+    pub(crate) fn host() -> Result<Root, Error> {
         let fd = nix::fcntl::open(
             "/",
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -154,7 +154,7 @@ impl Root {
 
     /// A host directory that an archive is extracted into: nothing in the
     /// archive (absolute or `..` symlinks) reaches outside it.
-    pub fn jail(dir: &str) -> Result<Root, Error> {
+    pub(crate) fn jail(dir: &str) -> Result<Root, Error> {
         let fd = nix::fcntl::open(
             dir,
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -173,12 +173,12 @@ impl Root {
         })
     }
 
-    pub fn container_name(&self) -> Option<&str> {
+    pub(crate) fn container_name(&self) -> Option<&str> {
         self.container.as_deref()
     }
 
     /// The error for `path` not existing, in docker's words.
-    pub fn missing(&self, path: &str) -> Error {
+    pub(crate) fn missing(&self, path: &str) -> Error {
         match &self.container {
             Some(c) => Error::NotFound {
                 path: path.to_owned(),
@@ -194,7 +194,7 @@ impl Root {
 
     /// Opens `path` (absolute in this root) with `flags`; every symlink
     /// but a final one under `O_NOFOLLOW` is followed, inside the root.
-    pub fn open(&self, path: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
+    pub(crate) fn open(&self, path: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
         if self.confined {
             return rstack_sys::in_root::open(self.fd.as_fd(), path, flags);
         }
@@ -207,7 +207,7 @@ impl Root {
     /// moby's `ResolvePath` + `Lstat`: an O_PATH fd of `abs` with every
     /// symlink followed except the last element's, unless `abs` spells a
     /// directory (`x/` or `x/.`, where the kernel follows it).
-    pub fn lookup(&self, abs: &str, follow: bool) -> Result<(OwnedFd, FileStat), Errno> {
+    pub(crate) fn lookup(&self, abs: &str, follow: bool) -> Result<(OwnedFd, FileStat), Errno> {
         let mut flags = OFlag::O_PATH;
         if !follow && !super::paths::asserts_directory(abs) {
             flags |= OFlag::O_NOFOLLOW;
@@ -220,7 +220,7 @@ impl Root {
     /// Docker's `FollowSymlinkInScope`: `path` with every symlink resolved
     /// inside this root, as an absolute path; elements that do not exist
     /// are kept as spelled (a dangling link names what would be created).
-    pub fn resolve(&self, path: &str) -> Result<String, Errno> {
+    pub(crate) fn resolve(&self, path: &str) -> Result<String, Errno> {
         let mut done: Vec<OsString> = Vec::new();
         let mut todo: Vec<OsString> = components(path.as_bytes());
         todo.reverse();
@@ -278,6 +278,6 @@ fn join_abs(parts: &[OsString]) -> PathBuf {
 }
 
 /// The `S_IFMT` bits of a stat.
-pub fn file_type(st: &FileStat) -> SFlag {
+pub(crate) fn file_type(st: &FileStat) -> SFlag {
     SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT
 }

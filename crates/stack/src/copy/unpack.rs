@@ -26,7 +26,7 @@ use super::root::{Root, file_type};
 
 /// Who owns what is extracted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner {
+pub(crate) enum Owner {
     /// The uid/gid recorded in the archive (`cp -a`).
     Keep,
     /// These ids, whatever the archive says (the container's root).
@@ -36,7 +36,7 @@ pub enum Owner {
 }
 
 /// Extracts `input` into the existing directory `dir` of `root`.
-pub fn unpack(root: &Root, dir: &str, input: impl Read, owner: Owner) -> Result<(), Error> {
+pub(crate) fn unpack(root: &Root, dir: &str, input: impl Read, owner: Owner) -> Result<(), Error> {
     let base = PathBuf::from(dir);
     let fd = root.open(&base, OFlag::O_PATH).map_err(|e| match e {
         Errno::ENOENT => root.missing(dir),
@@ -105,7 +105,7 @@ fn display(parts: &[OsString]) -> String {
 
 /// An entry's name as path elements, `.` and empty elements dropped; an
 /// element `..` is a breakout attempt.
-pub fn split_name(raw: &[u8]) -> Result<Vec<OsString>, Error> {
+pub(crate) fn split_name(raw: &[u8]) -> Result<Vec<OsString>, Error> {
     rstack_sys::in_root::archive_components(raw).ok_or_else(|| Error::Breakout {
         name: String::from_utf8_lossy(raw).into_owned(),
     })
@@ -195,23 +195,12 @@ impl Unpacker<'_> {
         let shown = self.path_of(&parts).to_string_lossy().into_owned();
         let h = entry.header();
         let kind = h.entry_type();
-        let is_dir = kind == tar::EntryType::Directory;
-        let hdr_err = |e: std::io::Error| Error::Io {
-            what: "read the archive header of",
-            path: shown.clone(),
-            source: e,
-        };
-        // Go's archive/tar (docker's) reads an empty numeric field as 0.
-        let mode = Mode::from_bits_truncate(h.mode().unwrap_or(0) & 0o7777);
-        let uid = h.uid().unwrap_or(0);
-        let gid = h.gid().unwrap_or(0);
-        let mtime = h.mtime().unwrap_or(0) as i64;
+        let meta = Meta::of(h);
         let Some((name, parents)) = parts.split_last() else {
             // The extraction directory itself (`./`): already there, and
             // docker leaves its metadata alone.
             return Ok(());
         };
-        let name = name.as_os_str();
         if matches!(
             kind,
             tar::EntryType::XGlobalHeader
@@ -222,131 +211,213 @@ impl Unpacker<'_> {
             return Ok(());
         }
         let parent = self.open_dir(parents, &shown)?;
-        match nix::sys::stat::fstatat(&parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Ok(st) => {
-                let exists_dir = file_type(&st) == SFlag::S_IFDIR;
-                match (exists_dir, is_dir) {
-                    (true, false) => return Err(Error::OverwriteDir { path: shown }),
-                    (false, true) => return Err(Error::OverwriteNonDir { path: shown }),
-                    (true, true) => {}
-                    (false, false) => {
-                        nix::unistd::unlinkat(&parent, name, UnlinkatFlags::NoRemoveDir)
-                            .map_err(entry_err(&shown, "replace"))?
-                    }
-                }
-            }
-            Err(Errno::ENOENT) => {}
-            Err(e) => return Err(entry_err(&shown, "stat")(e)),
-        }
-        let t = TimeSpec::new(mtime, 0);
+        let at = At {
+            parent: &parent,
+            name: name.as_os_str(),
+            shown: &shown,
+        };
+        clear_existing(&at, kind == tar::EntryType::Directory)?;
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                let fd = nix::fcntl::openat(
-                    &parent,
-                    name,
-                    OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_WRONLY
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o600),
-                )
-                .map_err(entry_err(&shown, "create"))?;
-                let mut file = std::fs::File::from(fd);
-                std::io::copy(&mut entry, &mut file).map_err(|e| Error::Io {
-                    what: "write",
-                    path: shown.clone(),
-                    source: e,
-                })?;
-                self.chown(&parent, name, uid, gid, &shown)?;
-                nix::sys::stat::fchmod(&file, mode)
-                    .map_err(entry_err(&shown, "set the mode of"))?;
-                nix::sys::stat::futimens(&file, &t, &t)
-                    .map_err(entry_err(&shown, "set the times of"))?;
+                self.write_file(&at, &mut entry, &meta)
             }
             tar::EntryType::Directory => {
-                match nix::sys::stat::mkdirat(&parent, name, Mode::from_bits_truncate(0o700)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(entry_err(&shown, "create")(e)),
-                }
-                self.chown(&parent, name, uid, gid, &shown)?;
-                nix::sys::stat::fchmodat(&parent, name, mode, FchmodatFlags::NoFollowSymlink)
-                    .map_err(entry_err(&shown, "set the mode of"))?;
-                self.dir_times.push((parts.clone(), mtime));
+                self.make_dir(&at, &meta)?;
+                self.dir_times.push((parts.clone(), meta.mtime));
+                Ok(())
             }
-            tar::EntryType::Symlink => {
-                let target = entry.link_name_bytes().ok_or_else(|| Error::Io {
-                    what: "read the link target of",
-                    path: shown.clone(),
-                    source: std::io::ErrorKind::InvalidData.into(),
-                })?;
-                nix::unistd::symlinkat(OsStr::from_bytes(&target), &parent, name)
-                    .map_err(entry_err(&shown, "create"))?;
-                self.chown(&parent, name, uid, gid, &shown)?;
-                nix::sys::stat::utimensat(&parent, name, &t, &t, UtimensatFlags::NoFollowSymlink)
-                    .map_err(entry_err(&shown, "set the times of"))?;
-            }
-            tar::EntryType::Link => {
-                let target = entry.link_name_bytes().ok_or_else(|| Error::Io {
-                    what: "read the link target of",
-                    path: shown.clone(),
-                    source: std::io::ErrorKind::InvalidData.into(),
-                })?;
-                let target_parts = split_name(&target)?;
-                let Some((target_name, target_dir)) = target_parts.split_last() else {
-                    return Err(Error::Breakout {
-                        name: String::from_utf8_lossy(&target).into_owned(),
-                    });
-                };
-                // The target's directory resolved in the root, its last
-                // element linked as is (linkat never follows it).
-                let target_parent = self
-                    .root
-                    .open(
-                        &self.path_of(target_dir),
-                        OFlag::O_PATH | OFlag::O_DIRECTORY,
-                    )
-                    .map_err(entry_err(&shown, "find the hard link target of"))?;
-                nix::unistd::linkat(
-                    &target_parent,
-                    target_name.as_os_str(),
-                    &parent,
-                    name,
-                    AtFlags::empty(),
-                )
-                .map_err(entry_err(&shown, "create"))?;
-            }
+            tar::EntryType::Symlink => self.make_symlink(&at, &link_target(&entry, &shown)?, &meta),
+            tar::EntryType::Link => self.make_hard_link(&at, &link_target(&entry, &shown)?),
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                let (sflag, dev) = match kind {
-                    tar::EntryType::Fifo => (SFlag::S_IFIFO, 0),
-                    _ => {
-                        let major = h.device_major().map_err(hdr_err)?.unwrap_or(0);
-                        let minor = h.device_minor().map_err(hdr_err)?.unwrap_or(0);
-                        let sflag = if kind == tar::EntryType::Char {
-                            SFlag::S_IFCHR
-                        } else {
-                            SFlag::S_IFBLK
-                        };
-                        (sflag, libc::makedev(major, minor))
-                    }
-                };
-                nix::sys::stat::mknodat(&parent, name, sflag, Mode::from_bits_truncate(0o600), dev)
-                    .map_err(entry_err(&shown, "create"))?;
-                self.chown(&parent, name, uid, gid, &shown)?;
-                nix::sys::stat::fchmodat(&parent, name, mode, FchmodatFlags::NoFollowSymlink)
-                    .map_err(entry_err(&shown, "set the mode of"))?;
-                nix::sys::stat::utimensat(&parent, name, &t, &t, UtimensatFlags::NoFollowSymlink)
-                    .map_err(entry_err(&shown, "set the times of"))?;
+                self.make_node(&at, entry.header(), &meta)
             }
-            other => {
-                return Err(Error::Unsupported {
-                    name: shown,
-                    kind: format!("{other:?}"),
-                });
-            }
+            other => Err(Error::Unsupported {
+                name: shown.clone(),
+                kind: format!("{other:?}"),
+            }),
         }
-        Ok(())
     }
+
+    /// A regular file, its content copied from the archive.
+    fn write_file(&self, at: &At<'_>, content: &mut impl Read, meta: &Meta) -> Result<(), Error> {
+        let fd = nix::fcntl::openat(
+            at.parent,
+            at.name,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(entry_err(at.shown, "create"))?;
+        let mut file = std::fs::File::from(fd);
+        std::io::copy(content, &mut file).map_err(|e| Error::Io {
+            what: "write",
+            path: at.shown.to_owned(),
+            source: e,
+        })?;
+        self.chown(at.parent, at.name, meta.uid, meta.gid, at.shown)?;
+        nix::sys::stat::fchmod(&file, meta.mode).map_err(entry_err(at.shown, "set the mode of"))?;
+        let t = meta.time();
+        nix::sys::stat::futimens(&file, &t, &t).map_err(entry_err(at.shown, "set the times of"))
+    }
+
+    /// A directory (an existing one is kept); its times are set at the end.
+    fn make_dir(&self, at: &At<'_>, meta: &Meta) -> Result<(), Error> {
+        match nix::sys::stat::mkdirat(at.parent, at.name, Mode::from_bits_truncate(0o700)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(entry_err(at.shown, "create")(e)),
+        }
+        self.own_and_mode(at, meta)
+    }
+
+    /// The entry's owner (per the policy) and mode, on what `at` names.
+    fn own_and_mode(&self, at: &At<'_>, meta: &Meta) -> Result<(), Error> {
+        self.chown(at.parent, at.name, meta.uid, meta.gid, at.shown)?;
+        nix::sys::stat::fchmodat(
+            at.parent,
+            at.name,
+            meta.mode,
+            FchmodatFlags::NoFollowSymlink,
+        )
+        .map_err(entry_err(at.shown, "set the mode of"))
+    }
+
+    fn make_symlink(&self, at: &At<'_>, target: &[u8], meta: &Meta) -> Result<(), Error> {
+        nix::unistd::symlinkat(OsStr::from_bytes(target), at.parent, at.name)
+            .map_err(entry_err(at.shown, "create"))?;
+        self.chown(at.parent, at.name, meta.uid, meta.gid, at.shown)?;
+        set_times(at, meta)
+    }
+
+    /// A hard link to an entry already extracted: the target's directory
+    /// resolved in the root, its last element linked as is (linkat never
+    /// follows it).
+    fn make_hard_link(&self, at: &At<'_>, target: &[u8]) -> Result<(), Error> {
+        let target_parts = split_name(target)?;
+        let Some((target_name, target_dir)) = target_parts.split_last() else {
+            return Err(Error::Breakout {
+                name: String::from_utf8_lossy(target).into_owned(),
+            });
+        };
+        let target_parent = self
+            .root
+            .open(
+                &self.path_of(target_dir),
+                OFlag::O_PATH | OFlag::O_DIRECTORY,
+            )
+            .map_err(entry_err(at.shown, "find the hard link target of"))?;
+        nix::unistd::linkat(
+            &target_parent,
+            target_name.as_os_str(),
+            at.parent,
+            at.name,
+            AtFlags::empty(),
+        )
+        .map_err(entry_err(at.shown, "create"))
+    }
+
+    /// A character or block device, or a FIFO.
+    fn make_node(&self, at: &At<'_>, h: &tar::Header, meta: &Meta) -> Result<(), Error> {
+        let hdr_err = |e: std::io::Error| Error::Io {
+            what: "read the archive header of",
+            path: at.shown.to_owned(),
+            source: e,
+        };
+        let kind = h.entry_type();
+        let (sflag, dev) = match kind {
+            tar::EntryType::Fifo => (SFlag::S_IFIFO, 0),
+            _ => {
+                let major = h.device_major().map_err(hdr_err)?.unwrap_or(0);
+                let minor = h.device_minor().map_err(hdr_err)?.unwrap_or(0);
+                let sflag = if kind == tar::EntryType::Char {
+                    SFlag::S_IFCHR
+                } else {
+                    SFlag::S_IFBLK
+                };
+                (sflag, libc::makedev(major, minor))
+            }
+        };
+        nix::sys::stat::mknodat(
+            at.parent,
+            at.name,
+            sflag,
+            Mode::from_bits_truncate(0o600),
+            dev,
+        )
+        .map_err(entry_err(at.shown, "create"))?;
+        self.own_and_mode(at, meta)?;
+        set_times(at, meta)
+    }
+}
+
+/// Where an entry goes: a name in an opened parent directory.
+struct At<'a> {
+    parent: &'a OwnedFd,
+    name: &'a OsStr,
+    /// The entry's path, for messages.
+    shown: &'a str,
+}
+
+/// An entry's metadata from its header.
+struct Meta {
+    mode: Mode,
+    uid: u64,
+    gid: u64,
+    mtime: i64,
+}
+
+impl Meta {
+    fn of(h: &tar::Header) -> Meta {
+        // Go's archive/tar (docker's) reads an empty numeric field as 0.
+        Meta {
+            mode: Mode::from_bits_truncate(h.mode().unwrap_or(0) & 0o7777),
+            uid: h.uid().unwrap_or(0),
+            gid: h.gid().unwrap_or(0),
+            mtime: h.mtime().unwrap_or(0) as i64,
+        }
+    }
+
+    fn time(&self) -> TimeSpec {
+        TimeSpec::new(self.mtime, 0)
+    }
+}
+
+/// Makes room for an entry: an existing non-directory is replaced, an
+/// existing directory kept for a directory; a directory never replaces a
+/// file nor the reverse.
+fn clear_existing(at: &At<'_>, is_dir: bool) -> Result<(), Error> {
+    match nix::sys::stat::fstatat(at.parent, at.name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => match (file_type(&st) == SFlag::S_IFDIR, is_dir) {
+            (true, false) => Err(Error::OverwriteDir {
+                path: at.shown.to_owned(),
+            }),
+            (false, true) => Err(Error::OverwriteNonDir {
+                path: at.shown.to_owned(),
+            }),
+            (true, true) => Ok(()),
+            (false, false) => nix::unistd::unlinkat(at.parent, at.name, UnlinkatFlags::NoRemoveDir)
+                .map_err(entry_err(at.shown, "replace")),
+        },
+        Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(entry_err(at.shown, "stat")(e)),
+    }
+}
+
+/// The target of a symbolic or hard link entry.
+fn link_target<R: Read>(entry: &tar::Entry<'_, R>, shown: &str) -> Result<Vec<u8>, Error> {
+    entry
+        .link_name_bytes()
+        .map(|t| t.into_owned())
+        .ok_or_else(|| Error::Io {
+            what: "read the link target of",
+            path: shown.to_owned(),
+            source: std::io::ErrorKind::InvalidData.into(),
+        })
+}
+
+/// Sets an entry's times without following it.
+fn set_times(at: &At<'_>, meta: &Meta) -> Result<(), Error> {
+    let t = meta.time();
+    nix::sys::stat::utimensat(at.parent, at.name, &t, &t, UtimensatFlags::NoFollowSymlink)
+        .map_err(entry_err(at.shown, "set the times of"))
 }
 
 #[cfg(test)]

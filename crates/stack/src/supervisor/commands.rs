@@ -7,7 +7,7 @@
 //! of commands in flight give up.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rstack_compose::plan::Wait;
 
@@ -162,15 +162,8 @@ fn signal_until_exit(inner: &Inner, name: &str, p: &Pidfd, signal: i32, grace: D
         // a frozen process gets no signal: thaw it first
         let _ = crate::cgroups::set_paused(name, &leaves, false);
     }
-    let _ = p.signal(signal);
-    let deadline = Instant::now() + grace;
-    loop {
-        if p.wait_exit(Duration::from_millis(100)) {
-            break;
-        }
-        if Instant::now() >= deadline || inner.hub().kill_now {
-            let _ = p.signal(libc::SIGKILL);
-        }
+    if !p.stop(signal, grace, || inner.hub().kill_now) {
+        while !p.wait_exit(Duration::from_secs(3600)) {}
     }
 }
 

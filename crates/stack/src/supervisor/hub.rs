@@ -236,13 +236,3 @@ impl Inner {
         r
     }
 }
-
-/// Stop signal, `timeout` to exit, then SIGKILL. True if it exited.
-pub(super) fn stop_pidfd(p: &Pidfd, signal: i32, timeout: Duration) -> bool {
-    let _ = p.signal(signal);
-    if p.wait_exit(timeout) {
-        return true;
-    }
-    let _ = p.signal(libc::SIGKILL);
-    p.wait_exit(Duration::from_secs(10))
-}

@@ -47,7 +47,7 @@ use crate::logs::Rotation;
 use crate::process::Pidfd;
 use crate::restart::Policy;
 use crate::state::{Health, ProjectPaths, Status, SupervisorRecord, now_rfc3339};
-use hub::{Hub, Inner, Shared, stop_pidfd};
+use hub::{Hub, Inner, Shared};
 
 /// A failure of the supervisor's set-up.
 #[derive(Debug, thiserror::Error)]
@@ -218,7 +218,7 @@ impl Supervisor {
         let listener = listen(&inner)?;
         let stop = |rec: &crate::state::ContainerRecord, p: &Pidfd| {
             let l = inner.new_live(rec.clone());
-            stop_pidfd(p, l.stop_signal, l.stop_timeout);
+            p.stop(l.stop_signal, l.stop_timeout, || false);
         };
         resources::ensure_resources_with(
             &inner.env,

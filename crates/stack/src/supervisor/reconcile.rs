@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rstack_images::LocalImage;
 
-use super::hub::{Inner, stop_pidfd};
+use super::hub::Inner;
 use super::plan::{self, Choice, Context, replica_numbers};
 use super::{Error, UpOptions};
 use crate::lifecycle;
@@ -135,7 +135,7 @@ fn apply(
     grace: Duration,
 ) -> Result<Option<(String, Pidfd)>, Error> {
     let stop = |p: &Pidfd, old: &ContainerRecord| {
-        stop_pidfd(p, inner.stop_signal_of(&old.service), grace);
+        p.stop(inner.stop_signal_of(&old.service), grace, || false);
     };
     match choice {
         Choice::Skip => {}

@@ -86,11 +86,8 @@ pub(super) fn ensure_resources_with(
         if let Some(opts) = volume_opts.get(key) {
             crate::volume_driver::save(&env.layout.volume_dir(&name), opts)?;
         }
-        std::fs::create_dir_all(&dir).map_err(|source| crate::state::Error::Io {
-            what: "create",
-            path: dir.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| crate::state::Error::from(crate::io_error::io("create", &dir)(e)))?;
         (reporter)(Event::Resource {
             kind: "Volume",
             name,

@@ -196,16 +196,7 @@ fn flag<T>(name: &str, value: &str, r: Result<T, parse::ParseError>) -> anyhow::
 
 fn options(args: &Args, global: &GlobalOpts) -> anyhow::Result<(RunOptions, Plan)> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let lookup = |k: &str| std::env::var(k).ok();
-    let mut env = Vec::new();
-    for file in &args.env_file {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read env file {}", file.display()))?;
-        env.extend(parse::parse_env_file(file, &text, &lookup)?);
-    }
-    for e in &args.env {
-        env.extend(parse::parse_env(e, &lookup)?);
-    }
+    let env = environment(args)?;
     let mut o = RunOptions {
         name: args.name.clone(),
         command: args.args[1..].to_vec(),
@@ -237,9 +228,56 @@ fn options(args: &Args, global: &GlobalOpts) -> anyhow::Result<(RunOptions, Plan
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         o.labels.insert(k.to_owned(), v.to_owned());
     }
+    mounts_and_security(args, &cwd, &mut o)?;
+    o.resources = resources(args)?;
+    let plan = net::plan(
+        global,
+        &NetFlags {
+            network: args.network.as_deref(),
+            publish: &args.publish,
+            aliases: &args.network_alias,
+            ip: args.ip.as_deref(),
+            mac: args.mac_address.as_deref(),
+            dns: &args.dns,
+            dns_search: &args.dns_search,
+            dns_option: &args.dns_option,
+        },
+        |name| other_network_mode(global, name),
+    )?;
+    if let Plan::Other(mode) = &plan {
+        o.network = mode.clone();
+    }
+    if let Some(dns) = dns_config(args)? {
+        o.dns = Some(dns);
+    }
+    extra_hosts(args, &mut o)?;
+    Ok((o, plan))
+}
+
+/// `--env-file`s, then `-e`s (a bare name takes our own value).
+fn environment(args: &Args) -> anyhow::Result<Vec<String>> {
+    let lookup = |k: &str| std::env::var(k).ok();
+    let mut env = Vec::new();
+    for file in &args.env_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read env file {}", file.display()))?;
+        env.extend(parse::parse_env_file(file, &text, &lookup)?);
+    }
+    for e in &args.env {
+        env.extend(parse::parse_env(e, &lookup)?);
+    }
+    Ok(env)
+}
+
+/// `-v`, `--tmpfs`, `--security-opt`, `--ulimit` and `--shm-size`.
+fn mounts_and_security(
+    args: &Args,
+    cwd: &std::path::Path,
+    o: &mut RunOptions,
+) -> anyhow::Result<()> {
     for v in &args.volume {
         o.mounts
-            .push(flag("-v, --volume", v, parse::parse_volume(v, &cwd))?);
+            .push(flag("-v, --volume", v, parse::parse_volume(v, cwd))?);
     }
     for t in &args.tmpfs {
         o.mounts.push(flag("--tmpfs", t, parse::parse_tmpfs(t))?);
@@ -256,8 +294,13 @@ fn options(args: &Args, global: &GlobalOpts) -> anyhow::Result<(RunOptions, Plan
     if let Some(s) = &args.shm_size {
         o.shm_size = Some(flag("--shm-size", s, parse::parse_bytes(s))? as u64);
     }
+    Ok(())
+}
+
+/// The cgroup limits of `-m`, `--cpus` and the like.
+fn resources(args: &Args) -> anyhow::Result<Resources> {
     let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    o.resources = Resources {
+    Ok(Resources {
         memory: args
             .memory
             .as_deref()
@@ -296,24 +339,12 @@ fn options(args: &Args, global: &GlobalOpts) -> anyhow::Result<(RunOptions, Plan
             .as_deref()
             .map(|p| flag("--pids-limit", p, parse::parse_int("--pids-limit", p)))
             .transpose()?,
-    };
-    let plan = net::plan(
-        global,
-        &NetFlags {
-            network: args.network.as_deref(),
-            publish: &args.publish,
-            aliases: &args.network_alias,
-            ip: args.ip.as_deref(),
-            mac: args.mac_address.as_deref(),
-            dns: &args.dns,
-            dns_search: &args.dns_search,
-            dns_option: &args.dns_option,
-        },
-        |name| other_network_mode(global, name),
-    )?;
-    if let Plan::Other(mode) = &plan {
-        o.network = mode.clone();
-    }
+    })
+}
+
+/// The container's resolver when `--dns`, `--dns-search` or
+/// `--dns-option` is given.
+fn dns_config(args: &Args) -> anyhow::Result<Option<DnsConfig>> {
     if !args.dns.is_empty() || !args.dns_search.is_empty() || !args.dns_option.is_empty() {
         let nameservers = args
             .dns
@@ -326,12 +357,17 @@ fn options(args: &Args, global: &GlobalOpts) -> anyhow::Result<(RunOptions, Plan
                 })
             })
             .collect::<anyhow::Result<_>>()?;
-        o.dns = Some(DnsConfig {
+        return Ok(Some(DnsConfig {
             nameservers,
             search: args.dns_search.clone(),
             options: args.dns_option.clone(),
-        });
+        }));
     }
+    Ok(None)
+}
+
+/// `--add-host HOST:IP` (or `HOST=IP`, an IPv6 address maybe bracketed).
+fn extra_hosts(args: &Args, o: &mut RunOptions) -> anyhow::Result<()> {
     for h in &args.add_host {
         let (name, ip) = h
             .split_once(':')
@@ -348,7 +384,7 @@ fn options(args: &Args, global: &GlobalOpts) -> anyhow::Result<(RunOptions, Plan
             })?;
         o.extra_hosts.push((name.to_owned(), ip));
     }
-    Ok((o, plan))
+    Ok(())
 }
 
 /// The runtime's mode for none, host and container:NAME; `None` for a

@@ -23,7 +23,7 @@ use rstack_images::Store;
 use rstack_images::usage::DiskUsage;
 use rstack_stack::state::{ContainerRecord, Layout, ProjectPaths};
 
-use super::{images, stack_common};
+use super::images;
 use crate::global::GlobalOpts;
 
 #[derive(Debug, clap::Args)]
@@ -76,7 +76,7 @@ pub(crate) fn containers(layout: &Layout) -> anyhow::Result<Vec<Ctr>> {
         let pp = layout.project(&project);
         for rec in pp.containers()? {
             let active = matches!(
-                stack_common::state_word(&rec),
+                rstack_stack::status::state_word(&rec),
                 "running" | "paused" | "restarting"
             );
             let size = writable_layer(&pp, &rec);
@@ -325,14 +325,52 @@ fn df(global: &GlobalOpts, args: DfArgs) -> anyhow::Result<u8> {
 /// `system df -v`: one table per kind, like docker's.
 fn verbose(g: &Gathered) -> String {
     let now = jiff::Timestamp::now();
-    let ago = |t: &str| {
-        t.parse::<jiff::Timestamp>()
-            .map(|t| images::since(t, now))
-            .unwrap_or_default()
-    };
-    let short =
-        |id: &str| -> String { id.trim_start_matches("sha256:").chars().take(12).collect() };
     let mut out = String::from("Images space usage:\n\n");
+    out.push_str(&table(&images_rows(g, now)));
+    out.push_str("\nContainers space usage:\n\n");
+    out.push_str(&table(&containers_rows(g, now)));
+    out.push_str("\nLocal Volumes space usage:\n\n");
+    let mut rows = vec![["VOLUME NAME", "LINKS", "SIZE"].map(String::from).to_vec()];
+    for (name, links, size) in &g.volumes {
+        rows.push(vec![name.clone(), links.to_string(), human_size(*size)]);
+    }
+    out.push_str(&table(&rows));
+    out.push_str(&format!(
+        "\nBuild cache usage: {}\n\n",
+        human_size(g.usage.build_cache_size())
+    ));
+    let mut rows = vec![
+        ["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "SHARED"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for e in &g.usage.build_cache {
+        rows.push(vec![
+            short_id(&e.key),
+            "regular".into(),
+            human_size(e.size),
+            ago(&e.created, now),
+            e.shared.to_string(),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    out
+}
+
+/// `12 minutes ago` for an RFC 3339 time; empty when it does not parse.
+fn ago(t: &str, now: jiff::Timestamp) -> String {
+    t.parse::<jiff::Timestamp>()
+        .map(|t| images::since(t, now))
+        .unwrap_or_default()
+}
+
+/// An id's first 12 hex digits.
+fn short_id(id: &str) -> String {
+    id.trim_start_matches("sha256:").chars().take(12).collect()
+}
+
+/// `system df -v`'s images: one row per tag (`<none>` when untagged).
+fn images_rows(g: &Gathered, now: jiff::Timestamp) -> Vec<Vec<String>> {
     let mut rows = vec![
         [
             "REPOSITORY",
@@ -368,8 +406,8 @@ fn verbose(g: &Gathered) -> String {
             rows.push(vec![
                 repo,
                 tag,
-                short(&i.id),
-                ago(&i.added),
+                short_id(&i.id),
+                ago(&i.added, now),
                 human_size(i.size),
                 human_size(i.shared_size),
                 human_size(i.size - i.shared_size),
@@ -377,8 +415,11 @@ fn verbose(g: &Gathered) -> String {
             ]);
         }
     }
-    out.push_str(&table(&rows));
-    out.push_str("\nContainers space usage:\n\n");
+    rows
+}
+
+/// `system df -v`'s containers.
+fn containers_rows(g: &Gathered, now: jiff::Timestamp) -> Vec<Vec<String>> {
     let mut rows = vec![
         [
             "CONTAINER ID",
@@ -399,43 +440,17 @@ fn verbose(g: &Gathered) -> String {
             command = command.chars().take(19).collect::<String>() + "…";
         }
         rows.push(vec![
-            c.rec.id.as_deref().map(short).unwrap_or_default(),
+            c.rec.id.as_deref().map(short_id).unwrap_or_default(),
             c.rec.image.clone(),
             format!("\"{command}\""),
             c.rec.volumes.len().to_string(),
             human_size(c.size),
-            ago(&c.rec.created),
-            stack_common::status_text(&c.rec),
+            ago(&c.rec.created, now),
+            rstack_stack::status::status_text(&c.rec),
             c.rec.name.clone(),
         ]);
     }
-    out.push_str(&table(&rows));
-    out.push_str("\nLocal Volumes space usage:\n\n");
-    let mut rows = vec![["VOLUME NAME", "LINKS", "SIZE"].map(String::from).to_vec()];
-    for (name, links, size) in &g.volumes {
-        rows.push(vec![name.clone(), links.to_string(), human_size(*size)]);
-    }
-    out.push_str(&table(&rows));
-    out.push_str(&format!(
-        "\nBuild cache usage: {}\n\n",
-        human_size(g.usage.build_cache_size())
-    ));
-    let mut rows = vec![
-        ["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "SHARED"]
-            .map(String::from)
-            .to_vec(),
-    ];
-    for e in &g.usage.build_cache {
-        rows.push(vec![
-            short(&e.key),
-            "regular".into(),
-            human_size(e.size),
-            ago(&e.created),
-            e.shared.to_string(),
-        ]);
-    }
-    out.push_str(&table(&rows));
-    out
+    rows
 }
 
 #[cfg(test)]

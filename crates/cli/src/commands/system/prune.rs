@@ -181,7 +181,7 @@ fn prune_containers(env: &Env) -> anyhow::Result<Step> {
         let stopped: Vec<_> = pp
             .containers()?
             .into_iter()
-            .filter(|r| !stack_common::is_alive(r))
+            .filter(|r| !rstack_stack::status::is_alive(r))
             .collect();
         if stopped.is_empty() {
             continue;
@@ -216,7 +216,7 @@ fn prune_containers(env: &Env) -> anyhow::Result<Step> {
         }
         // no supervisor: nothing else changes the records while we hold the lock
         for mut rec in pp.containers()? {
-            if stack_common::is_alive(&rec) {
+            if rstack_stack::status::is_alive(&rec) {
                 continue;
             }
             let bytes = container_bytes(&pp, &rec);
