@@ -426,7 +426,7 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<O
 }
 
 /// Writes `value` as JSON atomically.
-pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
     let data = serde_json::to_vec_pretty(value).map_err(|source| Error::Parse {
         path: path.to_owned(),
         source,

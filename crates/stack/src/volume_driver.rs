@@ -59,7 +59,7 @@ pub enum Error {
 
 /// What `mount(2)` gets for a volume: Docker's `type`, `o` and `device`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MountOpts {
+pub struct MountOpts {
     pub kind: String,
     pub options: String,
     pub device: String,
@@ -67,7 +67,7 @@ pub(crate) struct MountOpts {
 
 /// Checks a volume's `driver` and `driver_opts` as Docker's local driver
 /// does, and returns the mount they ask for (none for a plain volume).
-pub(crate) fn validate(
+pub fn validate(
     volume: &str,
     driver: Option<&str>,
     opts: &BTreeMap<String, String>,
@@ -188,7 +188,7 @@ fn marker(vol_dir: &Path) -> PathBuf {
 }
 
 /// Keeps a new volume's driver options with it (before `_data` exists).
-pub(crate) fn save(vol_dir: &Path, opts: &BTreeMap<String, String>) -> Result<(), Error> {
+pub fn save(vol_dir: &Path, opts: &BTreeMap<String, String>) -> Result<(), Error> {
     if opts.is_empty() {
         return Ok(());
     }

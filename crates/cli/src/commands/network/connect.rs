@@ -11,7 +11,6 @@ use rstack_netns::{AttachRequest, Networks};
 use rstack_stack::state::{ContainerRecord, Layout};
 
 use crate::commands::inspect::find_container;
-use crate::commands::stack_common;
 use crate::global::GlobalOpts;
 
 #[derive(Debug, clap::Args)]
@@ -41,7 +40,7 @@ fn running(global: &GlobalOpts, query: &str) -> anyhow::Result<(Layout, String, 
     let Some((project, rec)) = find_container(&layout, query)? else {
         bail!("No such container: {query}");
     };
-    if !stack_common::is_alive(&rec) {
+    if !rstack_stack::status::is_alive(&rec) {
         bail!("container {} is not running", rec.name);
     }
     if rec.netns.is_none() {
