@@ -90,17 +90,7 @@ impl Matcher {
 
 /// `filepath.Clean` then strip a leading `/` (and `./`).
 fn clean(p: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for seg in p.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            s => out.push(s),
-        }
-    }
-    out.join("/")
+    crate::context::clean_rel(p)
 }
 
 /// Matches pattern segments (with `**`) against path segments.

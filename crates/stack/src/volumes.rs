@@ -68,14 +68,22 @@ fn xattr_get(path: &Path, name: &str) -> Option<Vec<u8>> {
 
 fn clear(dir: &Path) -> Result<(), Error> {
     for e in std::fs::read_dir(dir).map_err(io("read", dir))?.flatten() {
-        let p = e.path();
-        let r = if e.file_type().is_ok_and(|t| t.is_dir()) {
-            std::fs::remove_dir_all(&p)
-        } else {
-            std::fs::remove_file(&p)
-        };
-        r.map_err(io("remove", &p))?;
+        remove_any(&e.path())?;
     }
+    Ok(())
+}
+
+/// Removes whatever is at `path` (a tree, a file, a link), if anything.
+fn remove_any(path: &Path) -> Result<(), Error> {
+    let Ok(old) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let r = if old.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    r.map_err(io("remove", path))?;
     Ok(())
 }
 
@@ -92,14 +100,7 @@ fn copy_dir(src: &Path, dst: &Path) -> Result<(), Error> {
         let ft = m.file_type();
         if ft.is_char_device() && m.rdev() == 0 {
             // whiteout: the name is deleted in this layer
-            if let Ok(old) = std::fs::symlink_metadata(&to) {
-                let r = if old.is_dir() {
-                    std::fs::remove_dir_all(&to)
-                } else {
-                    std::fs::remove_file(&to)
-                };
-                r.map_err(io("remove", &to))?;
-            }
+            remove_any(&to)?;
             continue;
         }
         if ft.is_dir() {
@@ -116,14 +117,7 @@ fn copy_dir(src: &Path, dst: &Path) -> Result<(), Error> {
             copy_dir(&from, &to)?;
             continue;
         }
-        if let Ok(old) = std::fs::symlink_metadata(&to) {
-            let r = if old.is_dir() {
-                std::fs::remove_dir_all(&to)
-            } else {
-                std::fs::remove_file(&to)
-            };
-            r.map_err(io("remove", &to))?;
-        }
+        remove_any(&to)?;
         if ft.is_symlink() {
             let t = std::fs::read_link(&from).map_err(io("read", &from))?;
             std::os::unix::fs::symlink(&t, &to).map_err(io("create", &to))?;

@@ -42,9 +42,9 @@ impl Live {
         self.pidfd.is_some()
     }
 
-    /// A container known from its record alone (for unit tests).
-    #[cfg(test)]
-    pub(super) fn of(rec: ContainerRecord) -> Live {
+    /// A container not running yet, stopped with `stop_signal` and
+    /// killed `stop_timeout` later.
+    pub(super) fn new(rec: ContainerRecord, stop_signal: i32, stop_timeout: Duration) -> Live {
         Live {
             rec,
             pidfd: None,
@@ -52,9 +52,15 @@ impl Live {
             active: false,
             failed: None,
             stop_requested: false,
-            stop_signal: libc::SIGTERM,
-            stop_timeout: Duration::from_secs(10),
+            stop_signal,
+            stop_timeout,
         }
+    }
+
+    /// A container known from its record alone (for unit tests).
+    #[cfg(test)]
+    pub(super) fn of(rec: ContainerRecord) -> Live {
+        Live::new(rec, libc::SIGTERM, Duration::from_secs(10))
     }
 }
 
@@ -186,16 +192,8 @@ impl Inner {
             .and_then(|s| s.stop_grace_period)
             .map(|d| d.as_std())
             .unwrap_or(Duration::from_secs(10));
-        Live {
-            stop_signal: self.stop_signal_of(&rec.service),
-            rec,
-            pidfd: None,
-            generation: 0,
-            active: false,
-            failed: None,
-            stop_requested: false,
-            stop_timeout,
-        }
+        let stop_signal = self.stop_signal_of(&rec.service);
+        Live::new(rec, stop_signal, stop_timeout)
     }
 
     /// The service's `stop_signal`, else its image's `StopSignal`, else SIGTERM.
