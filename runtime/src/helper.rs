@@ -11,7 +11,8 @@
 //! neither can bite; with `as_sibling` its clones become children of the
 //! caller, which can then wait for them as usual.
 //!
-//! A binary opts in by calling [`run_if_helper`] first thing in `main` and
+//! A binary opts in by calling [`run_if_helper`] first thing in `main` (and
+//! exiting with the code it returns, if any) and
 //! [`use_helper`] with its own path; without it builds run in-process
 //! (fine for single-threaded callers), serialised by
 //! [`crate::lock::EXECUTOR_LOCK`].
@@ -172,11 +173,14 @@ pub(crate) fn build(req: &Request, stdio: Stdio) -> Result<i32, String> {
     }
 }
 
-/// If this process was started as the build helper, builds and exits.
-pub fn run_if_helper() {
+/// If this process was started as the build helper, builds and returns
+/// the exit code the process must exit with (the caller exits: the
+/// library never ends the process); `None` in any other process.
+#[must_use]
+pub fn run_if_helper() -> Option<i32> {
     let mut args = std::env::args_os().skip(1);
     if args.next().as_deref() != Some(std::ffi::OsStr::new(HELPER_ARG)) {
-        return;
+        return None;
     }
     // Keep the reply pipe out of the container's command.
     // SAFETY: fcntl on fd 3, which the parent set up for us.
@@ -205,5 +209,5 @@ pub fn run_if_helper() {
     let mut out = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(3) };
     let _ = out.write_all(serde_json::to_string(&reply).unwrap_or_default().as_bytes());
     drop(out);
-    std::process::exit(if reply.pid.is_some() { 0 } else { 1 });
+    Some(if reply.pid.is_some() { 0 } else { 1 })
 }

@@ -29,7 +29,9 @@ struct Cli {
 fn main() -> ExitCode {
     // Containers are built by this binary re-executed as a single-threaded
     // helper (libcontainer clones from the caller; see rstack_runtime::helper).
-    rstack_runtime::helper::run_if_helper();
+    if let Some(code) = rstack_runtime::helper::run_if_helper() {
+        std::process::exit(code);
+    }
     if let Ok(exe) = std::env::current_exe() {
         rstack_runtime::helper::use_helper(exe);
     }

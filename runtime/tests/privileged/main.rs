@@ -29,7 +29,9 @@ type Case = (
 fn main() {
     // Builds run in this binary re-executed as a single-threaded helper (as
     // in rstack); RSTACK_RT_IN_PROCESS=1 tests the in-process path instead.
-    rstack_runtime::helper::run_if_helper();
+    if let Some(code) = rstack_runtime::helper::run_if_helper() {
+        std::process::exit(code);
+    }
     if std::env::var_os("RSTACK_RT_IN_PROCESS").is_none() {
         if let Ok(exe) = std::env::current_exe() {
             rstack_runtime::helper::use_helper(exe);
