@@ -14,6 +14,7 @@ mod harness;
 mod images;
 mod inspect;
 mod network;
+mod personality;
 mod runtime;
 mod sandbox;
 mod security;
@@ -35,6 +36,7 @@ fn main() {
     trials.extend(images::tests());
     trials.extend(inspect::tests());
     trials.extend(network::tests());
+    trials.extend(personality::tests());
     trials.extend(runtime::tests());
     trials.extend(security::tests());
     trials.extend(stack::tests());

@@ -1,10 +1,12 @@
 //! The `rstack` command: `docker compose`-compatible commands with no daemon.
 //!
 //! One file per subcommand under `commands/`; this file only parses the
-//! command line, sets up logging and prints errors with their whole chain.
+//! command line (in Docker's grammar when invoked as `docker`, see
+//! `personality`), sets up logging and prints errors with their whole chain.
 
 mod commands;
 mod global;
+mod personality;
 
 use std::process::ExitCode;
 
@@ -35,7 +37,18 @@ fn main() -> ExitCode {
     if let Ok(exe) = std::env::current_exe() {
         rstack_runtime::helper::use_helper(exe);
     }
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = match personality::of(args.first().map(|a| a.as_os_str()).unwrap_or_default()) {
+        personality::Personality::Docker => match personality::docker_args(args) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(1);
+            }
+        },
+        personality::Personality::Rstack => args,
+    };
+    let cli = Cli::parse_from(args);
     if cli.command.only_prints() {
         // SAFETY: signal(2) with SIG_DFL, before any thread is started.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };

@@ -1,0 +1,109 @@
+//! rstack invoked as `docker` (and `docker-compose`) through a symlink,
+//! as a tutorial's commands type it: Docker's grammar mapped onto
+//! rstack's commands, and a clear refusal for what rstack lacks.
+
+use std::path::Path;
+use std::process::Command;
+
+use libtest_mimic::Trial;
+use rstack_e2e::{Fixtures, Rstack, RunOutput, trial};
+
+use crate::sandbox::{NEEDS, NetNs};
+
+pub fn tests() -> Vec<Trial> {
+    vec![trial(
+        "docker::personality_runs_tutorial_commands",
+        NEEDS,
+        personality,
+    )]
+}
+
+/// `name ARGS` (a symlink to rstack) in the test's network namespace, on
+/// the sandbox's root and run root.
+fn as_named(ns: &NetNs, r: &Rstack, link: &Path, args: &[&str]) -> RunOutput {
+    let mut cmd: Command = ns.nsenter();
+    cmd.arg(link).args(args);
+    r.sandbox_env(&mut cmd);
+    cmd.env("RSTACK_ROOT", r.root())
+        .env("RSTACK_RUN", r.run_root());
+    r.run_command(cmd, None)
+}
+
+fn personality() {
+    let ns = NetNs::new();
+    let r = Rstack::new().with_timeout(std::time::Duration::from_secs(180));
+    let image = Fixtures::shared().busybox_v2s2.reference();
+    r.ok(&["pull", "-q", &image]);
+    let bin = r.bin().to_path_buf();
+    let docker = r.work_dir().join("docker");
+    let compose = r.work_dir().join("docker-compose");
+    std::os::unix::fs::symlink(&bin, &docker).unwrap();
+    std::os::unix::fs::symlink(&bin, &compose).unwrap();
+    let ok = |link: &Path, args: &[&str]| {
+        let out = as_named(&ns, &r, link, args);
+        assert!(out.success(), "{out}");
+        out
+    };
+    let images = ok(&docker, &["images"]);
+    assert!(images.stdout.contains("e2e/busybox"), "{images}");
+    ok(&docker, &["volume", "create", "dados-app"]);
+    assert!(ok(&docker, &["volume", "ls"]).stdout.contains("dados-app"));
+    ok(&docker, &["volume", "rm", "dados-app"]);
+
+    let dir = r.work_dir().join("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {image}\nRUN echo built > /built\nCMD [\"cat\", \"/built\"]\n"),
+    )
+    .unwrap();
+    ok(
+        &docker,
+        &["build", "-t", "minha-imagem", dir.to_str().unwrap()],
+    );
+    let run = ok(&docker, &["run", "--rm", "minha-imagem"]);
+    assert_eq!(run.stdout, "built\n", "{run}");
+    let history = ok(&docker, &["history", "minha-imagem"]);
+    assert!(history.stdout.contains("echo built"), "{history}");
+    ok(&docker, &["tag", "minha-imagem", "minha-imagem:v2"]);
+    ok(&docker, &["rmi", "minha-imagem:v2"]);
+
+    let file = r.work_dir().join("compose.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "services:\n  web:\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n    stop_signal: SIGKILL\n"
+        ),
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    ok(&compose, &["-f", f, "-p", "demo", "config", "-q"]);
+    ok(&docker, &["compose", "-f", f, "-p", "demo", "up", "-d"]);
+    let ps = ok(
+        &docker,
+        &[
+            "compose",
+            "-f",
+            f,
+            "-p",
+            "demo",
+            "ps",
+            "--format",
+            "{{.Name}}",
+        ],
+    );
+    assert_eq!(ps.stdout, "demo-web-1\n", "{ps}");
+    assert!(
+        ok(&docker, &["network", "ls"])
+            .stdout
+            .contains("demo_default")
+    );
+    let single = as_named(&ns, &r, &docker, &["ps"]);
+    assert!(!single.success(), "{single}");
+    single.assert_stderr_mentions(&["docker ps", "docker compose ps"]);
+    ok(
+        &docker,
+        &["compose", "-f", f, "-p", "demo", "down", "-t", "0"],
+    );
+    ns.assert_clean(&r);
+}
