@@ -13,10 +13,11 @@ mod harness;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rstack_netns::dns::{Resolver, Upstreams};
-use rstack_netns::{AttachRequest, CreateOptions};
+use rstack_netns::{AttachRequest, Attachment, CreateOptions};
 
 const DNS_QUERIES: usize = 20_000;
 const TCP_SECONDS: f64 = 1.0;
@@ -57,6 +58,19 @@ fn req(network: &str, id: &str, netns: &std::path::Path, ports: &[&str]) -> Atta
     }
 }
 
+/// Sends to `addr` for `TCP_SECONDS`: the rate in GB/s.
+fn tcp_send_rate(addr: SocketAddr) -> Result<f64, String> {
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+    let buf = vec![7u8; 1 << 18];
+    let start = Instant::now();
+    let mut sent = 0usize;
+    while start.elapsed().as_secs_f64() < TCP_SECONDS {
+        s.write_all(&buf).map_err(|e| e.to_string())?;
+        sent += buf.len();
+    }
+    Ok(sent as f64 / start.elapsed().as_secs_f64() / 1e9)
+}
+
 fn bench() -> Result<(), String> {
     let env = harness::Env::new();
     harness::sh(
@@ -77,6 +91,48 @@ fn bench() -> Result<(), String> {
         .attach(&req("web", "b", &b, &[]))
         .map_err(|e| e.to_string())?;
 
+    attach_detach_latency(&env)?;
+
+    // DNS
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let _g = rt.enter();
+    let resolver = Resolver::new(
+        env.run_dir(),
+        Upstreams {
+            servers: vec![],
+            timeout: Duration::from_millis(200),
+        },
+    );
+    let _h = resolver.serve("b", &b).map_err(|e| e.to_string())?;
+    dns_sequential(&b);
+    dns_concurrent(&b);
+    let [direct, via_host, via_lo] = tcp_local(&a, &att_a)?;
+
+    let ext_best = tcp_external(&env, &att_a)?;
+    println!("tcp: direct to container {direct:.2} GB/s (best of {TCP_ROUNDS} rounds)");
+    println!(
+        "tcp: published port via host address {via_host:.2} GB/s ({:.2} x direct)",
+        via_host / direct
+    );
+    println!(
+        "tcp: published port via 127.0.0.1 {via_lo:.2} GB/s ({:.2} x direct)",
+        via_lo / direct
+    );
+    println!(
+        "tcp: external client: routed to the container {:.2} GB/s, through the published port {:.2} GB/s ({:.2} x direct)",
+        ext_best[0],
+        ext_best[1],
+        ext_best[1] / ext_best[0]
+    );
+    Ok(())
+}
+
+/// Attach/detach latency (pinned netns + veth + address + route + state).
+fn attach_detach_latency(env: &harness::Env) -> Result<(), String> {
     // attach/detach latency (pinned netns + veth + address + route + state)
     let mut attach_ms = Vec::new();
     let mut detach_ms = Vec::new();
@@ -99,23 +155,12 @@ fn bench() -> Result<(), String> {
         "attach: median {:.1} ms, detach: median {:.1} ms (20 containers, no ports)",
         attach_ms[10], detach_ms[10]
     );
+    Ok(())
+}
 
-    // DNS
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let _g = rt.enter();
-    let resolver = Resolver::new(
-        env.run_dir(),
-        Upstreams {
-            servers: vec![],
-            timeout: Duration::from_millis(200),
-        },
-    );
-    let _h = resolver.serve("b", &b).map_err(|e| e.to_string())?;
-    let (mut lat, total) = harness::in_netns(&b, || {
+/// Sequential A lookups from inside container `b`: p50, p99, queries/s.
+fn dns_sequential(b: &Path) {
+    let (mut lat, total) = harness::in_netns(b, || {
         let u = UdpSocket::bind("0.0.0.0:0").expect("bind");
         u.connect("127.0.0.11:53").expect("connect");
         u.set_read_timeout(Some(Duration::from_secs(2))).ok();
@@ -143,7 +188,10 @@ fn bench() -> Result<(), String> {
         pct(0.99).as_secs_f64() * 1e3,
         lat.len() as f64 / total.as_secs_f64()
     );
+}
 
+/// DNS throughput with 4 clients at once.
+fn dns_concurrent(b: &Path) {
     // throughput with 4 clients at once
     let start = Instant::now();
     let per = DNS_QUERIES / 4;
@@ -173,9 +221,12 @@ fn bench() -> Result<(), String> {
         "dns: 4 concurrent clients: {:.0} queries/s",
         (per * 4) as f64 / start.elapsed().as_secs_f64()
     );
+}
 
+/// TCP throughput from the host: direct, via the host address, via 127.0.0.1.
+fn tcp_local(a: &Path, att_a: &Attachment) -> Result<[f64; 3], String> {
     // TCP throughput: a sink in container a
-    let l = harness::in_netns(&a, || TcpListener::bind("0.0.0.0:80").expect("bind sink"));
+    let l = harness::in_netns(a, || TcpListener::bind("0.0.0.0:80").expect("bind sink"));
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
@@ -185,17 +236,6 @@ fn bench() -> Result<(), String> {
             });
         }
     });
-    let run = |addr: SocketAddr| -> Result<f64, String> {
-        let mut s = TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
-        let buf = vec![7u8; 1 << 18];
-        let start = Instant::now();
-        let mut sent = 0usize;
-        while start.elapsed().as_secs_f64() < TCP_SECONDS {
-            s.write_all(&buf).map_err(|e| e.to_string())?;
-            sent += buf.len();
-        }
-        Ok(sent as f64 / start.elapsed().as_secs_f64() / 1e9)
-    };
     // alternate the three paths and keep each one's best round: the machine
     // is shared, so the best round is the least disturbed one
     let targets = [
@@ -206,11 +246,14 @@ fn bench() -> Result<(), String> {
     let mut best = [0f64; 3];
     for _round in 0..TCP_ROUNDS {
         for (i, t) in targets.iter().enumerate() {
-            best[i] = best[i].max(run(*t)?);
+            best[i] = best[i].max(tcp_send_rate(*t)?);
         }
     }
-    let [direct, via_host, via_lo] = best;
+    Ok(best)
+}
 
+/// TCP throughput from an external client: routed, and through the published port.
+fn tcp_external(env: &harness::Env, att_a: &Attachment) -> Result<[f64; 2], String> {
     // an external client: another namespace routed through the host over a
     // veth, as a machine on the LAN would be; both paths are forwarded
     let ext = env.container("ext");
@@ -236,24 +279,9 @@ fn bench() -> Result<(), String> {
     let mut ext_best = [0f64; 2];
     for _round in 0..TCP_ROUNDS {
         for (i, t) in ext_targets.iter().enumerate() {
-            let got = harness::in_netns(&ext, || run(*t))?;
+            let got = harness::in_netns(&ext, || tcp_send_rate(*t))?;
             ext_best[i] = ext_best[i].max(got);
         }
     }
-    println!("tcp: direct to container {direct:.2} GB/s (best of {TCP_ROUNDS} rounds)");
-    println!(
-        "tcp: published port via host address {via_host:.2} GB/s ({:.2} x direct)",
-        via_host / direct
-    );
-    println!(
-        "tcp: published port via 127.0.0.1 {via_lo:.2} GB/s ({:.2} x direct)",
-        via_lo / direct
-    );
-    println!(
-        "tcp: external client: routed to the container {:.2} GB/s, through the published port {:.2} GB/s ({:.2} x direct)",
-        ext_best[0],
-        ext_best[1],
-        ext_best[1] / ext_best[0]
-    );
-    Ok(())
+    Ok(ext_best)
 }

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use libtest_mimic::Trial;
-use rstack_e2e::{Fixtures, Need, trial};
+use rstack_e2e::{Fixtures, Need, Rstack, trial};
 
 use crate::sandbox::{DownOnPanic, NEEDS, NetNs, args, setup};
 
@@ -213,44 +213,7 @@ fn stack_beside_dockerd() {
     // Docker's image: the busybox fixture, copied by skopeo into a
     // docker-archive (the registry is on the host's loopback, dockerd's
     // namespace cannot reach it) and loaded
-    let fixture = Fixtures::shared().busybox_v2s2.reference();
-    let archive = work.path().join("busybox.tar");
-    let copied = Command::new("skopeo")
-        .args(["copy", "--src-tls-verify=false"])
-        .arg(format!("docker://{fixture}"))
-        .arg(format!(
-            "docker-archive:{}:e2e/busybox:1",
-            archive.display()
-        ))
-        .output()
-        .expect("skopeo");
-    assert!(copied.status.success(), "{copied:?}");
-    dockerd.ok(&["load", "-q", "-i", &archive.display().to_string()]);
-    dockerd.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "dk-web",
-        "e2e/busybox:1",
-        "sh",
-        "-c",
-        "mkdir -p /www && echo docker-ok > /www/index.html && exec httpd -f -p 80 -h /www",
-    ]);
-    let docker_fetch = |d: &Dockerd| {
-        let ip = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "dk-web"]);
-        d.ok(&[
-            "run",
-            "--rm",
-            "e2e/busybox:1",
-            "timeout",
-            "5",
-            "wget",
-            "-q",
-            "-O",
-            "-",
-            &format!("http://{}/", ip.trim()),
-        ])
-    };
+    load_and_run_docker_web(&dockerd, &work);
     assert_eq!(docker_fetch(&dockerd), "docker-ok\n", "Docker on its own");
     let policy = ns.sh("iptables -S FORWARD | head -1");
     assert_eq!(policy.trim(), "-P FORWARD DROP", "dockerd set its policy");
@@ -263,32 +226,7 @@ fn stack_beside_dockerd() {
         base: &base,
     };
     ns.ok(&r, &args(&base, &["up", "-d", "--wait"]));
-    let check = |when: &str| {
-        let got = ns.rstack(
-            &r,
-            &args(
-                &base,
-                &[
-                    "exec",
-                    "-T",
-                    "app",
-                    "timeout",
-                    "5",
-                    "wget",
-                    "-q",
-                    "-O",
-                    "-",
-                    "http://web/",
-                ],
-            ),
-        );
-        assert_eq!(
-            got.stdout, "rstack-ok\n",
-            "app -> web by name {when}:\n{got}"
-        );
-        let host = ns.sh("timeout 5 busybox wget -q -O - http://127.0.0.1:8080/");
-        assert_eq!(host, "rstack-ok\n", "published port {when}");
-    };
+    let check = |when: &str| check_stack(&ns, &r, &base, when);
     check("beside dockerd");
     assert_eq!(
         docker_fetch(&dockerd),
@@ -323,6 +261,78 @@ fn stack_beside_dockerd() {
     let links: Vec<&str> = links.lines().collect();
     assert_eq!(links, vec!["lo", "docker0"], "links left behind");
     ns.assert_no_rstack_state(&r);
+}
+
+/// Loads the busybox fixture into dockerd and runs Docker's own web server.
+fn load_and_run_docker_web(dockerd: &Dockerd, work: &tempfile::TempDir) {
+    let fixture = Fixtures::shared().busybox_v2s2.reference();
+    let archive = work.path().join("busybox.tar");
+    let copied = Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{fixture}"))
+        .arg(format!(
+            "docker-archive:{}:e2e/busybox:1",
+            archive.display()
+        ))
+        .output()
+        .expect("skopeo");
+    assert!(copied.status.success(), "{copied:?}");
+    dockerd.ok(&["load", "-q", "-i", &archive.display().to_string()]);
+    dockerd.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dk-web",
+        "e2e/busybox:1",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo docker-ok > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+}
+
+/// Fetches dk-web's page from a Docker container.
+fn docker_fetch(d: &Dockerd) -> String {
+    let ip = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "dk-web"]);
+    d.ok(&[
+        "run",
+        "--rm",
+        "e2e/busybox:1",
+        "timeout",
+        "5",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        &format!("http://{}/", ip.trim()),
+    ])
+}
+
+/// app reaches web by name, and the host the published port.
+fn check_stack(ns: &NetNs, r: &Rstack, base: &[String], when: &str) {
+    let got = ns.rstack(
+        r,
+        &args(
+            base,
+            &[
+                "exec",
+                "-T",
+                "app",
+                "timeout",
+                "5",
+                "wget",
+                "-q",
+                "-O",
+                "-",
+                "http://web/",
+            ],
+        ),
+    );
+    assert_eq!(
+        got.stdout, "rstack-ok\n",
+        "app -> web by name {when}:\n{got}"
+    );
+    let host = ns.sh("timeout 5 busybox wget -q -O - http://127.0.0.1:8080/");
+    assert_eq!(host, "rstack-ok\n", "published port {when}");
 }
 
 /// Rulesets without packet counters (`[12:345]`, `counter packets N bytes

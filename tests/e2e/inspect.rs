@@ -4,7 +4,7 @@
 //! volumes and images through the top-level command.
 
 use libtest_mimic::Trial;
-use rstack_e2e::trial;
+use rstack_e2e::{Rstack, trial};
 use serde_json::Value;
 
 use crate::sandbox::{DownOnPanic, NEEDS, NetNs, args, setup};
@@ -43,8 +43,18 @@ fn container_health_and_objects() {
     };
     ns.ok(&r, &args(&base, &["up", "-d", "--wait"]));
 
+    let id = container_json(&ns, &r, &image);
+    prefix_templates_objects(&ns, &r, &image, &id);
+    missing_objects(&ns, &r);
+
+    ns.ok(&r, &args(&base, &["down", "-v", "-t", "0"]));
+    ns.assert_clean(&r);
+}
+
+/// `inspect` of the container: docker's layout, state, health, labels, ports; returns its id.
+fn container_json(ns: &NetNs, r: &Rstack, image: &str) -> String {
     // docker's layout: an array indented by 4 spaces
-    let out = ns.ok(&r, &["inspect", "demo-web-1"]);
+    let out = ns.ok(r, &["inspect", "demo-web-1"]);
     assert!(out.stdout.starts_with("[\n    {\n"), "{out}");
     let all = out.json();
     let all = all.as_array().expect("an array");
@@ -59,7 +69,7 @@ fn container_health_and_objects() {
             .is_some_and(|i| i.starts_with("sha256:")),
         "{out}"
     );
-    assert_eq!(c["Config"]["Image"], image.as_str(), "{out}");
+    assert_eq!(c["Config"]["Image"], image, "{out}");
     assert_eq!(c["Path"], "sh", "{out}");
     let state = &c["State"];
     assert_eq!(state["Status"], "running", "{out}");
@@ -92,24 +102,28 @@ fn container_health_and_objects() {
         .as_str()
         .unwrap_or_default();
     assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "{out}");
+    id.to_owned()
+}
 
+/// By id prefix, `--format` templates, and a network, volume and image.
+fn prefix_templates_objects(ns: &NetNs, r: &Rstack, image: &str, id: &str) {
     // `container inspect` by a unique id prefix, compact `json`
-    let out = ns.ok(&r, &["container", "inspect", "--format", "json", &id[..12]]);
+    let out = ns.ok(r, &["container", "inspect", "--format", "json", &id[..12]]);
     assert_eq!(out.stdout.lines().count(), 1, "{out}");
     assert_eq!(out.json()[0]["Name"], "/demo-web-1", "{out}");
 
     // templates
     let out = ns.ok(
-        &r,
+        r,
         &["inspect", "-f", "{{.State.Health.Status}}", "demo-web-1"],
     );
     assert_eq!(out.stdout, "healthy\n", "{out}");
-    let out = ns.ok(&r, &["inspect", "-f", "{{json .State}}", "demo-web-1"]);
+    let out = ns.ok(r, &["inspect", "-f", "{{json .State}}", "demo-web-1"]);
     let state: Value = serde_json::from_str(out.stdout.trim()).expect("{{json .State}}");
     assert_eq!(state["Health"]["Status"], "healthy", "{out}");
 
     // a network, a volume and an image through the top-level command
-    let out = ns.ok(&r, &["inspect", "demo_default", "demo_data", &image]);
+    let out = ns.ok(r, &["inspect", "demo_default", "demo_data", image]);
     let objs = out.json();
     assert_eq!(objs[0]["Name"], "demo_default", "{out}");
     assert!(objs[0]["IPAM"]["Config"].is_array(), "{out}");
@@ -121,22 +135,22 @@ fn container_health_and_objects() {
             .is_some_and(|t| !t.is_empty()),
         "{out}"
     );
+}
 
+/// What is found is printed, the rest is an error.
+fn missing_objects(ns: &NetNs, r: &Rstack) {
     // what is found is printed, the rest is an error
-    let out = ns.rstack(&r, &["inspect", "nosuch", "demo-web-1"]);
+    let out = ns.rstack(r, &["inspect", "nosuch", "demo-web-1"]);
     assert_eq!(out.status.code(), Some(1), "{out}");
     assert!(
         out.stderr.contains("Error: No such object: nosuch"),
         "{out}"
     );
     assert_eq!(out.json()[0]["Name"], "/demo-web-1", "{out}");
-    let out = ns.rstack(&r, &["inspect", "--type", "volume", "demo-web-1"]);
+    let out = ns.rstack(r, &["inspect", "--type", "volume", "demo-web-1"]);
     assert_eq!(out.status.code(), Some(1), "{out}");
     assert!(out.stderr.contains("No such volume: demo-web-1"), "{out}");
     assert_eq!(out.stdout, "[]\n", "{out}");
-    let out = ns.rstack(&r, &["container", "inspect", "demo_data"]);
+    let out = ns.rstack(r, &["container", "inspect", "demo_data"]);
     assert!(out.stderr.contains("No such container: demo_data"), "{out}");
-
-    ns.ok(&r, &args(&base, &["down", "-v", "-t", "0"]));
-    ns.assert_clean(&r);
 }

@@ -417,80 +417,8 @@ fn run_two_containers_by_name() {
             &script,
         ],
     );
-    let got = eventually(|| {
-        let out = ns.rstack(
-            &r,
-            &[
-                "container",
-                "run",
-                "--rm",
-                "--network",
-                "web",
-                "--name",
-                "b",
-                &img,
-                "wget",
-                "-qO-",
-                "http://a",
-            ],
-        );
-        out.success().then_some(out)
-    });
-    let got = got.expect("b never reached http://a");
-    assert_eq!(got.stdout, "hello-from-a\n", "{got}");
-    let alias = ns.ok(
-        &r,
-        &[
-            "container",
-            "run",
-            "--rm",
-            "--network",
-            "web",
-            &img,
-            "sh",
-            "-c",
-            "wget -qO- http://www; grep nameserver /etc/resolv.conf",
-        ],
-    );
-    assert_eq!(
-        alias.stdout, "hello-from-a\nnameserver 127.0.0.11\n",
-        "{alias}"
-    );
-    let conflict = ns.rstack(
-        &r,
-        &[
-            "container",
-            "run",
-            "--rm",
-            "--network",
-            "web",
-            "--name",
-            "a",
-            &img,
-            "true",
-        ],
-    );
-    assert_eq!(conflict.status.code(), Some(125), "{conflict}");
-    conflict.assert_stderr_mentions(&["Conflict. The container name \"a\" is already in use"]);
-    let elsewhere = ns.rstack(
-        &r,
-        &[
-            "container",
-            "run",
-            "--rm",
-            "--network",
-            "other",
-            &img,
-            "wget",
-            "-qO-",
-            "http://a",
-        ],
-    );
-    assert!(
-        !elsewhere.success(),
-        "a resolved from network other: {elsewhere}"
-    );
-    assert!(elsewhere.stderr.contains("bad address"), "{elsewhere}");
+    b_reaches_a_by_name_and_alias(&ns, &r, &img);
+    conflict_and_other_network(&ns, &r, &img);
     let status = stop(a);
     assert_eq!(status.code(), Some(143), "{status:?}");
     // gone from DNS once it exited
@@ -512,6 +440,88 @@ fn run_two_containers_by_name() {
     assert_no_endpoints(&ns, &r);
     ns.ok(&r, &["network", "rm", "web", "other"]);
     ns.assert_clean(&r);
+}
+
+/// `b` fetches `http://a` by name and by its alias, via the embedded DNS.
+fn b_reaches_a_by_name_and_alias(ns: &NetNs, r: &Rstack, img: &str) {
+    let got = eventually(|| {
+        let out = ns.rstack(
+            r,
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--network",
+                "web",
+                "--name",
+                "b",
+                img,
+                "wget",
+                "-qO-",
+                "http://a",
+            ],
+        );
+        out.success().then_some(out)
+    });
+    let got = got.expect("b never reached http://a");
+    assert_eq!(got.stdout, "hello-from-a\n", "{got}");
+    let alias = ns.ok(
+        r,
+        &[
+            "container",
+            "run",
+            "--rm",
+            "--network",
+            "web",
+            img,
+            "sh",
+            "-c",
+            "wget -qO- http://www; grep nameserver /etc/resolv.conf",
+        ],
+    );
+    assert_eq!(
+        alias.stdout, "hello-from-a\nnameserver 127.0.0.11\n",
+        "{alias}"
+    );
+}
+
+/// A second `--name a` is a conflict; another network cannot resolve `a`.
+fn conflict_and_other_network(ns: &NetNs, r: &Rstack, img: &str) {
+    let conflict = ns.rstack(
+        r,
+        &[
+            "container",
+            "run",
+            "--rm",
+            "--network",
+            "web",
+            "--name",
+            "a",
+            img,
+            "true",
+        ],
+    );
+    assert_eq!(conflict.status.code(), Some(125), "{conflict}");
+    conflict.assert_stderr_mentions(&["Conflict. The container name \"a\" is already in use"]);
+    let elsewhere = ns.rstack(
+        r,
+        &[
+            "container",
+            "run",
+            "--rm",
+            "--network",
+            "other",
+            img,
+            "wget",
+            "-qO-",
+            "http://a",
+        ],
+    );
+    assert!(
+        !elsewhere.success(),
+        "a resolved from network other: {elsewhere}"
+    );
+    assert!(elsewhere.stderr.contains("bad address"), "{elsewhere}");
 }
 
 /// `-p 8080:80` without `--network`: the default bridge (`bridge` on

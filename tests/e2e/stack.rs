@@ -77,7 +77,24 @@ fn up_ps_exec_logs_down() {
         r: &r,
         base: &base,
     };
-    let up = ns.ok(&r, &args(&base, &["up", "-d"]));
+    up_waits_for_health(&ns, &r, &base);
+    let v = ps_shows_the_stack(&ns, &r, &base, &image);
+    exec_dns_and_exit_codes(&ns, &r, &base);
+    published_port_and_logs(&ns, &r, &base);
+    one_off_runs(&ns, &r, &base);
+    port_ls_pause_rerun(&ns, &r, &base, &v);
+
+    let down = ns.ok(&r, &args(&base, &["down"]));
+    assert!(
+        down.stderr.contains("Network demo_front  Removed"),
+        "{down}"
+    );
+    ns.assert_clean(&r);
+}
+
+/// `up -d` reports each step, and starts the client only once web is healthy.
+fn up_waits_for_health(ns: &NetNs, r: &Rstack, base: &[String]) {
+    let up = ns.ok(r, &args(base, &["up", "-d"]));
     for needle in [
         "Network demo_front  Created",
         "Container demo-web-1  Started",
@@ -93,20 +110,28 @@ fn up_ps_exec_logs_down() {
         healthy_at < client_at,
         "client started before web was healthy:\n{up}"
     );
+}
 
-    let v = ps(&ns, &r, &base);
+/// `ps` as JSON, as a table and as service names; returns the JSON.
+fn ps_shows_the_stack(
+    ns: &NetNs,
+    r: &Rstack,
+    base: &[String],
+    image: &str,
+) -> Vec<serde_json::Value> {
+    let v = ps(ns, r, base);
     assert_eq!(v.len(), 2, "{v:?}");
     let web = find(&v, "demo-web-1");
     assert_eq!(web["State"], "running");
     assert_eq!(web["Health"], "healthy");
     assert_eq!(web["Service"], "web");
-    assert_eq!(web["Image"], image.as_str());
+    assert_eq!(web["Image"], image);
     assert!(
         web["Status"].as_str().unwrap().ends_with("(healthy)"),
         "{web}"
     );
     assert_eq!(web["Publishers"][0]["PublishedPort"], 8080);
-    let table = ns.ok(&r, &args(&base, &["ps"])).stdout;
+    let table = ns.ok(r, &args(base, &["ps"])).stdout;
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
@@ -115,14 +140,18 @@ fn up_ps_exec_logs_down() {
         ]
     );
     assert!(table.contains("0.0.0.0:8080->80/tcp"), "{table}");
-    let services = ns.ok(&r, &args(&base, &["ps", "--services"])).stdout;
+    let services = ns.ok(r, &args(base, &["ps", "--services"])).stdout;
     assert_eq!(services.lines().collect::<Vec<_>>(), ["client", "web"]);
+    v
+}
 
+/// `exec`: DNS by service name, exit codes, env and working dir.
+fn exec_dns_and_exit_codes(ns: &NetNs, r: &Rstack, base: &[String]) {
     // DNS by service name from another service, exit codes propagated
     let got = ns.ok(
-        &r,
+        r,
         &args(
-            &base,
+            base,
             &[
                 "exec",
                 "-T",
@@ -136,15 +165,12 @@ fn up_ps_exec_logs_down() {
         ),
     );
     assert_eq!(got.stdout, "it works\n");
-    let failed = ns.rstack(
-        &r,
-        &args(&base, &["exec", "-T", "web", "sh", "-c", "exit 3"]),
-    );
+    let failed = ns.rstack(r, &args(base, &["exec", "-T", "web", "sh", "-c", "exit 3"]));
     assert_eq!(failed.status.code(), Some(3), "{failed}");
     let env = ns.ok(
-        &r,
+        r,
         &args(
-            &base,
+            base,
             &[
                 "exec",
                 "-T",
@@ -160,24 +186,27 @@ fn up_ps_exec_logs_down() {
         ),
     );
     assert_eq!(env.stdout, "42 /www\n");
+}
 
+/// The published port answers, and `logs` with prefixes, per service, tail.
+fn published_port_and_logs(ns: &NetNs, r: &Rstack, base: &[String]) {
     // the published port answers from the host side
     let body = ns.sh("busybox wget -q -O - http://127.0.0.1:8080/");
     assert_eq!(body, "it works\n");
 
     // logs, with prefixes, per service, tail
-    let logs = ns.ok(&r, &args(&base, &["logs", "--no-color"])).stdout;
+    let logs = ns.ok(r, &args(base, &["logs", "--no-color"])).stdout;
     assert!(logs.contains("demo-web-1    | hello from web"), "{logs}");
     assert!(
         logs.contains("demo-client-1 | client sees it works"),
         "{logs}"
     );
     let only = ns
-        .ok(&r, &args(&base, &["logs", "--no-log-prefix", "web"]))
+        .ok(r, &args(base, &["logs", "--no-log-prefix", "web"]))
         .stdout;
     assert_eq!(only, "hello from web\n");
     let ts = ns
-        .ok(&r, &args(&base, &["logs", "-t", "--tail", "1", "client"]))
+        .ok(r, &args(base, &["logs", "-t", "--tail", "1", "client"]))
         .stdout;
     assert!(ts.starts_with("demo-client-1 | 20"), "{ts}");
     let raw = std::fs::read_to_string(
@@ -188,12 +217,15 @@ fn up_ps_exec_logs_down() {
     let first: serde_json::Value = serde_json::from_str(raw.lines().next().unwrap()).unwrap();
     assert_eq!(first["log"], "hello from web\n");
     assert_eq!(first["stream"], "stdout");
+}
 
+/// One-off containers: dependencies, DNS, exit codes, `--rm` leaves nothing.
+fn one_off_runs(ns: &NetNs, r: &Rstack, base: &[String]) {
     // one-off containers: dependencies, DNS, exit codes, --rm leaves nothing
     let one = ns.ok(
-        &r,
+        r,
         &args(
-            &base,
+            base,
             &[
                 "run",
                 "--rm",
@@ -209,9 +241,9 @@ fn up_ps_exec_logs_down() {
     );
     assert_eq!(one.stdout, "it works\n");
     let seven = ns.rstack(
-        &r,
+        r,
         &args(
-            &base,
+            base,
             &[
                 "run",
                 "--rm",
@@ -225,34 +257,30 @@ fn up_ps_exec_logs_down() {
         ),
     );
     assert_eq!(seven.status.code(), Some(7), "{seven}");
-    assert_eq!(ps(&ns, &r, &base).len(), 2, "run --rm left a container");
+    assert_eq!(ps(ns, r, base).len(), 2, "run --rm left a container");
+}
 
+/// `port`, `ls`, pause/unpause, and a second `up` that recreates nothing.
+fn port_ls_pause_rerun(ns: &NetNs, r: &Rstack, base: &[String], v: &[serde_json::Value]) {
     // port, ls, pause/unpause
-    let port = ns.ok(&r, &args(&base, &["port", "web", "80"])).stdout;
+    let port = ns.ok(r, &args(base, &["port", "web", "80"])).stdout;
     assert_eq!(port, "0.0.0.0:8080\n");
-    let ls = ns.ok(&r, &["ls"]).stdout;
+    let ls = ns.ok(r, &["ls"]).stdout;
     assert!(ls.contains("demo") && ls.contains("running(2)"), "{ls}");
-    ns.ok(&r, &args(&base, &["pause", "web"]));
-    assert_eq!(find(&ps(&ns, &r, &base), "demo-web-1")["State"], "paused");
-    ns.ok(&r, &args(&base, &["unpause", "web"]));
-    assert_eq!(find(&ps(&ns, &r, &base), "demo-web-1")["State"], "running");
+    ns.ok(r, &args(base, &["pause", "web"]));
+    assert_eq!(find(&ps(ns, r, base), "demo-web-1")["State"], "paused");
+    ns.ok(r, &args(base, &["unpause", "web"]));
+    assert_eq!(find(&ps(ns, r, base), "demo-web-1")["State"], "running");
 
     // re-running up leaves unchanged containers alone
-    let id_before = find(&v, "demo-web-1")["ID"].clone();
-    ns.ok(&r, &args(&base, &["up", "-d"]));
-    let v2 = ps(&ns, &r, &base);
+    let id_before = find(v, "demo-web-1")["ID"].clone();
+    ns.ok(r, &args(base, &["up", "-d"]));
+    let v2 = ps(ns, r, base);
     assert_eq!(
         find(&v2, "demo-web-1")["ID"],
         id_before,
         "web was recreated"
     );
-
-    let down = ns.ok(&r, &args(&base, &["down"]));
-    assert!(
-        down.stderr.contains("Network demo_front  Removed"),
-        "{down}"
-    );
-    ns.assert_clean(&r);
 }
 
 const RESTART_STACK: &str = r#"
@@ -436,6 +464,16 @@ fn supervisor_sigkill_readopt() {
     let before = wait_for(&ns, &r, &base, "steady healthy", |v| {
         find(v, "demo-steady-1")["Health"] == "healthy"
     });
+    kill_supervisor(&ns, &r, &base);
+    readopted_not_restarted(&ns, &r, &base, &before);
+    logs_and_dns_after_adoption(&ns, &r, &base);
+    healthchecks_resume(&ns, &r, &base);
+    ns.ok(&r, &args(&base, &["down", "-t", "1"]));
+    ns.assert_clean(&r);
+}
+
+/// SIGKILLs the supervisor: containers keep running, `ps` and `exec` work.
+fn kill_supervisor(ns: &NetNs, r: &Rstack, base: &[String]) {
     let sup: serde_json::Value = serde_json::from_slice(
         &std::fs::read(r.run_root().join("projects/demo/supervisor.json")).unwrap(),
     )
@@ -444,15 +482,15 @@ fn supervisor_sigkill_readopt() {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     // containers keep running; ps still right without a supervisor
-    let during = ps(&ns, &r, &base);
+    let during = ps(ns, r, base);
     for c in &during {
         assert_eq!(c["State"], "running", "{c}");
     }
     // exec needs no supervisor (DNS is served by it: back after adoption)
     let got = ns.ok(
-        &r,
+        r,
         &args(
-            &base,
+            base,
             &[
                 "exec",
                 "-T",
@@ -469,21 +507,29 @@ fn supervisor_sigkill_readopt() {
         !got.stdout.is_empty(),
         "web broken after the supervisor died"
     );
+}
+
+/// A new supervisor adopts the containers: nothing is recreated.
+fn readopted_not_restarted(ns: &NetNs, r: &Rstack, base: &[String], before: &[serde_json::Value]) {
     // a new supervisor adopts them: nothing restarted
-    let up = ns.ok(&r, &args(&base, &["up", "-d"]));
+    let up = ns.ok(r, &args(base, &["up", "-d"]));
     assert!(up.stderr.contains("demo-steady-1  Running"), "{up}");
-    let after = ps(&ns, &r, &base);
+    let after = ps(ns, r, base);
     for name in ["demo-steady-1", "demo-web-1"] {
         assert_eq!(
             find(&after, name)["ID"],
-            find(&before, name)["ID"],
+            find(before, name)["ID"],
             "{name} was recreated"
         );
         assert_eq!(find(&after, name)["State"], "running");
     }
+}
+
+/// No log line lost while no supervisor ran, and DNS served again.
+fn logs_and_dns_after_adoption(ns: &NetNs, r: &Rstack, base: &[String]) {
     // logs written while no supervisor ran are not lost
     let ticks = ns
-        .ok(&r, &args(&base, &["logs", "--no-log-prefix", "steady"]))
+        .ok(r, &args(base, &["logs", "--no-log-prefix", "steady"]))
         .stdout;
     let n: Vec<u64> = ticks
         .lines()
@@ -495,9 +541,9 @@ fn supervisor_sigkill_readopt() {
     }
     // DNS is served again for adopted containers
     let got = ns.ok(
-        &r,
+        r,
         &args(
-            &base,
+            base,
             &[
                 "exec",
                 "-T",
@@ -511,6 +557,10 @@ fn supervisor_sigkill_readopt() {
         ),
     );
     assert!(!got.stdout.is_empty(), "no DNS after adoption");
+}
+
+/// Healthchecks resume on the adopted container.
+fn healthchecks_resume(ns: &NetNs, r: &Rstack, base: &[String]) {
     // healthchecks resume on the adopted container: new probe results appear
     let probes = |r: &Rstack| -> Vec<String> {
         let rec: serde_json::Value = serde_json::from_slice(
@@ -528,21 +578,16 @@ fn supervisor_sigkill_readopt() {
             .map(|p| p["start"].as_str().unwrap().to_owned())
             .collect()
     };
-    let seen = probes(&r);
+    let seen = probes(r);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while probes(&r).last() == seen.last() {
+    while probes(r).last() == seen.last() {
         assert!(
             Instant::now() < deadline,
             "no probe after adoption: {seen:?}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(
-        find(&ps(&ns, &r, &base), "demo-steady-1")["Health"],
-        "healthy"
-    );
-    ns.ok(&r, &args(&base, &["down", "-t", "1"]));
-    ns.assert_clean(&r);
+    assert_eq!(find(&ps(ns, r, base), "demo-steady-1")["Health"], "healthy");
 }
 
 const CYCLE_STACK: &str = r#"

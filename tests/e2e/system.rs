@@ -62,14 +62,38 @@ fn df_and_prune() {
     });
     ns.ok(&r, &["network", "create", "spare"]);
 
-    let table = ns.ok(&r, &["system", "df"]);
+    df_while_running(&ns, &r);
+    prune_keeps_what_runs(&ns, &r, &base);
+    prune_all_while_running(&ns, &r, &base, &image, &layered);
+
+    ns.ok(&r, &args(&base, &["down", "-t", "0"]));
+    let d = df(&ns, &r);
+    assert_eq!(counts(&d["Images"]), ("1", "0"), "{d:?}");
+    assert_eq!(counts(&d["Containers"]), ("0", "0"), "{d:?}");
+    assert_eq!(counts(&d["Local Volumes"]), ("1", "0"), "{d:?}");
+    assert!(
+        d["Local Volumes"]["Reclaimable"]
+            .as_str()
+            .unwrap()
+            .ends_with("(100%)"),
+        "{d:?}"
+    );
+
+    prune_after_down(&ns, &r, &image);
+    volume_prune_empties(&ns, &r);
+    ns.assert_clean(&r);
+}
+
+/// `system df` while the stack runs: the table, counts, shared layers, `-v`.
+fn df_while_running(ns: &NetNs, r: &Rstack) {
+    let table = ns.ok(r, &["system", "df"]);
     assert!(
         table
             .stdout
             .starts_with("TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE\n"),
         "{table}"
     );
-    let d = df(&ns, &r);
+    let d = df(ns, r);
     assert_eq!(counts(&d["Images"]), ("2", "1"), "{d:?}");
     assert_eq!(counts(&d["Containers"]), ("2", "1"), "{d:?}");
     assert_eq!(counts(&d["Local Volumes"]), ("1", "1"), "{d:?}");
@@ -87,13 +111,16 @@ fn df_and_prune() {
         "images reclaimable {recl}"
     );
     assert_eq!(d["Local Volumes"]["Reclaimable"], "0B (0%)", "{d:?}");
-    let verbose = ns.ok(&r, &["system", "df", "-v"]).stdout;
+    let verbose = ns.ok(r, &["system", "df", "-v"]).stdout;
     assert!(verbose.contains("Images space usage:"), "{verbose}");
     assert!(verbose.contains("demo_data "), "{verbose}");
     assert!(verbose.contains("demo-app-1"), "{verbose}");
+}
 
+/// `system prune -f`: nothing in use goes, the exited job and spare network do.
+fn prune_keeps_what_runs(ns: &NetNs, r: &Rstack, base: &[String]) {
     // nothing in use goes: the exited job and the spare network do
-    let p = ns.ok(&r, &["system", "prune", "-f"]);
+    let p = ns.ok(r, &["system", "prune", "-f"]);
     assert!(
         p.stdout.contains("Deleted Containers:\ndemo-job-1\n"),
         "{p}"
@@ -106,26 +133,29 @@ fn df_and_prune() {
         "no dangling image: {p}"
     );
     assert!(p.stdout.contains("Total reclaimed space: "), "{p}");
-    let v = wait_for(&ns, &r, &base, "job forgotten", |v| v.len() == 1);
+    let v = wait_for(ns, r, base, "job forgotten", |v| v.len() == 1);
     assert_eq!(find(&v, "demo-app-1")["State"], "running");
-    let nets = ns.ok(&r, &["network", "ls"]).stdout;
+    let nets = ns.ok(r, &["network", "ls"]).stdout;
     assert!(
         nets.contains("demo_default") && !nets.contains("spare"),
         "{nets}"
     );
+}
 
+/// `prune -a` while the stack runs: the unused image goes, the used one stays.
+fn prune_all_while_running(ns: &NetNs, r: &Rstack, base: &[String], image: &str, layered: &str) {
     // -a while the stack runs: the unused image goes, the used one and its
     // (shared) layer stay
-    let p = ns.ok(&r, &["system", "prune", "-a", "-f"]);
+    let p = ns.ok(r, &["system", "prune", "-a", "-f"]);
     assert!(p.stdout.contains("Deleted Images:\nuntagged: "), "{p}");
     assert!(p.stdout.contains("layered"), "{p}");
     assert!(!p.stdout.contains("e2e/busybox"), "{p}");
-    r.ok(&["image", "inspect", &image]);
-    r.fails(&["image", "inspect", &layered]);
+    r.ok(&["image", "inspect", image]);
+    r.fails(&["image", "inspect", layered]);
     let file = ns.ok(
-        &r,
+        r,
         &args(
-            &base,
+            base,
             &[
                 "exec",
                 "-T",
@@ -137,30 +167,20 @@ fn df_and_prune() {
         ),
     );
     assert_eq!(file.stdout, "kept\n/bin/busybox\n");
-    let d = df(&ns, &r);
+    let d = df(ns, r);
     assert_eq!(counts(&d["Images"]), ("1", "1"), "{d:?}");
     assert_eq!(d["Images"]["Reclaimable"], "0B (0%)", "{d:?}");
+}
 
-    ns.ok(&r, &args(&base, &["down", "-t", "0"]));
-    let d = df(&ns, &r);
-    assert_eq!(counts(&d["Images"]), ("1", "0"), "{d:?}");
-    assert_eq!(counts(&d["Containers"]), ("0", "0"), "{d:?}");
-    assert_eq!(counts(&d["Local Volumes"]), ("1", "0"), "{d:?}");
-    assert!(
-        d["Local Volumes"]["Reclaimable"]
-            .as_str()
-            .unwrap()
-            .ends_with("(100%)"),
-        "{d:?}"
-    );
-
+/// After `down`: refused without `-f`, then images go and the named volume stays.
+fn prune_after_down(ns: &NetNs, r: &Rstack, image: &str) {
     // without a terminal and without -f: refused, nothing removed
-    let refused = ns.rstack(&r, &["system", "prune", "-a", "--volumes"]);
+    let refused = ns.rstack(r, &["system", "prune", "-a", "--volumes"]);
     assert!(!refused.success(), "{refused}");
     assert!(refused.stderr.contains("--force"), "{refused}");
-    r.ok(&["image", "inspect", &image]);
+    r.ok(&["image", "inspect", image]);
 
-    let p = ns.ok(&r, &["system", "prune", "-a", "--volumes", "-f"]);
+    let p = ns.ok(r, &["system", "prune", "-a", "--volumes", "-f"]);
     assert!(p.stdout.contains("Deleted Images:\nuntagged: "), "{p}");
     assert!(p.stdout.contains("deleted: sha256:"), "{p}");
     let total = p
@@ -169,19 +189,22 @@ fn df_and_prune() {
         .find_map(|l| l.strip_prefix("Total reclaimed space: "))
         .unwrap_or_else(|| panic!("no total: {p}"));
     assert_ne!(total, "0B", "{p}");
-    r.fails(&["image", "inspect", &image]);
+    r.fails(&["image", "inspect", image]);
     // Docker 25: `system prune --volumes` prunes anonymous volumes only,
     // even with -a; the named volume stays for `volume prune -a`
     assert!(!p.stdout.contains("demo_data"), "{p}");
     assert!(r.root().join("volumes/demo_data/_data/file").exists());
-    let d = df(&ns, &r);
+    let d = df(ns, r);
     assert_eq!(counts(&d["Images"]), ("0", "0"), "{d:?}");
     assert_eq!(d["Images"]["Size"], "0B", "{d:?}");
     assert_eq!(counts(&d["Local Volumes"]), ("1", "0"), "{d:?}");
+}
 
-    let v = ns.ok(&r, &["volume", "prune", "-a", "-f"]);
+/// `volume prune -a` takes the named volume: nothing left to count or reclaim.
+fn volume_prune_empties(ns: &NetNs, r: &Rstack) {
+    let v = ns.ok(r, &["volume", "prune", "-a", "-f"]);
     assert!(v.stdout.contains("demo_data"), "{v}");
-    let d = df(&ns, &r);
+    let d = df(ns, r);
     for (kind, row) in &d {
         assert_eq!(counts(row), ("0", "0"), "{kind}: {d:?}");
         assert_eq!(row["Size"], "0B", "{kind}: {d:?}");
@@ -190,7 +213,6 @@ fn df_and_prune() {
             "{kind}: nothing to reclaim: {d:?}"
         );
     }
-    let empty = ns.ok(&r, &["system", "prune", "-a", "--volumes", "-f"]);
+    let empty = ns.ok(r, &["system", "prune", "-a", "--volumes", "-f"]);
     assert_eq!(empty.stdout, "Total reclaimed space: 0B\n", "{empty}");
-    ns.assert_clean(&r);
 }

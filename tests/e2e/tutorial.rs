@@ -93,7 +93,27 @@ fn gateway_and_backends() {
         set_mode(&f, 0o755);
     }
 
-    let up = ns.ok(&r, &args(&base, &["up", "-d", "--wait"]));
+    gateway_after_backends(&ns, &r, &base);
+
+    // through the published port and the gateway, each backend by name
+    for b in ["api", "auth", "shop"] {
+        let body = ns.sh(&format!(
+            "busybox wget -q -O - http://127.0.0.1:8080/cgi-bin/{b}"
+        ));
+        assert_eq!(body, format!("{b} at your service\n"), "via the gateway");
+    }
+
+    logs_follow(&ns, &r, &base);
+    exec_on_a_terminal(&r, &base);
+    logs_since_until(&ns, &r, &base);
+
+    ns.ok(&r, &args(&base, &["down", "-t", "1"]));
+    ns.assert_clean(&r);
+}
+
+/// `up --wait` starts the gateway only once every backend is healthy.
+fn gateway_after_backends(ns: &NetNs, r: &Rstack, base: &[String]) {
+    let up = ns.ok(r, &args(base, &["up", "-d", "--wait"]));
     // the gateway starts only once every backend is healthy
     let gateway_at = up
         .stderr
@@ -107,7 +127,7 @@ fn gateway_and_backends() {
             "gateway started before {b} was healthy:\n{up}"
         );
     }
-    let v = ps(&ns, &r, &base);
+    let v = ps(ns, r, base);
     assert_eq!(v.len(), 4, "{v:?}");
     for b in ["api", "auth", "shop"] {
         let c = find(&v, &format!("demo-{b}-1"));
@@ -115,18 +135,13 @@ fn gateway_and_backends() {
         assert!(c["Status"].as_str().unwrap().ends_with("(healthy)"), "{c}");
     }
     assert_eq!(find(&v, "demo-gateway-1")["State"], "running");
+}
 
-    // through the published port and the gateway, each backend by name
-    for b in ["api", "auth", "shop"] {
-        let body = ns.sh(&format!(
-            "busybox wget -q -O - http://127.0.0.1:8080/cgi-bin/{b}"
-        ));
-        assert_eq!(body, format!("{b} at your service\n"), "via the gateway");
-    }
-
+/// `logs -f` follows: a line written after it started reaches it.
+fn logs_follow(ns: &NetNs, r: &Rstack, base: &[String]) {
     // logs -f follows: a line written by the container after `logs -f`
     // started reaches it
-    let inner = r.command(&args(&base, &["logs", "-f", "--no-log-prefix", "api"]));
+    let inner = r.command(&args(base, &["logs", "-f", "--no-log-prefix", "api"]));
     let mut cmd = ns.nsenter();
     cmd.arg(inner.get_program()).args(inner.get_args());
     r.sandbox_env(&mut cmd);
@@ -146,9 +161,9 @@ fn gateway_and_backends() {
     });
     std::thread::sleep(Duration::from_millis(500));
     ns.ok(
-        &r,
+        r,
         &args(
-            &base,
+            base,
             &[
                 "exec",
                 "-T",
@@ -171,6 +186,10 @@ fn gateway_and_backends() {
     let _ = follower.wait();
     let _ = reader.join();
     assert!(got, "logs -f did not follow; it printed {seen:?}");
+}
+
+/// `exec` on a terminal gets a pseudo terminal, like docker compose exec.
+fn exec_on_a_terminal(r: &Rstack, base: &[String]) {
     // exec on a terminal gets a pseudo terminal, like docker compose exec
     let line = format!(
         "{} --root {} --run-root {} {} exec api sh",
@@ -200,27 +219,27 @@ fn gateway_and_backends() {
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     assert_eq!(out.status.code(), Some(5), "{text}");
     assert!(text.contains("hi 42\n/dev/pts/"), "no terminal: {text}");
+}
 
+/// `logs --since` / `--until` filter by the lines' timestamps.
+fn logs_since_until(ns: &NetNs, r: &Rstack, base: &[String]) {
     // --since / --until filter by the lines' timestamps
     let recent = ns
         .ok(
-            &r,
-            &args(&base, &["logs", "--no-log-prefix", "--since", "10m", "api"]),
+            r,
+            &args(base, &["logs", "--no-log-prefix", "--since", "10m", "api"]),
         )
         .stdout;
     assert!(recent.contains("followed-line"), "{recent}");
     let old = ns
         .ok(
-            &r,
-            &args(&base, &["logs", "--until", "2000-01-01T00:00:00Z", "api"]),
+            r,
+            &args(base, &["logs", "--until", "2000-01-01T00:00:00Z", "api"]),
         )
         .stdout;
     assert_eq!(old, "", "--until 2000 printed lines");
-    let bad = ns.rstack(&r, &args(&base, &["logs", "--since", "yesterday", "api"]));
+    let bad = ns.rstack(r, &args(base, &["logs", "--since", "yesterday", "api"]));
     assert!(!bad.success() && bad.stderr.contains("--since"), "{bad}");
-
-    ns.ok(&r, &args(&base, &["down", "-t", "1"]));
-    ns.assert_clean(&r);
 }
 
 fn set_mode(path: &Path, mode: u32) {
@@ -337,6 +356,15 @@ fn cgroup_value(leaves: &[PathBuf], files: &[&str]) -> Option<(String, String)> 
     None
 }
 
+/// When container `name` last started, as `inspect` shows it.
+fn started_at(ns: &NetNs, r: &Rstack, guard_base: &[String], name: &str) -> String {
+    let out = ns.ok(
+        r,
+        &args(guard_base, &["inspect", "-f", "{{.State.StartedAt}}", name]),
+    );
+    out.stdout.trim().to_owned()
+}
+
 fn db_app_admin() {
     let ns = NetNs::new();
     // `setup` writes compose.yaml; this test runs without -f, from the dir
@@ -353,8 +381,18 @@ fn db_app_admin() {
     std::fs::create_dir_all(dir.join("conf")).unwrap();
     std::fs::write(dir.join("conf/app.conf"), "mode=tutorial\n").unwrap();
 
+    interpolation(&ns, &r, &dir);
+    let app_id = up_without_profile(&ns, &r, &dir, &guard_base);
+    resource_limits(&ns, &r, &dir);
+    let db_id = profile_then_restart(&ns, &r, &dir, &guard_base, &app_id);
+    changed_config(&ns, &r, &dir, &guard_base, &db_id);
+    volume_survives_down(&ns, &r, &dir);
+}
+
+/// Interpolation and the override file: the default, then the shell's value.
+fn interpolation(ns: &NetNs, r: &Rstack, dir: &Path) {
     // interpolation: the default, then the shell's value over it
-    let cfg = in_dir_ok(&ns, &r, &dir, &["config", "--format", "json"]).json();
+    let cfg = in_dir_ok(ns, r, dir, &["config", "--format", "json"]).json();
     assert_eq!(
         cfg["services"]["db"]["environment"]["DB_PASSWORD"],
         "postgres"
@@ -362,9 +400,9 @@ fn db_app_admin() {
     assert_eq!(cfg["services"]["app"]["environment"]["OVERRIDDEN"], "yes");
     assert_eq!(cfg["services"]["app"]["labels"]["tier"], "frontend");
     let cfg = in_dir(
-        &ns,
-        &r,
-        &dir,
+        ns,
+        r,
+        dir,
         &["config", "--format", "json"],
         &[("DB_PASSWORD", "s3cret")],
     );
@@ -373,17 +411,25 @@ fn db_app_admin() {
         cfg.json()["services"]["db"]["environment"]["DB_PASSWORD"],
         "s3cret"
     );
+}
 
+/// Without the profile admin is not started; env, DNS, `:ro` and the port.
+fn up_without_profile(
+    ns: &NetNs,
+    r: &Rstack,
+    dir: &Path,
+    guard_base: &[String],
+) -> serde_json::Value {
     // without the profile, admin is not started
-    in_dir_ok(&ns, &r, &dir, &["up", "-d"]);
-    let v = wait_for(&ns, &r, &guard_base, "db and app running", |v| {
+    in_dir_ok(ns, r, dir, &["up", "-d"]);
+    let v = wait_for(ns, r, guard_base, "db and app running", |v| {
         v.len() == 2 && v.iter().all(|c| c["State"] == "running")
     });
     assert!(v.iter().all(|c| c["Service"] != "admin"), "{v:?}");
     let app_id = find(&v, "demo-app-1")["ID"].clone();
 
     let exec = |svc: &str, cmd: &str| -> RunOutput {
-        in_dir(&ns, &r, &dir, &["exec", "-T", svc, "sh", "-c", cmd], &[])
+        in_dir(ns, r, dir, &["exec", "-T", svc, "sh", "-c", cmd], &[])
     };
     let env = exec("app", "echo $APP_MODE $OVERRIDDEN");
     assert_eq!(env.stdout, "production yes\n", "{env}");
@@ -396,9 +442,13 @@ fn db_app_admin() {
     assert_ne!(ro.status.code(), Some(0), "a :ro bind mount was writable");
     let body = ns.sh("busybox wget -q -O - http://127.0.0.1:8081/app.conf");
     assert_eq!(body, "mode=tutorial\n");
+    app_id
+}
 
+/// `deploy.resources.limits` in the container's cgroup and in `stats`.
+fn resource_limits(ns: &NetNs, r: &Rstack, dir: &Path) {
     // deploy.resources.limits in the container's cgroup (v1 or v2 files)
-    let leaves = cgroup_leaves(&r, "demo-app-1");
+    let leaves = cgroup_leaves(r, "demo-app-1");
     let (f, mem) = cgroup_value(&leaves, &["memory.max", "memory.limit_in_bytes"])
         .unwrap_or_else(|| panic!("no memory controller in {leaves:?}"));
     assert_eq!(mem, (64u64 << 20).to_string(), "{f}");
@@ -416,9 +466,9 @@ fn db_app_admin() {
     assert_eq!(pids, "50", "{f}");
     // ... and in stats
     let stats = in_dir_ok(
-        &ns,
-        &r,
-        &dir,
+        ns,
+        r,
+        dir,
         &["stats", "--no-stream", "--format", "json", "app"],
     )
     .json_lines();
@@ -428,35 +478,35 @@ fn db_app_admin() {
     assert!(usage.ends_with("/ 64.00MiB"), "{usage}");
     let pids: u64 = stats[0]["PIDs"].as_str().unwrap().parse().unwrap();
     assert!(pids >= 1, "{stats:?}");
+}
 
+/// `--profile debug` adds admin; restarting db restarts app, not admin.
+fn profile_then_restart(
+    ns: &NetNs,
+    r: &Rstack,
+    dir: &Path,
+    guard_base: &[String],
+    app_id: &serde_json::Value,
+) -> serde_json::Value {
     // --profile debug adds admin and leaves the others alone
-    in_dir_ok(&ns, &r, &dir, &["--profile", "debug", "up", "-d"]);
-    let v = ps(&ns, &r, &guard_base);
+    in_dir_ok(ns, r, dir, &["--profile", "debug", "up", "-d"]);
+    let v = ps(ns, r, guard_base);
     assert_eq!(find(&v, "demo-admin-1")["State"], "running", "{v:?}");
-    assert_eq!(find(&v, "demo-app-1")["ID"], app_id, "app was recreated");
+    assert_eq!(find(&v, "demo-app-1")["ID"], *app_id, "app was recreated");
 
     // restart db: app (depends_on restart: true) is restarted with it,
     // admin (a plain dependency) is not
-    let started = |name: &str| -> String {
-        let out = ns.ok(
-            &r,
-            &args(
-                &guard_base,
-                &["inspect", "-f", "{{.State.StartedAt}}", name],
-            ),
-        );
-        out.stdout.trim().to_owned()
-    };
+    let started = |name: &str| started_at(ns, r, guard_base, name);
     let (db_started, app_started, admin_started) = (
         started("demo-db-1"),
         started("demo-app-1"),
         started("demo-admin-1"),
     );
     let db_id = find(&v, "demo-db-1")["ID"].clone();
-    in_dir_ok(&ns, &r, &dir, &["restart", "-t", "1", "db"]);
+    in_dir_ok(ns, r, dir, &["restart", "-t", "1", "db"]);
     // like `docker compose restart`, app came back only once the
     // restarted db was healthy again (its startup read db, so it runs)
-    let v = ps(&ns, &r, &guard_base);
+    let v = ps(ns, r, guard_base);
     assert_eq!(find(&v, "demo-db-1")["Health"], "healthy", "{v:?}");
     assert_eq!(find(&v, "demo-app-1")["State"], "running", "{v:?}");
     assert_ne!(started("demo-db-1"), db_started, "db was not restarted");
@@ -474,22 +524,37 @@ fn db_app_admin() {
     );
     assert_eq!(
         find(&v, "demo-app-1")["ID"],
-        app_id,
+        *app_id,
         "restart changed app's id"
     );
+    db_id
+}
+
+/// Up with a changed db config: db recreated, app restarted, admin kept.
+fn changed_config(
+    ns: &NetNs,
+    r: &Rstack,
+    dir: &Path,
+    guard_base: &[String],
+    db_id: &serde_json::Value,
+) {
+    let exec = |svc: &str, cmd: &str| -> RunOutput {
+        in_dir(ns, r, dir, &["exec", "-T", svc, "sh", "-c", cmd], &[])
+    };
+    let started = |name: &str| started_at(ns, r, guard_base, name);
     // up with a changed db config: db is recreated, app (restart: true)
     // restarted with it, admin stays
     let (app_started, admin_started) = (started("demo-app-1"), started("demo-admin-1"));
     let up = in_dir(
-        &ns,
-        &r,
-        &dir,
+        ns,
+        r,
+        dir,
         &["--profile", "debug", "up", "-d", "--wait"],
         &[("DB_PASSWORD", "changed")],
     );
     assert!(up.success(), "{up}");
-    let v = ps(&ns, &r, &guard_base);
-    assert_ne!(find(&v, "demo-db-1")["ID"], db_id, "db was not recreated");
+    let v = ps(ns, r, guard_base);
+    assert_ne!(find(&v, "demo-db-1")["ID"], *db_id, "db was not recreated");
     assert_ne!(
         started("demo-app-1"),
         app_started,
@@ -501,22 +566,28 @@ fn db_app_admin() {
         "admin was restarted"
     );
     assert_eq!(exec("db", "echo $DB_PASSWORD").stdout, "changed\n");
+}
 
+/// The named volume survives `down` and `up`, and goes with `down -v`.
+fn volume_survives_down(ns: &NetNs, r: &Rstack, dir: &Path) {
+    let exec = |svc: &str, cmd: &str| -> RunOutput {
+        in_dir(ns, r, dir, &["exec", "-T", svc, "sh", "-c", cmd], &[])
+    };
     // the named volume survives down and up, and goes with down -v
-    in_dir_ok(&ns, &r, &dir, &["--profile", "debug", "down", "-t", "1"]);
-    in_dir_ok(&ns, &r, &dir, &["up", "-d", "--wait"]);
+    in_dir_ok(ns, r, dir, &["--profile", "debug", "down", "-t", "1"]);
+    in_dir_ok(ns, r, dir, &["up", "-d", "--wait"]);
     // booted by up, restart, up (changed), up
     assert_eq!(
         exec("db", "cat /var/lib/db/boots").stdout,
         "boot\nboot\nboot\nboot\n"
     );
-    let down = in_dir_ok(&ns, &r, &dir, &["down", "-v", "-t", "1"]);
+    let down = in_dir_ok(ns, r, dir, &["down", "-v", "-t", "1"]);
     assert!(
         down.stderr.contains("Volume demo_dbdata  Removed"),
         "{down}"
     );
     assert!(!r.root().join("volumes/demo_dbdata").exists());
-    ns.assert_clean(&r);
+    ns.assert_clean(r);
 }
 
 /// The Dockerfile of [`up_build`]: an app whose image carries its own

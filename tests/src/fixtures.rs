@@ -325,42 +325,8 @@ fn build(busybox: &[u8], layout_dir: &Path) -> Result<Fixtures, Error> {
     let config = json!({ "Env": [PATH_ENV], "Cmd": ["sh"] });
     let amd64 = linux("amd64");
 
-    let mut single = BTreeMap::new();
-    for (tag, compression) in [
-        ("busybox", Compression::Gzip),
-        ("busybox-zstd", Compression::Zstd),
-        ("busybox-plain", Compression::None),
-    ] {
-        let info = layout.add_image(
-            &amd64,
-            &[Layer::new(&base_tar, compression)],
-            config.clone(),
-        )?;
-        layout.tag(&info.manifest, tag);
-        single.insert(tag, info);
-    }
-
-    let base_gz = Layer::new(&base_tar, Compression::Gzip);
-    let arch_layer = |arch: &str| {
-        let mut b = LayerBuilder::new();
-        b.file("arch", Meta::mode(0o644), format!("{arch}\n").as_bytes());
-        Layer::new(&b.finish(), Compression::Gzip)
-    };
-    let amd64_image = layout.add_image(
-        &amd64,
-        &[base_gz.clone(), arch_layer("amd64")],
-        config.clone(),
-    )?;
-    let arm64_image = layout.add_image(&linux("arm64"), &[arch_layer("arm64")], config.clone())?;
-    let multi = vec![amd64_image.clone(), arm64_image.clone()];
-    // Both lists start as an OCI index; skopeo `--format v2s2 --all` writes
-    // the Docker manifest list form of it.
-    let index = layout.add_index(
-        MEDIA_OCI_INDEX,
-        &[amd64_image.manifest.clone(), arm64_image.manifest.clone()],
-    )?;
-    layout.tag(&index, "multiarch-list");
-    layout.tag(&index, "multiarch-index");
+    let single = add_single_images(&mut layout, &amd64, &base_tar, &config)?;
+    let (amd64_image, multi) = add_multiarch(&mut layout, &amd64, &base_tar, &config)?;
 
     let layered_layers: Vec<Layer> = layered::layers(&base_tar)
         .iter()
@@ -369,17 +335,7 @@ fn build(busybox: &[u8], layout_dir: &Path) -> Result<Fixtures, Error> {
     let layered_image = layout.add_image(&amd64, &layered_layers, config.clone())?;
     layout.tag(&layered_image.manifest, "layered");
 
-    let mut hostile_fixtures = Vec::new();
-    for (name, tar) in hostile::layers() {
-        let info = layout.add_image(
-            &amd64,
-            &[Layer::new(&tar, Compression::Gzip)],
-            config.clone(),
-        )?;
-        let tag = format!("hostile-{name}");
-        layout.tag(&info.manifest, &tag);
-        hostile_fixtures.push(fixture(&tag, &tag, info, vec![], FixtureFormat::Preserve));
-    }
+    let hostile_fixtures = add_hostile(&mut layout, &amd64, &config)?;
     layout.finish()?;
 
     Ok(Fixtures {
@@ -435,6 +391,77 @@ fn build(busybox: &[u8], layout_dir: &Path) -> Result<Fixtures, Error> {
         hostile: hostile_fixtures,
         layout: layout_dir.to_owned(),
     })
+}
+
+/// The single-platform busybox images, one per layer compression, by tag.
+fn add_single_images(
+    layout: &mut OciLayout,
+    amd64: &Platform,
+    base_tar: &[u8],
+    config: &serde_json::Value,
+) -> Result<BTreeMap<&'static str, ImageInfo>, Error> {
+    let mut single = BTreeMap::new();
+    for (tag, compression) in [
+        ("busybox", Compression::Gzip),
+        ("busybox-zstd", Compression::Zstd),
+        ("busybox-plain", Compression::None),
+    ] {
+        let info = layout.add_image(amd64, &[Layer::new(base_tar, compression)], config.clone())?;
+        layout.tag(&info.manifest, tag);
+        single.insert(tag, info);
+    }
+    Ok(single)
+}
+
+/// The amd64 + arm64 images and the index over them: the amd64 image and both.
+fn add_multiarch(
+    layout: &mut OciLayout,
+    amd64: &Platform,
+    base_tar: &[u8],
+    config: &serde_json::Value,
+) -> Result<(ImageInfo, Vec<ImageInfo>), Error> {
+    let base_gz = Layer::new(base_tar, Compression::Gzip);
+    let arch_layer = |arch: &str| {
+        let mut b = LayerBuilder::new();
+        b.file("arch", Meta::mode(0o644), format!("{arch}\n").as_bytes());
+        Layer::new(&b.finish(), Compression::Gzip)
+    };
+    let amd64_image = layout.add_image(
+        amd64,
+        &[base_gz.clone(), arch_layer("amd64")],
+        config.clone(),
+    )?;
+    let arm64_image = layout.add_image(&linux("arm64"), &[arch_layer("arm64")], config.clone())?;
+    let multi = vec![amd64_image.clone(), arm64_image.clone()];
+    // Both lists start as an OCI index; skopeo `--format v2s2 --all` writes
+    // the Docker manifest list form of it.
+    let index = layout.add_index(
+        MEDIA_OCI_INDEX,
+        &[amd64_image.manifest.clone(), arm64_image.manifest.clone()],
+    )?;
+    layout.tag(&index, "multiarch-list");
+    layout.tag(&index, "multiarch-index");
+    Ok((amd64_image, multi))
+}
+
+/// The hostile images, one per hostile layer, as fixtures.
+fn add_hostile(
+    layout: &mut OciLayout,
+    amd64: &Platform,
+    config: &serde_json::Value,
+) -> Result<Vec<Fixture>, Error> {
+    let mut hostile_fixtures = Vec::new();
+    for (name, tar) in hostile::layers() {
+        let info = layout.add_image(
+            amd64,
+            &[Layer::new(&tar, Compression::Gzip)],
+            config.clone(),
+        )?;
+        let tag = format!("hostile-{name}");
+        layout.tag(&info.manifest, &tag);
+        hostile_fixtures.push(fixture(&tag, &tag, info, vec![], FixtureFormat::Preserve));
+    }
+    Ok(hostile_fixtures)
 }
 
 /// The busybox base layer: `/bin/busybox`, one hard link to it per applet

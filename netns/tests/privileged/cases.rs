@@ -2,11 +2,12 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rstack_netns::dns::{Resolver, Upstreams};
-use rstack_netns::{AttachRequest, Config, CreateOptions, Networks};
+use rstack_netns::dns::{Resolver, ServeHandle, Upstreams};
+use rstack_netns::{AttachRequest, Attachment, Config, CreateOptions, Networks};
 use simple_dns::{RCODE, TYPE};
 
 use super::harness::{self, Env, assert_clean, check, dns, in_netns, sh, tcp_get, tcp_server};
@@ -252,15 +253,39 @@ pub fn containers_reach_and_resolve() -> Result<(), String> {
                 .map_err(|e| format!("serve {id}: {e:?}"))?,
         );
     }
-    let r = dns(&b, "a", TYPE::A, false)?;
+    resolve_names(&a, &b, &c, &att_a, &att_b, &att_b2)?;
+    name_follows_container(&env, &a, &b)?;
+    servfail_without_upstream(&env, &rt, handles, &b)?;
+
+    for (net, id) in [("web", "a"), ("web", "b"), ("web", "b2"), ("other", "c")] {
+        env.nets.detach(net, id).map_err(|e| e.to_string())?;
+    }
+    for ns in [&a, &b, &b2, &c] {
+        rstack_netns::remove_pinned_netns(ns).map_err(|e| e.to_string())?;
+    }
+    env.nets.remove("web").map_err(|e| e.to_string())?;
+    env.nets.remove("other").map_err(|e| e.to_string())?;
+    assert_clean(&env)
+}
+
+/// Names, aliases, replicas round-robin, other networks, PTR and forwarding.
+fn resolve_names(
+    a: &Path,
+    b: &Path,
+    c: &Path,
+    att_a: &Attachment,
+    att_b: &Attachment,
+    att_b2: &Attachment,
+) -> Result<(), String> {
+    let r = dns(b, "a", TYPE::A, false)?;
     check(r.addrs == vec![att_a.ipv4], format!("b resolves a: {r:?}"))?;
-    let r = dns(&b, "db-alias", TYPE::A, true)?;
+    let r = dns(b, "db-alias", TYPE::A, true)?;
     check(
         r.addrs == vec![att_a.ipv4],
         format!("alias over tcp: {r:?}"),
     )?;
-    let r1 = dns(&a, "svc", TYPE::A, false)?;
-    let r2 = dns(&a, "svc", TYPE::A, false)?;
+    let r1 = dns(a, "svc", TYPE::A, false)?;
+    let r2 = dns(a, "svc", TYPE::A, false)?;
     let mut both = vec![att_b.ipv4, att_b2.ipv4];
     both.sort();
     let mut s1 = r1.addrs.clone();
@@ -269,7 +294,7 @@ pub fn containers_reach_and_resolve() -> Result<(), String> {
         s1 == both && r1.addrs != r2.addrs,
         format!("replicas round-robin: {r1:?} {r2:?}"),
     )?;
-    let r = dns(&c, "a", TYPE::A, false)?;
+    let r = dns(c, "a", TYPE::A, false)?;
     check(
         r.rcode == RCODE::NameError,
         format!("other network gets NXDOMAIN: {r:?}"),
@@ -282,39 +307,53 @@ pub fn containers_reach_and_resolve() -> Result<(), String> {
         .map(|o| o.to_string())
         .collect();
     let r = dns(
-        &b,
+        b,
         &format!("{}.in-addr.arpa", rev.join(".")),
         TYPE::PTR,
         false,
     )?;
     check(r.names == vec!["a".to_string()], format!("PTR: {r:?}"))?;
-    let r = dns(&b, "example.test", TYPE::A, false)?;
+    let r = dns(b, "example.test", TYPE::A, false)?;
     check(
         r.addrs == vec![Ipv4Addr::new(192, 0, 2, 99)],
         format!("forwarded: {r:?}"),
     )?;
-    let r = dns(&b, "nosuch.test", TYPE::A, false)?;
+    let r = dns(b, "nosuch.test", TYPE::A, false)?;
     check(
         r.rcode == RCODE::NameError,
         format!("upstream NXDOMAIN passed on: {r:?}"),
     )?;
+    Ok(())
+}
+
+/// The name follows the container live: gone on detach, back on attach.
+fn name_follows_container(env: &Env, a: &Path, b: &Path) -> Result<(), String> {
     // the name follows the container live
     env.nets.detach("web", "a").map_err(|e| e.to_string())?;
-    let r = dns(&b, "a", TYPE::A, false)?;
+    let r = dns(b, "a", TYPE::A, false)?;
     check(
         r.rcode == RCODE::NameError,
         format!("removed name stops resolving: {r:?}"),
     )?;
     let again = env
         .nets
-        .attach(&attach_req("web", "a", &a, &[]))
+        .attach(&attach_req("web", "a", a, &[]))
         .map_err(|e| format!("{e:?}"))?;
-    let r = dns(&b, "a", TYPE::A, false)?;
+    let r = dns(b, "a", TYPE::A, false)?;
     check(
         r.addrs == vec![again.ipv4],
         format!("re-attached name resolves: {r:?}"),
     )?;
+    Ok(())
+}
 
+/// With the upstream gone: SERVFAIL, not silence.
+fn servfail_without_upstream(
+    env: &Env,
+    rt: &tokio::runtime::Runtime,
+    handles: Vec<ServeHandle>,
+    b: &Path,
+) -> Result<(), String> {
     // upstream gone: SERVFAIL, not silence
     let dead = Resolver::new(
         env.run_dir(),
@@ -326,23 +365,14 @@ pub fn containers_reach_and_resolve() -> Result<(), String> {
     for h in handles {
         rt.block_on(h.stop());
     }
-    let h = dead.serve("b", &b).map_err(|e| format!("{e:?}"))?;
-    let r = dns(&b, "example.test", TYPE::A, false)?;
+    let h = dead.serve("b", b).map_err(|e| format!("{e:?}"))?;
+    let r = dns(b, "example.test", TYPE::A, false)?;
     check(
         r.rcode == RCODE::ServerFailure,
         format!("upstream gone: {r:?}"),
     )?;
     rt.block_on(h.stop());
-
-    for (net, id) in [("web", "a"), ("web", "b"), ("web", "b2"), ("other", "c")] {
-        env.nets.detach(net, id).map_err(|e| e.to_string())?;
-    }
-    for ns in [&a, &b, &b2, &c] {
-        rstack_netns::remove_pinned_netns(ns).map_err(|e| e.to_string())?;
-    }
-    env.nets.remove("web").map_err(|e| e.to_string())?;
-    env.nets.remove("other").map_err(|e| e.to_string())?;
-    assert_clean(&env)
+    Ok(())
 }
 
 pub fn internal_network_has_no_way_out() -> Result<(), String> {

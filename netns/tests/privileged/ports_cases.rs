@@ -2,8 +2,9 @@
 //! UDP, ranges, random ports, hairpin, other networks, conflicts.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 
-use rstack_netns::{CreateOptions, PortSpec};
+use rstack_netns::{Attachment, CreateOptions, PortSpec};
 
 use super::cases::attach_req;
 use super::harness::{
@@ -58,6 +59,21 @@ pub fn published_ports() -> Result<(), String> {
     tcp_server(&a, 81, "a81");
     udp_server(&a, 53, "a53");
 
+    from_the_host(&att)?;
+    from_containers(&b, &c, &att_b, &att_c)?;
+    detach_removes_dnat(&env)?;
+    env.nets.detach("web", "b").map_err(|e| e.to_string())?;
+    env.nets.detach("back", "c").map_err(|e| e.to_string())?;
+    for ns in [&a, &b, &c] {
+        rstack_netns::remove_pinned_netns(ns).map_err(|e| e.to_string())?;
+    }
+    env.nets.remove("web").map_err(|e| e.to_string())?;
+    env.nets.remove("back").map_err(|e| e.to_string())?;
+    assert_clean(&env)
+}
+
+/// From the host: localhost and its other address, a range, a random port, UDP.
+fn from_the_host(att: &Attachment) -> Result<(), String> {
     let get = |ip: Ipv4Addr, port: u16| tcp_get(SocketAddr::from((ip, port)));
     // from the host: localhost and its other address; the container sees the
     // real client address where there is one
@@ -96,25 +112,38 @@ pub fn published_ports() -> Result<(), String> {
     check(r == "a53 10.99.0.1", format!("udp 5353 -> {r}"))?;
     let r = udp_get(SocketAddr::from((Ipv4Addr::LOCALHOST, 5353)))?;
     check(r.starts_with("a53 "), format!("udp on localhost -> {r}"))?;
+    Ok(())
+}
+
+/// Hairpin, another network, and no way to the host's loopback.
+fn from_containers(
+    b: &Path,
+    c: &Path,
+    att_b: &Attachment,
+    att_c: &Attachment,
+) -> Result<(), String> {
     // hairpin: a container on the same network, through the host address
-    let r = in_netns(&b, || tcp_get(SocketAddr::from((HOST, 8080))))?;
+    let r = in_netns(b, || tcp_get(SocketAddr::from((HOST, 8080))))?;
     check(r.starts_with("a80 "), format!("hairpin from b: {r}"))?;
-    let r = in_netns(&b, || tcp_get(SocketAddr::from((att_b.gateway, 8080))))?;
+    let r = in_netns(b, || tcp_get(SocketAddr::from((att_b.gateway, 8080))))?;
     check(r.starts_with("a80 "), format!("hairpin via gateway: {r}"))?;
     // a container of another network, through the host
-    let r = in_netns(&c, || tcp_get(SocketAddr::from((HOST, 8080))))?;
+    let r = in_netns(c, || tcp_get(SocketAddr::from((HOST, 8080))))?;
     check(
         r == format!("a80 {}", att_c.ipv4),
         format!("from another network: {r}"),
     )?;
     // containers cannot reach the host's loopback through route_localnet
     let lo = std::net::TcpListener::bind("127.0.0.1:7777").map_err(|e| e.to_string())?;
-    let r = in_netns(&b, || {
-        tcp_get(SocketAddr::from((Ipv4Addr::LOCALHOST, 7777)))
-    });
+    let r = in_netns(b, || tcp_get(SocketAddr::from((Ipv4Addr::LOCALHOST, 7777))));
     check(r.is_err(), "container's 127.0.0.1 is its own")?;
     drop(lo);
+    Ok(())
+}
 
+/// Detach removes the DNAT rules and closes the port.
+fn detach_removes_dnat(env: &Env) -> Result<(), String> {
+    let get = |ip: Ipv4Addr, port: u16| tcp_get(SocketAddr::from((ip, port)));
     // detach removes the DNAT rules
     env.nets.detach("web", "a").map_err(|e| e.to_string())?;
     let rules = sh("nft list table ip rstack")?;
@@ -126,14 +155,7 @@ pub fn published_ports() -> Result<(), String> {
         get(Ipv4Addr::LOCALHOST, 8080).is_err(),
         "port closed after detach",
     )?;
-    env.nets.detach("web", "b").map_err(|e| e.to_string())?;
-    env.nets.detach("back", "c").map_err(|e| e.to_string())?;
-    for ns in [&a, &b, &c] {
-        rstack_netns::remove_pinned_netns(ns).map_err(|e| e.to_string())?;
-    }
-    env.nets.remove("web").map_err(|e| e.to_string())?;
-    env.nets.remove("back").map_err(|e| e.to_string())?;
-    assert_clean(&env)
+    Ok(())
 }
 
 pub fn port_conflicts_leave_nothing() -> Result<(), String> {

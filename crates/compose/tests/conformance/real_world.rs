@@ -2,7 +2,8 @@
 //! file, and one service using many keys of the spec at once.
 
 use indexmap::IndexMap;
-use rstack_compose::{Options, load};
+use rstack_compose::model::Service;
+use rstack_compose::{Options, Project, load};
 
 use crate::features::{env, load_dir, write};
 
@@ -100,68 +101,8 @@ fn tutorial_project_with_override() {
     let p = load_dir(d.path(), &[]).unwrap();
     let root = d.path().display().to_string();
     assert_eq!(p.name, "shop");
-    let web = &p.services["web"];
-    assert_eq!(web.restart.as_deref(), Some("unless-stopped"));
-    assert_eq!(
-        web.logging.as_ref().unwrap().driver.as_deref(),
-        Some("json-file")
-    );
-    assert_eq!(
-        web.build.as_ref().unwrap().args["VERSION"].as_deref(),
-        Some("1.2")
-    );
-    assert_eq!(web.ports.len(), 1, "!override replaced the ports");
-    assert_eq!(
-        (web.ports[0].target, web.ports[0].published.as_deref()),
-        (80, Some("9000"))
-    );
-    assert_eq!(web.volumes[0].kind, "volume");
-    assert_eq!(web.volumes[0].read_only, Some(true));
-    assert_eq!(
-        web.volumes[1].source.as_deref(),
-        Some(format!("{root}/conf").as_str())
-    );
-    assert_eq!(web.environment["DEBUG"].as_deref(), Some("1"));
-    assert_eq!(
-        web.environment["API_URL"].as_deref(),
-        Some("http://api:5000")
-    );
-    let back = web.networks["back"].as_ref().unwrap();
-    assert_eq!(back.aliases, ["www"]);
-    assert_eq!(back.ipv4_address.as_deref(), Some("172.28.0.10"));
-    assert!(web.networks["front"].is_none());
-    assert_eq!(web.extra_hosts, ["host.docker.internal=host-gateway"]);
-    assert_eq!(web.labels["traefik.enable"], "true");
-    assert_eq!(web.depends_on["api"].condition, "service_healthy");
-    assert!(!web.depends_on["cache"].required);
-    let api = &p.services["api"];
-    assert!(api.command.is_none(), "!reset removed the command");
-    let hc = api.healthcheck.as_ref().unwrap();
-    assert_eq!(
-        hc.test,
-        ["CMD-SHELL", "curl -f http://localhost:5000/health"]
-    );
-    assert_eq!(hc.interval.unwrap().as_std().as_secs(), 90);
-    assert_eq!(hc.interval.unwrap().to_string(), "1m30s");
-    let limits = api
-        .deploy
-        .as_ref()
-        .unwrap()
-        .resources
-        .as_ref()
-        .unwrap()
-        .limits
-        .as_ref()
-        .unwrap();
-    assert_eq!(limits.cpus, Some(0.5));
-    assert_eq!(limits.memory.unwrap().0, 512 * 1024 * 1024);
-    assert_eq!(api.ulimits["nofile"].soft(), 1024);
-    assert_eq!(api.ulimits["nproc"].hard(), 512);
-    assert_eq!(
-        api.secrets[0].target.as_deref(),
-        Some("/run/secrets/db_password")
-    );
-    assert_eq!(api.stop_grace_period.unwrap().as_std().as_secs(), 30);
+    check_web(&p, &root);
+    check_api(&p);
     assert!(
         !p.services.contains_key("db"),
         "db is in a disabled profile"
@@ -200,13 +141,79 @@ fn tutorial_project_with_override() {
     );
 }
 
-#[test]
-fn many_real_world_keys() {
-    let d = tempfile::tempdir().unwrap();
-    write(
-        d.path(),
-        "compose.yaml",
-        r#"
+/// The web service: the anchor, build args, the overrides, volumes, env, networks.
+fn check_web(p: &Project, root: &str) {
+    let web = &p.services["web"];
+    assert_eq!(web.restart.as_deref(), Some("unless-stopped"));
+    assert_eq!(
+        web.logging.as_ref().unwrap().driver.as_deref(),
+        Some("json-file")
+    );
+    assert_eq!(
+        web.build.as_ref().unwrap().args["VERSION"].as_deref(),
+        Some("1.2")
+    );
+    assert_eq!(web.ports.len(), 1, "!override replaced the ports");
+    assert_eq!(
+        (web.ports[0].target, web.ports[0].published.as_deref()),
+        (80, Some("9000"))
+    );
+    assert_eq!(web.volumes[0].kind, "volume");
+    assert_eq!(web.volumes[0].read_only, Some(true));
+    assert_eq!(
+        web.volumes[1].source.as_deref(),
+        Some(format!("{root}/conf").as_str())
+    );
+    assert_eq!(web.environment["DEBUG"].as_deref(), Some("1"));
+    assert_eq!(
+        web.environment["API_URL"].as_deref(),
+        Some("http://api:5000")
+    );
+    let back = web.networks["back"].as_ref().unwrap();
+    assert_eq!(back.aliases, ["www"]);
+    assert_eq!(back.ipv4_address.as_deref(), Some("172.28.0.10"));
+    assert!(web.networks["front"].is_none());
+    assert_eq!(web.extra_hosts, ["host.docker.internal=host-gateway"]);
+    assert_eq!(web.labels["traefik.enable"], "true");
+    assert_eq!(web.depends_on["api"].condition, "service_healthy");
+    assert!(!web.depends_on["cache"].required);
+}
+
+/// The api service: `!reset`, healthcheck, limits, ulimits, secrets.
+fn check_api(p: &Project) {
+    let api = &p.services["api"];
+    assert!(api.command.is_none(), "!reset removed the command");
+    let hc = api.healthcheck.as_ref().unwrap();
+    assert_eq!(
+        hc.test,
+        ["CMD-SHELL", "curl -f http://localhost:5000/health"]
+    );
+    assert_eq!(hc.interval.unwrap().as_std().as_secs(), 90);
+    assert_eq!(hc.interval.unwrap().to_string(), "1m30s");
+    let limits = api
+        .deploy
+        .as_ref()
+        .unwrap()
+        .resources
+        .as_ref()
+        .unwrap()
+        .limits
+        .as_ref()
+        .unwrap();
+    assert_eq!(limits.cpus, Some(0.5));
+    assert_eq!(limits.memory.unwrap().0, 512 * 1024 * 1024);
+    assert_eq!(api.ulimits["nofile"].soft(), 1024);
+    assert_eq!(api.ulimits["nproc"].hard(), 512);
+    assert_eq!(
+        api.secrets[0].target.as_deref(),
+        Some("/run/secrets/db_password")
+    );
+    assert_eq!(api.stop_grace_period.unwrap().as_std().as_secs(), 30);
+}
+
+/// One service using many keys of the spec at once, and one on the host's
+/// network.
+const MANY_KEYS: &str = r#"
 name: keys
 services:
   app:
@@ -286,10 +293,49 @@ configs:
 models:
   llm:
     model: ai/smollm2
-"#,
-    );
+"#;
+
+#[test]
+fn many_real_world_keys() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "compose.yaml", MANY_KEYS);
     let p = load_dir(d.path(), &[("TOKEN", "t")]).unwrap();
     let app = &p.services["app"];
+    check_many_app(app);
+    let host = &p.services["host"];
+    assert_eq!(host.network_mode.as_deref(), Some("host"));
+    assert!(host.networks.is_empty());
+    assert_eq!(host.build.as_ref().unwrap().extra_hosts, ["a=1.2.3.4"]);
+    let dev = &p.volumes["data"].driver_opts["device"];
+    assert_eq!(dev, &format!("{}/data", d.path().display()));
+    assert_eq!(p.configs["cfg"].content.as_deref(), Some("hello\n"));
+    assert_eq!(p.models["llm"]["model"], "ai/smollm2");
+    assert_eq!(
+        p.secrets["token"].content.as_deref(),
+        Some("t"),
+        "content from the environment"
+    );
+    assert_eq!(
+        app.models.as_ref().unwrap(),
+        &serde_json::json!({"llm": null})
+    );
+    // JSON and YAML renderings both load back to the same model.
+    let json = serde_json::to_string(&rstack_compose::render::sorted(&p)).unwrap();
+    for text in [json, rstack_compose::render::yaml(&p).unwrap()] {
+        let mut o = Options::new(d.path(), env(&[("TOKEN", "t")]));
+        o.files = vec!["-".into()];
+        o.stdin = Some(text.clone());
+        let again = load(&o).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(
+            serde_json::to_value(&again).unwrap(),
+            serde_json::to_value(&p).unwrap(),
+            "{text}"
+        );
+    }
+}
+
+/// The app service: every key of it, as loaded.
+fn check_many_app(app: &Service) {
     assert_eq!(app.ports.len(), 5);
     assert_eq!(app.ports[0].published.as_deref(), Some("8080"));
     assert_eq!(app.ports[4].host_ip.as_deref(), Some("::1"));
@@ -327,34 +373,4 @@ models:
     assert_eq!(app.dns, ["1.1.1.1"]);
     assert_eq!(app.cpus, Some(1.5));
     assert_eq!(app.stop_grace_period.unwrap().to_string(), "1m0s");
-    let host = &p.services["host"];
-    assert_eq!(host.network_mode.as_deref(), Some("host"));
-    assert!(host.networks.is_empty());
-    assert_eq!(host.build.as_ref().unwrap().extra_hosts, ["a=1.2.3.4"]);
-    let dev = &p.volumes["data"].driver_opts["device"];
-    assert_eq!(dev, &format!("{}/data", d.path().display()));
-    assert_eq!(p.configs["cfg"].content.as_deref(), Some("hello\n"));
-    assert_eq!(p.models["llm"]["model"], "ai/smollm2");
-    assert_eq!(
-        p.secrets["token"].content.as_deref(),
-        Some("t"),
-        "content from the environment"
-    );
-    assert_eq!(
-        app.models.as_ref().unwrap(),
-        &serde_json::json!({"llm": null})
-    );
-    // JSON and YAML renderings both load back to the same model.
-    let json = serde_json::to_string(&rstack_compose::render::sorted(&p)).unwrap();
-    for text in [json, rstack_compose::render::yaml(&p).unwrap()] {
-        let mut o = Options::new(d.path(), env(&[("TOKEN", "t")]));
-        o.files = vec!["-".into()];
-        o.stdin = Some(text.clone());
-        let again = load(&o).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        assert_eq!(
-            serde_json::to_value(&again).unwrap(),
-            serde_json::to_value(&p).unwrap(),
-            "{text}"
-        );
-    }
 }
