@@ -7,11 +7,13 @@
 //! bridges, sysctls and nft rules never touch the host. Images are pulled
 //! first from outside it (the registry listens on the host's loopback).
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use libtest_mimic::Trial;
-use rstack_e2e::{Fixtures, Need, Rstack, RunOutput, trial};
+use rstack_e2e::{Fixtures, Need, Rstack, trial};
+
+use crate::sandbox::NetNs;
 
 const NEEDS: &[Need] = &[Need::Root, Need::Rstack];
 const RUN_NEEDS: &[Need] = &[
@@ -53,121 +55,31 @@ pub fn tests() -> Vec<Trial> {
     ]
 }
 
-/// A private network namespace for the duration of a test.
-struct NetNs {
-    holder: Child,
-}
-
-impl NetNs {
-    fn new() -> NetNs {
-        let holder = Command::new("unshare")
-            .args(["-n", "sh", "-c", "ip link set lo up && exec sleep 600"])
-            .spawn()
-            .expect("unshare -n (util-linux)");
-        let ns = NetNs { holder };
-        // wait until the holder is inside its namespace
-        for _ in 0..100 {
-            if ns.sh("ip -j link show lo").contains("LOWER_UP") {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        ns
-    }
-
-    fn nsenter(&self) -> Command {
-        let mut cmd = Command::new("nsenter");
-        cmd.args(["-t", &self.holder.id().to_string(), "-n", "--"]);
-        cmd
-    }
-
-    fn rstack(&self, r: &Rstack, args: &[&str]) -> RunOutput {
-        let inner = r.command(args);
-        let mut cmd = self.nsenter();
-        cmd.arg(inner.get_program()).args(inner.get_args());
-        r.sandbox_env(&mut cmd);
-        r.run_command(cmd, None)
-    }
-
-    fn ok(&self, r: &Rstack, args: &[&str]) -> RunOutput {
-        let out = self.rstack(r, args);
-        assert!(out.success(), "expected success:\n{out}");
-        out
-    }
-
-    fn fails(&self, r: &Rstack, args: &[&str], needles: &[&str]) -> RunOutput {
-        let out = self.rstack(r, args);
-        assert!(!out.success(), "expected a failure:\n{out}");
-        out.assert_stderr_mentions(needles);
-        out
-    }
-
-    /// `rstack <args>` started in the namespace (output discarded).
-    fn spawn(&self, r: &Rstack, args: &[&str]) -> Child {
-        let inner = r.command(args);
-        let mut cmd = self.nsenter();
-        cmd.arg(inner.get_program()).args(inner.get_args());
-        r.sandbox_env(&mut cmd);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn rstack in the namespace")
-    }
-
-    /// Names of the links in the namespace.
-    fn links(&self) -> Vec<String> {
-        let v: serde_json::Value =
-            serde_json::from_str(&self.sh("ip -j link")).expect("ip -j link");
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|l| l["ifname"].as_str().map(str::to_owned))
-            .collect()
-    }
-
-    fn sh(&self, script: &str) -> String {
-        let out = self
-            .nsenter()
-            .args(["sh", "-c", script])
-            .output()
-            .expect("nsenter");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Nothing of rstack is left in the namespace or the run dir.
-    fn assert_clean(&self, r: &Rstack) {
-        let links = self.sh("ip -j link");
-        let v: serde_json::Value = serde_json::from_str(&links).expect("ip -j link");
-        let names: Vec<&str> = v
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|l| l["ifname"].as_str())
-            .collect();
-        assert_eq!(names, vec!["lo"], "links left behind");
-        let rules = self.sh("nft -j list ruleset");
-        assert!(
-            !rules.contains("\"rstack\""),
-            "nft table left behind: {rules}"
-        );
-        let state: Vec<_> = std::fs::read_dir(r.run_root().join("networks"))
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.ends_with(".json"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        assert!(state.is_empty(), "network state left behind: {state:?}");
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = self.holder.kill();
-        let _ = self.holder.wait();
-    }
+/// Nothing of rstack is left in the namespace or the run dir.
+fn assert_network_clean(ns: &NetNs, r: &Rstack) {
+    let links = ns.sh("ip -j link");
+    let v: serde_json::Value = serde_json::from_str(&links).expect("ip -j link");
+    let names: Vec<&str> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["ifname"].as_str())
+        .collect();
+    assert_eq!(names, vec!["lo"], "links left behind");
+    let rules = ns.sh("nft -j list ruleset");
+    assert!(
+        !rules.contains("\"rstack\""),
+        "nft table left behind: {rules}"
+    );
+    let state: Vec<_> = std::fs::read_dir(r.run_root().join("networks"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(state.is_empty(), "network state left behind: {state:?}");
 }
 
 fn create_ls_inspect_rm() {
@@ -238,7 +150,7 @@ fn create_ls_inspect_rm() {
     assert_eq!(rm.lines().collect::<Vec<_>>(), vec!["web", "backend"]);
     let ls = ns.ok(&r, &["network", "ls", "-q"]).stdout;
     assert!(ls.trim().is_empty(), "{ls}");
-    ns.assert_clean(&r);
+    assert_network_clean(&ns, &r);
 }
 
 fn bad_input_leaves_nothing() {
@@ -293,7 +205,7 @@ fn bad_input_leaves_nothing() {
         &["network", "create", "-d", "overlay", "x"],
         &["bridge driver only"],
     );
-    ns.assert_clean(&r);
+    assert_network_clean(&ns, &r);
 
     ns.ok(&r, &["network", "create", "--subnet", "10.1.0.0/16", "a"]);
     ns.fails(
@@ -316,7 +228,7 @@ fn bad_input_leaves_nothing() {
     let ls = ns.ok(&r, &["network", "ls", "-q"]).stdout;
     assert_eq!(ls.lines().count(), 1, "only network a exists: {ls}");
     ns.ok(&r, &["network", "rm", "a"]);
-    ns.assert_clean(&r);
+    assert_network_clean(&ns, &r);
 }
 
 fn busybox() -> String {
@@ -439,7 +351,7 @@ fn run_two_containers_by_name() {
     assert!(gone.stderr.contains("bad address"), "{gone}");
     assert_no_endpoints(&ns, &r);
     ns.ok(&r, &["network", "rm", "web", "other"]);
-    ns.assert_clean(&r);
+    assert_network_clean(&ns, &r);
 }
 
 /// `b` fetches `http://a` by name and by its alias, via the embedded DNS.
@@ -587,7 +499,7 @@ fn run_published_port() {
     );
     assert_no_endpoints(&ns, &r);
     ns.ok(&r, &["network", "rm", "bridge"]);
-    ns.assert_clean(&r);
+    assert_network_clean(&ns, &r);
 }
 
 /// Clear errors before anything is created, and nothing left when an
@@ -656,7 +568,7 @@ fn run_bad_input() {
     assert!(out.stdout.starts_with("10.77.0.9"), "{out}");
     assert_no_endpoints(&ns, &r);
     ns.ok(&r, &["network", "rm", "web"]);
-    ns.assert_clean(&r);
+    assert_network_clean(&ns, &r);
 }
 
 /// Ctrl-C (SIGINT) to an attached container on a network: a PID 1
@@ -703,5 +615,5 @@ fn run_ctrl_c() {
     assert_eq!(status.code(), Some(137), "{status:?}");
     assert_no_endpoints(&ns, &r);
     ns.ok(&r, &["network", "rm", "web"]);
-    ns.assert_clean(&r);
+    assert_network_clean(&ns, &r);
 }

@@ -59,6 +59,39 @@ impl NetNs {
         out
     }
 
+    /// `rstack <args>` in the namespace, expected to fail mentioning
+    /// every one of `needles`.
+    pub(crate) fn fails(&self, r: &Rstack, args: &[&str], needles: &[&str]) -> RunOutput {
+        let out = self.rstack(r, args);
+        assert!(!out.success(), "expected a failure:\n{out}");
+        out.assert_stderr_mentions(needles);
+        out
+    }
+
+    /// `rstack <args>` started in the namespace (output discarded).
+    pub(crate) fn spawn(&self, r: &Rstack, args: &[&str]) -> Child {
+        let inner = r.command(args);
+        let mut cmd = self.nsenter();
+        cmd.arg(inner.get_program()).args(inner.get_args());
+        r.sandbox_env(&mut cmd);
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn rstack in the namespace")
+    }
+
+    /// Names of the links in the namespace.
+    pub(crate) fn links(&self) -> Vec<String> {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.sh("ip -j link")).expect("ip -j link");
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["ifname"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// `sh -c script` in the namespace, killed after 120 s (`timeout`).
     pub(crate) fn sh(&self, script: &str) -> String {
         let _waiting =
