@@ -1,6 +1,7 @@
 //! rstack invoked as `docker` (and `docker-compose`) through a symlink,
 //! as a tutorial's commands type it: Docker's grammar mapped onto
-//! rstack's commands, and a clear refusal for what rstack lacks.
+//! rstack's commands (`docker ps` lists the stacks' containers), and a
+//! clear refusal for what rstack lacks.
 
 use std::path::Path;
 use std::process::Command;
@@ -98,9 +99,30 @@ fn personality() {
             .stdout
             .contains("demo_default")
     );
-    let single = as_named(&ns, &r, &docker, &["ps"]);
+    let ps = ok(&docker, &["ps"]);
+    let lines: Vec<&str> = ps.stdout.lines().collect();
+    assert!(lines[0].starts_with("CONTAINER ID   IMAGE"), "{ps}");
+    assert!(lines.len() == 2 && lines[1].ends_with("demo-web-1"), "{ps}");
+    let names = ok(
+        &docker,
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "label=com.docker.compose.service=web",
+            "--format",
+            "{{.Names}} {{.State}}",
+        ],
+    );
+    assert_eq!(
+        names.stdout,
+        "demo-web-1 running
+",
+        "{names}"
+    );
+    let single = as_named(&ns, &r, &docker, &["logs", "demo-web-1"]);
     assert!(!single.success(), "{single}");
-    single.assert_stderr_mentions(&["docker ps", "docker compose ps"]);
+    single.assert_stderr_mentions(&["docker logs", "docker compose logs"]);
     ok(
         &docker,
         &["compose", "-f", f, "-p", "demo", "down", "-t", "0"],

@@ -3,8 +3,8 @@
 //! top-level grammar or Compose's. `docker-compose` is rstack's own
 //! grammar; `docker` maps each of Docker's commands onto rstack's
 //! (`docker build` = `image build`, `docker run` = `container run`,
-//! `docker compose ...` = rstack's compose commands). Docker's commands for
-//! single long-lived containers (`ps`, `stop`, `logs`, ...) do not exist
+//! `docker compose ...` = rstack's compose commands, `docker ps` = `container
+//! ls`). Docker's commands for single long-lived containers (`stop`, `logs`, ...) do not exist
 //! in rstack yet: they are refused with a message saying so, never run
 //! as something else.
 
@@ -49,7 +49,7 @@ const IMAGE: &[&str] = &["build", "pull", "push", "tag", "history", "save", "loa
 
 /// Docker's commands on single long-lived containers, not in rstack yet.
 const SINGLE: &[&str] = &[
-    "ps", "exec", "stop", "start", "restart", "kill", "rm", "logs", "top", "port", "wait", "stats",
+    "exec", "stop", "start", "restart", "kill", "rm", "logs", "top", "port", "wait", "stats",
     "pause", "unpause", "rename", "create", "attach", "update", "cp", "commit", "export", "diff",
     "events", "import", "search",
 ];
@@ -83,7 +83,7 @@ pub fn docker_args(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
     } else if IMAGE.contains(&name.as_str()) {
         out.push("image".into());
         out.push(cmd);
-    } else if name == "run" {
+    } else if name == "run" || name == "ps" {
         out.push("container".into());
         out.push(cmd);
     } else if SINGLE.contains(&name.as_str()) {
@@ -132,6 +132,10 @@ mod tests {
         );
         assert_eq!(t(&["docker", "images"]).unwrap(), ["rstack", "images"]);
         assert_eq!(
+            t(&["docker", "ps", "-a"]).unwrap(),
+            ["rstack", "container", "ps", "-a"]
+        );
+        assert_eq!(
             t(&["docker", "tag", "a", "b"]).unwrap(),
             ["rstack", "image", "tag", "a", "b"]
         );
@@ -144,11 +148,11 @@ mod tests {
 
     #[test]
     fn what_rstack_lacks_is_refused_by_name() {
-        let e = t(&["docker", "ps", "-a"]).unwrap_err();
-        assert!(e.contains("docker compose ps"), "{e}");
+        let e = t(&["docker", "logs", "web"]).unwrap_err();
+        assert!(e.contains("docker compose logs"), "{e}");
         let e = t(&["docker", "frobnicate"]).unwrap_err();
         assert!(e.contains("'frobnicate' is not a docker command"), "{e}");
-        let e = t(&["docker", "-H", "tcp://x", "ps"]).unwrap_err();
+        let e = t(&["docker", "-H", "tcp://x", "images"]).unwrap_err();
         assert!(e.contains("-H"), "{e}");
     }
 }

@@ -1,8 +1,9 @@
 //! `rstack container`: one container without a Compose file, like
-//! `docker container`. Only `run` (attached) and `inspect` (of the stacks'
-//! containers) for now; the stack supervisor brings `ls`, `logs`, `exec`,
-//! `stop` and `rm` for long-lived containers.
+//! `docker container`: `run` (attached), and `ls` and `inspect` of every
+//! container rstack knows (the stacks'); the stack supervisor brings
+//! `logs`, `exec`, `stop` and `rm` for long-lived containers.
 
+mod ls;
 mod net;
 mod run;
 pub(crate) mod tty;
@@ -24,11 +25,15 @@ enum ContainerCommand {
     Run(Box<run::Args>),
     /// Display detailed information on one or more containers
     Inspect(inspect::ContainerArgs),
+    /// List containers
+    #[command(visible_aliases = ["ps", "list"])]
+    Ls(ls::Args),
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     match args.command {
         ContainerCommand::Run(a) => run::run(global, *a),
         ContainerCommand::Inspect(a) => inspect::run_container(global, a),
+        ContainerCommand::Ls(a) => ls::run(global, a),
     }
 }
