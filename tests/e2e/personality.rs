@@ -73,7 +73,7 @@ fn personality() {
     std::fs::write(
         &file,
         format!(
-            "services:\n  web:\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n    stop_signal: SIGKILL\n"
+            "services:\n  web:\n    image: {image}\n    command: [\"sh\", \"-c\", \"echo hello from web; exec sleep 3600\"]\n    stop_signal: SIGKILL\n"
         ),
     )
     .unwrap();
@@ -120,9 +120,20 @@ fn personality() {
 ",
         "{names}"
     );
-    let single = as_named(&ns, &r, &docker, &["logs", "demo-web-1"]);
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = ok(&docker, &["logs", "demo-web-1"]).stdout;
+        if !logs.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(logs, "hello from web\n");
+    let exec = ok(&docker, &["exec", "demo-web-1", "echo", "hi from exec"]);
+    assert_eq!(exec.stdout, "hi from exec\n", "{exec}");
+    let single = as_named(&ns, &r, &docker, &["stop", "demo-web-1"]);
     assert!(!single.success(), "{single}");
-    single.assert_stderr_mentions(&["docker logs", "docker compose logs"]);
+    single.assert_stderr_mentions(&["docker stop", "docker compose stop"]);
     ok(
         &docker,
         &["compose", "-f", f, "-p", "demo", "down", "-t", "0"],

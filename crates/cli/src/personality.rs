@@ -4,7 +4,7 @@
 //! grammar; `docker` maps each of Docker's commands onto rstack's
 //! (`docker build` = `image build`, `docker run` = `container run`,
 //! `docker compose ...` = rstack's compose commands, `docker ps` = `container
-//! ls`). Docker's commands for single long-lived containers (`stop`, `logs`, ...) do not exist
+//! ls`, `logs`/`exec` of a container). Docker's commands for single long-lived containers (`stop`, `rm`, ...) do not exist
 //! in rstack yet: they are refused with a message saying so, never run
 //! as something else.
 
@@ -49,9 +49,9 @@ const IMAGE: &[&str] = &["build", "pull", "push", "tag", "history", "save", "loa
 
 /// Docker's commands on single long-lived containers, not in rstack yet.
 const SINGLE: &[&str] = &[
-    "exec", "stop", "start", "restart", "kill", "rm", "logs", "top", "port", "wait", "stats",
-    "pause", "unpause", "rename", "create", "attach", "update", "cp", "commit", "export", "diff",
-    "events", "import", "search",
+    "stop", "start", "restart", "kill", "rm", "top", "port", "wait", "stats", "pause", "unpause",
+    "rename", "create", "attach", "update", "cp", "commit", "export", "diff", "events", "import",
+    "search",
 ];
 
 /// rstack's arguments (program name first) for `args` given to `docker`.
@@ -83,7 +83,7 @@ pub fn docker_args(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
     } else if IMAGE.contains(&name.as_str()) {
         out.push("image".into());
         out.push(cmd);
-    } else if name == "run" || name == "ps" {
+    } else if matches!(name.as_str(), "run" | "ps" | "logs" | "exec") {
         out.push("container".into());
         out.push(cmd);
     } else if SINGLE.contains(&name.as_str()) {
@@ -148,8 +148,12 @@ mod tests {
 
     #[test]
     fn what_rstack_lacks_is_refused_by_name() {
-        let e = t(&["docker", "logs", "web"]).unwrap_err();
-        assert!(e.contains("docker compose logs"), "{e}");
+        let e = t(&["docker", "stop", "web"]).unwrap_err();
+        assert!(e.contains("docker compose stop"), "{e}");
+        assert_eq!(
+            t(&["docker", "logs", "-f", "web"]).unwrap(),
+            ["rstack", "container", "logs", "-f", "web"]
+        );
         let e = t(&["docker", "frobnicate"]).unwrap_err();
         assert!(e.contains("'frobnicate' is not a docker command"), "{e}");
         let e = t(&["docker", "-H", "tcp://x", "images"]).unwrap_err();

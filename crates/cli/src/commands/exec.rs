@@ -7,6 +7,8 @@ use std::io::IsTerminal;
 use anyhow::{Context, bail};
 use rstack_runtime::adopt::Adopted;
 use rstack_runtime::{ExecOptions, Stdio};
+use rstack_stack::lifecycle::Env;
+use rstack_stack::state::ContainerRecord;
 
 use super::stack_common;
 use crate::global::GlobalOpts;
@@ -67,6 +69,17 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             args.index
         );
     };
+    exec_record(&env, rec, &args, true)
+}
+
+/// Runs `args.command` in the running container `rec` (also `container
+/// exec NAME`); `stdin`: the command reads ours (else it gets none).
+pub(crate) fn exec_record(
+    env: &Env,
+    rec: &ContainerRecord,
+    args: &Args,
+    stdin: bool,
+) -> anyhow::Result<u8> {
     if !rstack_stack::status::is_alive(rec) {
         bail!("container {} is not running", rec.name);
     }
@@ -82,9 +95,9 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     }
     let tty = !args.no_tty && !args.detach && std::io::stdin().is_terminal();
     if tty {
-        return exec_tty(&c, &args, vars);
+        return exec_tty(&c, args, vars);
     }
-    let stdin = if args.detach {
+    let stdin = if args.detach || !stdin {
         None
     } else {
         Some(

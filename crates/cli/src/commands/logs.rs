@@ -6,6 +6,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use rstack_stack::logs::{Entry, Follower};
+use rstack_stack::state::ProjectPaths;
 
 use super::stack_common;
 use crate::global::GlobalOpts;
@@ -46,6 +47,18 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             }
         }
     }
+    let names: Vec<String> = pp
+        .containers()?
+        .into_iter()
+        .filter(|r| !r.oneoff && (args.services.is_empty() || args.services.contains(&r.service)))
+        .map(|r| r.name)
+        .collect();
+    show(&pp, &names, &args)
+}
+
+/// Prints the logs of the project's containers `names` as `args` asks
+/// (also `container logs NAME`, with `--no-log-prefix`).
+pub(crate) fn show(pp: &ProjectPaths, names: &[String], args: &Args) -> anyhow::Result<u8> {
     let tail: Option<usize> = match args.tail.as_str() {
         "all" | "-1" => None,
         n => Some(n.parse().map_err(|_| {
@@ -71,12 +84,6 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         };
         since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u)
     };
-    let recs: Vec<_> = pp
-        .containers()?
-        .into_iter()
-        .filter(|r| !r.oneoff && (args.services.is_empty() || args.services.contains(&r.service)))
-        .collect();
-    let names: Vec<String> = recs.iter().map(|r| r.name.clone()).collect();
     let width = names.iter().map(String::len).max().unwrap_or(0);
     let color = stack_common::use_color(args.no_color);
     let print = |i: usize, e: &Entry| {
@@ -129,7 +136,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
                 .containers()
                 .map(|v| v.iter().any(rstack_stack::status::is_alive))
                 .unwrap_or(false);
-            if !running && rstack_stack::supervisor::running_supervisor(&pp).is_none() {
+            if !running && rstack_stack::supervisor::running_supervisor(pp).is_none() {
                 return Ok(0);
             }
             std::thread::sleep(Duration::from_millis(100));

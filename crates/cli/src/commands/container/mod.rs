@@ -1,10 +1,11 @@
 //! `rstack container`: one container without a Compose file, like
-//! `docker container`: `run` (attached), and `ls` and `inspect` of every
-//! container rstack knows (the stacks'); the stack supervisor brings
-//! `logs`, `exec`, `stop` and `rm` for long-lived containers.
+//! `docker container`: `run` (attached), and `ls`, `inspect`, `logs` and
+//! `exec` of every container rstack knows (the stacks'); the stack
+//! supervisor brings `stop` and `rm` for long-lived containers.
 
 mod ls;
 mod net;
+mod ops;
 mod run;
 pub(crate) mod tty;
 
@@ -28,6 +29,10 @@ enum ContainerCommand {
     /// List containers
     #[command(visible_aliases = ["ps", "list"])]
     Ls(ls::Args),
+    /// Fetch the logs of a container
+    Logs(ops::LogsArgs),
+    /// Execute a command in a running container
+    Exec(ops::ExecArgs),
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
@@ -35,5 +40,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         ContainerCommand::Run(a) => run::run(global, *a),
         ContainerCommand::Inspect(a) => inspect::run_container(global, a),
         ContainerCommand::Ls(a) => ls::run(global, a),
+        ContainerCommand::Logs(a) => ops::logs(global, a),
+        ContainerCommand::Exec(a) => ops::exec(global, a),
     }
 }
