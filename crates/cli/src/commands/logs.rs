@@ -11,8 +11,10 @@ use rstack_stack::state::ProjectPaths;
 use super::stack_common;
 use crate::global::GlobalOpts;
 
+/// What to read of a container's log and how to print it: shared by
+/// `logs` and `container logs`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct Reading {
     /// Follow log output
     #[arg(short, long)]
     pub follow: bool,
@@ -28,6 +30,12 @@ pub struct Args {
     /// Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub read: Reading,
     /// Produce monochrome output
     #[arg(long = "no-color")]
     pub no_color: bool,
@@ -53,12 +61,19 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         .filter(|r| !r.oneoff && (args.services.is_empty() || args.services.contains(&r.service)))
         .map(|r| r.name)
         .collect();
-    show(&pp, &names, &args)
+    let prefix = (!args.no_log_prefix).then(|| stack_common::use_color(args.no_color));
+    show(&pp, &names, &args.read, prefix)
 }
 
-/// Prints the logs of the project's containers `names` as `args` asks
-/// (also `container logs NAME`, with `--no-log-prefix`).
-pub(crate) fn show(pp: &ProjectPaths, names: &[String], args: &Args) -> anyhow::Result<u8> {
+/// Prints the logs of the project's containers `names` as `args` asks;
+/// `prefix`: `name  | ` before each line (coloured when true), none for
+/// `container logs NAME`.
+pub(crate) fn show(
+    pp: &ProjectPaths,
+    names: &[String],
+    args: &Reading,
+    prefix: Option<bool>,
+) -> anyhow::Result<u8> {
     let tail: Option<usize> = match args.tail.as_str() {
         "all" | "-1" => None,
         n => Some(n.parse().map_err(|_| {
@@ -85,10 +100,9 @@ pub(crate) fn show(pp: &ProjectPaths, names: &[String], args: &Args) -> anyhow::
         since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u)
     };
     let width = names.iter().map(String::len).max().unwrap_or(0);
-    let color = stack_common::use_color(args.no_color);
     let print = |i: usize, e: &Entry| {
         let mut line = String::new();
-        if !args.no_log_prefix {
+        if let Some(color) = prefix {
             line.push_str(&stack_common::prefix(&names[i], width, i, color));
         }
         if args.timestamps {

@@ -13,21 +13,8 @@ use crate::global::GlobalOpts;
 
 #[derive(Debug, clap::Args)]
 pub struct LogsArgs {
-    /// Follow log output
-    #[arg(short, long)]
-    pub follow: bool,
-    /// Number of lines to show from the end of the logs
-    #[arg(short = 'n', long, default_value = "all")]
-    pub tail: String,
-    /// Show timestamps
-    #[arg(short, long)]
-    pub timestamps: bool,
-    /// Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)
-    #[arg(long, value_name = "TIME")]
-    pub since: Option<String>,
-    /// Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)
-    #[arg(long, value_name = "TIME")]
-    pub until: Option<String>,
+    #[command(flatten)]
+    pub read: logs::Reading,
     pub container: String,
 }
 
@@ -69,17 +56,7 @@ fn find(global: &GlobalOpts, query: &str) -> anyhow::Result<(Layout, String, Con
 
 pub fn logs(global: &GlobalOpts, a: LogsArgs) -> anyhow::Result<u8> {
     let (layout, project, rec) = find(global, &a.container)?;
-    let args = logs::Args {
-        follow: a.follow,
-        tail: a.tail,
-        timestamps: a.timestamps,
-        since: a.since,
-        until: a.until,
-        no_color: true,
-        no_log_prefix: true,
-        services: Vec::new(),
-    };
-    logs::show(&layout.project(&project), &[rec.name], &args)
+    logs::show(&layout.project(&project), &[rec.name], &a.read, None)
 }
 
 pub fn exec(global: &GlobalOpts, a: ExecArgs) -> anyhow::Result<u8> {
