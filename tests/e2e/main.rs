@@ -18,6 +18,7 @@ mod personality;
 mod runtime;
 mod sandbox;
 mod security;
+mod single;
 mod stack;
 mod storage;
 mod system;
@@ -39,6 +40,7 @@ fn main() {
     trials.extend(personality::tests());
     trials.extend(runtime::tests());
     trials.extend(security::tests());
+    trials.extend(single::tests());
     trials.extend(stack::tests());
     trials.extend(storage::tests());
     trials.extend(system::tests());

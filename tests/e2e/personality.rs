@@ -131,9 +131,35 @@ fn personality() {
     assert_eq!(logs, "hello from web\n");
     let exec = ok(&docker, &["exec", "demo-web-1", "echo", "hi from exec"]);
     assert_eq!(exec.stdout, "hi from exec\n", "{exec}");
-    let single = as_named(&ns, &r, &docker, &["stop", "demo-web-1"]);
-    assert!(!single.success(), "{single}");
-    single.assert_stderr_mentions(&["docker stop", "docker compose stop"]);
+    // a stack's container by name, as docker's commands do it
+    assert_eq!(ok(&docker, &["stop", "demo-web-1"]).stdout, "demo-web-1\n");
+    assert_eq!(ok(&docker, &["start", "demo-web-1"]).stdout, "demo-web-1\n");
+    // a single container, as the tutorials teach them
+    let id = ok(
+        &docker,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "app",
+            "-v",
+            "dados-app:/data",
+            "minha-imagem",
+            "sleep",
+            "3600",
+        ],
+    );
+    let ids = ok(&docker, &["ps", "-q"]).stdout;
+    assert!(ids.lines().any(|l| id.stdout.starts_with(l)), "{ids}");
+    assert_eq!(
+        ok(&docker, &["exec", "app", "cat", "/built"]).stdout,
+        "built\n"
+    );
+    assert_eq!(ok(&docker, &["rm", "-f", "app"]).stdout, "app\n");
+    ok(&docker, &["volume", "rm", "dados-app"]);
+    let lacking = as_named(&ns, &r, &docker, &["top", "demo-web-1"]);
+    assert!(!lacking.success(), "{lacking}");
+    lacking.assert_stderr_mentions(&["docker top", "docker compose top"]);
     ok(
         &docker,
         &["compose", "-f", f, "-p", "demo", "down", "-t", "0"],

@@ -4,9 +4,9 @@
 //! grammar; `docker` maps each of Docker's commands onto rstack's
 //! (`docker build` = `image build`, `docker run` = `container run`,
 //! `docker compose ...` = rstack's compose commands, `docker ps` = `container
-//! ls`, `logs`/`exec` of a container). Docker's commands for single long-lived containers (`stop`, `rm`, ...) do not exist
-//! in rstack yet: they are refused with a message saying so, never run
-//! as something else.
+//! ls`, `stop`/`start`/`rm`/`logs`/`exec`... of a container). Docker's
+//! commands that rstack does not have yet (`rename`, `top`, ...) are
+//! refused with a message saying so, never run as something else.
 
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
@@ -47,11 +47,15 @@ const SAME: &[&str] = &[
 /// Docker commands that are `image` sub-commands in rstack.
 const IMAGE: &[&str] = &["build", "pull", "push", "tag", "history", "save", "load"];
 
-/// Docker's commands on single long-lived containers, not in rstack yet.
+/// Docker commands that are `container` sub-commands in rstack.
+const CONTAINER: &[&str] = &[
+    "run", "ps", "logs", "exec", "stop", "start", "restart", "kill", "rm", "pause", "unpause",
+];
+
+/// Docker's commands on single containers, not in rstack yet.
 const SINGLE: &[&str] = &[
-    "stop", "start", "restart", "kill", "rm", "top", "port", "wait", "stats", "pause", "unpause",
-    "rename", "create", "attach", "update", "cp", "commit", "export", "diff", "events", "import",
-    "search",
+    "top", "port", "wait", "stats", "rename", "create", "attach", "update", "cp", "commit",
+    "export", "diff", "events", "import", "search",
 ];
 
 /// rstack's arguments (program name first) for `args` given to `docker`.
@@ -83,12 +87,12 @@ pub fn docker_args(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
     } else if IMAGE.contains(&name.as_str()) {
         out.push("image".into());
         out.push(cmd);
-    } else if matches!(name.as_str(), "run" | "ps" | "logs" | "exec") {
+    } else if CONTAINER.contains(&name.as_str()) {
         out.push("container".into());
         out.push(cmd);
     } else if SINGLE.contains(&name.as_str()) {
         return Err(format!(
-            "docker {name}: rstack has no single long-lived containers yet (only `docker run` in the foreground); for a Compose project, use `docker compose {name}`"
+            "docker {name}: not supported by rstack yet; for a Compose project, use `docker compose {name}`"
         ));
     } else {
         return Err(format!("docker: '{name}' is not a docker command"));
@@ -148,8 +152,12 @@ mod tests {
 
     #[test]
     fn what_rstack_lacks_is_refused_by_name() {
-        let e = t(&["docker", "stop", "web"]).unwrap_err();
-        assert!(e.contains("docker compose stop"), "{e}");
+        let e = t(&["docker", "top", "web"]).unwrap_err();
+        assert!(e.contains("docker compose top"), "{e}");
+        assert_eq!(
+            t(&["docker", "rm", "-f", "web"]).unwrap(),
+            ["rstack", "container", "rm", "-f", "web"]
+        );
         assert_eq!(
             t(&["docker", "logs", "-f", "web"]).unwrap(),
             ["rstack", "container", "logs", "-f", "web"]

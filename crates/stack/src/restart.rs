@@ -21,7 +21,7 @@ pub enum Error {
 
 /// When the supervisor restarts a container that exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum Policy {
+pub enum Policy {
     #[default]
     No,
     Always,
@@ -56,7 +56,7 @@ impl Policy {
         Ok(Policy::No)
     }
 
-    pub(crate) fn parse(service: &str, value: &str) -> Result<Policy, Error> {
+    pub fn parse(service: &str, value: &str) -> Result<Policy, Error> {
         let bad = || Error::Bad {
             service: service.to_owned(),
             value: value.to_owned(),

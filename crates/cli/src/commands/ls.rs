@@ -30,6 +30,10 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let layout = Layout::new(&global.run_root, &global.root);
     let mut rows = Vec::new();
     for name in layout.list_projects()? {
+        // a `run -d` container's project is not a Compose project
+        if crate::commands::container::is_single_project(&layout, &name) {
+            continue;
+        }
         let pp = layout.project(&name);
         let recs = pp.containers()?;
         let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();

@@ -127,6 +127,15 @@ fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, S
 /// `volume create`: checks the name and the local driver's options, then
 /// keeps the options (and labels) with the volume before its `_data`.
 /// An existing volume with the same options is returned as it is.
+/// Creates the local volume `name` unless it exists (`run -v name:/p`,
+/// like Docker's volume created on first use).
+pub(crate) fn ensure(layout: &Layout, name: &str) -> anyhow::Result<()> {
+    if layout.volume_dir(name).join("_data").is_dir() {
+        return Ok(());
+    }
+    create(layout, "local", &[], &[], Some(name.to_owned())).map(drop)
+}
+
 fn create(
     layout: &Layout,
     driver: &str,

@@ -229,6 +229,17 @@ fn start_services(inner: &Arc<Inner>, services: &[String]) -> Response {
     };
     let names: Vec<String> = {
         let mut hub = inner.hub();
+        // a container whose exit was just recorded: its runner is still
+        // finishing (tear-down, restart decision); give it a moment, or
+        // the start would find it busy and do nothing
+        let settle = std::time::Instant::now() + Duration::from_secs(2);
+        while std::time::Instant::now() < settle
+            && hub.ctrs.values().any(|l| {
+                services.contains(&l.rec.service) && l.active && l.rec.status == Status::Exited
+            })
+        {
+            hub = inner.wait_timeout(hub, Duration::from_millis(50));
+        }
         if hub.shutting {
             return refused(SHUTTING.into());
         }

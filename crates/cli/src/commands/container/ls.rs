@@ -42,10 +42,15 @@ pub struct Args {
 struct Row {
     project: String,
     rec: ContainerRecord,
+    /// A single container (`run -d`): no compose labels, like docker's.
+    single: bool,
 }
 
 impl Row {
     fn labels(&self) -> Vec<(String, String)> {
+        if self.single {
+            return Vec::new();
+        }
         vec![
             ("com.docker.compose.project".into(), self.project.clone()),
             (
@@ -127,10 +132,12 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let layout = Layout::new(&global.run_root, &global.root);
     let mut rows = Vec::new();
     for project in layout.list_projects()? {
+        let single = super::detached::SingleProject::of(&layout, &project).is_some();
         for rec in layout.project(&project).containers()? {
             rows.push(Row {
                 project: project.clone(),
                 rec,
+                single,
             });
         }
     }
@@ -226,6 +233,7 @@ mod tests {
         Row {
             project: "demo".into(),
             rec,
+            single: false,
         }
     }
 

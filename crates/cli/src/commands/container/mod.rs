@@ -1,12 +1,16 @@
 //! `rstack container`: one container without a Compose file, like
-//! `docker container`: `run` (attached), and `ls`, `inspect`, `logs` and
-//! `exec` of every container rstack knows (the stacks'); the stack
-//! supervisor brings `stop` and `rm` for long-lived containers.
+//! `docker container`: `run` (attached, or `-d`: supervised, see
+//! [`detached`]), and `ls`, `inspect`, `logs`, `exec`, `stop`, `start`,
+//! `restart`, `kill`, `rm`, `pause`, `unpause` of every container rstack
+//! knows (single ones and the stacks').
 
+mod detached;
 mod ls;
+mod manage;
 mod net;
 mod ops;
 mod run;
+mod single;
 pub(crate) mod tty;
 
 use clap::Subcommand;
@@ -33,6 +37,25 @@ enum ContainerCommand {
     Logs(ops::LogsArgs),
     /// Execute a command in a running container
     Exec(ops::ExecArgs),
+    /// Stop one or more running containers
+    Stop(manage::StopArgs),
+    /// Start one or more stopped containers
+    Start(manage::StartArgs),
+    /// Restart one or more containers
+    Restart(manage::StopArgs),
+    /// Kill one or more running containers
+    Kill(manage::KillArgs),
+    /// Remove one or more containers
+    Rm(manage::RmArgs),
+    /// Pause all processes within one or more containers
+    Pause(manage::NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(manage::NamesArgs),
+}
+
+/// Whether project `name` is a `run -d` container's, not a Compose one.
+pub fn is_single_project(layout: &rstack_stack::state::Layout, name: &str) -> bool {
+    detached::SingleProject::of(layout, name).is_some()
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
@@ -42,5 +65,12 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         ContainerCommand::Ls(a) => ls::run(global, a),
         ContainerCommand::Logs(a) => ops::logs(global, a),
         ContainerCommand::Exec(a) => ops::exec(global, a),
+        ContainerCommand::Stop(a) => manage::stop(global, a),
+        ContainerCommand::Start(a) => manage::start(global, a),
+        ContainerCommand::Restart(a) => manage::restart(global, a),
+        ContainerCommand::Kill(a) => manage::kill(global, a),
+        ContainerCommand::Rm(a) => manage::rm(global, a),
+        ContainerCommand::Pause(a) => manage::pause(global, a, true),
+        ContainerCommand::Unpause(a) => manage::pause(global, a, false),
     }
 }

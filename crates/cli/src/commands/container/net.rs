@@ -164,6 +164,21 @@ pub fn plan(
     }))
 }
 
+impl Plan {
+    /// The bridge network this plan joins, if any.
+    pub fn bridge_network(&self) -> Option<&str> {
+        match self {
+            Plan::Bridge(b) => Some(&b.network),
+            Plan::Other(_) => None,
+        }
+    }
+}
+
+/// Creates the default `bridge` network unless it exists.
+pub fn ensure_default_network(global: &GlobalOpts) -> anyhow::Result<()> {
+    ensure_default(&networks(global)?)
+}
+
 /// Creates the default `bridge` network unless it exists (another
 /// `container run` may be creating it at the same moment).
 fn ensure_default(nets: &Networks) -> anyhow::Result<()> {

@@ -32,133 +32,166 @@ use crate::global::GlobalOpts;
 pub struct Args {
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
-    help: Option<bool>,
-    /// Automatically remove the container when it exits (always done for now)
+    pub(super) help: Option<bool>,
+    /// Automatically remove the container when it exits (always done when attached)
     #[arg(long)]
-    rm: bool,
+    pub(super) rm: bool,
+    /// Run container in background (supervised) and print container ID
+    #[arg(short = 'd', long)]
+    pub(super) detach: bool,
+    /// Restart policy to apply when a container exits (no, always, on-failure[:N], unless-stopped)
+    #[arg(long)]
+    pub(super) restart: Option<String>,
+    /// Command to run to check health
+    #[arg(long = "health-cmd")]
+    pub(super) health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h)
+    #[arg(long = "health-interval")]
+    pub(super) health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h)
+    #[arg(long = "health-timeout")]
+    pub(super) health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries")]
+    pub(super) health_retries: Option<u32>,
+    /// Start period for the container to initialize before counting retries (ms|s|m|h)
+    #[arg(long = "health-start-period")]
+    pub(super) health_start_period: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h)
+    #[arg(long = "health-start-interval")]
+    pub(super) health_start_interval: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub(super) no_healthcheck: bool,
+    /// Logging driver for the container (json-file)
+    #[arg(long = "log-driver")]
+    pub(super) log_driver: Option<String>,
+    /// Log driver options (max-size, max-file)
+    #[arg(long = "log-opt")]
+    pub(super) log_opt: Vec<String>,
     /// Keep STDIN open
     #[arg(short = 'i', long)]
-    interactive: bool,
+    pub(super) interactive: bool,
     /// Allocate a pseudo-TTY
     #[arg(short = 't', long)]
-    tty: bool,
+    pub(super) tty: bool,
     /// Assign a name to the container
     #[arg(long)]
-    name: Option<String>,
+    pub(super) name: Option<String>,
     /// Set environment variables
     #[arg(short = 'e', long = "env", value_name = "LIST")]
-    env: Vec<String>,
+    pub(super) env: Vec<String>,
     /// Read in a file of environment variables
     #[arg(long = "env-file", value_name = "FILE")]
-    env_file: Vec<PathBuf>,
+    pub(super) env_file: Vec<PathBuf>,
     /// Set metadata on the container
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
-    label: Vec<String>,
+    pub(super) label: Vec<String>,
     /// Working directory inside the container
     #[arg(short = 'w', long = "workdir")]
-    workdir: Option<String>,
+    pub(super) workdir: Option<String>,
     /// Username or UID (format: <name|uid>[:<group|gid>])
     #[arg(short = 'u', long)]
-    user: Option<String>,
+    pub(super) user: Option<String>,
     /// Add additional groups to join
     #[arg(long = "group-add")]
-    group_add: Vec<String>,
+    pub(super) group_add: Vec<String>,
     /// Overwrite the default ENTRYPOINT of the image
     #[arg(long)]
-    entrypoint: Option<String>,
+    pub(super) entrypoint: Option<String>,
     /// Container host name
     #[arg(short = 'h', long)]
-    hostname: Option<String>,
+    pub(super) hostname: Option<String>,
     /// Bind mount a volume (HOST-PATH:CONTAINER-PATH[:ro])
     #[arg(short = 'v', long = "volume")]
-    volume: Vec<String>,
+    pub(super) volume: Vec<String>,
     /// Mount a tmpfs directory (PATH[:OPTIONS])
     #[arg(long)]
-    tmpfs: Vec<String>,
+    pub(super) tmpfs: Vec<String>,
     /// Mount the container's root filesystem as read only
     #[arg(long = "read-only")]
-    read_only: bool,
+    pub(super) read_only: bool,
     /// Add Linux capabilities
     #[arg(long = "cap-add")]
-    cap_add: Vec<String>,
+    pub(super) cap_add: Vec<String>,
     /// Drop Linux capabilities
     #[arg(long = "cap-drop")]
-    cap_drop: Vec<String>,
+    pub(super) cap_drop: Vec<String>,
     /// Give extended privileges to this container
     #[arg(long)]
-    privileged: bool,
+    pub(super) privileged: bool,
     /// Cgroup namespace to use (host|private)
     #[arg(long, value_parser = ["host", "private"])]
-    cgroupns: Option<String>,
+    pub(super) cgroupns: Option<String>,
     /// Security options (seccomp=unconfined|FILE, no-new-privileges)
     #[arg(long = "security-opt")]
-    security_opt: Vec<String>,
+    pub(super) security_opt: Vec<String>,
     /// Connect a container to a network (NAME, bridge, none, host, container:NAME; default: none, or bridge with -p)
     #[arg(long = "network", visible_alias = "net")]
-    network: Option<String>,
+    pub(super) network: Option<String>,
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", visible_alias = "net-alias")]
-    network_alias: Vec<String>,
+    pub(super) network_alias: Vec<String>,
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long)]
-    ip: Option<String>,
+    pub(super) ip: Option<String>,
     /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
     #[arg(long = "mac-address")]
-    mac_address: Option<String>,
+    pub(super) mac_address: Option<String>,
     /// Publish a container's port(s) to the host ([IP:][HOST_PORT:]CONTAINER_PORT[/PROTO])
     #[arg(short = 'p', long = "publish", value_name = "LIST")]
-    publish: Vec<String>,
+    pub(super) publish: Vec<String>,
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
-    init: bool,
+    pub(super) init: bool,
     /// Memory limit
     #[arg(short = 'm', long)]
-    memory: Option<String>,
+    pub(super) memory: Option<String>,
     /// Memory soft limit
     #[arg(long = "memory-reservation")]
-    memory_reservation: Option<String>,
+    pub(super) memory_reservation: Option<String>,
     /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
     #[arg(long = "memory-swap")]
-    memory_swap: Option<String>,
+    pub(super) memory_swap: Option<String>,
     /// Number of CPUs
     #[arg(long)]
-    cpus: Option<String>,
+    pub(super) cpus: Option<String>,
     /// CPU shares (relative weight)
     #[arg(short = 'c', long = "cpu-shares")]
-    cpu_shares: Option<String>,
+    pub(super) cpu_shares: Option<String>,
     /// CPUs in which to allow execution (0-3, 0,1)
     #[arg(long = "cpuset-cpus")]
-    cpuset_cpus: Option<String>,
+    pub(super) cpuset_cpus: Option<String>,
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long = "pids-limit")]
-    pids_limit: Option<String>,
+    pub(super) pids_limit: Option<String>,
     /// Ulimit options (name=soft[:hard])
     #[arg(long)]
-    ulimit: Vec<String>,
+    pub(super) ulimit: Vec<String>,
     /// Size of /dev/shm
     #[arg(long = "shm-size")]
-    shm_size: Option<String>,
+    pub(super) shm_size: Option<String>,
     /// Set custom DNS servers
     #[arg(long)]
-    dns: Vec<String>,
+    pub(super) dns: Vec<String>,
     /// Set custom DNS search domains
     #[arg(long = "dns-search")]
-    dns_search: Vec<String>,
+    pub(super) dns_search: Vec<String>,
     /// Set DNS options
     #[arg(long = "dns-option")]
-    dns_option: Vec<String>,
+    pub(super) dns_option: Vec<String>,
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long = "add-host")]
-    add_host: Vec<String>,
+    pub(super) add_host: Vec<String>,
     /// Signal to stop the container
     #[arg(long = "stop-signal")]
-    stop_signal: Option<String>,
+    pub(super) stop_signal: Option<String>,
     /// Timeout (in seconds) to stop a container
     #[arg(long = "stop-timeout")]
-    stop_timeout: Option<u32>,
+    pub(super) stop_timeout: Option<u32>,
     /// Pull image before running ("always", "missing", "never")
     #[arg(long, default_value = "missing")]
-    pull: String,
+    pub(super) pull: String,
     /// IMAGE [COMMAND] [ARG...]
     #[arg(
         required = true,
@@ -167,14 +200,19 @@ pub struct Args {
         allow_hyphen_values = true,
         value_name = "IMAGE [COMMAND] [ARG...]"
     )]
-    args: Vec<String>,
+    pub(super) args: Vec<String>,
 }
 
 /// Pid of the running container, for the signal forwarder (0 = none yet).
 static CONTAINER_PID: AtomicI32 = AtomicI32::new(0);
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    match run_inner(global, args) {
+    let result = if args.detach {
+        super::detached::run(global, &args)
+    } else {
+        run_inner(global, args)
+    };
+    match result {
         Ok(code) => Ok(code),
         Err(err) => {
             let code = err
@@ -194,7 +232,7 @@ fn flag<T>(name: &str, value: &str, r: Result<T, parse::ParseError>) -> anyhow::
     r.map_err(|e| anyhow::anyhow!("invalid argument \"{value}\" for \"{name}\" flag: {e}"))
 }
 
-fn options(args: &Args, global: &GlobalOpts) -> anyhow::Result<(RunOptions, Plan)> {
+pub(super) fn options(args: &Args, global: &GlobalOpts) -> anyhow::Result<(RunOptions, Plan)> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let env = environment(args)?;
     let mut o = RunOptions {
@@ -255,7 +293,7 @@ fn options(args: &Args, global: &GlobalOpts) -> anyhow::Result<(RunOptions, Plan
 }
 
 /// `--env-file`s, then `-e`s (a bare name takes our own value).
-fn environment(args: &Args) -> anyhow::Result<Vec<String>> {
+pub(super) fn environment(args: &Args) -> anyhow::Result<Vec<String>> {
     let lookup = |k: &str| std::env::var(k).ok();
     let mut env = Vec::new();
     for file in &args.env_file {
@@ -275,7 +313,8 @@ fn mounts_and_security(
     cwd: &std::path::Path,
     o: &mut RunOptions,
 ) -> anyhow::Result<()> {
-    for v in &args.volume {
+    // a detached container's -v are its Compose volumes (single.rs)
+    for v in args.volume.iter().filter(|_| !args.detach) {
         o.mounts
             .push(flag("-v, --volume", v, parse::parse_volume(v, cwd))?);
     }
@@ -405,7 +444,7 @@ fn other_network_mode(global: &GlobalOpts, name: &str) -> anyhow::Result<Option<
 
 /// Docker's error when `--name` is taken: checked before any network is
 /// set up (the runtime checks again, atomically, when it takes the name).
-fn check_name_free(global: &GlobalOpts, name: &str) -> anyhow::Result<()> {
+pub(super) fn check_name_free(global: &GlobalOpts, name: &str) -> anyhow::Result<()> {
     // `RUN/names/<name>` -> id is the runtime's name reservation (see
     // rstack_runtime::container's state layout).
     let link = container_paths(global).run_root.join("names").join(name);
@@ -423,7 +462,7 @@ fn container_paths(global: &GlobalOpts) -> Paths {
 }
 
 /// The image from the store, pulled first when missing (or `--pull always`).
-fn image(
+pub(super) fn image(
     global: &GlobalOpts,
     reference: &str,
     pull: &str,
