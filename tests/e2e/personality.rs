@@ -157,9 +157,9 @@ fn personality() {
     );
     assert_eq!(ok(&docker, &["rm", "-f", "app"]).stdout, "app\n");
     ok(&docker, &["volume", "rm", "dados-app"]);
-    let lacking = as_named(&ns, &r, &docker, &["top", "demo-web-1"]);
+    let lacking = as_named(&ns, &r, &docker, &["attach", "demo-web-1"]);
     assert!(!lacking.success(), "{lacking}");
-    lacking.assert_stderr_mentions(&["docker top", "docker compose top"]);
+    lacking.assert_stderr_mentions(&["docker attach", "docker compose attach"]);
     ok(
         &docker,
         &["compose", "-f", f, "-p", "demo", "down", "-t", "0"],

@@ -160,6 +160,7 @@ fn server() {
     ns.ok(&r, &["container", "exec", "web", "test", "-f", "/kept"]);
     ns.ok(&r, &["container", "restart", "-t", "1", "web"]);
     until("web to serve after restart", || fetch() == "served\n");
+    info_commands(&ns, &r, &img);
     ns.ok(&r, &["container", "kill", "web"]);
     until("web to be killed", || state(&ns, &r, "web") == "exited");
     ns.ok(&r, &["container", "start", "web"]);
@@ -199,6 +200,76 @@ fn server() {
     assert_eq!(ns.ok(&r, &["container", "ls", "-aq"]).stdout, "");
     ns.ok(&r, &["network", "rm", "bridge"]);
     ns.assert_clean(&r);
+}
+
+/// `port`, `top`, `stats`, `cp` both ways, `wait` and `prune` on the
+/// running `web` and a short-lived container.
+fn info_commands(ns: &NetNs, r: &Rstack, img: &str) {
+    let port = ns.ok(r, &["container", "port", "web"]);
+    assert_eq!(port.stdout, "80/tcp -> 0.0.0.0:8080\n", "{port}");
+    assert_eq!(
+        ns.ok(r, &["container", "port", "web", "80"]).stdout,
+        "0.0.0.0:8080\n"
+    );
+    let top = ns.ok(r, &["container", "top", "web"]);
+    assert!(
+        top.stdout.starts_with("UID") && top.stdout.contains("httpd"),
+        "{top}"
+    );
+    let stats = ns.ok(r, &["container", "stats", "--no-stream", "web"]);
+    assert!(
+        stats
+            .stdout
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("web")),
+        "{stats}"
+    );
+    let host = r.work_dir().join("note.txt");
+    std::fs::write(&host, "from host\n").unwrap();
+    ns.ok(
+        r,
+        &[
+            "container",
+            "cp",
+            host.to_str().unwrap(),
+            "web:/tmp/note.txt",
+        ],
+    );
+    let got = ns.ok(r, &["container", "exec", "web", "cat", "/tmp/note.txt"]);
+    assert_eq!(got.stdout, "from host\n");
+    let out = r.work_dir().join("index.html");
+    ns.ok(
+        r,
+        &[
+            "container",
+            "cp",
+            "web:/www/index.html",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "served\n");
+    let id = ns.ok(
+        r,
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "short",
+            img,
+            "sh",
+            "-c",
+            "exit 7",
+        ],
+    );
+    let wait = ns.ok(r, &["container", "wait", "short"]);
+    assert_eq!(wait.stdout, "7\n", "{wait}");
+    let prune = ns.ok(r, &["container", "prune", "-f"]);
+    assert!(prune.stdout.starts_with("Deleted Containers:\n"), "{prune}");
+    assert!(prune.stdout.contains(id.stdout.trim()), "{prune}");
+    assert_eq!(state(ns, r, "short"), "");
+    assert_eq!(state(ns, r, "web"), "running");
 }
 
 fn policies() {

@@ -50,12 +50,13 @@ const IMAGE: &[&str] = &["build", "pull", "push", "tag", "history", "save", "loa
 /// Docker commands that are `container` sub-commands in rstack.
 const CONTAINER: &[&str] = &[
     "run", "ps", "logs", "exec", "stop", "start", "restart", "kill", "rm", "pause", "unpause",
+    "top", "port", "wait", "stats", "cp",
 ];
 
 /// Docker's commands on single containers, not in rstack yet.
 const SINGLE: &[&str] = &[
-    "top", "port", "wait", "stats", "rename", "create", "attach", "update", "cp", "commit",
-    "export", "diff", "events", "import", "search",
+    "rename", "create", "attach", "update", "commit", "export", "diff", "events", "import",
+    "search",
 ];
 
 /// rstack's arguments (program name first) for `args` given to `docker`.
@@ -152,8 +153,8 @@ mod tests {
 
     #[test]
     fn what_rstack_lacks_is_refused_by_name() {
-        let e = t(&["docker", "top", "web"]).unwrap_err();
-        assert!(e.contains("docker compose top"), "{e}");
+        let e = t(&["docker", "attach", "web"]).unwrap_err();
+        assert!(e.contains("docker compose attach"), "{e}");
         assert_eq!(
             t(&["docker", "rm", "-f", "web"]).unwrap(),
             ["rstack", "container", "rm", "-f", "web"]

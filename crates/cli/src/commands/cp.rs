@@ -46,7 +46,7 @@ pub struct Args {
 
 /// compose's `splitCpArg`: `SERVICE:PATH`, unless the argument is an
 /// absolute or `.`-relative local path (which may contain a colon).
-fn split_cp_arg(arg: &str) -> (Option<&str>, &str) {
+pub(crate) fn split_cp_arg(arg: &str) -> (Option<&str>, &str) {
     if arg.starts_with('/') {
         return (None, arg);
     }
@@ -79,11 +79,25 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         archive: args.archive,
         follow_link: args.follow_link,
     };
+    transfer(&ctx, &targets, from_service, (src_path, dst_path), opts)
+}
+
+/// Copies out of the first of `targets` (`from_container`), or into each
+/// of them; `paths` are the source and destination paths.
+pub(crate) fn transfer(
+    ctx: &Ctx,
+    targets: &[ContainerRecord],
+    from_container: bool,
+    paths: (&str, &str),
+    opts: Options,
+) -> anyhow::Result<u8> {
+    let (src_path, dst_path) = paths;
+    let from_service = from_container;
     let cwd = std::env::current_dir().context("find the current directory")?;
     let cwd = cwd.to_string_lossy();
     if from_service {
         let rec = &targets[0];
-        let opened = open(&ctx, rec, Access::Read)?;
+        let opened = open(ctx, rec, Access::Read)?;
         if dst_path == "-" {
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
@@ -114,8 +128,8 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         None
     };
     let src = paths::host_abs(src_path, &cwd);
-    for rec in &targets {
-        let opened = open(&ctx, rec, Access::Write)?;
+    for rec in targets {
+        let opened = open(ctx, rec, Access::Write)?;
         let root = opened.root();
         let done = if src_path == "-" {
             match &stdin_tar {

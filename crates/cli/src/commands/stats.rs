@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use rstack_stack::cgroups::usage;
+use rstack_stack::state::ContainerRecord;
 
 use super::stack_common;
 use crate::global::GlobalOpts;
@@ -34,12 +35,27 @@ fn bytes(n: u64) -> String {
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let ctx = stack_common::load(global, &args.services)?;
-    loop {
-        let recs: Vec<_> = ctx
+    let pick = || -> anyhow::Result<Vec<ContainerRecord>> {
+        Ok(ctx
             .pp
             .containers()?
             .into_iter()
             .filter(|r| args.services.is_empty() || args.services.contains(&r.service))
+            .collect())
+    };
+    show(pick, args.no_stream, args.format.as_deref())
+}
+
+/// Prints the running ones of the containers `pick` gives (asked again
+/// at every round), once with `no_stream`, else every half second.
+pub(crate) fn show(
+    pick: impl Fn() -> anyhow::Result<Vec<ContainerRecord>>,
+    no_stream: bool,
+    format: Option<&str>,
+) -> anyhow::Result<u8> {
+    loop {
+        let recs: Vec<_> = pick()?
+            .into_iter()
             .filter(rstack_stack::status::is_alive)
             .collect();
         let before: Vec<_> = recs.iter().map(|r| usage(&r.cgroup_leaves)).collect();
@@ -73,7 +89,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             let id: String = r.id.clone().unwrap_or_default().chars().take(12).collect();
             rows.push((id, r.name.clone(), cpu, format!("{mem} / {limit}"), pids));
         }
-        if args.format.as_deref() == Some("json") {
+        if format == Some("json") {
             for (id, name, cpu, mem, pids) in &rows {
                 println!(
                     "{}",
@@ -89,7 +105,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
                 println!("{id:<14}{name:<28}{cpu:<10}{mem:<26}{pids}");
             }
         }
-        if args.no_stream {
+        if no_stream {
             return Ok(0);
         }
     }

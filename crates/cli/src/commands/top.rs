@@ -48,31 +48,44 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         if !rstack_stack::status::is_alive(&rec) {
             continue;
         }
-        let Some(init) = rec.pid else { continue };
-        let pids = pids_of(init);
-        if pids.is_empty() {
+        let Some(table) = processes(&rec)? else {
             continue;
-        }
-        let list = pids
-            .iter()
-            .map(i32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        let out = Command::new("ps")
-            .args([
-                "-o",
-                "user:8=UID,pid=PID,ppid=PPID,c=C,stime=STIME,tty=TTY,time=TIME,cmd=CMD",
-                "-p",
-                &list,
-            ])
-            .output()
-            .context("run ps (procps)")?;
+        };
         if !first {
             println!();
         }
         first = false;
         println!("{}", rec.name);
-        print!("{}", String::from_utf8_lossy(&out.stdout));
+        print!("{table}");
     }
     Ok(0)
+}
+
+/// `ps` of every process in container `rec`'s pid namespace (header
+/// included); `None` when it has none.
+pub(crate) fn processes(
+    rec: &rstack_stack::state::ContainerRecord,
+) -> anyhow::Result<Option<String>> {
+    let Some(init) = rec.pid else {
+        return Ok(None);
+    };
+    let pids = pids_of(init);
+    if pids.is_empty() {
+        return Ok(None);
+    }
+    let list = pids
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let out = Command::new("ps")
+        .args([
+            "-o",
+            "user:8=UID,pid=PID,ppid=PPID,c=C,stime=STIME,tty=TTY,time=TIME,cmd=CMD",
+            "-p",
+            &list,
+        ])
+        .output()
+        .context("run ps (procps)")?;
+    Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()))
 }

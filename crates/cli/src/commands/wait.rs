@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rstack_stack::state::Status;
+use rstack_stack::state::{ContainerRecord, ProjectPaths, Status};
 
 use super::stack_common;
 use crate::global::GlobalOpts;
@@ -33,23 +33,25 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         let Some(rec) = stack_common::containers_of(&ctx.pp, s)?.into_iter().next() else {
             anyhow::bail!("service {s} has no container");
         };
-        if let Some(p) = rstack_stack::status::process(&rec) {
-            while !p.wait_exit(Duration::from_secs(3600)) {}
-        }
-        // the supervisor records the exit status right after
-        let mut code = None;
-        for _ in 0..100 {
-            if let Some(r) = ctx.pp.container(&rec.name)? {
-                if r.status == Status::Exited || r.status == Status::Restarting {
-                    code = r.exit_code;
-                    break;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let c = code.unwrap_or(-1);
-        println!("{c}");
-        last = c;
+        last = exit_code(&ctx.pp, &rec)?;
+        println!("{last}");
     }
     Ok(last.clamp(0, 255) as u8)
+}
+
+/// Blocks until container `rec` stops; its exit code as recorded (-1
+/// when unknown).
+pub(crate) fn exit_code(pp: &ProjectPaths, rec: &ContainerRecord) -> anyhow::Result<i32> {
+    if let Some(p) = rstack_stack::status::process(rec) {
+        while !p.wait_exit(Duration::from_secs(3600)) {}
+    }
+    for _ in 0..100 {
+        if let Some(r) = pp.container(&rec.name)?
+            && (r.status == Status::Exited || r.status == Status::Restarting)
+        {
+            return Ok(r.exit_code.unwrap_or(-1));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(-1)
 }

@@ -5,6 +5,7 @@
 //! knows (single ones and the stacks').
 
 mod detached;
+mod info;
 mod ls;
 mod manage;
 mod net;
@@ -12,6 +13,8 @@ mod ops;
 mod run;
 mod single;
 pub(crate) mod tty;
+
+pub(crate) use detached::SingleProject;
 
 use clap::Subcommand;
 
@@ -51,6 +54,18 @@ enum ContainerCommand {
     Pause(manage::NamesArgs),
     /// Unpause all processes within one or more containers
     Unpause(manage::NamesArgs),
+    /// Display the running processes of a container
+    Top(info::TopArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(info::PortArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(manage::NamesArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(info::StatsArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(info::CpArgs),
+    /// Remove all stopped containers
+    Prune(info::PruneArgs),
 }
 
 /// Whether project `name` is a `run -d` container's, not a Compose one.
@@ -72,5 +87,11 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         ContainerCommand::Rm(a) => manage::rm(global, a),
         ContainerCommand::Pause(a) => manage::pause(global, a, true),
         ContainerCommand::Unpause(a) => manage::pause(global, a, false),
+        ContainerCommand::Top(a) => info::top(global, a),
+        ContainerCommand::Port(a) => info::port(global, a),
+        ContainerCommand::Wait(a) => info::wait(global, a),
+        ContainerCommand::Stats(a) => info::stats(global, a),
+        ContainerCommand::Cp(a) => info::cp(global, a),
+        ContainerCommand::Prune(a) => info::prune(global, a),
     }
 }

@@ -14,7 +14,7 @@
 //!   name. An entry is in use only while a build runs, and `system df`
 //!   never sees one then (builds hold the store lock), so ACTIVE is 0.
 
-mod prune;
+pub(crate) mod prune;
 
 use std::collections::BTreeSet;
 

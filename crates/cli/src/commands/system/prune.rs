@@ -79,15 +79,15 @@ fn warning(args: &PruneArgs) -> String {
 
 /// What one step removed.
 #[derive(Default)]
-struct Step {
-    deleted: Vec<String>,
-    bytes: u64,
-    failures: Vec<String>,
+pub(crate) struct Step {
+    pub(crate) deleted: Vec<String>,
+    pub(crate) bytes: u64,
+    pub(crate) failures: Vec<String>,
 }
 
 impl Step {
     /// Docker's section: a title, the names, a blank line.
-    fn print(&self, title: &str) {
+    pub(crate) fn print(&self, title: &str) {
         if !self.deleted.is_empty() {
             println!("{title}");
             for d in &self.deleted {
@@ -119,7 +119,7 @@ pub fn run(global: &GlobalOpts, args: PruneArgs) -> anyhow::Result<u8> {
     let mut failures = Vec::new();
     let mut total = 0;
 
-    let step = prune_containers(&env)?;
+    let step = prune_containers(global, &env)?;
     step.print("Deleted Containers:");
     total += step.bytes;
     failures.extend(step.failures);
@@ -174,9 +174,14 @@ fn container_bytes(pp: &ProjectPaths, rec: &super::ContainerRecord) -> u64 {
         + rstack_images::fsutil::disk_usage(&pp.anon_dir(&rec.name))
 }
 
-fn prune_containers(env: &Env) -> anyhow::Result<Step> {
+/// Removes every stopped container (single ones with their project).
+pub(crate) fn prune_containers(global: &GlobalOpts, env: &Env) -> anyhow::Result<Step> {
     let mut step = Step::default();
     for project in env.layout.list_projects()? {
+        if let Some(sp) = crate::commands::container::SingleProject::of(&env.layout, &project) {
+            prune_single(global, &sp, &mut step)?;
+            continue;
+        }
         let pp = env.layout.project(&project);
         let stopped: Vec<_> = pp
             .containers()?
@@ -234,6 +239,28 @@ fn prune_containers(env: &Env) -> anyhow::Result<Step> {
         }
     }
     Ok(step)
+}
+
+/// A stopped single container goes with its project (and supervisor).
+fn prune_single(
+    global: &GlobalOpts,
+    sp: &crate::commands::container::SingleProject,
+    step: &mut Step,
+) -> anyhow::Result<()> {
+    let recs = sp.pp.containers()?;
+    if recs.iter().any(rstack_stack::status::is_alive) {
+        return Ok(());
+    }
+    let bytes: u64 = recs.iter().map(|r| container_bytes(&sp.pp, r)).sum();
+    match sp.remove(global, Some(0)) {
+        Ok(()) => {
+            step.deleted
+                .extend(recs.into_iter().map(|r| r.id.unwrap_or(r.name)));
+            step.bytes += bytes;
+        }
+        Err(e) => step.failures.push(format!("project {}: {e:#}", sp.name)),
+    }
+    Ok(())
 }
 
 fn prune_networks(global: &GlobalOpts, env: &Env) -> anyhow::Result<Step> {
