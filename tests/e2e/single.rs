@@ -20,6 +20,7 @@ pub fn tests() -> Vec<Trial> {
             policies,
         ),
         trial("single::bad_input_leaves_nothing", NEEDS, bad_input),
+        trial("single::user_network_names_and_connect", NEEDS, networks),
     ]
 }
 
@@ -295,9 +296,14 @@ fn policies() {
     );
     until("two restarts then exited", || {
         let i = inspect(&ns, &r, "flaky");
-        i["RestartCount"] == 2 && i["State"]["Status"] == "exited"
+        i["RestartCount"] == 2 && i["State"]["Status"] == "exited" && i["State"]["ExitCode"] == 3
     });
-    assert_eq!(inspect(&ns, &r, "flaky")["State"]["ExitCode"], 3);
+    std::thread::sleep(Duration::from_millis(500));
+    let i = inspect(&ns, &r, "flaky");
+    assert_eq!(
+        (i["RestartCount"].clone(), i["State"]["Status"].clone()),
+        (2.into(), "exited".into())
+    );
     ns.ok(
         &r,
         &[
@@ -349,8 +355,11 @@ fn policies() {
             "echo round; sleep 1; exit 1",
         ],
     );
-    until("a restart of loop", || {
+    // (killed while it runs: killed during a backoff, it would stay
+    // "restarting" until re-adopted)
+    until("a restart of loop, running", || {
         inspect(&ns, &r, "loop")["RestartCount"].as_u64() >= Some(1)
+            && state(&ns, &r, "loop") == "running"
     });
     let hc_sup = supervisor_pid(&r, "hc");
     kill9(hc_sup);
@@ -457,5 +466,110 @@ fn bad_input() {
         .count();
     assert_eq!(projects, 1, "a failed run left a project behind");
     ns.ok(&r, &["container", "rm", "-f", "taken"]);
+    ns.assert_clean(&r);
+}
+
+/// Containers of different supervisors on one user network find each
+/// other by name and short id; `network connect`/`disconnect` of a
+/// running single container change that both ways.
+fn networks() {
+    let ns = NetNs::new();
+    let r = Rstack::new().with_timeout(Duration::from_secs(120));
+    let img = image(&r);
+    let _guard = RmOnPanic(&ns, &r);
+    ns.ok(&r, &["network", "create", "minha-rede"]);
+    ns.ok(&r, &["network", "create", "other"]);
+    let serve = "mkdir -p /www && echo backend-ok > /www/index.html && exec httpd -f -p 80 -h /www";
+    let backend = ns.ok(
+        &r,
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "backend",
+            "--network",
+            "minha-rede",
+            &img,
+            "sh",
+            "-c",
+            serve,
+        ],
+    );
+    ns.ok(
+        &r,
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "frontend",
+            "--network",
+            "minha-rede",
+            &img,
+            "sleep",
+            "3600",
+        ],
+    );
+    ns.ok(
+        &r,
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "lone",
+            "--network",
+            "other",
+            &img,
+            "sleep",
+            "3600",
+        ],
+    );
+    let get = |from: &str, host: &str| {
+        ns.rstack(
+            &r,
+            &[
+                "container",
+                "exec",
+                from,
+                "timeout",
+                "3",
+                "wget",
+                "-q",
+                "-O",
+                "-",
+                &format!("http://{host}/"),
+            ],
+        )
+        .stdout
+    };
+    let short = &backend.stdout.trim()[..12];
+    until("frontend -> backend by name", || {
+        get("frontend", "backend") == "backend-ok\n"
+    });
+    assert_eq!(get("frontend", short), "backend-ok\n", "by short id");
+    assert_eq!(get("lone", "backend"), "", "another network");
+    ns.ok(&r, &["network", "connect", "minha-rede", "lone"]);
+    assert_eq!(get("lone", "backend"), "backend-ok\n", "after connect");
+    let back = ns.ok(
+        &r,
+        &[
+            "container",
+            "exec",
+            "backend",
+            "nslookup",
+            "lone",
+            "127.0.0.11",
+        ],
+    );
+    assert!(back.stdout.contains("Address"), "backend -> lone: {back}");
+    ns.ok(&r, &["network", "disconnect", "minha-rede", "lone"]);
+    assert_eq!(get("lone", "backend"), "", "after disconnect");
+    ns.ok(
+        &r,
+        &["container", "rm", "-f", "backend", "frontend", "lone"],
+    );
+    ns.ok(&r, &["network", "rm", "minha-rede", "other"]);
     ns.assert_clean(&r);
 }

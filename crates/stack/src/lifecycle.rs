@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use rstack_images::LocalImage;
-use rstack_netns::{Attachment, ContainerNetworkSpec};
+use rstack_netns::{Attachment, ContainerNetworkSpec, NetworkEndpoint};
 use rstack_runtime::adopt::Adopted;
 use rstack_runtime::options::{NetworkMode, RunOptions};
 use rstack_runtime::{Container, Stdio};
@@ -131,7 +131,11 @@ pub fn create_and_start(
 ) -> Result<Started, Error> {
     rec.volumes = plan.volumes.iter().map(|(v, _, _)| v.clone()).collect();
     let mut options = plan.options.clone();
-    // a restarted container keeps its id (docker's is the same container)
+    // a restarted container keeps its id (docker's is the same container);
+    // a new one gets it now, so its networks know its short id as an alias
+    if rec.id.is_none() {
+        rec.id = rstack_sys::random::random_id().ok();
+    }
     options.id = rec.id.clone();
     record_creating(l, rec, plan)?;
     let mut wired = Wired::default();
@@ -166,6 +170,20 @@ fn record_creating(
     Ok(())
 }
 
+/// The endpoints with the container's short id (12 hex digits) among
+/// their aliases, as Docker resolves it on a user-defined network.
+fn with_short_id(eps: &[NetworkEndpoint], id: Option<&str>) -> Vec<NetworkEndpoint> {
+    let mut eps = eps.to_vec();
+    if let Some(short) = id.and_then(|i| i.get(..12)) {
+        for e in &mut eps {
+            if !e.aliases.iter().any(|a| a == short) {
+                e.aliases.push(short.to_owned());
+            }
+        }
+    }
+    eps
+}
+
 /// Step 2: the pinned netns, its attachments and DNS server (bridge), or
 /// the namespace of the container it joins.
 fn wire_network(
@@ -191,7 +209,7 @@ fn wire_network(
                     name: name.clone(),
                     hostname: options.hostname.clone(),
                     netns: path.clone(),
-                    networks: eps.clone(),
+                    networks: with_short_id(eps, rec.id.as_deref()),
                     ports: plan.ports.clone(),
                 })
                 .map_err(|source| Error::Attach {

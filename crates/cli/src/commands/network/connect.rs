@@ -66,6 +66,10 @@ pub fn connect(nets: &Networks, global: &GlobalOpts, a: ConnectArgs) -> anyhow::
     }
     let mut aliases = vec![rec.service.clone()];
     aliases.extend(a.alias.iter().cloned());
+    // Docker's short id alias on a user-defined network
+    if let Some(short) = rec.id.as_deref().and_then(|i| i.get(..12)) {
+        aliases.push(short.to_owned());
+    }
     let req = AttachRequest {
         network: net.name.clone(),
         container_id: rec.name.clone(),
