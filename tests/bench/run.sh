@@ -229,3 +229,46 @@ file=$(awk '/^RssFile/ {print $2}' "/proc/$pid/status")
 pss=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup")
 echo "supervisor pid $pid, 10 running containers: VmRSS $(kb "$rss") = private (RssAnon) $(kb "$anon") + file pages $(kb "$file") (the rstack binary's pages in the page cache, shared with every rstack process); PSS $(kb "$pss")"
 rs stack10 down
+
+say "single containers: container run -d, stop, start, rm (median of $runs)"
+# PID 1 ends on SIGTERM, so stop measures rstack, not a 10 s grace period
+term='trap "exit 0" TERM; sleep 3600 & wait'
+single_ms() { median < "$work/$1.ns" | { read -r m; ms "$m"; }; }
+for i in $(seq "$runs"); do
+  t0=$(now); "$bin" container run -d --name "bench$i" "$image" sh -c "$term" > /dev/null || die "run -d failed"
+  t1=$(now); "$bin" container stop "bench$i" > /dev/null
+  t2=$(now); "$bin" container start "bench$i" > /dev/null
+  t3=$(now); "$bin" container rm -f "bench$i" > /dev/null
+  t4=$(now)
+  echo $((t1 - t0)) >> "$work/srun.ns"; echo $((t2 - t1)) >> "$work/sstop.ns"
+  echo $((t3 - t2)) >> "$work/sstart.ns"; echo $((t4 - t3)) >> "$work/srm.ns"
+done
+echo "rstack: run -d $(single_ms srun), stop $(single_ms sstop), start $(single_ms sstart), rm -f $(single_ms srm)"
+if command -v podman > /dev/null; then
+  for i in $(seq "$runs"); do
+    t0=$(now); podman run -d --name "pbench$i" "$image" sh -c "$term" > /dev/null
+    t1=$(now); podman stop "pbench$i" > /dev/null
+    t2=$(now); podman start "pbench$i" > /dev/null
+    t3=$(now); podman rm -f "pbench$i" > /dev/null
+    t4=$(now)
+    echo $((t1 - t0)) >> "$work/prun.ns"; echo $((t2 - t1)) >> "$work/pstop.ns"
+    echo $((t3 - t2)) >> "$work/pstart.ns"; echo $((t4 - t3)) >> "$work/prm.ns"
+  done
+  echo "podman: run -d $(single_ms prun), stop $(single_ms pstop), start $(single_ms pstart), rm -f $(single_ms prm)"
+else
+  echo "(podman is not installed: no podman figure)"
+fi
+
+say "supervisor memory per detached container (5 containers)"
+for i in 1 2 3 4 5; do "$bin" container run -d --name "mem$i" "$image" sh -c "$term" > /dev/null; done
+sleep 2
+anon_total=0; pss_total=0; rss_total=0
+for d in "$RSTACK_RUN"/projects/c-*; do
+  p=$(jq -r .pid "$d/supervisor.json")
+  anon_total=$((anon_total + $(awk '/^RssAnon/ {print $2}' "/proc/$p/status")))
+  rss_total=$((rss_total + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status")))
+  pss_total=$((pss_total + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup")))
+done
+echo "per container: supervisor private (RssAnon) $(kb $((anon_total / 5))), VmRSS $(kb $((rss_total / 5))), PSS $(kb $((pss_total / 5))) (goal: <= 2 MB private; podman's conmon is ~2.4 MB RSS)"
+for i in 1 2 3 4 5; do "$bin" container rm -f "mem$i" > /dev/null; done
+"$bin" network rm bridge > /dev/null 2>&1 || true

@@ -366,22 +366,24 @@ fn policies() {
     kill9(supervisor_pid(&r, "loop"));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(state(&ns, &r, "hc"), "running");
-    let logs = ns.ok(&r, &["container", "logs", "loop"]);
-    assert!(logs.stdout.starts_with("round\n"), "{logs}");
-    let exec = ns.ok(&r, &["container", "exec", "hc", "echo", "still here"]);
-    assert_eq!(exec.stdout, "still here\n");
-    ns.ok(&r, &["container", "stop", "-t", "1", "hc"]);
-    assert_ne!(
-        supervisor_pid(&r, "hc"),
-        hc_sup,
-        "stop started a new supervisor"
-    );
-    assert_eq!(state(&ns, &r, "hc"), "exited");
-    // loop exited with no supervisor to restart it; `start` re-adopts
-    // it and the restarts resume
+    // loop exits with no supervisor to restart it
     until("loop to exit unsupervised", || {
         state(&ns, &r, "loop") == "exited"
     });
+    let logs = ns.ok(&r, &["container", "logs", "loop"]);
+    assert!(logs.stdout.starts_with("round\n"), "{logs}");
+    // exec of a running container re-adopts it: a new supervisor
+    let exec = ns.ok(&r, &["container", "exec", "hc", "echo", "still here"]);
+    assert_eq!(exec.stdout, "still here\n");
+    let new_sup = supervisor_pid(&r, "hc");
+    assert_ne!(new_sup, hc_sup, "exec started a new supervisor");
+    assert!(std::path::Path::new(&format!("/proc/{new_sup}")).exists());
+    until("hc healthy again, probed by the new supervisor", || {
+        status("hc").contains("(healthy)")
+    });
+    ns.ok(&r, &["container", "stop", "-t", "1", "hc"]);
+    assert_eq!(state(&ns, &r, "hc"), "exited");
+    // `start` re-adopts loop and its restarts resume
     let before = inspect(&ns, &r, "loop")["RestartCount"].as_u64().unwrap();
     ns.ok(&r, &["container", "start", "loop"]);
     until("restarts to resume", || {

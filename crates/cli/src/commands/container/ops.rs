@@ -54,13 +54,26 @@ fn find(global: &GlobalOpts, query: &str) -> anyhow::Result<(Layout, String, Con
     }
 }
 
+/// A running single container whose supervisor is gone gets a new one
+/// (it re-adopts the container): its logs flow and its policy applies.
+fn readopt(global: &GlobalOpts, layout: &Layout, project: &str, rec: &ContainerRecord) {
+    if let Some(sp) = super::SingleProject::of(layout, project)
+        && rstack_stack::status::is_alive(rec)
+        && let Err(e) = sp.ensure_supervisor(global)
+    {
+        eprintln!("WARNING: cannot re-adopt container {}: {e:#}", rec.name);
+    }
+}
+
 pub fn logs(global: &GlobalOpts, a: LogsArgs) -> anyhow::Result<u8> {
     let (layout, project, rec) = find(global, &a.container)?;
+    readopt(global, &layout, &project, &rec);
     logs::show(&layout.project(&project), &[rec.name], &a.read, None)
 }
 
 pub fn exec(global: &GlobalOpts, a: ExecArgs) -> anyhow::Result<u8> {
-    let (_, _, rec) = find(global, &a.container)?;
+    let (layout, project, rec) = find(global, &a.container)?;
+    readopt(global, &layout, &project, &rec);
     let env = Env::new(&global.run_root, &global.root);
     let args = exec::Args {
         detach: a.detach,
