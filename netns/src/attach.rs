@@ -491,6 +491,33 @@ impl Networks {
         Ok(true)
     }
 
+    /// Renames container `old` to `new` on every network it is on: the
+    /// endpoint's key and name, and `old` among its aliases (a renamed
+    /// Docker container answers to its new name only). The interface and
+    /// address stay; the DNS servers read the new names from the state.
+    pub fn rename_endpoint(&self, old: &str, new: &str) -> Result<(), Error> {
+        for n in self.list()? {
+            if !n.endpoints.contains_key(old) {
+                continue;
+            }
+            let _lock = fsutil::lock_exclusive(&self.paths.network_lock(&n.name))?;
+            let mut net = NetworkState::load(&self.paths, &n.name)?;
+            let Some(mut ep) = net.endpoints.remove(old) else {
+                continue;
+            };
+            ep.container_id = new.to_owned();
+            ep.name = new.to_owned();
+            for a in &mut ep.aliases {
+                if a == old {
+                    *a = new.to_owned();
+                }
+            }
+            net.endpoints.insert(new.to_owned(), ep);
+            net.save(&self.paths)?;
+        }
+        Ok(())
+    }
+
     /// Detaches a container from every network it is on.
     pub fn detach_all(&self, container_id: &str) -> Result<(), Error> {
         let mut first = None;

@@ -568,10 +568,21 @@ fn networks() {
     assert!(back.stdout.contains("Address"), "backend -> lone: {back}");
     ns.ok(&r, &["network", "disconnect", "minha-rede", "lone"]);
     assert_eq!(get("lone", "backend"), "", "after disconnect");
-    ns.ok(
+    // rename: the new name answers at once, the old one no more, and it
+    // holds after a restart by the new supervisor
+    ns.ok(&r, &["container", "rename", "backend", "api"]);
+    assert_eq!(get("frontend", "api"), "backend-ok\n", "by the new name");
+    assert_eq!(get("frontend", "backend"), "", "by the old name");
+    ns.fails(
         &r,
-        &["container", "rm", "-f", "backend", "frontend", "lone"],
+        &["container", "rename", "frontend", "api"],
+        &["Conflict", "\"/api\""],
     );
+    ns.ok(&r, &["container", "restart", "-t", "1", "api"]);
+    until("api after its restart", || {
+        get("frontend", "api") == "backend-ok\n"
+    });
+    ns.ok(&r, &["container", "rm", "-f", "api", "frontend", "lone"]);
     ns.ok(&r, &["network", "rm", "minha-rede", "other"]);
     ns.assert_clean(&r);
 }

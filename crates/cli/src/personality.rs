@@ -55,8 +55,7 @@ const CONTAINER: &[&str] = &[
 
 /// Docker's commands on single containers, not in rstack yet.
 const SINGLE: &[&str] = &[
-    "rename", "create", "attach", "update", "commit", "export", "diff", "events", "import",
-    "search",
+    "create", "attach", "update", "commit", "export", "diff", "events", "import", "search",
 ];
 
 /// rstack's arguments (program name first) for `args` given to `docker`.

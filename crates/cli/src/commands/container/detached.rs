@@ -41,7 +41,7 @@ impl SingleProject {
         })
     }
 
-    fn document(&self) -> PathBuf {
+    pub(super) fn document(&self) -> PathBuf {
         self.pp.run.join(DOCUMENT)
     }
 
@@ -116,7 +116,11 @@ impl SingleProject {
 
 /// Every container name in use, in any project (single or stack), and
 /// the runtime's reservations.
-fn name_taken(global: &GlobalOpts, layout: &Layout, name: &str) -> anyhow::Result<Option<String>> {
+pub(super) fn name_taken(
+    global: &GlobalOpts,
+    layout: &Layout,
+    name: &str,
+) -> anyhow::Result<Option<String>> {
     for p in layout.list_projects()? {
         if let Some(r) = layout.project(&p).container(name)? {
             return Ok(Some(r.id.unwrap_or(p)));
@@ -126,7 +130,7 @@ fn name_taken(global: &GlobalOpts, layout: &Layout, name: &str) -> anyhow::Resul
     Ok(None)
 }
 
-fn conflict(name: &str, by: &str) -> anyhow::Error {
+pub(super) fn conflict(name: &str, by: &str) -> anyhow::Error {
     anyhow::anyhow!(
         "Conflict. The container name \"/{name}\" is already in use by container \"{by}\". You have to remove (or rename) that container to be able to reuse that name."
     )

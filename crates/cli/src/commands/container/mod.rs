@@ -10,6 +10,7 @@ mod ls;
 mod manage;
 mod net;
 mod ops;
+mod rename;
 mod run;
 mod single;
 pub(crate) mod tty;
@@ -66,6 +67,8 @@ enum ContainerCommand {
     Cp(info::CpArgs),
     /// Remove all stopped containers
     Prune(info::PruneArgs),
+    /// Rename a container
+    Rename(rename::Args),
 }
 
 /// Whether project `name` is a `run -d` container's, not a Compose one.
@@ -93,5 +96,6 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         ContainerCommand::Stats(a) => info::stats(global, a),
         ContainerCommand::Cp(a) => info::cp(global, a),
         ContainerCommand::Prune(a) => info::prune(global, a),
+        ContainerCommand::Rename(a) => rename::run(global, a),
     }
 }
