@@ -140,8 +140,37 @@ impl NetNs {
         assert!(nets.is_empty(), "network state left behind: {nets:?}");
         let left = rstack_e2e::leaks::tree(&r.root().join("containers"));
         assert!(left.is_empty(), "ROOT/containers left behind: {left:?}");
+        let procs = rstack_processes(r);
+        assert!(procs.is_empty(), "rstack processes left running: {procs:?}");
         r.assert_no_leaks();
     }
+}
+
+/// Processes of this sandbox's rstack (supervisors) still running, as
+/// `pid: command line`.
+fn rstack_processes(r: &Rstack) -> Vec<String> {
+    let run_root = r.run_root().to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args
+            .windows(2)
+            .any(|w| w[0] == "--run-root" && w[1] == run_root)
+        {
+            out.push(format!("{name}: {}", args.join(" ")));
+        }
+    }
+    out
 }
 
 impl Drop for NetNs {

@@ -199,6 +199,24 @@ fn server() {
     );
     ns.ok(&r, &["volume", "rm", "dados-app"]);
     assert_eq!(ns.ok(&r, &["container", "ls", "-aq"]).stdout, "");
+    // create records it (Created, its id), start runs it with that id
+    let made = ns.ok(
+        &r,
+        &[
+            "container",
+            "create",
+            "--name",
+            "made",
+            &img,
+            "sleep",
+            "3600",
+        ],
+    );
+    assert_eq!(state(&ns, &r, "made"), "created");
+    ns.ok(&r, &["container", "start", "made"]);
+    assert_eq!(state(&ns, &r, "made"), "running");
+    assert_eq!(inspect(&ns, &r, "made")["Id"], made.stdout.trim());
+    ns.ok(&r, &["container", "rm", "-f", "made"]);
     ns.ok(&r, &["network", "rm", "bridge"]);
     ns.assert_clean(&r);
 }
@@ -583,6 +601,10 @@ fn networks() {
         get("frontend", "api") == "backend-ok\n"
     });
     ns.ok(&r, &["container", "rm", "-f", "api", "frontend", "lone"]);
-    ns.ok(&r, &["network", "rm", "minha-rede", "other"]);
+    let pruned = ns.ok(&r, &["network", "prune", "-f"]);
+    assert_eq!(
+        pruned.stdout, "Deleted Networks:\nminha-rede\nother\n\n",
+        "{pruned}"
+    );
     ns.assert_clean(&r);
 }

@@ -90,9 +90,11 @@ pub(super) fn choose(
     if keep {
         Choice::Adopt
     } else {
+        // `--no-recreate`: a stopped container is started as it is
+        // (docker compose's RecreateNever), never made anew
         Choice::Recreate {
             stop: live,
-            fresh: changed,
+            fresh: changed && !cx.opts.no_recreate,
         }
     }
 }
@@ -349,6 +351,15 @@ mod tests {
         };
         let cx = Context { opts: &keep, ..cx };
         assert_eq!(choose(&changed, true, w.get("p-web-1"), &cx), Choice::Adopt);
+        // stopped and changed: started as it is (compose's RecreateNever)
+        let stopped = rec("p-web-1", "web", "h0", Status::Created);
+        assert_eq!(
+            choose(&stopped, false, w.get("p-web-1"), &cx),
+            Choice::Recreate {
+                stop: false,
+                fresh: false
+            }
+        );
         // restarted with a recreated dependency: same container, stopped first
         let plain = UpOptions::default();
         let cx = Context {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
-use rstack_stack::state::{Layout, ProjectPaths};
+use rstack_stack::state::{ContainerRecord, Layout, ProjectPaths, Status};
 
 use super::net::{self, Plan};
 use super::run::Args;
@@ -260,8 +260,15 @@ fn net_of<'a>(args: &'a Args, plan: &'a Plan) -> Net<'a> {
     }
 }
 
-/// `container run -d`: prints the new container's id.
-pub fn run(global: &GlobalOpts, args: &Args) -> anyhow::Result<u8> {
+/// A new single container's project, its document written: what `run -d`
+/// starts and `create` records.
+struct Prepared {
+    sp: SingleProject,
+    name: String,
+    image: rstack_images::LocalImage,
+}
+
+fn prepare(global: &GlobalOpts, args: &Args) -> anyhow::Result<Prepared> {
     check_flags(args)?;
     let (_, plan) = super::run::options(args, global)?;
     let env = super::run::environment(args)?;
@@ -269,7 +276,7 @@ pub fn run(global: &GlobalOpts, args: &Args) -> anyhow::Result<u8> {
     let name = choose_name(global, &layout, args.name.as_deref())?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let doc = single::document(&flags(args, &name, &env, net_of(args, &plan)), &cwd)?;
-    super::run::image(global, &args.args[0], &args.pull)?;
+    let image = super::run::image(global, &args.args[0], &args.pull)?;
     if plan.bridge_network() == Some(net::DEFAULT_NETWORK) {
         net::ensure_default_network(global)?;
     }
@@ -286,6 +293,12 @@ pub fn run(global: &GlobalOpts, args: &Args) -> anyhow::Result<u8> {
     std::fs::create_dir_all(&sp.pp.run)
         .with_context(|| format!("create {}", sp.pp.run.display()))?;
     rstack_stack::state::write_json(&sp.document(), &doc)?;
+    Ok(Prepared { sp, name, image })
+}
+
+/// `container run -d`: prints the new container's id.
+pub fn run(global: &GlobalOpts, args: &Args) -> anyhow::Result<u8> {
+    let Prepared { sp, name, .. } = prepare(global, args)?;
     if let Err(e) = sp.run(global, &["up", "-d", "--pull", "never"]) {
         // nothing is left behind: the half-made container goes
         if let Err(e2) = sp.remove(global, Some(0)) {
@@ -299,4 +312,42 @@ pub fn run(global: &GlobalOpts, args: &Args) -> anyhow::Result<u8> {
         .with_context(|| format!("container {name} has no record after its start"))?;
     println!("{}", rec.id.unwrap_or(name));
     Ok(0)
+}
+
+/// `container create`: the container recorded as Created, with its id;
+/// `start` has its supervisor create and start it (same id).
+pub fn create(global: &GlobalOpts, args: &Args) -> anyhow::Result<u8> {
+    let Prepared { sp, name, image } = prepare(global, args)?;
+    let mut rec = ContainerRecord::new(&name, &name, 1);
+    let id = rstack_sys::random::random_id()?;
+    rec.id = Some(id.clone());
+    rec.image = args.args[0].clone();
+    rec.image_id = image.id.clone();
+    rec.command = shown_command(args, &image);
+    rec.status = Status::Created;
+    rec.created = rstack_stack::state::now_rfc3339();
+    std::fs::create_dir_all(sp.pp.containers_dir())
+        .with_context(|| format!("create {}", sp.pp.containers_dir().display()))?;
+    sp.pp.save_container(&rec)?;
+    println!("{id}");
+    Ok(0)
+}
+
+/// The command `ps` shows before the first start: the entrypoint and
+/// command the container will run.
+fn shown_command(args: &Args, image: &rstack_images::LocalImage) -> Vec<String> {
+    let cfg = image.config.config().as_ref();
+    let entrypoint: Vec<String> = match &args.entrypoint {
+        Some(e) if e.is_empty() => Vec::new(),
+        Some(e) => vec![e.clone()],
+        None => cfg.and_then(|c| c.entrypoint().clone()).unwrap_or_default(),
+    };
+    let cmd: Vec<String> = if args.args.len() > 1 {
+        args.args[1..].to_vec()
+    } else if args.entrypoint.is_some() {
+        Vec::new()
+    } else {
+        cfg.and_then(|c| c.cmd().clone()).unwrap_or_default()
+    };
+    entrypoint.into_iter().chain(cmd).collect()
 }

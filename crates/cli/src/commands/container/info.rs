@@ -2,8 +2,6 @@
 //! commands that read a container (found by id, name or unique id prefix
 //! in any project) through the same code as the project's commands.
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use anyhow::{Context, bail};
 use rstack_stack::lifecycle::Env;
 use rstack_stack::state::{ContainerRecord, Layout};
@@ -192,22 +190,9 @@ pub fn cp(global: &GlobalOpts, a: CpArgs) -> anyhow::Result<u8> {
 }
 
 pub fn prune(global: &GlobalOpts, a: PruneArgs) -> anyhow::Result<u8> {
-    if !a.force {
-        if !std::io::stdin().is_terminal() {
-            bail!(
-                "container prune asks for confirmation but standard input is not a terminal: \
-                 pass -f/--force to prune without asking"
-            );
-        }
-        print!(
-            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] "
-        );
-        std::io::stdout().flush()?;
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
-        if !matches!(line.trim(), "y" | "Y" | "yes") {
-            return Ok(0);
-        }
+    let warning = "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ";
+    if !a.force && !crate::commands::system::prune::confirm("container prune", warning)? {
+        return Ok(0);
     }
     let env = Env::new(&global.run_root, &global.root);
     let step = crate::commands::system::prune::prune_containers(global, &env)?;

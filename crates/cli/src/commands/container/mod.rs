@@ -41,6 +41,8 @@ enum ContainerCommand {
     Logs(ops::LogsArgs),
     /// Execute a command in a running container
     Exec(ops::ExecArgs),
+    /// Create a new container (started by `container start`)
+    Create(Box<run::Args>),
     /// Stop one or more running containers
     Stop(manage::StopArgs),
     /// Start one or more stopped containers
@@ -83,6 +85,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         ContainerCommand::Ls(a) => ls::run(global, a),
         ContainerCommand::Logs(a) => ops::logs(global, a),
         ContainerCommand::Exec(a) => ops::exec(global, a),
+        ContainerCommand::Create(a) => run::create(global, *a),
         ContainerCommand::Stop(a) => manage::stop(global, a),
         ContainerCommand::Start(a) => manage::start(global, a),
         ContainerCommand::Restart(a) => manage::restart(global, a),

@@ -203,6 +203,17 @@ pub struct Args {
     pub(super) args: Vec<String>,
 }
 
+/// `container create`: the flags of `run`, recorded, not started.
+pub fn create(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
+    match super::detached::create(global, &args) {
+        Ok(code) => Ok(code),
+        Err(err) => {
+            eprintln!("rstack: {err:#}");
+            Ok(125)
+        }
+    }
+}
+
 /// Pid of the running container, for the signal forwarder (0 = none yet).
 static CONTAINER_PID: AtomicI32 = AtomicI32::new(0);
 

@@ -36,9 +36,37 @@ enum NetworkCommand {
     Connect(connect::ConnectArgs),
     /// Disconnect a container from a network
     Disconnect(connect::DisconnectArgs),
+    /// Remove all unused networks
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    force: bool,
+}
+
+/// `network prune`: every network no container uses (the default
+/// `bridge` is kept, like Docker's), as `system prune` does it.
+fn prune(global: &GlobalOpts, a: PruneArgs) -> anyhow::Result<u8> {
+    let warning = "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ";
+    if !a.force && !crate::commands::system::prune::confirm("network prune", warning)? {
+        return Ok(0);
+    }
+    let env = rstack_stack::lifecycle::Env::new(&global.run_root, &global.root);
+    let step = crate::commands::system::prune::prune_networks(global, &env)?;
+    step.print("Deleted Networks:");
+    for f in &step.failures {
+        eprintln!("Error: {f}");
+    }
+    Ok(u8::from(!step.failures.is_empty()))
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
+    if let NetworkCommand::Prune(a) = args.command {
+        return prune(global, a);
+    }
     let nets = networks(global)?;
     match args.command {
         NetworkCommand::Create(a) => create::run(&nets, a),
@@ -47,6 +75,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         NetworkCommand::Rm(a) => rm::run(&nets, a),
         NetworkCommand::Connect(a) => connect::connect(&nets, global, a),
         NetworkCommand::Disconnect(a) => connect::disconnect(&nets, global, a),
+        NetworkCommand::Prune(a) => prune(global, a),
     }
 }
 

@@ -98,21 +98,25 @@ impl Step {
     }
 }
 
+/// Docker's prompt of a prune without `-f`: the warning, then `y`/`yes`
+/// on a terminal; not a terminal is an error naming `-f`.
+pub(crate) fn confirm(command: &str, warning: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "{command} asks for confirmation but standard input is not a terminal: \
+             pass -f/--force to prune without asking"
+        );
+    }
+    print!("{warning}");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
 pub fn run(global: &GlobalOpts, args: PruneArgs) -> anyhow::Result<u8> {
-    if !args.force {
-        if !std::io::stdin().is_terminal() {
-            bail!(
-                "system prune asks for confirmation but standard input is not a terminal: \
-                 pass -f/--force to prune without asking"
-            );
-        }
-        print!("{}", warning(&args));
-        std::io::stdout().flush()?;
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
-        if !matches!(line.trim(), "y" | "Y" | "yes") {
-            return Ok(0);
-        }
+    if !args.force && !confirm("system prune", &warning(&args))? {
+        return Ok(0);
     }
     let env = Env::new(&global.run_root, &global.root);
     let store = Store::open(&global.root)?;
@@ -263,7 +267,7 @@ fn prune_single(
     Ok(())
 }
 
-fn prune_networks(global: &GlobalOpts, env: &Env) -> anyhow::Result<Step> {
+pub(crate) fn prune_networks(global: &GlobalOpts, env: &Env) -> anyhow::Result<Step> {
     let mut step = Step::default();
     let mut used: BTreeSet<String> = BTreeSet::new();
     for c in containers(&env.layout)? {
