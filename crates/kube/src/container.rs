@@ -57,6 +57,26 @@ pub fn container_ports(svc: &Service, keys: &mut Keys) -> Vec<ContainerPort> {
     out
 }
 
+/// The ports of EXPOSE-style entries (`80/tcp`, `53/udp`), the ones that
+/// parse.
+pub fn from_expose(list: &[String]) -> Vec<ContainerPort> {
+    let mut out: Vec<ContainerPort> = Vec::new();
+    for (start, end, proto) in list.iter().filter_map(|e| parse_expose(e)) {
+        for port in start..=end {
+            let protocol = proto.to_ascii_uppercase();
+            if !out.iter().any(|p| p.port == port && p.protocol == protocol) {
+                out.push(ContainerPort {
+                    port,
+                    name: port_name(None, &proto, port),
+                    protocol,
+                    app_protocol: None,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// `3000`, `3000-3005`, `53/udp`.
 fn parse_expose(e: &str) -> Option<(u32, u32, String)> {
     let (ports, proto) = match e.split_once('/') {

@@ -30,6 +30,8 @@ pub const MAX_DATA: usize = 1024 * 1024;
 pub struct Shared {
     made: Vec<(&'static str, String)>,
     pub objects: Vec<Object>,
+    /// Notes on the top-level objects (a file that is not here).
+    pub report: Vec<crate::Entry>,
 }
 
 /// `environment` → ConfigMap `<service>-env` + `envFrom`.
@@ -140,17 +142,41 @@ fn shared_object(
     if shared.made.iter().any(|(k, n)| *k == kind.key && n == key) {
         return Ok(Some(name));
     }
+    shared.made.push((kind.key, key.to_owned()));
     let content = match (&o.content, &o.file) {
         (Some(c), _) => c.clone().into_bytes(),
-        (None, Some(file)) => files.read(Path::new(file)).map_err(|source| Error::Read {
-            path: file.into(),
-            what: format!("{}.{key}", kind.key),
-            source,
-        })?,
+        (None, Some(file)) => match files.read(Path::new(file)) {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Kept out of the checkout, as secrets often are: the
+                // workloads name the object, the user creates it.
+                let how = match kind.object {
+                    "Secret" => "secret generic",
+                    _ => "configmap",
+                };
+                shared.report.push(crate::Entry {
+                    path: format!("{}.{key}.file", kind.key),
+                    kind: crate::Kind::Note,
+                    message: format!(
+                        "{file} is not here: no {} is generated; create it in the cluster: kubectl create {how} {name} --from-file={}={file} -n {}",
+                        kind.object,
+                        data_key(key),
+                        scope.namespace
+                    ),
+                });
+                return Ok(Some(name));
+            }
+            Err(source) => {
+                return Err(Error::Read {
+                    path: file.into(),
+                    what: format!("{}.{key}", kind.key),
+                    source,
+                });
+            }
+        },
         (None, None) => return Ok(None),
     };
     let body = data_body(kind.object == "Secret", &data_key(key), &content);
-    shared.made.push((kind.key, key.to_owned()));
     shared.objects.push(scope.object(
         "v1",
         kind.object,
@@ -385,25 +411,28 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_secret_file_is_an_error_naming_it() {
+    fn a_secret_file_that_is_not_here_is_left_to_the_user() {
         let p = project(
             "services:\n  api:\n    image: x\n    secrets: [s]\nsecrets:\n  s: {file: ./nope}\n",
         );
         let scope = Scope::new("demo", None);
-        let err = secrets_and_configs(
+        let (mut shared, mut parts) = (Shared::default(), PodParts::default());
+        let svc = &p.services["api"];
+        secrets_and_configs(
             &p,
-            &p.services["api"],
+            svc,
             &scope,
             &Fake::default(),
-            &mut Shared::default(),
+            &mut shared,
             &mut Keys::default(),
-            &mut PodParts::default(),
+            &mut parts,
         )
-        .unwrap_err();
-        assert!(
-            err.to_string().starts_with("read /")
-                && err.to_string().ends_with("nope for secrets.s"),
-            "{err}"
+        .unwrap();
+        assert!(shared.objects.is_empty());
+        assert_eq!(parts.volumes[0]["secret"]["secretName"], "s");
+        assert_eq!(
+            shared.report[0].to_string(),
+            "secrets.s.file: note: /fake/demo/nope is not here: no Secret is generated; create it in the cluster: kubectl create secret generic s --from-file=s=/fake/demo/nope -n demo"
         );
     }
 

@@ -97,6 +97,9 @@ pub struct Options {
     pub wait_image: String,
     /// Image with `kubectl` for the init containers that wait for a Job.
     pub kubectl_image: String,
+    /// The cluster's DNS domain (`cluster.local`), for waits on headless
+    /// Services.
+    pub cluster_domain: String,
 }
 
 impl Default for Options {
@@ -110,6 +113,7 @@ impl Default for Options {
             pvc_size: "1Gi".to_owned(),
             wait_image: "busybox:1.37".to_owned(),
             kubectl_image: "registry.k8s.io/kubectl:v1.32.9".to_owned(),
+            cluster_domain: "cluster.local".to_owned(),
         }
     }
 }
@@ -123,6 +127,9 @@ pub struct ImageFacts {
     /// image's USER), resolved to numbers in the image's passwd and group
     /// files; `None` when a name there is unknown.
     pub run_as: Option<RunAs>,
+    /// The image's EXPOSE ports (`80/tcp`): a service that lists no ports
+    /// gets its Service on these.
+    pub exposed: Vec<String>,
 }
 
 /// Numeric user and group.

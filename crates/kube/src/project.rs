@@ -9,7 +9,6 @@ use rstack_compose::Project;
 use rstack_compose::model::{DependencyCondition, FileObject};
 use serde::Serialize;
 
-use crate::container::container_ports;
 use crate::extension::{self, is_storage_quantity};
 use crate::files::Shared;
 use crate::names;
@@ -29,7 +28,7 @@ pub fn generate(
 ) -> Result<Output, Error> {
     check_options(opts)?;
     let scope = Scope::new(&project.name, opts.namespace.as_deref());
-    let peers = peers(project)?;
+    let peers = peers(project, facts)?;
     let cx = Cx {
         project,
         opts,
@@ -43,14 +42,29 @@ pub fn generate(
     let (mut shared, mut claims) = (Shared::default(), Claims::default());
     let mut nets = Vec::new();
     let mut job_waits = false;
+    let mut unknown = Vec::new();
     for (name, svc) in &project.services {
         let out = workload::service(&cx, name, svc, &mut shared, &mut claims)?;
         objects.extend(out.objects);
         report.extend(out.report);
         nets.push(out.net);
         job_waits |= out.waits_for_jobs;
+        if out.image_unknown {
+            unknown.push(format!("{name} ({})", project.image_name(name)));
+        }
+    }
+    if !unknown.is_empty() {
+        report.push(Entry {
+            path: "images".into(),
+            kind: crate::Kind::Note,
+            message: format!(
+                "not in the local image store, so runAsNonRoot is left out (pull them to decide it from their USER): {}",
+                unknown.join(", ")
+            ),
+        });
     }
     objects.extend(shared.objects);
+    report.extend(shared.report);
     let env = storage::Env {
         project,
         opts,
@@ -90,7 +104,7 @@ fn check_options(opts: &Options) -> Result<(), Error> {
 
 /// The Kubernetes names, Jobs, first ports and networks of the services;
 /// two services with one Kubernetes name are an error.
-fn peers(project: &Project) -> Result<Peers, Error> {
+fn peers(project: &Project, facts: &IndexMap<String, ImageFacts>) -> Result<Peers, Error> {
     let mut peers = Peers::default();
     for (name, svc) in &project.services {
         let kname = names::dns_label(name, names::LABEL_MAX);
@@ -103,7 +117,7 @@ fn peers(project: &Project) -> Result<Peers, Error> {
             });
         }
         peers.knames.insert(name.clone(), kname);
-        let ports = container_ports(svc, &mut Keys::default());
+        let ports = workload::service_ports(svc, facts.get(name), &mut Keys::default());
         peers
             .first_port
             .insert(name.clone(), ports.first().map(|p| p.port));
@@ -117,6 +131,12 @@ fn peers(project: &Project) -> Result<Peers, Error> {
                 && !peers.jobs.contains(dep)
             {
                 peers.jobs.push(dep.clone());
+            }
+        }
+        for dep in svc.depends_on.keys().chain(svc.links.iter()) {
+            let dep = dep.split(':').next().unwrap_or(dep).to_owned();
+            if !peers.named.contains(&dep) {
+                peers.named.push(dep);
             }
         }
     }

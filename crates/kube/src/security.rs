@@ -26,6 +26,8 @@ pub struct Security {
     pub pod: Map<String, Value>,
     /// The numeric user, when known (for `fsGroup` of volumes).
     pub run_as: Option<RunAs>,
+    /// The image is not in the store, so `runAsNonRoot` could not be decided.
+    pub image_unknown: bool,
 }
 
 /// `uid[:gid]` when both are numbers.
@@ -64,13 +66,7 @@ fn run_as(svc: &Service, facts: Option<&ImageFacts>, keys: &mut Keys) -> Option<
             }
         };
     }
-    let Some(f) = facts else {
-        keys.note(
-            "image",
-            "not in the local image store: runAsNonRoot left out (pull the image to decide it from its USER)",
-        );
-        return None;
-    };
+    let f = facts?;
     let user = f.user.trim();
     if user.is_empty() {
         return None; // root, Docker's default
@@ -124,6 +120,7 @@ pub fn security(svc: &Service, facts: Option<&ImageFacts>, keys: &mut Keys) -> S
         container: c,
         pod,
         run_as: who.map(|(r, _)| r),
+        image_unknown: facts.is_none() && svc.user.is_none(),
     }
 }
 
@@ -283,6 +280,7 @@ mod tests {
                 uid: 65534,
                 gid: Some(65534),
             }),
+            exposed: Vec::new(),
         };
         let sec = security(&s, Some(&f), &mut keys);
         assert_eq!(sec.container.get("runAsNonRoot"), Some(&json!(true)));
@@ -294,6 +292,7 @@ mod tests {
                 uid: 1000,
                 gid: Some(1000),
             }),
+            exposed: Vec::new(),
         };
         let sec = security(&s, Some(&f), &mut keys);
         assert_eq!(sec.container.get("runAsUser"), Some(&json!(1000)));
@@ -303,13 +302,10 @@ mod tests {
         let sec = security(&s, Some(&f), &mut keys);
         assert_eq!(sec.container.get("runAsNonRoot"), None);
         assert!(report(&s, &keys).is_empty());
-        // not in the store: a note says why runAsNonRoot is missing
+        // not in the store: the caller is told, to report it
         let sec = security(&s, None, &mut keys);
         assert_eq!(sec.container.get("runAsNonRoot"), None);
-        assert!(
-            report(&s, &keys)[0]
-                .starts_with("services.s.image: note: not in the local image store")
-        );
+        assert!(sec.image_unknown);
     }
 
     #[test]
@@ -347,9 +343,9 @@ mod tests {
             Some(&json!({"type": "Localhost", "localhostProfile": "my-profile"}))
         );
         let r = report(&s, &keys);
-        assert_eq!(r.len(), 2, "{r:?}");
+        assert_eq!(r.len(), 1, "{r:?}");
         assert!(
-            r[1].starts_with(
+            r[0].starts_with(
                 "services.s.security_opt[2]: not carried over: a seccomp profile file"
             )
         );

@@ -106,11 +106,28 @@ pub fn services(
     ports: &[ContainerPort],
     public: &[Published],
     default_type: ServiceType,
+    headless: bool,
     scope: &Scope,
     keys: &mut Keys,
 ) -> Vec<Object> {
     let mut out = Vec::new();
     if ports.is_empty() {
+        if headless {
+            // No ports known: a headless Service still gives the name, and
+            // its DNS answers the ready pods' addresses, on any port.
+            let body = obj([
+                ("clusterIP", json!("None")),
+                ("selector", Value::Object(scope.selector(s.kname))),
+            ]);
+            out.push(service_object(
+                s,
+                scope,
+                s.kname,
+                &format!("services.{}", s.name),
+                body,
+                false,
+            ));
+        }
         return out;
     }
     let kind = s.ext.service_type.unwrap_or(default_type);
@@ -288,6 +305,7 @@ mod tests {
             &ports,
             &public,
             kind,
+            true,
             &Scope::new("demo", None),
             &mut keys,
         );
@@ -384,6 +402,19 @@ mod tests {
                 .iter()
                 .any(|r| r.contains("aliases[1]: changed: the Service is named web-2")),
             "{report:?}"
+        );
+    }
+
+    #[test]
+    fn a_service_without_ports_others_name_is_headless() {
+        let (objs, _) = make(
+            "services:\n  web:\n    image: x\n",
+            ServiceExt::default(),
+            ServiceType::LoadBalancer,
+        );
+        assert_eq!(
+            objs[0].value["spec"],
+            json!({"clusterIP": "None", "selector": {"app.kubernetes.io/name": "web", "app.kubernetes.io/part-of": "demo"}})
         );
     }
 

@@ -249,10 +249,15 @@ fn bind(
         );
     }
     if !env.opts.allow_hostpath {
+        let what = match kind {
+            FileKind::Missing => "does not exist here (Docker would create it as a directory)",
+            FileKind::Other => "is a socket or device of this machine",
+            _ => "is a directory of this machine",
+        };
         keys.drop(
             path,
             format!(
-                "{source} is a directory of this machine, which cluster nodes do not have: put its files in the image, or use --allow-hostpath for a hostPath volume"
+                "{source} {what}, which cluster nodes do not have: put its files in the image, or use --allow-hostpath for a hostPath volume"
             ),
         );
         return Ok(());

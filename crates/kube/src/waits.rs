@@ -40,6 +40,9 @@ pub struct Peers {
     pub first_port: IndexMap<String, Option<u32>>,
     /// Each service's networks (`None` with `network_mode`).
     pub networks: IndexMap<String, Option<Vec<String>>>,
+    /// Services another one names in `depends_on` or `links`: they get a
+    /// Service even without ports (a headless one).
+    pub named: Vec<String>,
 }
 
 /// The init containers of a service, and whether it waits for a Job.
@@ -100,13 +103,6 @@ pub fn waits(s: &Svc<'_>, peers: &Peers, opts: &Options, scope: &Scope, keys: &m
             out.for_jobs = true;
             continue;
         }
-        let Some(Some(port)) = peers.first_port.get(dep) else {
-            keys.drop(
-                path,
-                format!("{dep} has no ports, so no Service to wait for (give it `expose:`)"),
-            );
-            continue;
-        };
         if let (Some(Some(mine)), Some(Some(theirs))) =
             (peers.networks.get(s.name), peers.networks.get(dep))
             && !mine.iter().any(|n| theirs.contains(n))
@@ -117,8 +113,16 @@ pub fn waits(s: &Svc<'_>, peers: &Peers, opts: &Options, scope: &Scope, keys: &m
             );
             continue;
         }
-        let script =
-            format!("until nc -z -w 2 {dk} {port}; do echo waiting for {dk}; sleep 2; done");
+        let script = match peers.first_port.get(dep) {
+            Some(Some(port)) => {
+                format!("until nc -z -w 2 {dk} {port}; do echo waiting for {dk}; sleep 2; done")
+            }
+            // a headless Service: its name resolves once a pod is ready
+            _ => format!(
+                "until nslookup {dk}.{}.svc.{} >/dev/null 2>&1; do echo waiting for {dk}; sleep 2; done",
+                scope.namespace, opts.cluster_domain
+            ),
+        };
         out.init.push(Value::Object(obj([
             ("name", json!(name)),
             ("image", json!(opts.wait_image)),
@@ -195,8 +199,13 @@ mod tests {
         };
         let mut keys = Keys::default();
         let w = waits(&s, &peers(&p), &Options::default(), &scope, &mut keys);
-        assert_eq!(w.init.len(), 1);
+        assert_eq!(w.init.len(), 2);
         assert_eq!(w.init[0]["name"], "wait-for-api");
+        assert_eq!(
+            w.init[1]["command"][2],
+            "until nslookup cache.demo.svc.cluster.local >/dev/null 2>&1; do echo waiting for cache; sleep 2; done",
+            "a dependency without ports is waited for through its headless Service"
+        );
         assert_eq!(w.init[0]["image"], "busybox:1.37");
         assert_eq!(
             w.init[0]["command"],
@@ -217,7 +226,6 @@ mod tests {
             r,
             [
                 "services.gateway.depends_on.api.restart: not carried over: Kubernetes does not restart a pod when another one restarts",
-                "services.gateway.depends_on.cache: not carried over: cache has no ports, so no Service to wait for (give it `expose:`)",
             ]
         );
     }

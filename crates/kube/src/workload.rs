@@ -42,6 +42,38 @@ pub struct ServiceOut {
     pub report: Vec<Entry>,
     pub net: NetInfo,
     pub waits_for_jobs: bool,
+    /// Its image is not in the store (so `runAsNonRoot` is undecided).
+    pub image_unknown: bool,
+}
+
+/// The container ports of a service: its `ports` and `expose`, else its
+/// image's EXPOSE (noted).
+pub fn service_ports(
+    svc: &Service,
+    facts: Option<&ImageFacts>,
+    keys: &mut Keys,
+) -> Vec<container::ContainerPort> {
+    let ports = container::container_ports(svc, keys);
+    if !ports.is_empty() {
+        return ports;
+    }
+    let from_image = facts
+        .map(|f| container::from_expose(&f.exposed))
+        .unwrap_or_default();
+    if !from_image.is_empty() {
+        let list: Vec<String> = from_image
+            .iter()
+            .map(|p| format!("{}/{}", p.port, p.protocol.to_ascii_lowercase()))
+            .collect();
+        keys.note(
+            "ports",
+            format!(
+                "none in Compose: its Service takes the image's EXPOSE ({})",
+                list.join(", ")
+            ),
+        );
+    }
+    from_image
 }
 
 /// Maps service `name`.
@@ -75,7 +107,8 @@ pub fn service(
     };
     storage::volumes(&env, &s, claims, &mut keys, &mut parts)?;
     let sec = security::security(svc, cx.facts.get(name), &mut keys);
-    let ports = container::container_ports(svc, &mut keys);
+    let image_unknown = sec.image_unknown;
+    let ports = service_ports(svc, cx.facts.get(name), &mut keys);
     let net = net_info(cx.project, &s, &mut keys);
     let job = cx.peers.jobs.iter().any(|j| j == name);
     let job_restart = job.then(|| job_restart(svc, &mut keys));
@@ -101,11 +134,13 @@ pub fn service(
     let spec = pod::pod_spec(&s, input, &parts, &mut keys);
     let mut objects = std::mem::take(&mut parts.objects);
     let public = services::published(svc, net.internal_only, &mut keys);
+    let headless = cx.peers.named.iter().any(|n| n == name);
     objects.extend(services::services(
         &s,
         &ports,
         &public,
         cx.opts.service_type,
+        headless,
         cx.scope,
         &mut keys,
     ));
@@ -140,6 +175,7 @@ pub fn service(
         report,
         net,
         waits_for_jobs,
+        image_unknown,
     })
 }
 
