@@ -168,6 +168,13 @@ fn lifecycle(svc: &Service, keys: &mut Keys) -> Map<String, Value> {
     out
 }
 
+/// Kubernetes replaces `$(NAME)` in `command` and `args` with the variable
+/// NAME; Compose passes it on as written (a shell's command substitution,
+/// most often): `$$(` keeps it literal.
+fn escape_references(arg: &str) -> String {
+    arg.replace("$(", "$$(")
+}
+
 /// `pull_policy` → `imagePullPolicy`.
 fn pull_policy(svc: &Service, keys: &mut Keys) -> Option<&'static str> {
     let p = svc.pull_policy.as_deref()?;
@@ -203,7 +210,7 @@ pub fn container(s: &Svc<'_>, made: Made, parts: &PodParts, keys: &mut Keys) -> 
         match v {
             Some(c) if !c.is_empty() => {
                 keys.used(key);
-                json!(c)
+                json!(c.iter().map(|a| escape_references(a)).collect::<Vec<_>>())
             }
             Some(_) => {
                 keys.drop(
@@ -317,6 +324,14 @@ mod tests {
         assert_eq!(
             Value::Object(r),
             json!({"limits": {"cpu": "2", "memory": "1Gi"}})
+        );
+    }
+
+    #[test]
+    fn command_substitutions_stay_literal() {
+        assert_eq!(
+            escape_references("echo $(date) $HOME"),
+            "echo $$(date) $HOME"
         );
     }
 

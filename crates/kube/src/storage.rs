@@ -76,7 +76,7 @@ pub fn volumes(
             "tmpfs" => {
                 let size = v.tmpfs.as_ref().and_then(|t| t.size);
                 keys.used(format!("{path}.tmpfs.size"));
-                memory_dir(&format!("tmpfs-{i}"), &v.target, size, parts);
+                memory_dir(&v.target, &v.target, size, parts);
             }
             "bind" => bind(env, s.kname, v, &path, keys, parts)?,
             _ => keys.drop(
@@ -104,12 +104,7 @@ pub fn volumes(
             }
         }
         keys.used(format!("tmpfs[{i}]"));
-        memory_dir(
-            &format!("tmpfs-{}", svc.volumes.len() + i),
-            target,
-            size,
-            parts,
-        );
+        memory_dir(target, target, size, parts);
     }
     if let Some(shm) = svc.shm_size {
         keys.used("shm_size");
@@ -160,7 +155,7 @@ fn named(
     keys.used(format!("{path}.volume.nocopy"));
     let Some(key) = v.source.as_deref().filter(|s| !s.is_empty()) else {
         let empty = serde_json::Map::from_iter([("emptyDir".to_owned(), json!({}))]);
-        parts.add("anonymous", empty, mount);
+        parts.add(&v.target, empty, mount);
         return Ok(());
     };
     let top = env.project.volumes.get(key).cloned().unwrap_or_default();
@@ -400,9 +395,9 @@ mod tests {
             parts.volumes,
             [
                 json!({"name": "data", "persistentVolumeClaim": {"claimName": "data"}}),
-                json!({"name": "anonymous", "emptyDir": {}}),
-                json!({"name": "tmpfs-2", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}),
-                json!({"name": "tmpfs-3", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}),
+                json!({"name": "cache", "emptyDir": {}}),
+                json!({"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}),
+                json!({"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}),
                 json!({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "128Mi"}}),
             ]
         );
