@@ -186,6 +186,19 @@ pub fn services(
             out.push(service_object(s, scope, &name, &origin, body, true));
         }
     }
+    out.extend(aliases(s, scope, &cluster_ports, &origin, keys));
+    out
+}
+
+/// A ClusterIP Service per network alias, on the same pods and ports.
+fn aliases(
+    s: &Svc<'_>,
+    scope: &Scope,
+    ports: &[Value],
+    origin: &str,
+    keys: &mut Keys,
+) -> Vec<Object> {
+    let mut out = Vec::new();
     for (net, sn) in &s.svc.networks {
         for (i, alias) in sn.iter().flat_map(|n| n.aliases.iter()).enumerate() {
             let alias_name = names::dns_label(alias, names::LABEL_MAX);
@@ -193,16 +206,14 @@ pub fn services(
                 s,
                 scope,
                 ServiceType::ClusterIP,
-                port_list(cluster_ports.clone()),
+                obj([("ports", json!(ports))]),
             );
-            out.push(service_object(s, scope, &alias_name, &origin, body, false));
+            out.push(service_object(s, scope, &alias_name, origin, body, false));
+            let path = format!("networks.{net}.aliases[{i}]");
             if alias_name == *alias {
-                keys.used(format!("networks.{net}.aliases[{i}]"));
+                keys.used(path);
             } else {
-                keys.changed(
-                    format!("networks.{net}.aliases[{i}]"),
-                    format!("the Service is named {alias_name}"),
-                );
+                keys.changed(path, format!("the Service is named {alias_name}"));
             }
         }
     }

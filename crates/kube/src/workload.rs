@@ -125,10 +125,7 @@ pub fn service(
         container,
         waits,
         security: sec.pod,
-        fs_group: sec
-            .run_as
-            .and_then(|r| r.gid)
-            .filter(|_| sec.run_as.is_some_and(|r| r.uid != 0)),
+        fs_group: sec.run_as.filter(|r| r.uid != 0).and_then(|r| r.gid),
         restart_policy: job_restart.map(|(policy, _)| policy),
     };
     let spec = pod::pod_spec(&s, input, &parts, &mut keys);
