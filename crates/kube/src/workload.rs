@@ -421,3 +421,183 @@ fn hpa(s: &Svc<'_>, scope: &Scope, job: bool, has_cpu: bool, keys: &mut Keys) ->
         obj([("spec", Value::Object(spec))]),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use indexmap::IndexMap;
+    use serde_json::json;
+
+    use crate::testing::{Fake, project};
+    use crate::{Options, Output, generate};
+
+    fn run(yaml: &str, opts: &Options) -> Output {
+        generate(&project(yaml), opts, &IndexMap::new(), &Fake::default()).unwrap()
+    }
+
+    fn object<'a>(out: &'a Output, kind: &str, name: &str) -> &'a serde_json::Value {
+        &out.objects
+            .iter()
+            .find(|o| o.kind == kind && o.name == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+            .value
+    }
+
+    fn report(out: &Output) -> Vec<String> {
+        out.report.iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn a_one_shot_dependency_is_a_job_its_dependants_wait_for() {
+        let out = run(
+            "services:\n  app:\n    image: x\n    depends_on:\n      migrate: {condition: service_completed_successfully}\n  migrate:\n    image: x\n    restart: on-failure:3\n",
+            &Options::default(),
+        );
+        let job = object(&out, "Job", "migrate");
+        assert_eq!(job["apiVersion"], "batch/v1");
+        assert_eq!(job["spec"]["backoffLimit"], 3);
+        assert_eq!(
+            job["spec"]["template"]["spec"]["restartPolicy"],
+            "OnFailure"
+        );
+        assert!(
+            job["spec"].get("selector").is_none(),
+            "the Job controller picks its own"
+        );
+        let app = &object(&out, "Deployment", "app")["spec"]["template"]["spec"];
+        assert_eq!(app["serviceAccountName"], "job-waiter");
+        assert_eq!(app["automountServiceAccountToken"], true);
+        assert_eq!(app["initContainers"][0]["name"], "wait-for-migrate");
+        for kind in ["ServiceAccount", "Role", "RoleBinding"] {
+            object(&out, kind, "job-waiter");
+        }
+        let plain = run(
+            "services:\n  once:\n    image: x\n  app:\n    image: x\n    depends_on:\n      once: {condition: service_completed_successfully}\n",
+            &Options::default(),
+        );
+        let job = object(&plain, "Job", "once");
+        assert_eq!(
+            (
+                job["spec"]["backoffLimit"].clone(),
+                job["spec"]["template"]["spec"]["restartPolicy"].clone()
+            ),
+            (json!(0), json!("Never"))
+        );
+    }
+
+    #[test]
+    fn replicas_strategy_and_autoscaler() {
+        let out = run(
+            "services:\n  web:\n    image: x\n    deploy: {replicas: 3}\n  db:\n    image: x\n    scale: 1\n    volumes: [\"data:/d\"]\n  api:\n    image: x\n    deploy: {replicas: 2}\n    x-kubernetes: {hpa: {min_replicas: 2, max_replicas: 5}}\nvolumes:\n  data: {}\n",
+            &Options::default(),
+        );
+        assert_eq!(object(&out, "Deployment", "web")["spec"]["replicas"], 3);
+        assert!(
+            object(&out, "Deployment", "web")["spec"]
+                .get("strategy")
+                .is_none()
+        );
+        let db = object(&out, "Deployment", "db");
+        assert_eq!(
+            db["spec"]["strategy"],
+            json!({"type": "Recreate"}),
+            "a ReadWriteOnce claim"
+        );
+        let api = object(&out, "Deployment", "api");
+        assert!(
+            api["spec"].get("replicas").is_none(),
+            "the HPA owns the count"
+        );
+        let hpa = object(&out, "HorizontalPodAutoscaler", "api");
+        assert_eq!(
+            hpa["spec"]["scaleTargetRef"],
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"})
+        );
+        assert_eq!(
+            hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+            80
+        );
+        assert!(
+            report(&out).iter().any(|r| r.starts_with("services.api.x-kubernetes.hpa: note: CPU utilisation is measured against the CPU request")),
+            "{:?}",
+            report(&out)
+        );
+    }
+
+    #[test]
+    fn images_of_build_services() {
+        let yaml = "services:\n  web:\n    build: .\n";
+        let out = run(yaml, &Options::default());
+        let image = &object(&out, "Deployment", "web")["spec"]["template"]["spec"]["containers"][0]
+            ["image"];
+        assert_eq!(image, "demo-web");
+        assert!(report(&out).iter().any(|r| r.starts_with(
+            "services.web.build: not carried over: the cluster does not build: demo-web"
+        )));
+        let opts = Options {
+            image_registry: Some("registry.example:5000/".into()),
+            ..Options::default()
+        };
+        let out = run(yaml, &opts);
+        let image = &object(&out, "Deployment", "web")["spec"]["template"]["spec"]["containers"][0]
+            ["image"];
+        assert_eq!(image, "registry.example:5000/demo-web");
+        let mut pushed = IndexMap::new();
+        pushed.insert("web".to_owned(), "r/demo-web@sha256:abc".to_owned());
+        let out = run(
+            yaml,
+            &Options {
+                pushed,
+                ..Options::default()
+            },
+        );
+        let image = &object(&out, "Deployment", "web")["spec"]["template"]["spec"]["containers"][0]
+            ["image"];
+        assert_eq!(image, "r/demo-web@sha256:abc");
+        assert!(
+            !report(&out).iter().any(|r| r.contains("build")),
+            "{:?}",
+            report(&out)
+        );
+    }
+
+    #[test]
+    fn restart_policies_a_deployment_cannot_keep_are_reported() {
+        let out = run(
+            "services:\n  web:\n    image: x\n    restart: \"no\"\n",
+            &Options::default(),
+        );
+        assert!(
+            report(&out).contains(
+                &"services.web.restart: changed: no: a Deployment restarts its containers always"
+                    .to_owned()
+            ),
+            "{:?}",
+            report(&out)
+        );
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_with_its_path() {
+        let out = run(
+            "services:\n  web:\n    image: x\n    container_name: web1\n    ulimits: {nofile: 1024}\n    logging: {driver: syslog}\n    devices: [\"/dev/fuse:/dev/fuse\"]\n    cpu_shares: 512\n    mac_address: 02:42:ac:11:00:02\n",
+            &Options::default(),
+        );
+        let paths: Vec<&str> = out
+            .report
+            .iter()
+            .filter(|e| e.kind == crate::Kind::Dropped)
+            .map(|e| e.path.as_str())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "services.web.cpu_shares",
+                "services.web.container_name",
+                "services.web.devices",
+                "services.web.logging",
+                "services.web.mac_address",
+                "services.web.ulimits"
+            ]
+        );
+    }
+}
