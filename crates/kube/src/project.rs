@@ -133,7 +133,14 @@ fn peers(project: &Project, facts: &IndexMap<String, ImageFacts>) -> Result<Peer
                 peers.jobs.push(dep.clone());
             }
         }
-        for dep in svc.depends_on.keys().chain(svc.links.iter()) {
+        // reached by name: what it waits to start or is healthy, and links
+        // (a Job, waited for through the API, needs no Service)
+        let started = svc
+            .depends_on
+            .iter()
+            .filter(|(_, d)| d.condition() != DependencyCondition::CompletedSuccessfully)
+            .map(|(n, _)| n);
+        for dep in started.chain(svc.links.iter()) {
             let dep = dep.split(':').next().unwrap_or(dep).to_owned();
             if !peers.named.contains(&dep) {
                 peers.named.push(dep);

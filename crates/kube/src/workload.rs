@@ -470,6 +470,10 @@ mod tests {
         for kind in ["ServiceAccount", "Role", "RoleBinding"] {
             object(&out, kind, "job-waiter");
         }
+        assert!(
+            !out.objects.iter().any(|o| o.kind == "Service"),
+            "no Service for a Job waited for through the API"
+        );
         let plain = run(
             "services:\n  once:\n    image: x\n  app:\n    image: x\n    depends_on:\n      once: {condition: service_completed_successfully}\n",
             &Options::default(),
