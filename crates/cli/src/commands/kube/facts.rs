@@ -19,14 +19,22 @@ pub fn image_facts(
 ) -> IndexMap<String, ImageFacts> {
     let mut out = IndexMap::new();
     // Store::open creates its directories: only open one that exists.
-    if !root.join("images").is_dir() {
-        return out;
+    match std::fs::metadata(root.join("images")) {
+        Ok(m) if m.is_dir() => {}
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!(
+                "WARN[0000] image store {} cannot be read by this user: image users, healthchecks and ports not read",
+                root.display()
+            );
+            return out;
+        }
+        _ => return out,
     }
     let store = match Store::open(root) {
         Ok(s) => s,
         Err(e) => {
             eprintln!(
-                "WARN[0000] image store {}: {e}: image users and healthchecks not read",
+                "WARN[0000] image store {}: {e}: image users, healthchecks and ports not read",
                 root.display()
             );
             return out;
