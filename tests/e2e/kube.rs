@@ -374,6 +374,7 @@ fn without_root() {
             .contains("services.gateway.ulimits: not carried over"),
         "{out}"
     );
+    assert!(out.stderr.contains("cannot be read by this user"), "{out}");
 }
 
 /// The build tutorial with the local registry's busybox, a named USER
