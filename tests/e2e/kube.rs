@@ -374,7 +374,11 @@ fn without_root() {
             .contains("services.gateway.ulimits: not carried over"),
         "{out}"
     );
-    assert!(out.stderr.contains("cannot be read by this user"), "{out}");
+    assert!(
+        out.stderr
+            .contains("image users, healthchecks and ports not read"),
+        "{out}"
+    );
 }
 
 /// The build tutorial with the local registry's busybox, a named USER
