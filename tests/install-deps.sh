@@ -27,9 +27,28 @@ pkgs=(
   vagrant vagrant-libvirt                       # `vagrant validate` of vagrant/Vagrantfile (needs a provider plugin)
   debootstrap                                   # pull benchmark image (tests/src/bin/bench.rs)
   docker.io                                     # e2e: rstack beside a real dockerd (own data root)
+  python3-venv                                  # kubernetes-validate (below), in a venv of its own
 )
 
 say() { echo "install-deps: $*" >&2; }
+
+# kubernetes-validate (PyPI; the Kubernetes API schemas ship in the package,
+# so it validates offline): the e2e kube trials check generated manifests
+# with it. In a venv (Debian's pip refuses system-wide installs), linked
+# onto PATH; pinned, so the Kubernetes versions it knows change on purpose.
+KV_VERSION=1.37.0
+KV_VENV=/opt/kubernetes-validate
+install_kubernetes_validate() {
+  [ "${1:-}" = --demo ] && return 0
+  if [ "$("$KV_VENV/bin/kubernetes-validate" --version 2>/dev/null)" != "$KV_VERSION" ]; then
+    say "installing kubernetes-validate $KV_VERSION in $KV_VENV"
+    rm -rf "$KV_VENV"
+    python3 -m venv "$KV_VENV"
+    "$KV_VENV/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KV_VERSION"
+  fi
+  ln -sf "$KV_VENV/bin/kubernetes-validate" /usr/local/bin/kubernetes-validate
+  kubernetes-validate --version >/dev/null
+}
 
 installed_version() { dpkg-query -W -f='${Status}\t${Version}' "$1" 2>/dev/null | awk -F'\t' '$1 ~ /ok installed/ {print $2}'; }
 
@@ -42,7 +61,10 @@ missing=()
 for p in "${pkgs[@]}"; do
   [ -n "$(installed_version "$p")" ] || missing+=("$p")
 done
-[ "${#missing[@]}" -eq 0 ] && exit 0
+if [ "${#missing[@]}" -eq 0 ]; then
+  install_kubernetes_validate "${1:-}"
+  exit 0
+fi
 
 export DEBIAN_FRONTEND=noninteractive
 echo "installing: ${missing[*]}"
@@ -84,3 +106,4 @@ if [ "$ok" != 1 ]; then
   exit 1
 fi
 apt-get install -y -qq --no-install-recommends "${extra[@]}" "${missing[@]}" "${pins[@]}"
+install_kubernetes_validate "${1:-}"

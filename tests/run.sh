@@ -10,6 +10,8 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 tests/install-deps.sh
+# the e2e kube trials validate manifests with it: missing is a failure, never a skip
+command -v kubernetes-validate >/dev/null || { echo "tests/run.sh: kubernetes-validate is not installed (tests/install-deps.sh)" >&2; exit 1; }
 export CARGO_TERM_COLOR=never
 echo "== rustfmt"
 cargo fmt --all --check

@@ -13,6 +13,7 @@ mod firewall;
 mod harness;
 mod images;
 mod inspect;
+mod kube;
 mod network;
 mod personality;
 mod runtime;
@@ -36,6 +37,7 @@ fn main() {
     trials.extend(harness::tests());
     trials.extend(images::tests());
     trials.extend(inspect::tests());
+    trials.extend(kube::tests());
     trials.extend(network::tests());
     trials.extend(personality::tests());
     trials.extend(runtime::tests());

@@ -92,7 +92,7 @@ impl Check {
 /// what it leaves unset taken from the image's `HEALTHCHECK`, field by
 /// field (the Docker daemon's merge of a container's healthcheck with its
 /// image's). `disable: true` wins over the image.
-pub(crate) fn with_image(
+pub fn with_image(
     service: Option<&rstack_compose::model::Healthcheck>,
     image: Option<&rstack_images::docker_config::Healthcheck>,
 ) -> Option<rstack_compose::model::Healthcheck> {

@@ -261,6 +261,23 @@ pub fn build_for_up(
     build_services(global, project, &services, &args, BTreeMap::new())
 }
 
+/// Builds `services` of `project` as `rstack build SERVICE...` does (for
+/// `kube generate --push`).
+pub fn build_named(
+    global: &GlobalOpts,
+    project: &rstack_compose::Project,
+    services: &[String],
+) -> anyhow::Result<()> {
+    let args = Args {
+        build_arg: Vec::new(),
+        no_cache: false,
+        pull: false,
+        quiet: false,
+        services: services.to_vec(),
+    };
+    build_services(global, project, services, &args, BTreeMap::new())
+}
+
 fn build_services(
     global: &GlobalOpts,
     project: &rstack_compose::Project,

@@ -16,6 +16,7 @@ mod images;
 mod info;
 mod inspect;
 mod kill;
+mod kube;
 mod login;
 mod logout;
 mod logs;
@@ -70,6 +71,8 @@ pub enum Command {
     Info(info::Args),
     /// Return low-level information on rstack objects
     Inspect(inspect::Args),
+    /// The project as Kubernetes manifests (`kube generate`)
+    Kube(kube::Args),
     /// Log in to a registry
     Login(login::Args),
     /// Log out from a registry
@@ -170,6 +173,7 @@ pub fn run(global: &GlobalOpts, command: Command) -> anyhow::Result<u8> {
         Command::Images(args) => images::run(global, args),
         Command::Info(args) => info::run(global, args),
         Command::Inspect(args) => inspect::run(global, args),
+        Command::Kube(args) => kube::run(global, args),
         Command::Login(args) => login::run(global, args),
         Command::Logout(args) => logout::run(global, args),
         Command::Network(args) => network::run(global, args),
