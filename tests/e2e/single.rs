@@ -427,7 +427,49 @@ fn policies() {
     kill9(supervisor_pid(&r, "us"));
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(state(&ns, &r, "us"), "exited");
-    ns.ok(&r, &["container", "rm", "-f", "flaky", "hc", "loop", "us"]);
+    // update: the memory limit at once, the restart policy by the
+    // supervisor that adopts it
+    ns.ok(
+        &r,
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "upd",
+            &img,
+            "sh",
+            "-c",
+            "sleep 1; exit 1",
+        ],
+    );
+    let upd = ns.ok(
+        &r,
+        &[
+            "container",
+            "update",
+            "--restart",
+            "always",
+            "-m",
+            "64m",
+            "upd",
+        ],
+    );
+    assert_eq!(upd.stdout, "upd\n", "{upd}");
+    let stats = ns.ok(&r, &["container", "stats", "--no-stream", "upd"]);
+    assert!(stats.stdout.contains("/ 64.00MiB"), "{stats}");
+    until("upd restarted by its new policy", || {
+        inspect(&ns, &r, "upd")["RestartCount"].as_u64() >= Some(1)
+    });
+    ns.fails(
+        &r,
+        &["container", "update", "--restart", "often", "upd"],
+        &["invalid restart policy"],
+    );
+    ns.ok(
+        &r,
+        &["container", "rm", "-f", "flaky", "hc", "loop", "us", "upd"],
+    );
     ns.assert_clean(&r);
 }
 

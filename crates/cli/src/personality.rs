@@ -55,7 +55,7 @@ const CONTAINER: &[&str] = &[
 
 /// Docker's commands on single containers, not in rstack yet.
 const SINGLE: &[&str] = &[
-    "attach", "update", "commit", "export", "diff", "events", "import", "search",
+    "attach", "commit", "export", "diff", "events", "import", "search",
 ];
 
 /// rstack's arguments (program name first) for `args` given to `docker`.

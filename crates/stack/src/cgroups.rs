@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 pub enum Error {
     #[error("container {name}: no freezer cgroup (neither cgroup v1 freezer nor cgroup v2)")]
     NoFreezer { name: String },
+    #[error("container {name}: no cgroup file {file} (controller not available)")]
+    NoController { name: String, file: &'static str },
     #[error("cannot write {path}")]
     Write {
         path: PathBuf,
@@ -53,6 +55,94 @@ pub(crate) fn is_paused(leaves: &[PathBuf]) -> bool {
     freezer(leaves).is_some_and(|(file, _, _, frozen)| {
         std::fs::read_to_string(file).is_ok_and(|s| s.trim() == frozen)
     })
+}
+
+/// New limits for a running container (`container update`); `None`
+/// leaves one as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Limits {
+    /// Bytes; `-1` none.
+    pub memory: Option<i64>,
+    /// Memory + swap in bytes; `-1` unlimited.
+    pub memory_swap: Option<i64>,
+    /// CPUs (quota over a 100 ms period).
+    pub cpus: Option<f64>,
+    pub cpu_shares: Option<u64>,
+    /// `-1` or `0`: unlimited.
+    pub pids: Option<i64>,
+}
+
+/// The files and values that set `l`, in writing order, for cgroup v2
+/// (`v2`) or v1. On v1 memory+swap is written first when both are given
+/// (it must never be below the memory limit).
+pub fn limit_writes(v2: bool, l: &Limits) -> Vec<(&'static str, String)> {
+    let max = |v: i64, unlimited: &str| {
+        if v < 0 {
+            unlimited.to_owned()
+        } else {
+            v.to_string()
+        }
+    };
+    let mut w = Vec::new();
+    if v2 {
+        if let Some(m) = l.memory {
+            w.push(("memory.max", max(m, "max")));
+        }
+        if let (Some(s), m) = (l.memory_swap, l.memory) {
+            // v2 limits swap alone: memory+swap minus memory
+            let swap = if s < 0 { -1 } else { s - m.unwrap_or(0).max(0) };
+            w.push(("memory.swap.max", max(swap, "max")));
+        }
+        if let Some(c) = l.cpus {
+            w.push(("cpu.max", format!("{} 100000", (c * 100_000.0) as i64)));
+        }
+        if let Some(sh) = l.cpu_shares {
+            // runc's conversion of shares (2..262144) to weight (1..10000)
+            let weight = 1 + ((sh.clamp(2, 262_144) - 2) * 9999) / 262_142;
+            w.push(("cpu.weight", weight.to_string()));
+        }
+        if let Some(p) = l.pids {
+            w.push((
+                "pids.max",
+                if p <= 0 { "max".into() } else { p.to_string() },
+            ));
+        }
+    } else {
+        if let Some(s) = l.memory_swap {
+            w.push(("memory.memsw.limit_in_bytes", max(s, "-1")));
+        }
+        if let Some(m) = l.memory {
+            w.push(("memory.limit_in_bytes", max(m, "-1")));
+        }
+        if let Some(c) = l.cpus {
+            w.push(("cpu.cfs_period_us", "100000".into()));
+            w.push(("cpu.cfs_quota_us", ((c * 100_000.0) as i64).to_string()));
+        }
+        if let Some(sh) = l.cpu_shares {
+            w.push(("cpu.shares", sh.to_string()));
+        }
+        if let Some(p) = l.pids {
+            w.push((
+                "pids.max",
+                if p <= 0 { "max".into() } else { p.to_string() },
+            ));
+        }
+    }
+    w
+}
+
+/// Applies `l` to a running container's cgroup.
+pub fn set_limits(name: &str, leaves: &[PathBuf], l: &Limits) -> Result<(), Error> {
+    let v2 = find(leaves, "cgroup.controllers").is_some()
+        && find(leaves, "memory.limit_in_bytes").is_none();
+    for (file, value) in limit_writes(v2, l) {
+        let path = find(leaves, file).ok_or_else(|| Error::NoController {
+            name: name.to_owned(),
+            file,
+        })?;
+        std::fs::write(&path, &value).map_err(|source| Error::Write { path, source })?;
+    }
+    Ok(())
 }
 
 /// What `stats` prints for one container.
@@ -101,6 +191,47 @@ pub fn usage(leaves: &[PathBuf]) -> Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limit_files_per_version() {
+        let l = Limits {
+            memory: Some(64 << 20),
+            memory_swap: Some(128 << 20),
+            cpus: Some(0.5),
+            cpu_shares: Some(1024),
+            pids: Some(0),
+        };
+        assert_eq!(
+            limit_writes(false, &l),
+            [
+                ("memory.memsw.limit_in_bytes", "134217728".to_owned()),
+                ("memory.limit_in_bytes", "67108864".into()),
+                ("cpu.cfs_period_us", "100000".into()),
+                ("cpu.cfs_quota_us", "50000".into()),
+                ("cpu.shares", "1024".into()),
+                ("pids.max", "max".into()),
+            ]
+        );
+        assert_eq!(
+            limit_writes(true, &l),
+            [
+                ("memory.max", "67108864".to_owned()),
+                ("memory.swap.max", "67108864".into()),
+                ("cpu.max", "50000 100000".into()),
+                ("cpu.weight", "39".into()),
+                ("pids.max", "max".into()),
+            ]
+        );
+        let unlimited = Limits {
+            memory: Some(-1),
+            ..Limits::default()
+        };
+        assert_eq!(
+            limit_writes(true, &unlimited),
+            [("memory.max", "max".to_owned())]
+        );
+        assert!(limit_writes(false, &Limits::default()).is_empty());
+    }
 
     #[test]
     fn v1_and_v2_files() {

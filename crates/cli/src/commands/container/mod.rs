@@ -14,6 +14,7 @@ mod rename;
 mod run;
 mod single;
 pub(crate) mod tty;
+mod update;
 
 pub(crate) use detached::SingleProject;
 
@@ -71,6 +72,8 @@ enum ContainerCommand {
     Prune(info::PruneArgs),
     /// Rename a container
     Rename(rename::Args),
+    /// Update configuration of one or more containers (restart policy, memory, cpus)
+    Update(update::Args),
 }
 
 /// Whether project `name` is a `run -d` container's, not a Compose one.
@@ -100,5 +103,6 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         ContainerCommand::Cp(a) => info::cp(global, a),
         ContainerCommand::Prune(a) => info::prune(global, a),
         ContainerCommand::Rename(a) => rename::run(global, a),
+        ContainerCommand::Update(a) => update::run(global, a),
     }
 }
