@@ -48,6 +48,9 @@ const SHORT_LEN: usize = 16;
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// registries.conf to read instead of the system's (see
+    /// [`crate::registries`]).
+    registries_conf: Option<PathBuf>,
 }
 
 /// An image present in the store.
@@ -133,7 +136,10 @@ pub(crate) fn hex_of(digest: &str) -> &str {
 impl Store {
     /// Opens (creating as needed) the store under `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, Error> {
-        let store = Store { root: root.into() };
+        let store = Store {
+            root: root.into(),
+            registries_conf: None,
+        };
         for dir in [
             store.blob_dir(),
             store.layers_dir(),
@@ -151,6 +157,19 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Reads `path` as registries.conf instead of
+    /// `/etc/containers/registries.conf` (`--registries-conf`).
+    pub fn with_registries_conf(mut self, path: Option<PathBuf>) -> Store {
+        self.registries_conf = path;
+        self
+    }
+
+    /// The registry configuration pulls, pushes and logins use:
+    /// `ROOT/config.json` and registries.conf.
+    pub fn registry_config(&self) -> Result<crate::RegistryConfig, crate::registries::Error> {
+        crate::RegistryConfig::load(&self.root, self.registries_conf.as_deref())
     }
 
     pub(crate) fn blob_dir(&self) -> PathBuf {

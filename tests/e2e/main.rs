@@ -15,6 +15,7 @@ mod images;
 mod inspect;
 mod network;
 mod personality;
+mod registries;
 mod runtime;
 mod sandbox;
 mod security;
@@ -37,6 +38,7 @@ fn main() {
     trials.extend(inspect::tests());
     trials.extend(network::tests());
     trials.extend(personality::tests());
+    trials.extend(registries::tests());
     trials.extend(runtime::tests());
     trials.extend(security::tests());
     trials.extend(stack::tests());

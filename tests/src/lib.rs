@@ -21,6 +21,8 @@
 //! - [`mountns`]: run code in a private mount namespace, e.g. to look at an
 //!   overlayfs view of unpacked layers without touching the host.
 //! - [`evil`]: a tiny malicious registry (wrong digests, truncated blobs).
+//! - [`tcpproxy`]: a forwarder that counts and cuts what a registry
+//!   serves, or carries it into a test's network namespace.
 //!
 //! A typical test:
 //!
@@ -47,6 +49,7 @@ mod process;
 pub mod registry;
 pub mod rstack;
 mod skip;
+pub mod tcpproxy;
 pub mod watchdog;
 
 pub use fixtures::{Fixture, Fixtures};

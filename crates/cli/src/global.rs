@@ -30,8 +30,25 @@ pub struct GlobalOpts {
         global = true
     )]
     pub log_level: String,
+    /// containers-registries.conf(5) file with mirrors, remaps and blocks
+    /// (its drop-ins: FILE.d/*.conf) [default: /etc/containers/registries.conf]
+    #[arg(
+        long = "registries-conf",
+        env = "RSTACK_REGISTRIES_CONF",
+        value_name = "FILE",
+        global = true
+    )]
+    pub registries_conf: Option<PathBuf>,
     #[command(flatten)]
     pub compose: ComposeOpts,
+}
+
+impl GlobalOpts {
+    /// The image store under `--root`, with `--registries-conf`.
+    pub fn store(&self) -> Result<rstack_images::Store, rstack_images::Error> {
+        Ok(rstack_images::Store::open(&self.root)?
+            .with_registries_conf(self.registries_conf.clone()))
+    }
 }
 
 /// The project options of `docker compose`. They stand before the

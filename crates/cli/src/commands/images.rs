@@ -2,7 +2,7 @@
 //! `docker images`, as a table or as one JSON object per line with
 //! Docker's keys.
 
-use rstack_images::{LocalImage, Reference, Store};
+use rstack_images::{LocalImage, Reference};
 use serde_json::json;
 
 use crate::global::GlobalOpts;
@@ -98,7 +98,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             args.format
         );
     }
-    let store = Store::open(&global.root)?;
+    let store = global.store()?;
     let images = store.list()?;
     let mut rows = rows(&images);
     for filter in &args.filters {

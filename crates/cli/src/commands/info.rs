@@ -28,6 +28,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         Ok(fw) => fw.describe(),
         Err(e) => format!("unknown ({e})"),
     };
+    let registries = global.store()?.registry_config()?;
     let version = env!("CARGO_PKG_VERSION");
     let networks = nets.list()?.len();
     let fields = [
@@ -46,16 +47,20 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     ];
     match args.format.as_deref() {
         Some("json") => {
-            let obj: serde_json::Map<String, serde_json::Value> = fields
+            let mut obj: serde_json::Map<String, serde_json::Value> = fields
                 .iter()
                 .map(|(k, v)| (k.replace(' ', ""), serde_json::Value::from(v.as_str())))
                 .collect();
+            obj.insert("RegistryConfig".into(), registries.to_json());
             println!("{}", serde_json::Value::Object(obj));
         }
         None | Some("table") => {
             println!("Server:");
             for (k, v) in fields {
                 println!(" {k}: {v}");
+            }
+            for line in registries.describe() {
+                println!(" {line}");
             }
         }
         Some(other) => anyhow::bail!("invalid --format {other:?}: use json, or none for text"),

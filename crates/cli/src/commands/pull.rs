@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rstack_images::{LayerEvent, Platform, PullOptions, PullProgress, Reference, Store};
+use rstack_images::{LayerEvent, Platform, PullOptions, PullProgress, Reference};
 
 use crate::global::GlobalOpts;
 
@@ -50,7 +50,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         platform: args.platform,
         image,
     };
-    let store = Store::open(&global.root)?;
+    let store = global.store()?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     let opts = PullOptions {
         platform,
