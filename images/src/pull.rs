@@ -32,13 +32,18 @@ pub const DEFAULT_CONCURRENT_DOWNLOADS: usize = 3;
 const MAX_SMALL_BLOB: u64 = 32 << 20;
 
 mod download;
+mod partial;
+
+pub(crate) use partial::PREFIX as PARTIAL_PREFIX;
 
 #[derive(Debug, Clone, Default)]
 pub struct PullOptions {
     /// Platform to pick from a multi-arch image; the host's by default.
     pub platform: Option<Platform>,
-    /// Layers downloaded at once; `None`: `max-concurrent-downloads` of
-    /// `ROOT/config.json`, else [`DEFAULT_CONCURRENT_DOWNLOADS`].
+    /// Layers downloaded at once; `None`: the store's setting
+    /// ([`Store::with_max_concurrent_downloads`]), else
+    /// `max-concurrent-downloads` of `ROOT/config.json`, else
+    /// [`DEFAULT_CONCURRENT_DOWNLOADS`].
     pub max_concurrent_downloads: Option<usize>,
 }
 
@@ -48,6 +53,12 @@ pub enum LayerEvent {
     AlreadyExists,
     /// Another process is pulling this layer; waiting for it.
     Waiting,
+    /// The blob download goes on from `from` bytes an interrupted pull
+    /// kept (only the rest is transferred).
+    Resuming {
+        from: u64,
+        total: u64,
+    },
     Downloading {
         done: u64,
         total: u64,
@@ -562,6 +573,7 @@ impl Store {
         let opts = &PullOptions {
             max_concurrent_downloads: opts
                 .max_concurrent_downloads
+                .or(self.max_concurrent_downloads())
                 .or(config.daemon.max_concurrent_downloads),
             ..opts.clone()
         };

@@ -1,7 +1,8 @@
 //! Registries as users configure them: Docker Hub names pulled through a
 //! mirror (a real pull-through cache) configured in `ROOT/config.json` or
 //! a registries.conf, with fallback, blocking and compose files that use
-//! Hub names.
+//! Hub names; pulls over a link that drops or a pull that is killed
+//! resume where they stopped.
 //!
 //! There is no Docker Hub here: an upstream `docker-registry` plays it
 //! (the fixtures pushed under Hub names: `library/busybox:1.35`,
@@ -17,6 +18,7 @@ use rstack_e2e::{Fixture, Fixtures, Need, Registry, Rstack, trial};
 use serde_json::Value;
 
 mod mirrors;
+mod resume;
 
 const NEEDS: &[Need] = &[Need::Root, Need::Registry, Need::Rstack];
 
@@ -41,6 +43,16 @@ pub fn tests() -> Vec<Trial> {
             "registries::compose_with_hub_names_up_through_mirror",
             crate::sandbox::NEEDS,
             mirrors::compose_up_through_mirror,
+        ),
+        trial(
+            "registries::dropped_connection_resumes_mid_blob",
+            NEEDS,
+            resume::dropped_connection,
+        ),
+        trial(
+            "registries::kill_9_mid_blob_then_pull_transfers_the_rest",
+            NEEDS,
+            resume::killed_pull_resumes,
         ),
     ]
 }

@@ -28,6 +28,8 @@ struct State {
     cuts: AtomicU64,
     /// Close new connections at once (the registry looks down).
     refuse: AtomicBool,
+    /// Bytes per second sent to clients, per connection; 0: unlimited.
+    rate: AtomicU64,
     stop: AtomicBool,
 }
 
@@ -69,6 +71,7 @@ impl TcpProxy {
             cut_at: AtomicU64::new(u64::MAX),
             cuts: AtomicU64::new(0),
             refuse: AtomicBool::new(false),
+            rate: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
         let accept_state = Arc::clone(&state);
@@ -96,6 +99,12 @@ impl TcpProxy {
     /// How many connections were cut.
     pub fn cuts(&self) -> u64 {
         self.state.cuts.load(Ordering::SeqCst)
+    }
+
+    /// Limits what each connection sends to clients to `bytes_per_second`
+    /// (0: no limit), like a slow link.
+    pub fn set_rate(&self, bytes_per_second: u64) {
+        self.state.rate.store(bytes_per_second, Ordering::SeqCst);
     }
 
     /// While `true`, new connections are closed at once.
@@ -172,6 +181,10 @@ fn download(mut server: TcpStream, mut client: TcpStream, state: &State) {
         }
         if client.write_all(&buf[..n as usize]).is_err() {
             break;
+        }
+        let rate = state.rate.load(Ordering::SeqCst);
+        if rate > 0 {
+            std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
         }
     }
     let _ = client.shutdown(Shutdown::Write);
