@@ -334,13 +334,13 @@ pub async fn verify(registry: &str, creds: &Credentials, plain_http: bool) -> Re
     }
 }
 
-fn strip_scheme<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+pub(crate) fn strip_scheme<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
     let (s, rest) = header.trim().split_once(' ')?;
     s.eq_ignore_ascii_case(scheme).then_some(rest)
 }
 
 /// `realm="https://x",service="y"` -> map (quoted values may hold commas).
-fn parse_params(s: &str) -> BTreeMap<String, String> {
+pub(crate) fn parse_params(s: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut rest = s.trim();
     while !rest.is_empty() {

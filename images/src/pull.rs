@@ -28,6 +28,9 @@ use crate::store_write::NewImage;
 /// Layers one pull downloads at once unless configured (dockerd's default).
 pub const DEFAULT_CONCURRENT_DOWNLOADS: usize = 3;
 
+/// Tries of a manifest request answered with 5xx or 429.
+const MANIFEST_ATTEMPTS: u32 = 3;
+
 /// Largest manifest or config accepted (they are read into memory).
 const MAX_SMALL_BLOB: u64 = 32 << 20;
 
@@ -202,11 +205,28 @@ impl Ctx<'_> {
 
     /// Fetches a manifest (or index) document by tag or digest.
     async fn manifest(&self, oref: &oci_client::Reference) -> Result<(Bytes, String), Error> {
-        let (body, digest) = self
-            .client
-            .pull_manifest_raw(oref, &RegistryAuth::Anonymous, manifest::ACCEPTED)
-            .await
-            .map_err(|e| self.map_err(e))?;
+        let mut failures = 0;
+        let (body, digest) = loop {
+            match self
+                .client
+                .pull_manifest_raw(oref, &RegistryAuth::Anonymous, manifest::ACCEPTED)
+                .await
+            {
+                Ok(fetched) => break fetched,
+                // An overloaded registry (5xx, 429) gets another chance; an
+                // unreachable one does not (the next location is tried).
+                Err(OciDistributionError::ServerError {
+                    code: code @ (429 | 500..=599),
+                    ..
+                }) if failures + 1 < MANIFEST_ATTEMPTS => {
+                    failures += 1;
+                    let wait = download::backoff(failures);
+                    tracing::warn!(registry = %self.source.registry(), code, "manifest request failed; retrying in {wait:?}");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(self.map_err(e)),
+            }
+        };
         if body.len() as u64 > MAX_SMALL_BLOB {
             return Err(Error::BadManifest {
                 reference: self.reference.familiar(),

@@ -2,7 +2,7 @@
 //! mirror (a real pull-through cache) configured in `ROOT/config.json` or
 //! a registries.conf, with fallback, blocking and compose files that use
 //! Hub names; pulls over a link that drops or a pull that is killed
-//! resume where they stopped.
+//! resume where they stopped; `search`.
 //!
 //! There is no Docker Hub here: an upstream `docker-registry` plays it
 //! (the fixtures pushed under Hub names: `library/busybox:1.35`,
@@ -19,6 +19,7 @@ use serde_json::Value;
 
 mod mirrors;
 mod resume;
+mod search;
 
 const NEEDS: &[Need] = &[Need::Root, Need::Registry, Need::Rstack];
 
@@ -53,6 +54,21 @@ pub fn tests() -> Vec<Trial> {
             "registries::kill_9_mid_blob_then_pull_transfers_the_rest",
             NEEDS,
             resume::killed_pull_resumes,
+        ),
+        trial(
+            "registries::search_the_catalog_of_a_registry",
+            NEEDS,
+            search::catalog_search,
+        ),
+        trial(
+            "registries::search_a_registry_that_wants_login",
+            NEEDS,
+            search::catalog_search_with_login,
+        ),
+        trial(
+            "registries::search_hub_api_shape_and_unsupported",
+            &[Need::Rstack],
+            search::hub_api_and_unsupported,
         ),
     ]
 }

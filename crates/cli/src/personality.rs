@@ -41,6 +41,7 @@ const SAME: &[&str] = &[
     "login",
     "logout",
     "rmi",
+    "search",
     "help",
 ];
 
@@ -51,7 +52,6 @@ const IMAGE: &[&str] = &["build", "pull", "push", "tag", "history", "save", "loa
 const SINGLE: &[&str] = &[
     "stop", "start", "restart", "kill", "rm", "top", "port", "wait", "stats", "pause", "unpause",
     "rename", "create", "attach", "update", "cp", "commit", "export", "diff", "events", "import",
-    "search",
 ];
 
 /// rstack's arguments (program name first) for `args` given to `docker`.
