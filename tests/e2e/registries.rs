@@ -2,7 +2,8 @@
 //! mirror (a real pull-through cache) configured in `ROOT/config.json` or
 //! a registries.conf, with fallback, blocking and compose files that use
 //! Hub names; pulls over a link that drops or a pull that is killed
-//! resume where they stopped; `search`.
+//! resume where they stopped; `search`; credential helpers and token
+//! auth.
 //!
 //! There is no Docker Hub here: an upstream `docker-registry` plays it
 //! (the fixtures pushed under Hub names: `library/busybox:1.35`,
@@ -17,11 +18,18 @@ use libtest_mimic::Trial;
 use rstack_e2e::{Fixture, Fixtures, Need, Registry, Rstack, trial};
 use serde_json::Value;
 
+mod creds;
 mod mirrors;
 mod resume;
 mod search;
 
 const NEEDS: &[Need] = &[Need::Root, Need::Registry, Need::Rstack];
+const NEEDS_TOKEN: &[Need] = &[
+    Need::Root,
+    Need::Registry,
+    Need::Rstack,
+    Need::Command("openssl"),
+];
 
 pub fn tests() -> Vec<Trial> {
     vec![
@@ -69,6 +77,16 @@ pub fn tests() -> Vec<Trial> {
             "registries::search_hub_api_shape_and_unsupported",
             &[Need::Rstack],
             search::hub_api_and_unsupported,
+        ),
+        trial(
+            "registries::cred_helpers_with_a_token_server",
+            NEEDS_TOKEN,
+            creds::cred_helpers_with_token_auth,
+        ),
+        trial(
+            "registries::creds_store_keeps_login_secrets",
+            NEEDS_TOKEN,
+            creds::creds_store_for_login,
         ),
     ]
 }

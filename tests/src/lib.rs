@@ -21,6 +21,8 @@
 //! - [`mountns`]: run code in a private mount namespace, e.g. to look at an
 //!   overlayfs view of unpacked layers without touching the host.
 //! - [`evil`]: a tiny malicious registry (wrong digests, truncated blobs).
+//! - [`tokenauth`]: a token server (RS256 JWTs) for a registry with
+//!   distribution's token auth.
 //! - [`tcpproxy`]: a forwarder that counts and cuts what a registry
 //!   serves, or carries it into a test's network namespace.
 //!
@@ -50,6 +52,7 @@ pub mod registry;
 pub mod rstack;
 mod skip;
 pub mod tcpproxy;
+pub mod tokenauth;
 pub mod watchdog;
 
 pub use fixtures::{Fixture, Fixtures};
