@@ -26,8 +26,6 @@ struct State {
     cut_at: AtomicU64,
     /// Connections cut so far.
     cuts: AtomicU64,
-    /// Close new connections at once (the registry looks down).
-    refuse: AtomicBool,
     /// Bytes per second sent to clients, per connection; 0: unlimited.
     rate: AtomicU64,
     stop: AtomicBool,
@@ -70,7 +68,6 @@ impl TcpProxy {
             served: AtomicU64::new(0),
             cut_at: AtomicU64::new(u64::MAX),
             cuts: AtomicU64::new(0),
-            refuse: AtomicBool::new(false),
             rate: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
@@ -106,31 +103,34 @@ impl TcpProxy {
     pub fn set_rate(&self, bytes_per_second: u64) {
         self.state.rate.store(bytes_per_second, Ordering::SeqCst);
     }
-
-    /// While `true`, new connections are closed at once.
-    pub fn set_refusing(&self, refuse: bool) {
-        self.state.refuse.store(refuse, Ordering::SeqCst);
-    }
 }
 
 impl Drop for TcpProxy {
     fn drop(&mut self) {
+        // The accept loop polls this and closes the listener.
         self.state.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees `stop`; it may be in another
-        // namespace, where this connect cannot reach it: it then ends at
-        // the next connection or with the process.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
     }
 }
 
+/// Accepts until stopped (non-blocking, polled: the listener may be in
+/// another namespace, where no connection could wake a blocking accept).
 fn accept_loop(listener: TcpListener, state: Arc<State>) {
-    for client in listener.incoming() {
-        if state.stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(client) = client else { continue };
-        if state.refuse.load(Ordering::SeqCst) {
-            let _ = client.shutdown(Shutdown::Both);
+    if listener.set_nonblocking(true).is_err() {
+        return;
+    }
+    while !state.stop.load(Ordering::SeqCst) {
+        let client = match listener.accept() {
+            Ok((client, _)) => client,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+        };
+        if client.set_nonblocking(false).is_err() {
             continue;
         }
         let state = Arc::clone(&state);
