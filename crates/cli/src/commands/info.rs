@@ -28,7 +28,12 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         Ok(fw) => fw.describe(),
         Err(e) => format!("unknown ({e})"),
     };
-    let registries = global.store()?.registry_config()?;
+    // A broken registry configuration is reported, not fatal: `info` is
+    // where one looks when pulls fail.
+    let registries = global
+        .store()?
+        .registry_config()
+        .map_err(|e| rstack_sys::chain::chain(&e));
     let version = env!("CARGO_PKG_VERSION");
     let networks = nets.list()?.len();
     let fields = [
@@ -51,7 +56,11 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
                 .iter()
                 .map(|(k, v)| (k.replace(' ', ""), serde_json::Value::from(v.as_str())))
                 .collect();
-            obj.insert("RegistryConfig".into(), registries.to_json());
+            let config = match &registries {
+                Ok(r) => r.to_json(),
+                Err(e) => serde_json::json!({ "Error": e }),
+            };
+            obj.insert("RegistryConfig".into(), config);
             println!("{}", serde_json::Value::Object(obj));
         }
         None | Some("table") => {
@@ -59,8 +68,13 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             for (k, v) in fields {
                 println!(" {k}: {v}");
             }
-            for line in registries.describe() {
-                println!(" {line}");
+            match &registries {
+                Ok(r) => {
+                    for line in r.describe() {
+                        println!(" {line}");
+                    }
+                }
+                Err(e) => println!(" Registry Config: error: {e}"),
             }
         }
         Some(other) => anyhow::bail!("invalid --format {other:?}: use json, or none for text"),
