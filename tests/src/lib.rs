@@ -8,8 +8,10 @@
 //!   when it runs; a missing one makes the trial *ignored* with the reason
 //!   printed, never passed.
 //! - [`Registry`]: the distro's `docker-registry` (distribution v2) on a free
-//!   loopback port with its storage in a temp dir, optionally with basic auth;
-//!   stopped on drop. [`Registry::shared`] is one plain registry per test run.
+//!   loopback port with its storage in a temp dir, optionally with basic auth,
+//!   token auth ([`tokenauth`]) or as a pull-through cache of another one
+//!   ([`Registry::start_mirror_of`]); stopped on drop. [`Registry::shared`]
+//!   is one plain registry per test run.
 //! - [`fixtures`]: images built here from distro files (busybox-static), as
 //!   tar layers written in Rust, stored as an OCI layout and pushed with
 //!   `skopeo` — never with rstack. [`Fixtures::shared`] builds and pushes them
