@@ -19,7 +19,7 @@ pkgs=(
   docker-registry skopeo apache2-utils          # local registry, pushing fixtures, htpasswd
   busybox-static                                # fixture images
   nftables iproute2 iptables                    # networking
-  jq curl procps util-linux                     # test helpers
+  jq curl procps util-linux openssl             # test helpers (openssl: the e2e token server)
 )
 # `--demo` (tests/demo/run.sh): only the packages above; the suite also needs these
 [ "${1:-}" = --demo ] || pkgs+=(

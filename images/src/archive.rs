@@ -273,6 +273,7 @@ impl Store {
                 &spec,
                 BufReader::with_capacity(1 << 20, file),
                 &|_| {},
+                layer::BlobSink::Copy,
             )?;
             layer::commit(self, vec![layer])?;
             drop(lock);

@@ -7,7 +7,11 @@
 //! 0600) and reads, in order: its own, `$REGISTRY_AUTH_FILE`,
 //! `$XDG_RUNTIME_DIR/containers/auth.json`, `~/.config/containers/auth.json`,
 //! `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`).
-//! Credential helpers (`credsStore`) are not supported.
+//! A file may name credential helpers (`credHelpers` per registry,
+//! `credsStore` for all; see [`helper`]): for a registry with one, the
+//! helper is asked first, then the file's `auths`, like Docker does.
+//! `rstack login`/`logout` store in and erase from the helper that
+//! rstack's own file names for the registry, if any.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -15,6 +19,9 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+
+#[path = "auth/helper.rs"]
+mod helper;
 
 /// Docker Hub's key in auth files.
 const HUB_KEY: &str = "https://index.docker.io/v1/";
@@ -55,6 +62,24 @@ pub enum Error {
     VerifyStatus { server: String, status: u16 },
     #[error("not logged in to {server}")]
     NotLoggedIn { server: String },
+    #[error("cannot run credential helper {program} (named in {file}); is it on PATH?")]
+    HelperMissing {
+        program: String,
+        file: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("credential helper {program} failed to {action} credentials for {server}: {message}")]
+    Helper {
+        program: String,
+        action: String,
+        server: String,
+        message: String,
+    },
+    #[error(
+        "credential helper {program} has an identity token for {server}; identity tokens are not supported (use `rstack login {server}` with a password or access token)"
+    )]
+    IdentityToken { program: String, server: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +92,18 @@ pub struct Credentials {
 struct AuthFile {
     #[serde(default)]
     auths: BTreeMap<String, AuthEntry>,
+    #[serde(
+        rename = "credHelpers",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    cred_helpers: BTreeMap<String, String>,
+    #[serde(
+        rename = "credsStore",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    creds_store: Option<String>,
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
 }
@@ -77,6 +114,19 @@ struct AuthEntry {
     auth: Option<String>,
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
+}
+
+impl AuthFile {
+    /// The credential helper for a (normalised) server: its `credHelpers`
+    /// entry, else `credsStore`.
+    fn helper_for(&self, server: &str) -> Option<&str> {
+        self.cred_helpers
+            .iter()
+            .find(|(k, _)| normalize_server(k) == server)
+            .map(|(_, v)| v.as_str())
+            .or(self.creds_store.as_deref())
+            .filter(|h| !h.is_empty())
+    }
 }
 
 fn home() -> Option<PathBuf> {
@@ -189,6 +239,12 @@ pub(crate) fn lookup_in(files: &[PathBuf], registry: &str) -> Result<Option<Cred
         let Some(file) = read_file(path)? else {
             continue;
         };
+        if let Some(helper) = file.helper_for(&want)
+            && let Some(creds) = helper::get(helper, &server_key(registry), path)?
+        {
+            tracing::debug!(file = %path.display(), registry, helper, "using a credential helper");
+            return Ok(Some(creds));
+        }
         for (server, entry) in &file.auths {
             if normalize_server(server) == want
                 && let Some(auth) = &entry.auth
@@ -225,8 +281,15 @@ pub(crate) fn store_in(
     let before = file.auths.len();
     file.auths
         .retain(|server, _| normalize_server(server) != want);
-    match creds {
-        Some(c) => {
+    let helper = file.helper_for(&want).map(str::to_owned);
+    match (creds, &helper) {
+        // The helper keeps the secret; the file only lists the server.
+        (Some(c), Some(helper)) => {
+            helper::store(helper, &server_key(registry), c, path)?;
+            file.auths
+                .insert(server_key(registry), AuthEntry::default());
+        }
+        (Some(c), None) => {
             let auth = base64::engine::general_purpose::STANDARD
                 .encode(format!("{}:{}", c.username, c.password));
             file.auths.insert(
@@ -237,12 +300,15 @@ pub(crate) fn store_in(
                 },
             );
         }
-        None if file.auths.len() == before => {
+        (None, Some(helper)) => {
+            helper::erase(helper, &server_key(registry), path)?;
+        }
+        (None, None) if file.auths.len() == before => {
             return Err(Error::NotLoggedIn {
                 server: registry.to_owned(),
             });
         }
-        None => {}
+        (None, None) => {}
     }
     let werr = |source| Error::Write {
         path: path.to_owned(),
@@ -334,13 +400,13 @@ pub async fn verify(registry: &str, creds: &Credentials, plain_http: bool) -> Re
     }
 }
 
-fn strip_scheme<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+pub(crate) fn strip_scheme<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
     let (s, rest) = header.trim().split_once(' ')?;
     s.eq_ignore_ascii_case(scheme).then_some(rest)
 }
 
 /// `realm="https://x",service="y"` -> map (quoted values may hold commas).
-fn parse_params(s: &str) -> BTreeMap<String, String> {
+pub(crate) fn parse_params(s: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut rest = s.trim();
     while !rest.is_empty() {
@@ -376,7 +442,7 @@ mod tests {
         let docker = tmp.path().join("docker.json");
         std::fs::write(
             &docker,
-            r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw"},"other:5000":{"auth":"YTpiOmM="}},"credsStore":"x"}"#,
+            r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw"},"other:5000":{"auth":"YTpiOmM="}},"detachKeys":"x"}"#,
         )
         .unwrap();
         let files = vec![own.clone(), docker.clone()];
@@ -423,6 +489,79 @@ mod tests {
         assert!(err.to_string().contains("c.json"), "{err}");
         std::fs::write(&f, r#"{"auths":{"x":{"auth":"!!"}}}"#).unwrap();
         assert!(matches!(lookup_in(&[f], "x"), Err(Error::BadEntry { .. })));
+    }
+
+    /// A helper script keeping one secret per server in files of `dir`.
+    fn helper_script(dir: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let script = dir.join("docker-credential-e2e");
+        std::fs::write(
+            &script,
+            format!(
+                r#"#!/bin/sh
+d={dir}
+case "$1" in
+get) read s; f="$d/$(echo "$s" | tr '/:' '__')"
+     if [ -f "$f" ]; then cat "$f"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+store) j=$(cat); s=$(echo "$j" | sed 's/.*"ServerURL":"\([^"]*\)".*/\1/')
+     echo "$j" > "$d/$(echo "$s" | tr '/:' '__')" ;;
+erase) read s; rm -f "$d/$(echo "$s" | tr '/:' '__')" ;;
+*) echo "unknown action $1" >&2; exit 2 ;;
+esac
+"#,
+                dir = dir.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn credential_helpers_first_then_auths() {
+        let tmp = tempfile::tempdir().unwrap();
+        helper_script(tmp.path());
+        helper::TEST_DIR.with(|d| *d.borrow_mut() = Some(tmp.path().to_owned()));
+        let own = tmp.path().join("own.json");
+        std::fs::write(
+            &own,
+            r#"{"credHelpers":{"helped:5000":"e2e"},"auths":{"helped:5000":{"auth":"ZmlsZTpmaWxl"},"plain:5000":{"auth":"YTpi"}}}"#,
+        )
+        .unwrap();
+        let files = vec![own.clone()];
+        // The helper has nothing yet: the file's entry serves.
+        assert_eq!(
+            lookup_in(&files, "helped:5000").unwrap().unwrap().username,
+            "file"
+        );
+        let c = Credentials {
+            username: "me".into(),
+            password: "s3cret".into(),
+        };
+        store_in(&own, "helped:5000", Some(&c)).unwrap();
+        assert_eq!(lookup_in(&files, "helped:5000").unwrap(), Some(c.clone()));
+        let text = std::fs::read_to_string(&own).unwrap();
+        assert!(
+            !text.contains("s3cret") && text.contains("credHelpers"),
+            "{text}"
+        );
+        assert_eq!(
+            lookup_in(&files, "plain:5000").unwrap().unwrap().username,
+            "a"
+        );
+        store_in(&own, "helped:5000", None).unwrap();
+        assert_eq!(lookup_in(&files, "helped:5000").unwrap(), None);
+
+        // credsStore serves every registry; a missing helper is named.
+        std::fs::write(&own, r#"{"credsStore":"e2e"}"#).unwrap();
+        store_in(&own, "docker.io", Some(&c)).unwrap();
+        assert_eq!(lookup_in(&files, "index.docker.io").unwrap(), Some(c));
+        std::fs::write(&own, r#"{"credsStore":"nonesuch"}"#).unwrap();
+        let err = lookup_in(&files, "x").unwrap_err().to_string();
+        assert!(
+            err.contains("docker-credential-nonesuch") && err.contains("own.json"),
+            "{err}"
+        );
+        helper::TEST_DIR.with(|d| *d.borrow_mut() = None);
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub enum Error {
     Auth(#[from] crate::auth::Error),
     #[error(transparent)]
     Platform(#[from] crate::platform::Error),
+    #[error(transparent)]
+    Registries(Box<crate::registries::Error>),
     #[error("store directory {path} is not writable")]
     NotWritable {
         path: PathBuf,
@@ -112,6 +114,18 @@ pub enum Error {
     MultipleTags { id: String },
     #[error("archive {path}: {reason}")]
     Archive { path: PathBuf, reason: String },
+    #[error("cannot pull {reference} from any of its locations:{tried}")]
+    AllLocationsFailed {
+        reference: String,
+        /// `\n  location: error chain` for each.
+        tried: String,
+    },
     #[error("background task failed")]
     Join(#[source] tokio::task::JoinError),
+}
+
+impl From<crate::registries::Error> for Error {
+    fn from(e: crate::registries::Error) -> Error {
+        Error::Registries(Box::new(e))
+    }
 }

@@ -29,10 +29,20 @@ pub(crate) struct LayerSpec {
     pub diff_id: String,
 }
 
-/// Copies what is read into the blob file, hashing and counting it.
+/// Where the imported blob's bytes are kept.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BlobSink<'a> {
+    /// Copied into the staging dir as they are read.
+    Copy,
+    /// Already in this file (a pull's partial blob), moved into the
+    /// staging dir once verified.
+    Kept(&'a Path),
+}
+
+/// Copies what is read into the blob file (if any), hashing and counting it.
 struct Tee<'a, R> {
     inner: R,
-    file: io::BufWriter<File>,
+    file: Option<io::BufWriter<File>>,
     hasher: Sha256,
     count: u64,
     limit: Option<u64>,
@@ -43,7 +53,9 @@ impl<R: Read> Read for Tee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        self.file.write_all(&buf[..n])?;
+        if let Some(file) = &mut self.file {
+            file.write_all(&buf[..n])?;
+        }
         self.count += n as u64;
         if let Some(limit) = self.limit
             && self.count > limit
@@ -143,11 +155,12 @@ pub(crate) fn import(
     spec: &LayerSpec,
     reader: impl Read + Send,
     progress: &(dyn Fn(u64) + Send + Sync),
+    sink: BlobSink<'_>,
 ) -> Result<Staged, Error> {
-    let (staging, diff, blob_file) = staging_dir(store)?;
+    let (staging, diff, blob_file) = staging_dir(store, matches!(sink, BlobSink::Copy))?;
     let mut tee = Tee {
         inner: reader,
-        file: io::BufWriter::with_capacity(1 << 20, blob_file),
+        file: blob_file.map(|f| io::BufWriter::with_capacity(1 << 20, f)),
         hasher: Sha256::new(),
         count: 0,
         limit: spec.blob_size,
@@ -157,8 +170,14 @@ pub(crate) fn import(
     let blob_digest = format!("sha256:{}", hex::encode(tee.hasher.clone().finalize()));
     let count = tee.count;
     // No fsync here: `commit` syncs the filesystem once for all layers.
-    let _ = tee.file.flush();
+    if let Some(file) = &mut tee.file {
+        let _ = file.flush();
+    }
     let stats = outcome.verify(spec, &blob_digest, count)?;
+    if let BlobSink::Kept(path) = sink {
+        let blob = staging.path().join("blob");
+        std::fs::rename(path, &blob).map_err(|source| Error::Write { path: blob, source })?;
+    }
 
     let meta = LayerMeta {
         diff_id: spec.diff_id.clone(),
@@ -181,9 +200,12 @@ pub(crate) fn import(
     })
 }
 
-/// A fresh staging dir in `images/tmp/` with its empty `diff/` and the
-/// created `blob` file.
-fn staging_dir(store: &Store) -> Result<(tempfile::TempDir, PathBuf, File), Error> {
+/// A fresh staging dir in `images/tmp/` with its empty `diff/` and, if
+/// asked, the created `blob` file.
+fn staging_dir(
+    store: &Store,
+    with_blob: bool,
+) -> Result<(tempfile::TempDir, PathBuf, Option<File>), Error> {
     let tmp_root = store.tmp_dir();
     let staging = tempfile::Builder::new()
         .prefix(&format!("layer-{}-", std::process::id()))
@@ -197,12 +219,15 @@ fn staging_dir(store: &Store) -> Result<(tempfile::TempDir, PathBuf, File), Erro
         path: diff.clone(),
         source,
     })?;
+    if !with_blob {
+        return Ok((staging, diff, None));
+    }
     let blob_tmp = staging.path().join("blob");
     let file = File::create(&blob_tmp).map_err(|source| Error::NotWritable {
         path: blob_tmp.clone(),
         source,
     })?;
-    Ok((staging, diff, file))
+    Ok((staging, diff, Some(file)))
 }
 
 /// How the two halves of an import ended.

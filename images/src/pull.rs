@@ -21,29 +21,33 @@ use crate::error::Error;
 use crate::manifest::{self, Document, Manifest};
 use crate::platform::Platform;
 use crate::reference::Reference;
+use crate::registries::Endpoint;
 use crate::store::{LocalImage, Store, hex_of};
 use crate::store_write::NewImage;
+
+/// Layers one pull downloads at once unless configured (dockerd's default).
+pub const DEFAULT_CONCURRENT_DOWNLOADS: usize = 3;
+
+/// Tries of a manifest request answered with 5xx or 429.
+const MANIFEST_ATTEMPTS: u32 = 3;
 
 /// Largest manifest or config accepted (they are read into memory).
 const MAX_SMALL_BLOB: u64 = 32 << 20;
 
 mod download;
+mod partial;
 
-#[derive(Debug, Clone)]
+pub(crate) use partial::PREFIX as PARTIAL_PREFIX;
+
+#[derive(Debug, Clone, Default)]
 pub struct PullOptions {
     /// Platform to pick from a multi-arch image; the host's by default.
     pub platform: Option<Platform>,
-    /// Layers downloaded at once.
-    pub max_concurrent_downloads: usize,
-}
-
-impl Default for PullOptions {
-    fn default() -> Self {
-        PullOptions {
-            platform: None,
-            max_concurrent_downloads: 4,
-        }
-    }
+    /// Layers downloaded at once; `None`: the store's setting
+    /// ([`Store::with_max_concurrent_downloads`]), else
+    /// `max-concurrent-downloads` of `ROOT/config.json`, else
+    /// [`DEFAULT_CONCURRENT_DOWNLOADS`].
+    pub max_concurrent_downloads: Option<usize>,
 }
 
 /// What happens to one layer during a pull.
@@ -52,6 +56,12 @@ pub enum LayerEvent {
     AlreadyExists,
     /// Another process is pulling this layer; waiting for it.
     Waiting,
+    /// The blob download goes on from `from` bytes an interrupted pull
+    /// kept (only the rest is transferred).
+    Resuming {
+        from: u64,
+        total: u64,
+    },
     Downloading {
         done: u64,
         total: u64,
@@ -78,27 +88,6 @@ impl PullProgress for NoProgress {}
 
 pub(crate) fn short_id(digest: &str) -> String {
     hex_of(digest).chars().take(12).collect()
-}
-
-/// Registries reached over plain HTTP: loopback ones, plus the
-/// `insecure-registries` of ROOT/config.json and RSTACK_INSECURE_REGISTRIES.
-fn is_insecure(store: &Store, r: &Reference) -> bool {
-    if r.is_loopback_registry() {
-        return true;
-    }
-    let mut list: Vec<String> = std::env::var("RSTACK_INSECURE_REGISTRIES")
-        .unwrap_or_default()
-        .split(',')
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
-    if let Ok(data) = std::fs::read(store.root().join("config.json"))
-        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&data)
-        && let Some(arr) = v.get("insecure-registries").and_then(|a| a.as_array())
-    {
-        list.extend(arr.iter().filter_map(|s| s.as_str().map(str::to_owned)));
-    }
-    list.iter().any(|s| s == r.registry())
 }
 
 /// oci-client's settings for the registry of `r` (pull and push): plain
@@ -131,15 +120,14 @@ pub(crate) fn registry_auth(registry: &str) -> Result<RegistryAuth, Error> {
     })
 }
 
-/// Plain HTTP for `registry`?
-pub fn registry_is_insecure(store: &Store, registry: &str) -> bool {
-    Reference::parse(&format!("{registry}/x")).is_ok_and(|r| is_insecure(store, &r))
-}
-
 struct Ctx<'a> {
     store: &'a Store,
     client: Client,
+    /// The image's name (what the store records).
     reference: Reference,
+    /// The same image at the location pulled from (a mirror, a remapped
+    /// location, or the name itself).
+    source: Reference,
     oref: oci_client::Reference,
     progress: &'a dyn PullProgress,
 }
@@ -147,7 +135,7 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn map_err(&self, e: OciDistributionError) -> Error {
         let reference = self.reference.familiar();
-        let registry = self.reference.registry().to_owned();
+        let registry = self.source.registry().to_owned();
         match &e {
             OciDistributionError::UnauthorizedError { .. }
             | OciDistributionError::AuthenticationFailure(_) => {
@@ -217,11 +205,28 @@ impl Ctx<'_> {
 
     /// Fetches a manifest (or index) document by tag or digest.
     async fn manifest(&self, oref: &oci_client::Reference) -> Result<(Bytes, String), Error> {
-        let (body, digest) = self
-            .client
-            .pull_manifest_raw(oref, &RegistryAuth::Anonymous, manifest::ACCEPTED)
-            .await
-            .map_err(|e| self.map_err(e))?;
+        let mut failures = 0;
+        let (body, digest) = loop {
+            match self
+                .client
+                .pull_manifest_raw(oref, &RegistryAuth::Anonymous, manifest::ACCEPTED)
+                .await
+            {
+                Ok(fetched) => break fetched,
+                // An overloaded registry (5xx, 429) gets another chance; an
+                // unreachable one does not (the next location is tried).
+                Err(OciDistributionError::ServerError {
+                    code: code @ (429 | 500..=599),
+                    ..
+                }) if failures + 1 < MANIFEST_ATTEMPTS => {
+                    failures += 1;
+                    let wait = download::backoff(failures);
+                    tracing::warn!(registry = %self.source.registry(), code, "manifest request failed; retrying in {wait:?}");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(self.map_err(e)),
+            }
+        };
         if body.len() as u64 > MAX_SMALL_BLOB {
             return Err(Error::BadManifest {
                 reference: self.reference.familiar(),
@@ -306,12 +311,31 @@ impl Ctx<'_> {
     }
 }
 
+/// A failure of the location pulled from (unreachable, refusing, not
+/// having the image, serving bad content), after which the next location
+/// may do better; local failures (disk, credentials files) end the pull.
+fn is_location_failure(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::ManifestUnknown { .. }
+            | Error::Unauthorized { .. }
+            | Error::Registry { .. }
+            | Error::DigestMismatch { .. }
+            | Error::Truncated { .. }
+            | Error::Oversized { .. }
+            | Error::Download { .. }
+            | Error::NoPlatform { .. }
+            | Error::PlatformMismatch { .. }
+            | Error::BadManifest { .. }
+            | Error::BadConfig { .. }
+    )
+}
+
 fn is_digest_error(e: &std::io::Error) -> bool {
     e.get_ref()
         .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>())
 }
 
-/// Picks the manifest of `platform` from an index.
 /// Picks the manifest of `platform` from an index.
 fn select_platform(
     reference: &Reference,
@@ -381,25 +405,28 @@ struct PulledConfig {
 }
 
 impl<'a> Ctx<'a> {
-    /// A client for the registry of `r`, authenticated for pulling.
+    /// A client for `endpoint`, authenticated for pulling `r` there.
     async fn connect(
         store: &'a Store,
         r: &Reference,
+        endpoint: &Endpoint,
         progress: &'a dyn PullProgress,
     ) -> Result<Ctx<'a>, Error> {
-        let insecure = is_insecure(store, r);
+        let source = &endpoint.reference;
+        let insecure = endpoint.insecure;
         // A registry that stops sending mid-blob fails the pull instead of hanging it.
-        let config = client_config(r, insecure, Some(Duration::from_secs(120)));
+        let config = client_config(source, insecure, Some(Duration::from_secs(120)));
         crate::tls::init();
         let ctx = Ctx {
             store,
             client: Client::new(config),
             reference: r.clone(),
-            oref: r.to_oci(),
+            source: source.clone(),
+            oref: source.to_oci(),
             progress,
         };
-        let auth = registry_auth(r.registry())?;
-        tracing::debug!(reference = %r, insecure, "pulling");
+        let auth = registry_auth(source.registry())?;
+        tracing::debug!(reference = %r, from = %source, insecure, "pulling");
         ctx.client
             .auth(&ctx.oref, &auth, RegistryOperation::Pull)
             .await
@@ -444,7 +471,7 @@ impl Ctx<'_> {
         let r = &self.reference;
         let platform = opts.platform.clone().unwrap_or_else(Platform::host);
         let entry = select_platform(r, index, &platform, opts.platform.is_some())?;
-        let child = r.with_digest(&entry.digest).to_oci();
+        let child = self.source.with_digest(&entry.digest).to_oci();
         let (body, digest) = self.manifest(&child).await?;
         match manifest::parse(&body).map_err(|e| self.bad_manifest(&digest, e))? {
             Document::Manifest(m) => Ok((body, digest, m)),
@@ -551,7 +578,9 @@ fn diff_ids(
 }
 
 impl Store {
-    /// Pulls `reference` (unless all of it is present) and returns it.
+    /// Pulls `reference` (unless all of it is present) and returns it,
+    /// from the first of its locations that serves it (see
+    /// [`crate::registries`]).
     pub async fn pull(
         &self,
         reference: &str,
@@ -559,7 +588,48 @@ impl Store {
         progress: &dyn PullProgress,
     ) -> Result<LocalImage, Error> {
         let r = Reference::parse(reference)?;
-        let ctx = Ctx::connect(self, &r, progress).await?;
+        let config = self.registry_config()?;
+        let endpoints = config.endpoints(&r, reference)?;
+        let opts = &PullOptions {
+            max_concurrent_downloads: opts
+                .max_concurrent_downloads
+                .or(self.max_concurrent_downloads())
+                .or(config.daemon.max_concurrent_downloads),
+            ..opts.clone()
+        };
+        let mut tried = Vec::new();
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            match self.pull_from(&r, endpoint, opts, progress).await {
+                Ok(image) => return Ok(image),
+                Err(e) if endpoints.len() == 1 || !is_location_failure(&e) => return Err(e),
+                Err(e) => {
+                    let e = rstack_sys::chain::chain(&e);
+                    if i + 1 < endpoints.len() {
+                        tracing::warn!(
+                            "cannot pull {} from {}: {e}; trying the next location",
+                            r.familiar(),
+                            endpoint.describe()
+                        );
+                    }
+                    tried.push(format!("\n  {}: {e}", endpoint.describe()));
+                }
+            }
+        }
+        Err(Error::AllLocationsFailed {
+            reference: r.familiar(),
+            tried: tried.concat(),
+        })
+    }
+
+    /// One pull of `r` from one location.
+    async fn pull_from(
+        &self,
+        r: &Reference,
+        endpoint: &Endpoint,
+        opts: &PullOptions,
+        progress: &dyn PullProgress,
+    ) -> Result<LocalImage, Error> {
+        let ctx = Ctx::connect(self, r, endpoint, progress).await?;
         let resolved = ctx.resolve(opts).await?;
         let layers: Vec<(String, u64)> = resolved
             .manifest
@@ -567,7 +637,7 @@ impl Store {
             .iter()
             .map(|l| (short_id(&l.digest), l.size))
             .collect();
-        progress.resolved(&r, &resolved.top_digest, &layers);
+        progress.resolved(r, &resolved.top_digest, &layers);
         let config = ctx.config(&resolved.manifest, opts).await?;
 
         let lock_store = self.clone();
@@ -578,10 +648,11 @@ impl Store {
         ctx.layers(
             &resolved.manifest,
             &config.diff_ids,
-            opts.max_concurrent_downloads,
+            opts.max_concurrent_downloads
+                .unwrap_or(DEFAULT_CONCURRENT_DOWNLOADS),
         )
         .await?;
-        self.record_pulled(r, resolved, config)
+        self.record_pulled(r.clone(), resolved, config)
     }
 
     /// Stores the config and manifest of a pulled image and records it in

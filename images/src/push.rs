@@ -64,7 +64,7 @@ impl<'a> Pusher<'a> {
         r: &Reference,
         progress: &'a dyn PushProgress,
     ) -> Result<Pusher<'a>, Error> {
-        let insecure = crate::pull::registry_is_insecure(store, r.registry());
+        let insecure = store.registry_config()?.is_insecure(r.registry());
         crate::tls::init();
         let pusher = Pusher {
             store,

@@ -259,17 +259,29 @@ pub(crate) fn registry_host(registry: &str) -> &str {
     registry.split(':').next().unwrap_or(registry)
 }
 
+/// Whether `input` names no registry (`busybox`, `user/app:1`): a short
+/// name, which Docker's rule puts on Docker Hub.
+pub fn is_short_name(input: &str) -> bool {
+    let name = input.split('@').next().unwrap_or(input);
+    match name.split_once('/') {
+        Some((first, _)) => !is_registry_component(first),
+        None => true,
+    }
+}
+
+/// The first component of a name is a registry when it has a `.` or a
+/// `:`, is `localhost`, or has upper-case letters.
+fn is_registry_component(first: &str) -> bool {
+    first.contains('.')
+        || first.contains(':')
+        || first == "localhost"
+        || first.chars().any(|c| c.is_ascii_uppercase())
+}
+
 /// Docker's `splitDockerDomain`.
 fn split_registry(name: &str) -> (String, String) {
     match name.split_once('/') {
-        Some((first, rest))
-            if first.contains('.')
-                || first.contains(':')
-                || first == "localhost"
-                || first.chars().any(|c| c.is_ascii_uppercase()) =>
-        {
-            (first.to_owned(), rest.to_owned())
-        }
+        Some((first, rest)) if is_registry_component(first) => (first.to_owned(), rest.to_owned()),
         _ => (DOCKER_HUB.to_owned(), name.to_owned()),
     }
 }
@@ -508,6 +520,16 @@ mod tests {
         ));
         let msg = Reference::parse("Redis").unwrap_err().to_string();
         assert!(msg.contains("lowercase") && msg.contains("Redis"), "{msg}");
+    }
+
+    #[test]
+    fn short_names() {
+        assert!(is_short_name("busybox"));
+        assert!(is_short_name("busybox:1.35"));
+        assert!(is_short_name("org/name@sha256:00"));
+        assert!(!is_short_name("docker.io/busybox"));
+        assert!(!is_short_name("localhost/app"));
+        assert!(!is_short_name("127.0.0.1:5000/app"));
     }
 
     #[test]

@@ -14,6 +14,9 @@
 //! images/index.json         image id -> tags, repo digests, manifest, layers
 //! images/*.lock, locks/     flock files (see below)
 //! images/tmp/               staging; entries of dead processes are removed
+//! images/tmp/partial-<hex>  a layer blob as far as an interrupted pull got
+//!                           it; the next pull resumes it (`pull/partial.rs`),
+//!                           `image prune` removes it
 //! ```
 //!
 //! Crash safety: a layer is unpacked and verified in `images/tmp/`, then
@@ -48,6 +51,11 @@ const SHORT_LEN: usize = 16;
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// registries.conf to read instead of the system's (see
+    /// [`crate::registries`]).
+    registries_conf: Option<PathBuf>,
+    /// Layers a pull downloads at once, over `ROOT/config.json`'s.
+    max_concurrent_downloads: Option<usize>,
 }
 
 /// An image present in the store.
@@ -133,7 +141,11 @@ pub(crate) fn hex_of(digest: &str) -> &str {
 impl Store {
     /// Opens (creating as needed) the store under `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, Error> {
-        let store = Store { root: root.into() };
+        let store = Store {
+            root: root.into(),
+            registries_conf: None,
+            max_concurrent_downloads: None,
+        };
         for dir in [
             store.blob_dir(),
             store.layers_dir(),
@@ -151,6 +163,30 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Reads `path` as registries.conf instead of
+    /// `/etc/containers/registries.conf` (`--registries-conf`).
+    pub fn with_registries_conf(mut self, path: Option<PathBuf>) -> Store {
+        self.registries_conf = path;
+        self
+    }
+
+    /// Layers one pull downloads at once (`--max-concurrent-downloads`),
+    /// over `max-concurrent-downloads` of `ROOT/config.json`.
+    pub fn with_max_concurrent_downloads(mut self, n: Option<usize>) -> Store {
+        self.max_concurrent_downloads = n;
+        self
+    }
+
+    pub(crate) fn max_concurrent_downloads(&self) -> Option<usize> {
+        self.max_concurrent_downloads
+    }
+
+    /// The registry configuration pulls, pushes and logins use:
+    /// `ROOT/config.json` and registries.conf.
+    pub fn registry_config(&self) -> Result<crate::RegistryConfig, crate::registries::Error> {
+        crate::RegistryConfig::load(&self.root, self.registries_conf.as_deref())
     }
 
     pub(crate) fn blob_dir(&self) -> PathBuf {
@@ -510,7 +546,28 @@ impl Store {
             Ok(())
         })?;
         self.collect_garbage(&mut removed)?;
+        self.remove_partial_blobs(&mut removed);
         Ok(removed)
+    }
+
+    /// Deletes the partial blobs of interrupted pulls. Caller holds the
+    /// exclusive store lock (no pull is writing one).
+    fn remove_partial_blobs(&self, removed: &mut Removed) {
+        let Ok(entries) = std::fs::read_dir(self.tmp_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name
+                .to_string_lossy()
+                .starts_with(crate::pull::PARTIAL_PREFIX)
+            {
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                if std::fs::remove_file(entry.path()).is_ok() {
+                    removed.reclaimed_bytes += size;
+                }
+            }
+        }
     }
 
     /// Deletes layers, blobs, links and staging dirs no image references.
@@ -591,13 +648,17 @@ impl Store {
         Ok(())
     }
 
-    /// Removes staging entries left by processes that no longer run.
+    /// Removes staging entries left by processes that no longer run
+    /// (partial blobs stay: a later pull resumes them).
     pub(crate) fn clean_tmp(&self) {
         let Ok(entries) = std::fs::read_dir(self.tmp_dir()) else {
             return;
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(crate::pull::PARTIAL_PREFIX) {
+                continue;
+            }
             let pid = name.split('-').nth(1).and_then(|p| p.parse::<i32>().ok());
             let alive = pid.is_some_and(|pid| {
                 pid == std::process::id() as i32

@@ -110,6 +110,7 @@ impl Store {
             &spec,
             BufReader::with_capacity(1 << 20, file),
             &|_| {},
+            layer::BlobSink::Copy,
         )?;
         staged._lock = Some(lock);
         layer::commit(self, vec![staged])

@@ -16,6 +16,7 @@ mod inspect;
 mod kube;
 mod network;
 mod personality;
+mod registries;
 mod runtime;
 mod sandbox;
 mod security;
@@ -40,6 +41,7 @@ fn main() {
     trials.extend(kube::tests());
     trials.extend(network::tests());
     trials.extend(personality::tests());
+    trials.extend(registries::tests());
     trials.extend(runtime::tests());
     trials.extend(security::tests());
     trials.extend(single::tests());

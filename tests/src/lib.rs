@@ -8,8 +8,10 @@
 //!   when it runs; a missing one makes the trial *ignored* with the reason
 //!   printed, never passed.
 //! - [`Registry`]: the distro's `docker-registry` (distribution v2) on a free
-//!   loopback port with its storage in a temp dir, optionally with basic auth;
-//!   stopped on drop. [`Registry::shared`] is one plain registry per test run.
+//!   loopback port with its storage in a temp dir, optionally with basic auth,
+//!   token auth ([`tokenauth`]) or as a pull-through cache of another one
+//!   ([`Registry::start_mirror_of`]); stopped on drop. [`Registry::shared`]
+//!   is one plain registry per test run.
 //! - [`fixtures`]: images built here from distro files (busybox-static), as
 //!   tar layers written in Rust, stored as an OCI layout and pushed with
 //!   `skopeo` — never with rstack. [`Fixtures::shared`] builds and pushes them
@@ -21,6 +23,10 @@
 //! - [`mountns`]: run code in a private mount namespace, e.g. to look at an
 //!   overlayfs view of unpacked layers without touching the host.
 //! - [`evil`]: a tiny malicious registry (wrong digests, truncated blobs).
+//! - [`tokenauth`]: a token server (RS256 JWTs) for a registry with
+//!   distribution's token auth.
+//! - [`tcpproxy`]: a forwarder that counts and cuts what a registry
+//!   serves, or carries it into a test's network namespace.
 //!
 //! A typical test:
 //!
@@ -47,6 +53,8 @@ mod process;
 pub mod registry;
 pub mod rstack;
 mod skip;
+pub mod tcpproxy;
+pub mod tokenauth;
 pub mod watchdog;
 
 pub use fixtures::{Fixture, Fixtures};

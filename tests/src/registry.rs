@@ -84,19 +84,63 @@ pub struct Registry {
     credentials: Option<Credentials>,
 }
 
+/// What kind of registry to start.
+#[derive(Debug, Default)]
+struct Mode {
+    credentials: Option<Credentials>,
+    /// `proxy.remoteurl`: a pull-through cache of that registry.
+    remote_url: Option<String>,
+    /// Token auth: the token server's realm and certificate.
+    token: Option<(String, PathBuf)>,
+}
+
 impl Registry {
     /// Starts a registry without authentication.
     pub fn start() -> Result<Registry, Error> {
-        Registry::start_inner(None)
+        Registry::start_inner(Mode::default())
+    }
+
+    /// Starts a registry with token auth (`auth.token`) trusting the tokens
+    /// of `server`, whose user has `username`/`password` (used here for
+    /// pushes).
+    pub fn start_with_token(
+        server: &crate::tokenauth::TokenServer,
+        username: &str,
+        password: &str,
+    ) -> Result<Registry, Error> {
+        Registry::start_inner(Mode {
+            credentials: Some(Credentials {
+                username: username.to_owned(),
+                password: password.to_owned(),
+            }),
+            remote_url: None,
+            token: Some((server.realm(), server.cert())),
+        })
+    }
+
+    /// Starts a pull-through cache of `upstream` (distribution's
+    /// `proxy.remoteurl`): what a company puts in front of Docker Hub. It
+    /// fetches what it is asked for from `upstream` and keeps a copy in
+    /// its own storage; it takes no pushes.
+    pub fn start_mirror_of(upstream: &Registry) -> Result<Registry, Error> {
+        Registry::start_inner(Mode {
+            credentials: None,
+            remote_url: Some(format!("http://{}", upstream.addr)),
+            token: None,
+        })
     }
 
     /// Starts a registry that requires HTTP basic auth (htpasswd, bcrypt)
     /// for every request; anonymous requests get `401`.
     pub fn start_with_auth(username: &str, password: &str) -> Result<Registry, Error> {
-        Registry::start_inner(Some(Credentials {
-            username: username.to_owned(),
-            password: password.to_owned(),
-        }))
+        Registry::start_inner(Mode {
+            credentials: Some(Credentials {
+                username: username.to_owned(),
+                password: password.to_owned(),
+            }),
+            remote_url: None,
+            token: None,
+        })
     }
 
     /// The plain registry shared by every test of this run (the fixtures
@@ -109,12 +153,18 @@ impl Registry {
         }
     }
 
-    fn start_inner(credentials: Option<Credentials>) -> Result<Registry, Error> {
+    fn start_inner(mode: Mode) -> Result<Registry, Error> {
+        let Mode {
+            credentials,
+            remote_url,
+            token,
+        } = mode;
         let dir = tempfile::Builder::new()
             .prefix("rstack-e2e-registry-")
             .tempdir()
             .map_err(Error::TempDir)?;
         let htpasswd = match &credentials {
+            Some(_) if token.is_some() => None,
             Some(c) => {
                 let out = run(Command::new("htpasswd").args(["-Bbn", &c.username, &c.password]))?;
                 let path = dir.path().join("htpasswd");
@@ -135,7 +185,14 @@ impl Registry {
             let config = dir.path().join("config.yml");
             write(
                 &config,
-                registry_config(dir.path(), addr, htpasswd.as_deref()).as_bytes(),
+                registry_config(
+                    dir.path(),
+                    addr,
+                    htpasswd.as_deref(),
+                    remote_url.as_deref(),
+                    token.as_ref(),
+                )
+                .as_bytes(),
             )?;
             let log_path = dir.path().join("registry.log");
             let log = std::fs::File::create(&log_path).map_err(|source| Error::Write {
@@ -279,7 +336,13 @@ pub(crate) fn stop_shared() {
     }
 }
 
-fn registry_config(dir: &Path, addr: SocketAddr, htpasswd: Option<&Path>) -> String {
+fn registry_config(
+    dir: &Path,
+    addr: SocketAddr,
+    htpasswd: Option<&Path>,
+    remote_url: Option<&str>,
+    token: Option<&(String, PathBuf)>,
+) -> String {
     let mut config = format!(
         "version: 0.1\n\
          log:\n  level: error\n  accesslog:\n    disabled: true\n\
@@ -292,6 +355,17 @@ fn registry_config(dir: &Path, addr: SocketAddr, htpasswd: Option<&Path>) -> Str
             "auth:\n  htpasswd:\n    realm: rstack-e2e\n    path: {}\n",
             path.display()
         ));
+    }
+    if let Some((realm, cert)) = token {
+        config.push_str(&format!(
+            "auth:\n  token:\n    realm: {realm}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+            crate::tokenauth::SERVICE,
+            crate::tokenauth::ISSUER,
+            cert.display()
+        ));
+    }
+    if let Some(url) = remote_url {
+        config.push_str(&format!("proxy:\n  remoteurl: {url}\n"));
     }
     config
 }

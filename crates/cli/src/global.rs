@@ -30,8 +30,37 @@ pub struct GlobalOpts {
         global = true
     )]
     pub log_level: String,
+    /// containers-registries.conf(5) file with mirrors, remaps and blocks
+    /// (its drop-ins: FILE.d/*.conf) [default: /etc/containers/registries.conf]
+    #[arg(
+        long = "registries-conf",
+        env = "RSTACK_REGISTRIES_CONF",
+        value_name = "FILE",
+        global = true
+    )]
+    pub registries_conf: Option<PathBuf>,
+    /// Layers one image pull downloads at once (default: max-concurrent-downloads
+    /// of ROOT/config.json, else 3)
+    #[arg(
+        long = "max-concurrent-downloads",
+        env = "RSTACK_MAX_CONCURRENT_DOWNLOADS",
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..),
+        global = true
+    )]
+    pub max_concurrent_downloads: Option<u16>,
     #[command(flatten)]
     pub compose: ComposeOpts,
+}
+
+impl GlobalOpts {
+    /// The image store under `--root`, with `--registries-conf` and
+    /// `--max-concurrent-downloads`.
+    pub fn store(&self) -> Result<rstack_images::Store, rstack_images::Error> {
+        Ok(rstack_images::Store::open(&self.root)?
+            .with_registries_conf(self.registries_conf.clone())
+            .with_max_concurrent_downloads(self.max_concurrent_downloads.map(usize::from)))
+    }
 }
 
 /// The project options of `docker compose`. They stand before the

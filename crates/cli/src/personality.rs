@@ -41,6 +41,7 @@ const SAME: &[&str] = &[
     "login",
     "logout",
     "rmi",
+    "search",
     "help",
 ];
 
@@ -55,7 +56,7 @@ const CONTAINER: &[&str] = &[
 
 /// Docker's commands on single containers, not in rstack yet.
 const SINGLE: &[&str] = &[
-    "attach", "commit", "export", "diff", "events", "import", "search",
+    "attach", "commit", "export", "diff", "events", "import",
 ];
 
 /// rstack's arguments (program name first) for `args` given to `docker`.

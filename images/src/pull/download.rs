@@ -2,31 +2,72 @@
 //!
 //! The layer lock (`Store::layer_lock_path`) makes a second puller of the
 //! same layer wait for the first and then find it present. The blob is
-//! streamed from the registry into a bounded channel that the blocking
-//! [`layer::import`] reads (hash + decompress + untar into a staging dir),
-//! so download and unpacking overlap; the import verifies the blob digest
-//! and the diff id, then [`layer::commit`] renames the staged layer into
-//! place. Network failures are retried from scratch, bad content is not.
+//! written to its partial file in the store's tmp area as it arrives
+//! ([`partial`](super::partial)), and the blocking [`layer::import`] reads
+//! that file from its first byte as it grows (hash + decompress + untar
+//! into a staging dir), so download and unpacking overlap; the import
+//! verifies the blob digest and the diff id, then [`layer::commit`]
+//! renames the staged layer into place.
+//!
+//! A failed download (connection reset or cut, timeout, 5xx) is retried
+//! with exponential backoff, asking only for the missing bytes (HTTP
+//! `Range`); so does the next pull after a killed one, or after one that
+//! gave up (the partial blob stays until `image prune`). The attempts are
+//! counted from the last one that got the blob further, so a flaky link
+//! that keeps delivering gets there. Bad content is not retried, except once
+//! from scratch when the blob was resumed (the earlier bytes may be what
+//! was wrong).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::StreamExt;
-use oci_client::client::SizedStream;
+use oci_client::client::{BlobResponse, SizedStream};
 use oci_client::errors::OciDistributionError;
-use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
 
+use super::partial::{Follower, Partial};
 use super::{Ctx, LayerEvent, is_digest_error, short_id};
 use crate::error::Error;
-use crate::layer::{self, LayerSpec};
+use crate::layer::{self, BlobSink, LayerSpec};
 use crate::manifest;
 use crate::store::Store;
 
-/// Tries per layer download.
-const DOWNLOAD_ATTEMPTS: u64 = 3;
+/// Download attempts of one layer in a row that got the blob no further
+/// (waits of 1 + 2 + 4 s between them).
+const MAX_FAILURES: u32 = 4;
+/// Download attempts of one layer in all.
+const MAX_ATTEMPTS: u32 = 50;
+/// The first wait before a retry; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(16);
+
+/// The wait before retry number `failures` (1-based) of a run of attempts
+/// without progress.
+pub(super) fn backoff(failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(8);
+    (FIRST_BACKOFF * factor).min(MAX_BACKOFF)
+}
+
+/// How one download attempt of a layer went.
+struct Attempt {
+    result: Result<layer::Staged, Error>,
+    /// Bytes that were already there (the attempt resumed from there).
+    resumed: u64,
+    /// Bytes this attempt received.
+    received: u64,
+}
+
+impl Attempt {
+    fn failed(e: Error) -> Attempt {
+        Attempt {
+            result: Err(e),
+            resumed: 0,
+            received: 0,
+        }
+    }
+}
 
 impl Ctx<'_> {
     /// Makes one layer present in the store.
@@ -79,93 +120,189 @@ impl Ctx<'_> {
         Ok(true)
     }
 
-    /// [`Ctx::fetch`], again after a network failure (from scratch: the
-    /// import verifies whole blobs); bad content is not retried.
+    /// [`Ctx::fetch`] until it succeeds, fails for good, or has failed
+    /// too often (see the module docs).
     async fn fetch_with_retries(
         &self,
         desc: &manifest::Descriptor,
         diff_id: &str,
         id: &str,
     ) -> Result<layer::Staged, Error> {
-        let mut attempt = 1;
+        let (mut attempts, mut failures, mut restarted) = (0, 0, false);
+        // The furthest the partial blob got: an attempt that gets further
+        // is progress, one that starts over and stops as early is not.
+        let mut furthest = 0;
         loop {
-            match self.fetch(desc, diff_id, id).await {
-                Err(e) if attempt < DOWNLOAD_ATTEMPTS && is_transient(&e) => {
-                    tracing::warn!(layer = %id, attempt, error = %e, "layer download failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
+            attempts += 1;
+            let attempt = self.fetch(desc, diff_id, id).await;
+            let e = match attempt.result {
+                Ok(staged) => return Ok(staged),
+                Err(e) => e,
+            };
+            if attempt.resumed > 0 && is_content_error(&e) && !restarted {
+                tracing::warn!(layer = %id, error = %e, "resumed layer blob failed verification; downloading it again");
+                restarted = true;
+                continue;
             }
+            let reached = attempt.resumed + attempt.received;
+            failures = if reached > furthest { 1 } else { failures + 1 };
+            furthest = furthest.max(reached);
+            if !is_transient(&e) || failures > MAX_FAILURES || attempts >= MAX_ATTEMPTS {
+                return Err(e);
+            }
+            let wait = backoff(failures);
+            tracing::warn!(
+                layer = %id,
+                attempt = attempts,
+                have = attempt.resumed + attempt.received,
+                total = desc.size,
+                "layer download failed: {}; resuming in {wait:?}",
+                rstack_sys::chain::chain(&e)
+            );
+            tokio::time::sleep(wait).await;
         }
     }
 
-    /// Downloads and imports one layer blob into a staging dir.
-    async fn fetch(
-        &self,
-        desc: &manifest::Descriptor,
-        diff_id: &str,
-        id: &str,
-    ) -> Result<layer::Staged, Error> {
-        let stream = self.blob_stream(desc).await?;
+    /// One download attempt: from where the partial blob ends, into it,
+    /// with the import following it.
+    async fn fetch(&self, desc: &manifest::Descriptor, diff_id: &str, id: &str) -> Attempt {
+        let mut partial = match Partial::open(self.store, &desc.digest, desc.size) {
+            Ok(p) => p,
+            Err(e) => return Attempt::failed(e),
+        };
         let total = desc.size;
-        self.progress
-            .layer(id, LayerEvent::Downloading { done: 0, total });
-        let import = Import::spawn(self.store, desc, diff_id);
-        let downloaded = self.forward(stream, import.tx, desc, id).await;
-        let result = self
+        let have = partial.len();
+        // A complete partial blob (the pull died while unpacking) needs
+        // no request; a missing rest is asked for with `Range`.
+        let stream = if have == total {
+            None
+        } else {
+            match self.blob_stream_from(desc, have).await {
+                Ok(s) => Some(s),
+                Err(e) => return Attempt::failed(e),
+            }
+        };
+        let resumed = match &stream {
+            Some((_, 0)) if have > 0 => match partial.restart() {
+                Ok(()) => 0,
+                Err(e) => return Attempt::failed(e),
+            },
+            Some((_, from)) => *from,
+            None => have,
+        };
+        if resumed > 0 {
+            self.progress.layer(
+                id,
+                LayerEvent::Resuming {
+                    from: resumed,
+                    total,
+                },
+            );
+        }
+        self.progress.layer(
+            id,
+            LayerEvent::Downloading {
+                done: resumed,
+                total,
+            },
+        );
+        let import = match partial.follower() {
+            Ok(f) => Import::spawn(self.store, desc, diff_id, f, partial.path().to_owned()),
+            Err(e) => return Attempt::failed(e),
+        };
+        let downloaded = match stream {
+            Some((stream, _)) => self.forward(stream, &mut partial, desc, id).await,
+            None => Downloaded::default(),
+        };
+        partial.finish();
+        let result = match self
             .wait_import(import.task, &import.consumed, id, total)
             .await
-            .map_err(Error::Join)?;
-        downloaded.check(desc)?;
+        {
+            Ok(r) => r,
+            Err(e) => Err(Error::Join(e)),
+        };
+        let received = downloaded.bytes;
         // The import checked both digests (blob and diff id).
-        result
+        let result = downloaded.check(desc, resumed).and(result);
+        if result.as_ref().is_err_and(is_content_error) {
+            partial.remove();
+        }
+        Attempt {
+            result,
+            resumed,
+            received,
+        }
     }
 
-    /// Sends the blob's chunks to the import, reporting progress; the
-    /// channel is closed on return.
+    /// The blob from byte `offset` on, and the offset the registry really
+    /// answered from (0 when it sent the whole blob).
+    async fn blob_stream_from(
+        &self,
+        desc: &manifest::Descriptor,
+        offset: u64,
+    ) -> Result<(SizedStream, u64), Error> {
+        if offset == 0 {
+            return Ok((self.blob_stream(desc).await?, 0));
+        }
+        let oci_desc = oci_client::manifest::OciDescriptor {
+            digest: desc.digest.clone(),
+            size: desc.size as i64,
+            media_type: desc.media_type.clone(),
+            ..Default::default()
+        };
+        match self
+            .client
+            .pull_blob_stream_partial(&self.oref, &oci_desc, offset, None)
+            .await
+            .map_err(|e| self.map_err(e))?
+        {
+            BlobResponse::Full(stream) => Ok((stream, 0)),
+            BlobResponse::Partial(stream) => Ok((stream, offset)),
+        }
+    }
+
+    /// Appends the blob's chunks to the partial file, reporting progress.
     async fn forward(
         &self,
         mut stream: SizedStream,
-        tx: mpsc::Sender<Bytes>,
+        partial: &mut Partial,
         desc: &manifest::Descriptor,
         id: &str,
     ) -> Downloaded {
         let total = desc.size;
-        let mut downloaded = Downloaded {
-            bytes: 0,
-            error: None,
-        };
-        let mut receiver_alive = true;
+        let mut downloaded = Downloaded::default();
         while let Some(chunk) = stream.next().await {
             match chunk {
                 Ok(bytes) => {
-                    downloaded.bytes += bytes.len() as u64;
-                    if downloaded.bytes > total {
+                    if partial.len() + bytes.len() as u64 > total {
                         downloaded.error = Some(Error::Oversized {
                             digest: desc.digest.clone(),
                             expected: total,
                         });
                         break;
                     }
+                    if let Err(source) = partial.append(&bytes) {
+                        downloaded.error = Some(Error::Write {
+                            path: partial.path().to_owned(),
+                            source,
+                        });
+                        break;
+                    }
+                    downloaded.bytes += bytes.len() as u64;
                     self.progress.layer(
                         id,
                         LayerEvent::Downloading {
-                            done: downloaded.bytes,
+                            done: partial.len(),
                             total,
                         },
                     );
-                    // The import reads the whole blob even when unpacking
-                    // failed, so its digest check still tells a bad blob.
-                    if receiver_alive && tx.send(bytes).await.is_err() {
-                        receiver_alive = false;
-                    }
                 }
                 // The end-of-stream digest check of oci-client: the import's
                 // own check says more (truncated or mismatch).
                 Err(source) if is_digest_error(&source) => break,
                 Err(source) => {
-                    if downloaded.error.is_none() && downloaded.bytes < total {
+                    if partial.len() < total {
                         downloaded.error = Some(Error::Download {
                             digest: desc.digest.clone(),
                             source,
@@ -198,17 +335,21 @@ impl Ctx<'_> {
     }
 }
 
-/// The blocking import of one layer, fed through a channel.
+/// The blocking import of one layer, reading its growing partial blob.
 struct Import {
-    tx: mpsc::Sender<Bytes>,
     /// Compressed bytes the import has read so far.
     consumed: Arc<AtomicU64>,
     task: JoinHandle<Result<layer::Staged, Error>>,
 }
 
 impl Import {
-    fn spawn(store: &Store, desc: &manifest::Descriptor, diff_id: &str) -> Import {
-        let (tx, rx) = mpsc::channel::<Bytes>(64);
+    fn spawn(
+        store: &Store,
+        desc: &manifest::Descriptor,
+        diff_id: &str,
+        reader: Follower,
+        blob: std::path::PathBuf,
+    ) -> Import {
         let consumed = Arc::new(AtomicU64::new(0));
         let spec = LayerSpec {
             blob_digest: desc.digest.clone(),
@@ -219,20 +360,23 @@ impl Import {
         let task_store = store.clone();
         let task_consumed = consumed.clone();
         let task = tokio::task::spawn_blocking(move || {
-            let reader = ChannelReader {
-                rx,
-                cur: Bytes::new(),
-            };
-            layer::import(&task_store, &spec, reader, &move |n| {
-                task_consumed.store(n, Ordering::Relaxed)
-            })
+            let progress = move |n| task_consumed.store(n, Ordering::Relaxed);
+            layer::import(
+                &task_store,
+                &spec,
+                std::io::BufReader::with_capacity(1 << 20, reader),
+                &progress,
+                BlobSink::Kept(&blob),
+            )
         });
-        Import { tx, consumed, task }
+        Import { consumed, task }
     }
 }
 
-/// How a blob's download ended.
+/// How the download part of an attempt ended.
+#[derive(Default)]
 struct Downloaded {
+    /// Bytes received in this attempt.
     bytes: u64,
     /// A download failure, or the blob being larger than its descriptor.
     error: Option<Error>,
@@ -240,22 +384,24 @@ struct Downloaded {
 
 impl Downloaded {
     /// A short blob is truncated (or failed); a long one is oversized.
-    fn check(self, desc: &manifest::Descriptor) -> Result<(), Error> {
-        if self.bytes < desc.size {
+    fn check(self, desc: &manifest::Descriptor, resumed: u64) -> Result<(), Error> {
+        let have = resumed + self.bytes;
+        if let Some(e @ (Error::Oversized { .. } | Error::Write { .. })) = self.error {
+            return Err(e);
+        }
+        if have < desc.size {
             return Err(self.error.unwrap_or(Error::Truncated {
                 digest: desc.digest.clone(),
                 expected: desc.size,
-                got: self.bytes,
+                got: have,
             }));
-        }
-        if let Some(e @ Error::Oversized { .. }) = self.error {
-            return Err(e);
         }
         Ok(())
     }
 }
 
-/// A failure the network may not repeat (connection reset, timeout, 5xx).
+/// A failure the network may not repeat (connection reset or cut,
+/// timeout, 5xx, 429).
 fn is_transient(e: &Error) -> bool {
     match e {
         Error::Download { .. } => true,
@@ -264,7 +410,7 @@ fn is_transient(e: &Error) -> bool {
             OciDistributionError::RequestError(_)
                 | OciDistributionError::IoError(_)
                 | OciDistributionError::ServerError {
-                    code: 500..=599,
+                    code: 429 | 500..=599,
                     ..
                 }
         ),
@@ -272,22 +418,51 @@ fn is_transient(e: &Error) -> bool {
     }
 }
 
-/// Feeds the blocking import from the download's channel.
-struct ChannelReader {
-    rx: mpsc::Receiver<Bytes>,
-    cur: Bytes,
+/// The blob's bytes are wrong: its partial file is of no use.
+fn is_content_error(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::DigestMismatch { .. } | Error::Oversized { .. } | Error::Unpack { .. }
+    )
 }
 
-impl std::io::Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(b) => self.cur = b,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur.split_to(n));
-        Ok(n)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap() {
+        let waits: Vec<u64> = (1..=7).map(|f| backoff(f).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 16, 16]);
+    }
+
+    #[test]
+    fn short_downloads_are_retried_bad_content_is_not() {
+        let desc = manifest::Descriptor {
+            media_type: manifest::OCI_MANIFEST.into(),
+            digest: "sha256:ab".into(),
+            size: 10,
+            platform: None,
+            annotations: None,
+        };
+        let short = Downloaded {
+            bytes: 4,
+            error: None,
+        };
+        let e = short.check(&desc, 3).unwrap_err();
+        assert!(matches!(e, Error::Truncated { got: 7, .. }), "{e}");
+        // A response that ends cleanly but short is the registry's bug.
+        assert!(!is_transient(&e) && !is_content_error(&e));
+        let full = Downloaded {
+            bytes: 6,
+            error: None,
+        };
+        assert!(full.check(&desc, 4).is_ok());
+        let mismatch = Error::DigestMismatch {
+            what: "x".into(),
+            expected: "a".into(),
+            actual: "b".into(),
+        };
+        assert!(!is_transient(&mismatch) && is_content_error(&mismatch));
     }
 }

@@ -78,7 +78,25 @@ pub(super) fn evil_pull(attack: Attack) {
         }
     }
     let served = rstack_e2e::digest_of(&evil.image.served_layer);
-    let found = leaks::files_matching_digests(&rstack.root(), &[&evil.image.layer_digest, &served]);
+    let digests = [evil.image.layer_digest.as_str(), served.as_str()];
+    let mut found = leaks::files_matching_digests(&rstack.root(), &digests);
+    if matches!(attack, Attack::TruncatedLayer | Attack::ShortLayer) {
+        // What arrived of a cut-off blob is kept, unused, for the next pull
+        // to resume (a prefix of the honest blob); `image prune` removes it.
+        let partial = rstack.root().join(format!(
+            "images/tmp/partial-{}",
+            evil.image.layer_digest.trim_start_matches("sha256:")
+        ));
+        assert_eq!(
+            found,
+            std::slice::from_ref(&partial),
+            "only the partial blob is kept\n{out}"
+        );
+        let kept = std::fs::read(&partial).unwrap();
+        assert!(evil.image.layer.starts_with(&kept), "a prefix of the blob");
+        rstack.ok(&["image", "prune", "-f"]);
+        found = leaks::files_matching_digests(&rstack.root(), &digests);
+    }
     assert!(
         found.is_empty(),
         "the rejected blob is in the store: {found:?}\n{out}"

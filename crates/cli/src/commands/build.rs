@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use rstack_builder::{BuildOptions, BuildProgress, RunNetwork, StepInfo};
-use rstack_images::Store;
 use rstack_stack::build::{RuntimeExecutor, service_builds};
 
 use crate::commands::stack_common;
@@ -195,7 +194,7 @@ fn build_one(
     opts: &BuildOptions,
     printer: &Printer,
 ) -> anyhow::Result<rstack_builder::BuildOutput> {
-    let store = Store::open(&global.root)?;
+    let store = global.store()?;
     let executor = RuntimeExecutor::new(&global.run_root, &global.root);
     let started = Instant::now();
     let out = match rstack_builder::build(&store, opts, &executor, printer) {
@@ -245,7 +244,7 @@ pub fn build_for_up(
             .map(|b| b.service)
             .collect()
     } else {
-        let store = Store::open(&global.root)?;
+        let store = global.store()?;
         rstack_stack::build::missing(project, &store)?
     };
     if services.is_empty() {

@@ -95,6 +95,8 @@ fn merged(global: &GlobalOpts, after: ComposeOpts) -> GlobalOpts {
         root: global.root.clone(),
         run_root: global.run_root.clone(),
         log_level: global.log_level.clone(),
+        registries_conf: global.registries_conf.clone(),
+        max_concurrent_downloads: global.max_concurrent_downloads,
         compose: ComposeOpts {
             files: pick_vec(after.files, &before.files),
             project_name: after.project_name.or_else(|| before.project_name.clone()),

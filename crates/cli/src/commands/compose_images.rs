@@ -78,7 +78,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         .into_iter()
         .filter(|r| args.services.is_empty() || args.services.contains(&r.service))
         .collect();
-    let store = Store::open(&global.root)?;
+    let store = global.store()?;
     let rows = rows(&store, &recs)?;
     if args.quiet {
         stack_common::print_unique(rows.iter().map(|r| r.id.as_str()));

@@ -5,7 +5,6 @@
 //! failure there is only a warning (it can still be built).
 
 use rstack_compose::Project;
-use rstack_images::Store;
 
 use super::service_pull::{self, Wanted};
 use super::stack_common;
@@ -76,7 +75,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     } else {
         args.services.clone()
     };
-    let store = Store::open(&global.root)?;
+    let store = global.store()?;
     let mut wanted: Vec<Wanted> = Vec::new();
     let mut buildable = Vec::new();
     for name in &selected {

@@ -142,7 +142,7 @@ fn remove_images(
     which: Rmi,
     failures: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    let store = rstack_images::Store::open(&global.root)?;
+    let store = global.store()?;
     let layout = rstack_stack::state::Layout::new(&global.run_root, &global.root);
     let mut names: Vec<String> = project
         .services

@@ -5,7 +5,6 @@
 //! COMMENT; `-q`, `--no-trunc`, `-H=false`, `--format json|TEMPLATE`.
 
 use anyhow::Context;
-use rstack_images::Store;
 use serde_json::json;
 
 use super::images::{created, human_size, print_columns, render, since};
@@ -39,7 +38,7 @@ struct Row {
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    let store = Store::open(&global.root)?;
+    let store = global.store()?;
     let image = store
         .lookup(&args.image)?
         .ok_or_else(|| anyhow::anyhow!("No such image: {}", args.image))?;

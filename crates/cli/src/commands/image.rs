@@ -113,14 +113,14 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         ImageCommand::Load(a) => load(global, a),
         ImageCommand::History(a) => history::run(global, a),
         ImageCommand::Tag(a) => {
-            Store::open(&global.root)?.tag(&a.source, &a.target)?;
+            global.store()?.tag(&a.source, &a.target)?;
             Ok(0)
         }
     }
 }
 
 fn inspect(global: &GlobalOpts, args: InspectArgs) -> anyhow::Result<u8> {
-    let store = Store::open(&global.root)?;
+    let store = global.store()?;
     let mut out = Vec::new();
     let mut status = 0;
     for name in &args.images {
@@ -218,7 +218,7 @@ fn prune(global: &GlobalOpts, args: PruneArgs) -> anyhow::Result<u8> {
             return Ok(0);
         }
     }
-    let store = Store::open(&global.root)?;
+    let store = global.store()?;
     let removed = store.prune(args.all)?;
     print_deleted_images(&removed);
     println!(
@@ -229,7 +229,7 @@ fn prune(global: &GlobalOpts, args: PruneArgs) -> anyhow::Result<u8> {
 }
 
 fn save(global: &GlobalOpts, args: SaveArgs) -> anyhow::Result<u8> {
-    let store = Store::open(&global.root)?;
+    let store = global.store()?;
     match &args.output {
         Some(path) => store.save(&args.images, path)?,
         None => {
@@ -245,7 +245,7 @@ fn save(global: &GlobalOpts, args: SaveArgs) -> anyhow::Result<u8> {
 }
 
 fn load(global: &GlobalOpts, args: LoadArgs) -> anyhow::Result<u8> {
-    let store = Store::open(&global.root)?;
+    let store = global.store()?;
     let loaded = match &args.input {
         Some(path) => store.load(path)?,
         None => store.load_from(std::io::stdin().lock())?,

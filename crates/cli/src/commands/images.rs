@@ -2,7 +2,7 @@
 //! `docker images`, as a table or as one JSON object per line with
 //! Docker's keys.
 
-use rstack_images::{LocalImage, Reference, Store};
+use rstack_images::{LocalImage, Reference};
 use serde_json::json;
 
 use crate::global::GlobalOpts;
@@ -98,7 +98,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             args.format
         );
     }
-    let store = Store::open(&global.root)?;
+    let store = global.store()?;
     let images = store.list()?;
     let mut rows = rows(&images);
     for filter in &args.filters {
@@ -218,6 +218,17 @@ pub(crate) fn render(template: &str, value: &serde_json::Value) -> anyhow::Resul
             (true, v) => out.push_str(&v.to_string()),
             (false, serde_json::Value::String(s)) => out.push_str(s),
             (false, serde_json::Value::Null) => out.push_str("<no value>"),
+            // Go prints a slice as `[a b]`.
+            (false, serde_json::Value::Array(items)) => {
+                let items: Vec<String> = items
+                    .iter()
+                    .map(|i| match i {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                out.push_str(&format!("[{}]", items.join(" ")));
+            }
             (false, v) => out.push_str(&v.to_string()),
         }
         rest = &after[end + 2..];
@@ -351,6 +362,12 @@ mod tests {
     fn templates_render_fields_and_json() {
         let v = json!({"Repository": "redis", "Tag": "7", "Config": {"Cmd": ["a"]}});
         assert_eq!(render("{{.Repository}}:{{.Tag}}", &v).unwrap(), "redis:7");
+        let tags = json!({"Tags": ["1.35", "latest"]});
+        assert_eq!(render("{{.Tags}}", &tags).unwrap(), "[1.35 latest]");
+        assert_eq!(
+            render("{{json .Tags}}", &tags).unwrap(),
+            r#"["1.35","latest"]"#
+        );
         assert_eq!(
             render("{{json .Config.Cmd}}\\t{{.Nope}}", &v).unwrap(),
             "[\"a\"]\t<no value>"

@@ -28,6 +28,12 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         Ok(fw) => fw.describe(),
         Err(e) => format!("unknown ({e})"),
     };
+    // A broken registry configuration is reported, not fatal: `info` is
+    // where one looks when pulls fail.
+    let registries = global
+        .store()?
+        .registry_config()
+        .map_err(|e| rstack_sys::chain::chain(&e));
     let version = env!("CARGO_PKG_VERSION");
     let networks = nets.list()?.len();
     let fields = [
@@ -46,16 +52,29 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     ];
     match args.format.as_deref() {
         Some("json") => {
-            let obj: serde_json::Map<String, serde_json::Value> = fields
+            let mut obj: serde_json::Map<String, serde_json::Value> = fields
                 .iter()
                 .map(|(k, v)| (k.replace(' ', ""), serde_json::Value::from(v.as_str())))
                 .collect();
+            let config = match &registries {
+                Ok(r) => r.to_json(),
+                Err(e) => serde_json::json!({ "Error": e }),
+            };
+            obj.insert("RegistryConfig".into(), config);
             println!("{}", serde_json::Value::Object(obj));
         }
         None | Some("table") => {
             println!("Server:");
             for (k, v) in fields {
                 println!(" {k}: {v}");
+            }
+            match &registries {
+                Ok(r) => {
+                    for line in r.describe() {
+                        println!(" {line}");
+                    }
+                }
+                Err(e) => println!(" Registry Config: error: {e}"),
             }
         }
         Some(other) => anyhow::bail!("invalid --format {other:?}: use json, or none for text"),

@@ -207,7 +207,7 @@ impl<'g> Objects<'g> {
 
     fn image(&mut self, name: &str, strict: bool) -> anyhow::Result<Option<Value>> {
         if self.store.is_none() {
-            self.store = Some(Store::open(&self.global.root)?);
+            self.store = Some(self.global.store()?);
         }
         let Some(store) = &self.store else {
             return Ok(None);

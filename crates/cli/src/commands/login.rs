@@ -5,7 +5,6 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Context;
-use rstack_images::Store;
 use rstack_images::auth::{self, Credentials};
 
 use crate::global::GlobalOpts;
@@ -67,8 +66,8 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         anyhow::bail!("username and password must not be empty");
     }
     let creds = Credentials { username, password };
-    let store = Store::open(&global.root)?;
-    let plain_http = rstack_images::registry_is_insecure(&store, &registry);
+    let store = global.store()?;
+    let plain_http = store.registry_config()?.is_insecure(&registry);
     let rt = crate::global::tokio_runtime()?;
     rt.block_on(auth::verify(&registry, &creds, plain_http))?;
     let path = auth::store(&registry, &creds)?;

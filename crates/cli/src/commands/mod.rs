@@ -31,6 +31,7 @@ mod restart;
 mod rm;
 mod rmi;
 mod run;
+mod search;
 mod service_pull;
 mod stack_common;
 mod start;
@@ -83,6 +84,8 @@ pub enum Command {
     Pull(pull::Args),
     /// Remove one or more images
     Rmi(rmi::Args),
+    /// Search a registry for images
+    Search(search::Args),
     /// Show the rstack version information
     Version(version::Args),
     /// Create and start containers
@@ -179,6 +182,7 @@ pub fn run(global: &GlobalOpts, command: Command) -> anyhow::Result<u8> {
         Command::Network(args) => network::run(global, args),
         Command::Pull(args) => pull::run(global, args),
         Command::Rmi(args) => rmi::run(global, args),
+        Command::Search(args) => search::run(global, args),
         Command::Config(args) => config::run(global, args),
         Command::Version(args) => version::run(global, args),
         Command::Up(args) => up::run(global, args),

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rstack_images::{LayerEvent, Platform, PullOptions, PullProgress, Reference, Store};
+use rstack_images::{LayerEvent, Platform, PullOptions, PullProgress, Reference};
 
 use crate::global::GlobalOpts;
 
@@ -50,7 +50,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
         platform: args.platform,
         image,
     };
-    let store = Store::open(&global.root)?;
+    let store = global.store()?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     let opts = PullOptions {
         platform,
@@ -145,8 +145,17 @@ impl PullProgress for Bars {
                 bar.finish_with_message("Already exists");
             }
             LayerEvent::Waiting => bar.set_message("Waiting"),
+            LayerEvent::Resuming { from, total } => {
+                bar.set_style(bar_style());
+                bar.set_message(format!(
+                    "Downloading (resumed at {})",
+                    indicatif::HumanBytes(from)
+                ));
+                bar.set_length(total);
+                bar.set_position(from);
+            }
             LayerEvent::Downloading { done, total } => {
-                if bar.message() != "Downloading" {
+                if !bar.message().starts_with("Downloading") {
                     bar.set_style(bar_style());
                     bar.set_message("Downloading");
                 }
@@ -172,14 +181,14 @@ impl PullProgress for Bars {
 /// One line per layer state change, for logs and pipes.
 #[derive(Default)]
 struct Lines {
-    last: Mutex<HashMap<String, &'static str>>,
+    last: Mutex<HashMap<String, String>>,
 }
 
 impl Lines {
-    fn say(&self, id: &str, state: &'static str) {
+    fn say(&self, id: &str, state: &str) {
         let mut last = self.last.lock().expect("progress lock");
-        if last.get(id) != Some(&state) {
-            last.insert(id.to_owned(), state);
+        if last.get(id).map(String::as_str) != Some(state) {
+            last.insert(id.to_owned(), state.to_owned());
             println!("{id}: {state}");
         }
     }
@@ -193,7 +202,12 @@ impl PullProgress for Lines {
     }
 
     fn layer(&self, id: &str, event: LayerEvent) {
+        let resumed;
         let state = match event {
+            LayerEvent::Resuming { from, total } => {
+                resumed = format!("Resuming download at {from} of {total} bytes");
+                &resumed
+            }
             LayerEvent::AlreadyExists => "Already exists",
             LayerEvent::Waiting => "Waiting",
             LayerEvent::Downloading { .. } => "Downloading",

@@ -1,7 +1,7 @@
 //! `rstack image push NAME[:TAG]` (and `rstack push`): like `docker push`:
 //! one line per blob, then the digest line.
 
-use rstack_images::{PushEvent, PushProgress, Store};
+use rstack_images::{PushEvent, PushProgress};
 
 use crate::global::GlobalOpts;
 
@@ -30,7 +30,7 @@ struct Silent;
 impl PushProgress for Silent {}
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    let store = Store::open(&global.root)?;
+    let store = global.store()?;
     let reference = rstack_images::Reference::parse(&args.image)?;
     if !args.quiet {
         println!("The push refers to repository [{}]", reference.name());

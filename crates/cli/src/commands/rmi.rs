@@ -20,7 +20,7 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
-    let store = Store::open(&global.root)?;
+    let store = global.store()?;
     let layout = Layout::new(&global.run_root, &global.root);
     let mut status = 0;
     for image in &args.images {

@@ -81,7 +81,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
             return Ok(code);
         }
     }
-    let store = Store::open(&global.root)?;
+    let store = global.store()?;
     let image_ref = ctx.project.image_name(&args.service);
     let image = service_image(&store, &image_ref, &args, svc.build.is_some())?;
     if rstack_stack::supervisor::running_supervisor(&ctx.pp).is_none() {

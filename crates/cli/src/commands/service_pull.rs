@@ -52,7 +52,8 @@ impl PullProgress for ImageBar {
 
     fn layer(&self, id: &str, event: LayerEvent) {
         match event {
-            LayerEvent::Downloading { done, total } => self.update(id, |l| *l = (done, total)),
+            LayerEvent::Downloading { done, total }
+            | LayerEvent::Resuming { from: done, total } => self.update(id, |l| *l = (done, total)),
             LayerEvent::AlreadyExists | LayerEvent::Complete | LayerEvent::Extracting { .. } => {
                 self.update(id, |l| l.0 = l.1)
             }

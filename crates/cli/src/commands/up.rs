@@ -126,7 +126,7 @@ pub(crate) fn progress(kind: &str, name: &str, action: &str) -> String {
 pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     let mut ctx = stack_common::load(global, &args.services)?;
     apply_scale(&mut ctx, &args)?;
-    let store = Store::open(&global.root)?;
+    let store = global.store()?;
     if args.supervisor_child {
         let foreign = keep_foreign(&mut ctx, &args)?;
         return run_child(ctx, &store, &args, foreign);

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::{Context, bail};
 use nix::sys::signal::Signal;
-use rstack_images::{PullOptions, Reference, Store};
+use rstack_images::{PullOptions, Reference};
 use rstack_runtime::parse::{self, SecurityOpt};
 use rstack_runtime::{
     Container, ContainerError, DnsConfig, NetworkMode, Paths, Resources, RunOptions, Stdio,
@@ -478,7 +478,7 @@ pub(super) fn image(
     reference: &str,
     pull: &str,
 ) -> anyhow::Result<rstack_images::LocalImage> {
-    let store = Store::open(&global.root)?;
+    let store = global.store()?;
     let local = store.lookup(reference)?;
     let must_pull = match pull {
         "always" => true,

@@ -19,7 +19,6 @@ pub(crate) mod prune;
 use std::collections::BTreeSet;
 
 use anyhow::bail;
-use rstack_images::Store;
 use rstack_images::usage::DiskUsage;
 use rstack_stack::state::{ContainerRecord, Layout, ProjectPaths};
 
@@ -201,7 +200,7 @@ struct Gathered {
 
 fn gather(global: &GlobalOpts) -> anyhow::Result<Gathered> {
     let layout = Layout::new(&global.run_root, &global.root);
-    let usage = Store::open(&global.root)?.disk_usage()?;
+    let usage = global.store()?.disk_usage()?;
     let ctrs = containers(&layout)?;
     let used_images = ctrs.iter().map(|c| c.rec.image_id.clone()).collect();
     let volumes = volume_names(&layout)

@@ -27,7 +27,6 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use rstack_images::Store;
 use rstack_stack::control::Request;
 use rstack_stack::lifecycle::Env;
 use rstack_stack::state::{ProjectLock, ProjectPaths};
@@ -119,7 +118,7 @@ pub fn run(global: &GlobalOpts, args: PruneArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let env = Env::new(&global.run_root, &global.root);
-    let store = Store::open(&global.root)?;
+    let store = global.store()?;
     let mut failures = Vec::new();
     let mut total = 0;
 
