@@ -55,9 +55,7 @@ const CONTAINER: &[&str] = &[
 ];
 
 /// Docker's commands on single containers, not in rstack yet.
-const SINGLE: &[&str] = &[
-    "attach", "commit", "export", "diff", "events", "import",
-];
+const SINGLE: &[&str] = &["attach", "commit", "export", "diff", "events", "import"];
 
 /// rstack's arguments (program name first) for `args` given to `docker`.
 pub fn docker_args(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
