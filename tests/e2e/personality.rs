@@ -45,29 +45,7 @@ fn personality() {
         assert!(out.success(), "{out}");
         out
     };
-    let images = ok(&docker, &["images"]);
-    assert!(images.stdout.contains("e2e/busybox"), "{images}");
-    ok(&docker, &["volume", "create", "dados-app"]);
-    assert!(ok(&docker, &["volume", "ls"]).stdout.contains("dados-app"));
-    ok(&docker, &["volume", "rm", "dados-app"]);
-
-    let dir = r.work_dir().join("app");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("Dockerfile"),
-        format!("FROM {image}\nRUN echo built > /built\nCMD [\"cat\", \"/built\"]\n"),
-    )
-    .unwrap();
-    ok(
-        &docker,
-        &["build", "-t", "minha-imagem", dir.to_str().unwrap()],
-    );
-    let run = ok(&docker, &["run", "--rm", "minha-imagem"]);
-    assert_eq!(run.stdout, "built\n", "{run}");
-    let history = ok(&docker, &["history", "minha-imagem"]);
-    assert!(history.stdout.contains("echo built"), "{history}");
-    ok(&docker, &["tag", "minha-imagem", "minha-imagem:v2"]);
-    ok(&docker, &["rmi", "minha-imagem:v2"]);
+    images_and_volumes(&ns, &r, &docker, &image);
 
     let file = r.work_dir().join("compose.yaml");
     std::fs::write(
@@ -134,9 +112,27 @@ fn personality() {
     // a stack's container by name, as docker's commands do it
     assert_eq!(ok(&docker, &["stop", "demo-web-1"]).stdout, "demo-web-1\n");
     assert_eq!(ok(&docker, &["start", "demo-web-1"]).stdout, "demo-web-1\n");
-    // a single container, as the tutorials teach them
-    let id = ok(
+    single_container(&ns, &r, &docker);
+    let lacking = as_named(&ns, &r, &docker, &["attach", "demo-web-1"]);
+    assert!(!lacking.success(), "{lacking}");
+    lacking.assert_stderr_mentions(&["docker attach", "docker compose attach"]);
+    ok(
         &docker,
+        &["compose", "-f", f, "-p", "demo", "down", "-t", "0"],
+    );
+    ns.assert_clean(&r);
+}
+
+/// A single container, as the tutorials teach them: `run -d` with a named
+/// volume, `ps -q`, `exec`, `rm -f`.
+fn single_container(ns: &NetNs, r: &Rstack, docker: &Path) {
+    let ok = |link: &Path, args: &[&str]| {
+        let out = as_named(ns, r, link, args);
+        assert!(out.success(), "{out}");
+        out
+    };
+    let id = ok(
+        docker,
         &[
             "run",
             "-d",
@@ -149,20 +145,45 @@ fn personality() {
             "3600",
         ],
     );
-    let ids = ok(&docker, &["ps", "-q"]).stdout;
+    let ids = ok(docker, &["ps", "-q"]).stdout;
     assert!(ids.lines().any(|l| id.stdout.starts_with(l)), "{ids}");
     assert_eq!(
-        ok(&docker, &["exec", "app", "cat", "/built"]).stdout,
+        ok(docker, &["exec", "app", "cat", "/built"]).stdout,
         "built\n"
     );
-    assert_eq!(ok(&docker, &["rm", "-f", "app"]).stdout, "app\n");
-    ok(&docker, &["volume", "rm", "dados-app"]);
-    let lacking = as_named(&ns, &r, &docker, &["attach", "demo-web-1"]);
-    assert!(!lacking.success(), "{lacking}");
-    lacking.assert_stderr_mentions(&["docker attach", "docker compose attach"]);
+    assert_eq!(ok(docker, &["rm", "-f", "app"]).stdout, "app\n");
+    ok(docker, &["volume", "rm", "dados-app"]);
+}
+
+/// `images`, `volume create|ls|rm`, `build -t`, `run --rm`, `history`,
+/// `tag`, `rmi`.
+fn images_and_volumes(ns: &NetNs, r: &Rstack, docker: &Path, image: &str) {
+    let ok = |link: &Path, args: &[&str]| {
+        let out = as_named(ns, r, link, args);
+        assert!(out.success(), "{out}");
+        out
+    };
+    let images = ok(docker, &["images"]);
+    assert!(images.stdout.contains("e2e/busybox"), "{images}");
+    ok(docker, &["volume", "create", "dados-app"]);
+    assert!(ok(docker, &["volume", "ls"]).stdout.contains("dados-app"));
+    ok(docker, &["volume", "rm", "dados-app"]);
+
+    let dir = r.work_dir().join("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {image}\nRUN echo built > /built\nCMD [\"cat\", \"/built\"]\n"),
+    )
+    .unwrap();
     ok(
-        &docker,
-        &["compose", "-f", f, "-p", "demo", "down", "-t", "0"],
+        docker,
+        &["build", "-t", "minha-imagem", dir.to_str().unwrap()],
     );
-    ns.assert_clean(&r);
+    let run = ok(docker, &["run", "--rm", "minha-imagem"]);
+    assert_eq!(run.stdout, "built\n", "{run}");
+    let history = ok(docker, &["history", "minha-imagem"]);
+    assert!(history.stdout.contains("echo built"), "{history}");
+    ok(docker, &["tag", "minha-imagem", "minha-imagem:v2"]);
+    ok(docker, &["rmi", "minha-imagem:v2"]);
 }

@@ -168,9 +168,15 @@ fn server() {
     ns.ok(&r, &["container", "pause", "web"]);
     assert_eq!(state(&ns, &r, "web"), "paused");
     ns.ok(&r, &["container", "unpause", "web"]);
+    volumes_and_create(&ns, &r, &img);
+}
+
+/// A named volume created on first use and kept; `create` then `start`;
+/// then nothing is left.
+fn volumes_and_create(ns: &NetNs, r: &Rstack, img: &str) {
     // a named volume is created on first use, filled, and outlives the container
     ns.ok(
-        &r,
+        r,
         &[
             "container",
             "run",
@@ -179,46 +185,46 @@ fn server() {
             "vol",
             "-v",
             "dados-app:/data",
-            &img,
+            img,
             "sh",
             "-c",
             "echo kept > /data/f; exec sleep 3600",
         ],
     );
     until("the volume to be written", || {
-        ns.rstack(&r, &["container", "exec", "vol", "cat", "/data/f"])
+        ns.rstack(r, &["container", "exec", "vol", "cat", "/data/f"])
             .stdout
             == "kept\n"
     });
-    let rm = ns.ok(&r, &["container", "rm", "-f", "web", "vol"]);
+    let rm = ns.ok(r, &["container", "rm", "-f", "web", "vol"]);
     assert_eq!(rm.stdout, "web\nvol\n", "{rm}");
     assert!(
-        ns.ok(&r, &["volume", "ls", "-q"])
+        ns.ok(r, &["volume", "ls", "-q"])
             .stdout
             .contains("dados-app")
     );
-    ns.ok(&r, &["volume", "rm", "dados-app"]);
-    assert_eq!(ns.ok(&r, &["container", "ls", "-aq"]).stdout, "");
+    ns.ok(r, &["volume", "rm", "dados-app"]);
+    assert_eq!(ns.ok(r, &["container", "ls", "-aq"]).stdout, "");
     // create records it (Created, its id), start runs it with that id
     let made = ns.ok(
-        &r,
+        r,
         &[
             "container",
             "create",
             "--name",
             "made",
-            &img,
+            img,
             "sleep",
             "3600",
         ],
     );
-    assert_eq!(state(&ns, &r, "made"), "created");
-    ns.ok(&r, &["container", "start", "made"]);
-    assert_eq!(state(&ns, &r, "made"), "running");
-    assert_eq!(inspect(&ns, &r, "made")["Id"], made.stdout.trim());
-    ns.ok(&r, &["container", "rm", "-f", "made"]);
-    ns.ok(&r, &["network", "rm", "bridge"]);
-    ns.assert_clean(&r);
+    assert_eq!(state(ns, r, "made"), "created");
+    ns.ok(r, &["container", "start", "made"]);
+    assert_eq!(state(ns, r, "made"), "running");
+    assert_eq!(inspect(ns, r, "made")["Id"], made.stdout.trim());
+    ns.ok(r, &["container", "rm", "-f", "made"]);
+    ns.ok(r, &["network", "rm", "bridge"]);
+    ns.assert_clean(r);
 }
 
 /// `port`, `top`, `stats`, `cp` both ways, `wait` and `prune` on the
@@ -296,8 +302,21 @@ fn policies() {
     let r = Rstack::new().with_timeout(Duration::from_secs(120));
     let img = image(&r);
     let _guard = RmOnPanic(&ns, &r);
+    on_failure(&ns, &r, &img);
+    health(&ns, &r, &img);
+    supervisor_sigkill(&ns, &r, &img);
+    unless_stopped_and_update(&ns, &r, &img);
     ns.ok(
         &r,
+        &["container", "rm", "-f", "flaky", "hc", "loop", "us", "upd"],
+    );
+    ns.assert_clean(&r);
+}
+
+/// `--restart on-failure:2`: two restarts, then exited with its code.
+fn on_failure(ns: &NetNs, r: &Rstack, img: &str) {
+    ns.ok(
+        r,
         &[
             "container",
             "run",
@@ -306,24 +325,28 @@ fn policies() {
             "flaky",
             "--restart",
             "on-failure:2",
-            &img,
+            img,
             "sh",
             "-c",
             "sleep 0.2; exit 3",
         ],
     );
     until("two restarts then exited", || {
-        let i = inspect(&ns, &r, "flaky");
+        let i = inspect(ns, r, "flaky");
         i["RestartCount"] == 2 && i["State"]["Status"] == "exited" && i["State"]["ExitCode"] == 3
     });
     std::thread::sleep(Duration::from_millis(500));
-    let i = inspect(&ns, &r, "flaky");
+    let i = inspect(ns, r, "flaky");
     assert_eq!(
         (i["RestartCount"].clone(), i["State"]["Status"].clone()),
         (2.into(), "exited".into())
     );
+}
+
+/// `--health-cmd`: unhealthy, then healthy once the check passes.
+fn health(ns: &NetNs, r: &Rstack, img: &str) {
     ns.ok(
-        &r,
+        r,
         &[
             "container",
             "run",
@@ -336,29 +359,25 @@ fn policies() {
             "200ms",
             "--health-retries",
             "1",
-            &img,
+            img,
             "sleep",
             "3600",
         ],
     );
-    let status = |n: &str| {
-        let out = ns.ok(
-            &r,
-            &["container", "ls", "--format", "{{.Names}} {{.Status}}"],
-        );
-        out.stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("{n} ")))
-            .unwrap_or("")
-            .to_owned()
-    };
-    until("hc unhealthy", || status("hc").contains("(unhealthy)"));
-    ns.ok(&r, &["container", "exec", "hc", "touch", "/tmp/ok"]);
-    until("hc healthy", || status("hc").contains("(healthy)"));
+    until("hc unhealthy", || {
+        status(ns, r, "hc").contains("(unhealthy)")
+    });
+    ns.ok(r, &["container", "exec", "hc", "touch", "/tmp/ok"]);
+    until("hc healthy", || status(ns, r, "hc").contains("(healthy)"));
+}
+
+/// SIGKILL of supervisors: the containers keep running; ls, logs, exec
+/// and stop work; exec and start re-adopt, and restarts resume.
+fn supervisor_sigkill(ns: &NetNs, r: &Rstack, img: &str) {
     // SIGKILL of the supervisor: the container keeps running, and ls,
     // logs, exec and stop still work (stop re-adopts it first)
     ns.ok(
-        &r,
+        r,
         &[
             "container",
             "run",
@@ -367,7 +386,7 @@ fn policies() {
             "loop",
             "--restart",
             "always",
-            &img,
+            img,
             "sh",
             "-c",
             "echo round; sleep 1; exit 1",
@@ -376,40 +395,45 @@ fn policies() {
     // (killed while it runs: killed during a backoff, it would stay
     // "restarting" until re-adopted)
     until("a restart of loop, running", || {
-        inspect(&ns, &r, "loop")["RestartCount"].as_u64() >= Some(1)
-            && state(&ns, &r, "loop") == "running"
+        inspect(ns, r, "loop")["RestartCount"].as_u64() >= Some(1)
+            && state(ns, r, "loop") == "running"
     });
-    let hc_sup = supervisor_pid(&r, "hc");
+    let hc_sup = supervisor_pid(r, "hc");
     kill9(hc_sup);
-    kill9(supervisor_pid(&r, "loop"));
+    kill9(supervisor_pid(r, "loop"));
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(state(&ns, &r, "hc"), "running");
+    assert_eq!(state(ns, r, "hc"), "running");
     // loop exits with no supervisor to restart it
     until("loop to exit unsupervised", || {
-        state(&ns, &r, "loop") == "exited"
+        state(ns, r, "loop") == "exited"
     });
-    let logs = ns.ok(&r, &["container", "logs", "loop"]);
+    let logs = ns.ok(r, &["container", "logs", "loop"]);
     assert!(logs.stdout.starts_with("round\n"), "{logs}");
     // exec of a running container re-adopts it: a new supervisor
-    let exec = ns.ok(&r, &["container", "exec", "hc", "echo", "still here"]);
+    let exec = ns.ok(r, &["container", "exec", "hc", "echo", "still here"]);
     assert_eq!(exec.stdout, "still here\n");
-    let new_sup = supervisor_pid(&r, "hc");
+    let new_sup = supervisor_pid(r, "hc");
     assert_ne!(new_sup, hc_sup, "exec started a new supervisor");
     assert!(std::path::Path::new(&format!("/proc/{new_sup}")).exists());
     until("hc healthy again, probed by the new supervisor", || {
-        status("hc").contains("(healthy)")
+        status(ns, r, "hc").contains("(healthy)")
     });
-    ns.ok(&r, &["container", "stop", "-t", "1", "hc"]);
-    assert_eq!(state(&ns, &r, "hc"), "exited");
+    ns.ok(r, &["container", "stop", "-t", "1", "hc"]);
+    assert_eq!(state(ns, r, "hc"), "exited");
     // `start` re-adopts loop and its restarts resume
-    let before = inspect(&ns, &r, "loop")["RestartCount"].as_u64().unwrap();
-    ns.ok(&r, &["container", "start", "loop"]);
+    let before = inspect(ns, r, "loop")["RestartCount"].as_u64().unwrap();
+    ns.ok(r, &["container", "start", "loop"]);
     until("restarts to resume", || {
-        inspect(&ns, &r, "loop")["RestartCount"].as_u64().unwrap() > before
+        inspect(ns, r, "loop")["RestartCount"].as_u64().unwrap() > before
     });
+}
+
+/// `unless-stopped` stays stopped after `stop` and a supervisor SIGKILL;
+/// `update` changes limits and policy.
+fn unless_stopped_and_update(ns: &NetNs, r: &Rstack, img: &str) {
     // unless-stopped stays stopped after `stop` and a supervisor SIGKILL
     ns.ok(
-        &r,
+        r,
         &[
             "container",
             "run",
@@ -418,33 +442,33 @@ fn policies() {
             "us",
             "--restart",
             "unless-stopped",
-            &img,
+            img,
             "sleep",
             "3600",
         ],
     );
-    ns.ok(&r, &["container", "stop", "-t", "1", "us"]);
-    kill9(supervisor_pid(&r, "us"));
+    ns.ok(r, &["container", "stop", "-t", "1", "us"]);
+    kill9(supervisor_pid(r, "us"));
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(state(&ns, &r, "us"), "exited");
+    assert_eq!(state(ns, r, "us"), "exited");
     // update: the memory limit at once, the restart policy by the
     // supervisor that adopts it
     ns.ok(
-        &r,
+        r,
         &[
             "container",
             "run",
             "-d",
             "--name",
             "upd",
-            &img,
+            img,
             "sh",
             "-c",
             "sleep 1; exit 1",
         ],
     );
     let upd = ns.ok(
-        &r,
+        r,
         &[
             "container",
             "update",
@@ -456,21 +480,29 @@ fn policies() {
         ],
     );
     assert_eq!(upd.stdout, "upd\n", "{upd}");
-    let stats = ns.ok(&r, &["container", "stats", "--no-stream", "upd"]);
+    let stats = ns.ok(r, &["container", "stats", "--no-stream", "upd"]);
     assert!(stats.stdout.contains("/ 64.00MiB"), "{stats}");
     until("upd restarted by its new policy", || {
-        inspect(&ns, &r, "upd")["RestartCount"].as_u64() >= Some(1)
+        inspect(ns, r, "upd")["RestartCount"].as_u64() >= Some(1)
     });
     ns.fails(
-        &r,
+        r,
         &["container", "update", "--restart", "often", "upd"],
         &["invalid restart policy"],
     );
-    ns.ok(
-        &r,
-        &["container", "rm", "-f", "flaky", "hc", "loop", "us", "upd"],
+}
+
+/// `container ls` STATUS of `n` (`Up 2 seconds (healthy)`), with its name.
+fn status(ns: &NetNs, r: &Rstack, n: &str) -> String {
+    let out = ns.ok(
+        r,
+        &["container", "ls", "--format", "{{.Names}} {{.Status}}"],
     );
-    ns.assert_clean(&r);
+    out.stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{n} ")))
+        .unwrap_or("")
+        .to_owned()
 }
 
 fn bad_input() {
@@ -588,32 +620,22 @@ fn networks() {
             "3600",
         ],
     );
-    let get = |from: &str, host: &str| {
-        ns.rstack(
-            &r,
-            &[
-                "container",
-                "exec",
-                from,
-                "timeout",
-                "3",
-                "wget",
-                "-q",
-                "-O",
-                "-",
-                &format!("http://{host}/"),
-            ],
-        )
-        .stdout
-    };
     let short = &backend.stdout.trim()[..12];
     until("frontend -> backend by name", || {
-        get("frontend", "backend") == "backend-ok\n"
+        get(&ns, &r, "frontend", "backend") == "backend-ok\n"
     });
-    assert_eq!(get("frontend", short), "backend-ok\n", "by short id");
-    assert_eq!(get("lone", "backend"), "", "another network");
+    assert_eq!(
+        get(&ns, &r, "frontend", short),
+        "backend-ok\n",
+        "by short id"
+    );
+    assert_eq!(get(&ns, &r, "lone", "backend"), "", "another network");
     ns.ok(&r, &["network", "connect", "minha-rede", "lone"]);
-    assert_eq!(get("lone", "backend"), "backend-ok\n", "after connect");
+    assert_eq!(
+        get(&ns, &r, "lone", "backend"),
+        "backend-ok\n",
+        "after connect"
+    );
     let back = ns.ok(
         &r,
         &[
@@ -627,21 +649,8 @@ fn networks() {
     );
     assert!(back.stdout.contains("Address"), "backend -> lone: {back}");
     ns.ok(&r, &["network", "disconnect", "minha-rede", "lone"]);
-    assert_eq!(get("lone", "backend"), "", "after disconnect");
-    // rename: the new name answers at once, the old one no more, and it
-    // holds after a restart by the new supervisor
-    ns.ok(&r, &["container", "rename", "backend", "api"]);
-    assert_eq!(get("frontend", "api"), "backend-ok\n", "by the new name");
-    assert_eq!(get("frontend", "backend"), "", "by the old name");
-    ns.fails(
-        &r,
-        &["container", "rename", "frontend", "api"],
-        &["Conflict", "\"/api\""],
-    );
-    ns.ok(&r, &["container", "restart", "-t", "1", "api"]);
-    until("api after its restart", || {
-        get("frontend", "api") == "backend-ok\n"
-    });
+    assert_eq!(get(&ns, &r, "lone", "backend"), "", "after disconnect");
+    rename_on_network(&ns, &r);
     ns.ok(&r, &["container", "rm", "-f", "api", "frontend", "lone"]);
     let pruned = ns.ok(&r, &["network", "prune", "-f"]);
     assert_eq!(
@@ -649,4 +658,43 @@ fn networks() {
         "{pruned}"
     );
     ns.assert_clean(&r);
+}
+
+/// `wget` of `http://HOST/` from container `from` ("" when it fails).
+fn get(ns: &NetNs, r: &Rstack, from: &str, host: &str) -> String {
+    let url = format!("http://{host}/");
+    let args = [
+        "container",
+        "exec",
+        from,
+        "timeout",
+        "3",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        &url,
+    ];
+    ns.rstack(r, &args).stdout
+}
+
+/// `rename backend api`: the new name answers at once, the old one no
+/// more, a taken name is refused, and it holds after a restart.
+fn rename_on_network(ns: &NetNs, r: &Rstack) {
+    ns.ok(r, &["container", "rename", "backend", "api"]);
+    assert_eq!(
+        get(ns, r, "frontend", "api"),
+        "backend-ok\n",
+        "by the new name"
+    );
+    assert_eq!(get(ns, r, "frontend", "backend"), "", "by the old name");
+    ns.fails(
+        r,
+        &["container", "rename", "frontend", "api"],
+        &["Conflict", "\"/api\""],
+    );
+    ns.ok(r, &["container", "restart", "-t", "1", "api"]);
+    until("api after its restart", || {
+        get(ns, r, "frontend", "api") == "backend-ok\n"
+    });
 }
