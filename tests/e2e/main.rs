@@ -25,6 +25,7 @@ mod stack;
 mod storage;
 mod system;
 mod tutorial;
+mod tutorial_docker;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -49,6 +50,7 @@ fn main() {
     trials.extend(storage::tests());
     trials.extend(system::tests());
     trials.extend(tutorial::tests());
+    trials.extend(tutorial_docker::tests());
     let conclusion = libtest_mimic::run(&args, trials);
     rstack_testkit::report();
     // Statics are never dropped: stop the shared registry explicitly.

@@ -21,7 +21,7 @@ pub fn tests() -> Vec<Trial> {
 
 /// `name ARGS` (a symlink to rstack) in the test's network namespace, on
 /// the sandbox's root and run root.
-fn as_named(ns: &NetNs, r: &Rstack, link: &Path, args: &[&str]) -> RunOutput {
+pub(crate) fn as_named(ns: &NetNs, r: &Rstack, link: &Path, args: &[&str]) -> RunOutput {
     let mut cmd: Command = ns.nsenter();
     cmd.arg(link).args(args);
     r.sandbox_env(&mut cmd);
@@ -153,6 +153,7 @@ fn single_container(ns: &NetNs, r: &Rstack, docker: &Path) {
     );
     assert_eq!(ok(docker, &["rm", "-f", "app"]).stdout, "app\n");
     ok(docker, &["volume", "rm", "dados-app"]);
+    ok(docker, &["network", "rm", "bridge"]);
 }
 
 /// `images`, `volume create|ls|rm`, `build -t`, `run --rm`, `history`,

@@ -310,6 +310,7 @@ fn policies() {
         &r,
         &["container", "rm", "-f", "flaky", "hc", "loop", "us", "upd"],
     );
+    ns.ok(&r, &["network", "rm", "bridge"]);
     ns.assert_clean(&r);
 }
 
@@ -560,6 +561,7 @@ fn bad_input() {
         .count();
     assert_eq!(projects, 1, "a failed run left a project behind");
     ns.ok(&r, &["container", "rm", "-f", "taken"]);
+    ns.ok(&r, &["network", "rm", "bridge"]);
     ns.assert_clean(&r);
 }
 

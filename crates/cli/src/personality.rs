@@ -51,7 +51,7 @@ const IMAGE: &[&str] = &["build", "pull", "push", "tag", "history", "save", "loa
 /// Docker commands that are `container` sub-commands in rstack.
 const CONTAINER: &[&str] = &[
     "run", "ps", "logs", "exec", "stop", "start", "restart", "kill", "rm", "pause", "unpause",
-    "top", "port", "wait", "stats", "cp",
+    "top", "port", "wait", "stats", "cp", "rename", "create", "update",
 ];
 
 /// Docker's commands on single containers, not in rstack yet.
@@ -151,6 +151,10 @@ mod tests {
 
     #[test]
     fn what_rstack_lacks_is_refused_by_name() {
+        assert_eq!(
+            t(&["docker", "rename", "a", "b"]).unwrap(),
+            ["rstack", "container", "rename", "a", "b"]
+        );
         let e = t(&["docker", "attach", "web"]).unwrap_err();
         assert!(e.contains("docker compose attach"), "{e}");
         assert_eq!(

@@ -204,7 +204,8 @@ pub struct Args {
 }
 
 /// `container create`: the flags of `run`, recorded, not started.
-pub fn create(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
+pub fn create(global: &GlobalOpts, mut args: Args) -> anyhow::Result<u8> {
+    supervised_defaults(&mut args);
     match super::detached::create(global, &args) {
         Ok(code) => Ok(code),
         Err(err) => {
@@ -217,8 +218,18 @@ pub fn create(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
 /// Pid of the running container, for the signal forwarder (0 = none yet).
 static CONTAINER_PID: AtomicI32 = AtomicI32::new(0);
 
-pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
+/// A long-lived (detached or created) container joins Docker's default
+/// `bridge` network unless told otherwise, as with Docker; an attached
+/// one stays on `none` without `-p` (see `net.rs`).
+fn supervised_defaults(args: &mut Args) {
+    if args.network.is_none() {
+        args.network = Some(super::net::DEFAULT_NETWORK.to_owned());
+    }
+}
+
+pub fn run(global: &GlobalOpts, mut args: Args) -> anyhow::Result<u8> {
     let result = if args.detach {
+        supervised_defaults(&mut args);
         super::detached::run(global, &args)
     } else {
         run_inner(global, args)
