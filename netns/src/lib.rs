@@ -55,6 +55,7 @@ pub mod network;
 pub mod nft;
 pub mod pinned;
 pub mod ports;
+pub mod sandbox;
 pub mod state;
 pub mod subnet;
 
@@ -64,6 +65,7 @@ pub use dns::{Resolver, Upstreams};
 pub use network::{Config, CreateOptions, Networks};
 pub use pinned::{create_pinned_netns, pin_netns_of_pid, remove_pinned_netns};
 pub use ports::{PortMapping, PortSpec, Protocol};
+pub use sandbox::Sandbox;
 pub use state::Link;
 
 /// The causes of an error, `: `-joined (for messages that fold several).

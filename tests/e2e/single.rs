@@ -236,6 +236,12 @@ fn info_commands(ns: &NetNs, r: &Rstack, img: &str) {
         ns.ok(r, &["container", "port", "web", "80"]).stdout,
         "0.0.0.0:8080\n"
     );
+    let sized = ns.ok(r, &["container", "ls", "-s", "--filter", "name=web"]);
+    let head = sized.stdout.lines().next().unwrap_or_default();
+    assert!(
+        head.ends_with("SIZE") && sized.stdout.contains("(virtual "),
+        "{sized}"
+    );
     let top = ns.ok(r, &["container", "top", "web"]);
     assert!(
         top.stdout.starts_with("UID") && top.stdout.contains("httpd"),

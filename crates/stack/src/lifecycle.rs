@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use rstack_images::LocalImage;
-use rstack_netns::{Attachment, ContainerNetworkSpec, NetworkEndpoint};
+use rstack_netns::{Attachment, ContainerNetworkSpec, NetworkEndpoint, Sandbox};
 use rstack_runtime::adopt::Adopted;
 use rstack_runtime::options::{NetworkMode, RunOptions};
 use rstack_runtime::{Container, Stdio};
@@ -170,6 +170,16 @@ fn record_creating(
     Ok(())
 }
 
+/// The step of the sandbox that failed, as the container's error.
+fn sandbox_error(name: &str, e: rstack_netns::sandbox::Error) -> Error {
+    let name = name.to_owned();
+    match e {
+        rstack_netns::sandbox::Error::Netns { source, .. } => Error::Netns { name, source },
+        rstack_netns::sandbox::Error::Attach(source) => Error::Attach { name, source },
+        rstack_netns::sandbox::Error::Dns(source) => Error::Dns { name, source },
+    }
+}
+
 /// The endpoints with the container's short id (12 hex digits) among
 /// their aliases, as Docker resolves it on a user-defined network.
 fn with_short_id(eps: &[NetworkEndpoint], id: Option<&str>) -> Vec<NetworkEndpoint> {
@@ -197,36 +207,29 @@ fn wire_network(
     match &plan.net {
         NetPlan::Bridge(eps) => {
             let path = rec.netns.clone().unwrap_or_default();
-            rstack_netns::create_pinned_netns(&path).map_err(|source| Error::Netns {
+            let spec = ContainerNetworkSpec {
+                container_id: name.clone(),
                 name: name.clone(),
-                source,
-            })?;
-            wired.attachments = l
-                .env
-                .networks
-                .connect_container(&ContainerNetworkSpec {
-                    container_id: name.clone(),
-                    name: name.clone(),
-                    hostname: options.hostname.clone(),
-                    netns: path.clone(),
-                    networks: with_short_id(eps, rec.id.as_deref()),
-                    ports: plan.ports.clone(),
-                })
-                .map_err(|source| Error::Attach {
-                    name: name.clone(),
-                    source,
-                })?;
-            record_ports(l.image, rec, plan, &wired.attachments);
-            options.addresses = wired.attachments.iter().map(|a| a.ipv4.into()).collect();
-            options.network = NetworkMode::Path(path.clone());
-            l.pp.save_container(rec)?;
-            if let Some(r) = l.resolver {
+                hostname: options.hostname.clone(),
+                netns: path.clone(),
+                networks: with_short_id(eps, rec.id.as_deref()),
+                ports: plan.ports.clone(),
+            };
+            // DNS is served on the supervisor's runtime
+            let sandbox = {
                 let _guard = l.rt.enter();
-                wired.dns = Some(r.serve(&name, &path).map_err(|source| Error::Dns {
-                    name: name.clone(),
-                    source,
-                })?);
+                Sandbox::open(&l.env.networks, &spec, l.resolver)
             }
+            .map_err(|e| sandbox_error(&name, e))?;
+            record_ports(l.image, rec, plan, sandbox.attachments());
+            options.addresses = sandbox
+                .attachments()
+                .iter()
+                .map(|a| a.ipv4.into())
+                .collect();
+            options.network = NetworkMode::Path(path.clone());
+            (wired.attachments, wired.dns) = sandbox.into_parts();
+            l.pp.save_container(rec)?;
         }
         NetPlan::Join(target) => {
             let path =

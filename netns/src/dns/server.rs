@@ -52,6 +52,7 @@ pub struct Resolver {
 }
 
 /// Sockets and tasks serving one container; dropping it stops serving.
+#[derive(Debug)]
 pub struct ServeHandle {
     tasks: Vec<JoinHandle<()>>,
 }

@@ -36,6 +36,9 @@ pub struct Args {
     /// Format output: table, json or a template like '{{.Names}}'
     #[arg(long, default_value = "table")]
     pub format: String,
+    /// Display total file sizes
+    #[arg(short, long)]
+    pub size: bool,
 }
 
 /// A container and the project it belongs to.
@@ -44,6 +47,9 @@ struct Row {
     rec: ContainerRecord,
     /// A single container (`run -d`): no compose labels, like docker's.
     single: bool,
+    /// With `-s`: docker's `12.3kB (virtual 4.5MB)` (writable layer, and
+    /// that plus the image).
+    size: Option<String>,
 }
 
 impl Row {
@@ -123,6 +129,7 @@ fn json_of(row: &Row, no_trunc: bool) -> serde_json::Value {
         "Networks": r.networks.join(","),
         "Ports": r.ports_text(),
         "RunningFor": format!("{} ago", human_duration(since(Some(&r.created)))),
+        "Size": row.size.clone().unwrap_or_default(),
         "State": rstack_stack::status::state_word(r),
         "Status": rstack_stack::status::status_text(r),
     })
@@ -138,6 +145,7 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
                 project: project.clone(),
                 rec,
                 single,
+                size: None,
             });
         }
     }
@@ -164,7 +172,31 @@ pub fn run(global: &GlobalOpts, args: Args) -> anyhow::Result<u8> {
     if limit >= 0 {
         kept.truncate(usize::try_from(limit).unwrap_or(0));
     }
+    if args.size {
+        sizes(global, &layout, &mut kept)?;
+    }
     print(&kept, &args)
+}
+
+/// Fills each row's `Size`: its writable layer, and that plus its image.
+fn sizes(global: &GlobalOpts, layout: &Layout, rows: &mut [Row]) -> anyhow::Result<()> {
+    use crate::commands::images::human_size;
+    let images: std::collections::HashMap<String, u64> = global
+        .store()?
+        .list()?
+        .into_iter()
+        .map(|i| (i.id, i.record.size))
+        .collect();
+    for row in rows {
+        let rw = crate::commands::system::writable_layer(&layout.project(&row.project), &row.rec);
+        let image = images.get(&row.rec.image_id).copied().unwrap_or(0);
+        row.size = Some(format!(
+            "{} (virtual {})",
+            human_size(rw),
+            human_size(rw + image)
+        ));
+    }
+    Ok(())
 }
 
 fn print(rows: &[Row], args: &Args) -> anyhow::Result<u8> {
@@ -192,6 +224,9 @@ fn print(rows: &[Row], args: &Args) -> anyhow::Result<u8> {
                 .map(String::from)
                 .to_vec(),
             ];
+            if args.size {
+                table[0].push("SIZE".into());
+            }
             for row in rows {
                 let v = json_of(row, args.no_trunc);
                 let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
@@ -204,6 +239,9 @@ fn print(rows: &[Row], args: &Args) -> anyhow::Result<u8> {
                     s("Ports"),
                     s("Names"),
                 ]);
+                if args.size {
+                    table.last_mut().expect("a row").push(s("Size"));
+                }
             }
             print_columns(&table);
         }
@@ -234,6 +272,7 @@ mod tests {
             project: "demo".into(),
             rec,
             single: false,
+            size: None,
         }
     }
 

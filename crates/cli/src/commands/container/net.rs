@@ -19,16 +19,13 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use rstack_netns::dns::ServeHandle;
 use rstack_netns::{
-    Attachment, ContainerNetworkSpec, CreateOptions, NetworkEndpoint, Networks, PortSpec, Resolver,
+    ContainerNetworkSpec, CreateOptions, NetworkEndpoint, Networks, PortSpec, Resolver, Sandbox,
     Upstreams,
 };
 use rstack_runtime::{DnsConfig, NetworkMode, RunOptions};
-use rstack_sys::chain::chain;
 
 use crate::global::GlobalOpts;
 
@@ -215,16 +212,12 @@ fn resolv_options(user: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// A container's live network: undone by [`Connected::teardown`], or on
-/// drop if the caller unwinds before calling it.
+/// A container's live network (rstack-netns' [`Sandbox`], with the tokio
+/// runtime its DNS server runs on): undone by [`Connected::teardown`], or
+/// on drop if the caller unwinds before calling it.
 pub struct Connected {
-    nets: Networks,
-    id: String,
-    netns: PathBuf,
-    attachments: Vec<Attachment>,
-    dns: Option<ServeHandle>,
+    sandbox: Option<Sandbox>,
     rt: Option<tokio::runtime::Runtime>,
-    done: bool,
 }
 
 impl Connected {
@@ -244,36 +237,20 @@ impl Connected {
         let short = id[..12].to_owned();
         let hostname = opts.hostname.clone().unwrap_or_else(|| short.clone());
         let name = opts.name.clone().unwrap_or_else(|| short.clone());
-        let netns = nets.paths().netns_dir().join(&id);
-        let mut me = Connected {
-            nets,
-            id,
-            netns,
-            attachments: Vec::new(),
-            dns: None,
-            rt: None,
-            done: false,
+        let spec = ContainerNetworkSpec {
+            container_id: id.clone(),
+            name,
+            hostname: Some(hostname.clone()),
+            netns: nets.paths().netns_dir().join(&id),
+            networks: vec![NetworkEndpoint {
+                network: plan.network.clone(),
+                aliases: plan.aliases.clone(),
+                ipv4_address: plan.ip,
+                mac_address: plan.mac.clone(),
+                links: Vec::new(),
+            }],
+            ports: plan.ports.clone(),
         };
-        rstack_netns::create_pinned_netns(&me.netns)
-            .context("cannot create the network namespace")?;
-        me.attachments = me
-            .nets
-            .connect_container(&ContainerNetworkSpec {
-                container_id: me.id.clone(),
-                name,
-                hostname: Some(hostname.clone()),
-                netns: me.netns.clone(),
-                networks: vec![NetworkEndpoint {
-                    network: plan.network.clone(),
-                    aliases: plan.aliases.clone(),
-                    ipv4_address: plan.ip,
-                    mac_address: plan.mac.clone(),
-                    links: Vec::new(),
-                }],
-                ports: plan.ports.clone(),
-            })
-            .with_context(|| format!("cannot connect the container to network {}", plan.network))?;
-        let rt = crate::global::tokio_runtime()?;
         let upstreams = match &plan.upstreams {
             Some(servers) => Upstreams {
                 servers: servers.clone(),
@@ -282,27 +259,31 @@ impl Connected {
             None => Upstreams::from_host(),
         };
         let resolver = Resolver::new(&global.run_root, upstreams);
-        {
+        let rt = crate::global::tokio_runtime()?;
+        let sandbox = {
             let _guard = rt.enter();
-            me.dns = Some(
-                resolver
-                    .serve(&me.id, &me.netns)
-                    .context("cannot start the embedded DNS server")?,
-            );
+            Sandbox::open(&nets, &spec, Some(&resolver))
         }
-        me.rt = Some(rt);
-        opts.network = NetworkMode::Path(me.netns.clone());
+        .with_context(|| format!("cannot connect the container to network {}", plan.network))?;
+        opts.network = NetworkMode::Path(sandbox.netns().to_owned());
         opts.dns = Some(DnsConfig {
             nameservers: vec![RESOLVER],
             search: plan.dns_search.clone(),
             options: resolv_options(&plan.dns_option),
         });
-        opts.addresses = me.attachments.iter().map(|a| IpAddr::V4(a.ipv4)).collect();
+        opts.addresses = sandbox
+            .attachments()
+            .iter()
+            .map(|a| IpAddr::V4(a.ipv4))
+            .collect();
         opts.hostname = Some(hostname);
-        for a in &me.attachments {
+        for a in sandbox.attachments() {
             tracing::debug!(network = %a.network, ip = %a.ipv4, ports = ?a.ports, "attached");
         }
-        Ok(me)
+        Ok(Connected {
+            sandbox: Some(sandbox),
+            rt: Some(rt),
+        })
     }
 
     /// Stops DNS, detaches from the network and removes the namespace
@@ -320,22 +301,14 @@ impl Connected {
     }
 
     fn undo(&mut self) -> Vec<String> {
-        if self.done {
-            return Vec::new();
-        }
-        self.done = true;
-        let mut errors = Vec::new();
-        if let (Some(dns), Some(rt)) = (self.dns.take(), self.rt.as_ref()) {
-            rt.block_on(dns.stop());
-        }
-        if let Err(e) = self.nets.disconnect_container(&self.id) {
-            errors.push(format!("detach: {}", chain(&e)));
-        }
-        if let Err(e) = rstack_netns::remove_pinned_netns(&self.netns) {
-            errors.push(format!("remove {}: {}", self.netns.display(), chain(&e)));
-        }
-        // The port reservations go last, once no rule points at them.
-        self.attachments.clear();
+        let errors = match self.sandbox.take() {
+            Some(s) => {
+                // the DNS tasks are aborted inside their runtime
+                let _guard = self.rt.as_ref().map(|rt| rt.enter());
+                s.teardown()
+            }
+            None => Vec::new(),
+        };
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
         }
