@@ -61,6 +61,26 @@ impl GlobalOpts {
             .with_registries_conf(self.registries_conf.clone())
             .with_max_concurrent_downloads(self.max_concurrent_downloads.map(usize::from)))
     }
+
+    /// This rstack binary with this invocation's global flags: for the
+    /// processes rstack starts itself (a detached supervisor, the project
+    /// commands of a single container).
+    pub fn rstack_command(&self) -> std::io::Result<std::process::Command> {
+        let mut cmd = std::process::Command::new(std::env::current_exe()?);
+        cmd.arg("--root")
+            .arg(&self.root)
+            .arg("--run-root")
+            .arg(&self.run_root)
+            .arg("--log-level")
+            .arg(&self.log_level);
+        if let Some(c) = &self.registries_conf {
+            cmd.arg("--registries-conf").arg(c);
+        }
+        if let Some(n) = self.max_concurrent_downloads {
+            cmd.arg("--max-concurrent-downloads").arg(n.to_string());
+        }
+        Ok(cmd)
+    }
 }
 
 /// The project options of `docker compose`. They stand before the

@@ -388,14 +388,7 @@ fn spawn_detached(global: &GlobalOpts, ctx: &Ctx, args: &Args) -> anyhow::Result
 
 /// `rstack ... up --supervisor-child` with this command's global and up flags.
 fn child_command(global: &GlobalOpts, ctx: &Ctx, args: &Args) -> anyhow::Result<Command> {
-    let exe = std::env::current_exe().context("find the rstack binary")?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("--root")
-        .arg(&global.root)
-        .arg("--run-root")
-        .arg(&global.run_root)
-        .arg("--log-level")
-        .arg(&global.log_level);
+    let mut cmd = global.rstack_command().context("find the rstack binary")?;
     let c = &global.compose;
     for f in &c.files {
         cmd.arg("-f").arg(f);

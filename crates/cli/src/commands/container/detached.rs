@@ -47,15 +47,8 @@ impl SingleProject {
 
     /// `rstack -f container.json -p <p> ARGS...` with our global flags.
     fn command(&self, global: &GlobalOpts, args: &[&str]) -> anyhow::Result<Command> {
-        let exe = std::env::current_exe().context("find the rstack binary")?;
-        let mut cmd = Command::new(exe);
-        cmd.arg("--root")
-            .arg(&global.root)
-            .arg("--run-root")
-            .arg(&global.run_root)
-            .arg("--log-level")
-            .arg(&global.log_level)
-            .arg("-f")
+        let mut cmd = global.rstack_command().context("find the rstack binary")?;
+        cmd.arg("-f")
             .arg(self.document())
             .arg("-p")
             .arg(&self.name)
