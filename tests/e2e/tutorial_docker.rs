@@ -48,6 +48,22 @@ impl Docker<'_> {
     }
 }
 
+/// Removes every container and network of the trial if it fails half-way
+/// (their supervisors end with them).
+struct CleanOnPanic<'a>(&'a Docker<'a>);
+
+impl Drop for CleanOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let ids = self.0.run(&["ps", "-aq"]).stdout;
+            for id in ids.split_whitespace() {
+                let _ = self.0.run(&["rm", "-f", id]);
+            }
+            let _ = self.0.run(&["network", "rm", "minha-rede", "bridge"]);
+        }
+    }
+}
+
 fn until(what: &str, f: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !f() {
@@ -73,6 +89,7 @@ fn tutorial() {
         r: &r,
         link,
     };
+    let _guard = CleanOnPanic(&d);
     let app = r.work_dir().join("minha-app");
     std::fs::create_dir_all(&app).unwrap();
     std::fs::write(
