@@ -5,22 +5,29 @@
 # - pull + unpack MB/s of a large image        (tests/src/bin/bench.rs `pull`)
 # - embedded DNS latency from a container and
 #   published-port vs direct TCP throughput     (netns/benches/netbench.rs)
-# - container start latency, median of 50       (runtime/bench/container_run.sh,
-#   with runc's figure beside it when runc is installed, podman's when podman is)
+# - container start latency (`container run --rm --network none busybox
+#   true`), median of 50 (runtime/bench/container_run.sh, with runc's figure
+#   beside it when runc is installed, podman's when podman is)
+# - healthcheck probes: wall time of one `CMD true` probe, and supervisor +
+#   probe CPU of 10 services probing every 1 s over 60 s (docker's beside
+#   when dockerd is installed: started here with its own data root)
 # - a 5-service stack: `up -d` to all running, `up -d --wait` to all healthy
 #   (healthchecks every 1 s), `down`; `down` of 5 containers whose PID 1
 #   ignores SIGTERM (stop_grace_period 1s)
 # - gateway + 3 Python backends (healthchecks, service_healthy): from the
 #   start of `up -d` to the first page served through the gateway
 # - the supervisor's RSS (VmRSS, split into private and file pages, and PSS)
-#   for a 10-service stack
+#   for a 10-service stack, and `down` of 10 services
+# It ends with the edge-cost targets (issue 16), each figure beside its
+# target.
 # It builds the release binaries first (as the user who called sudo when
 # there is one). The container and stack parts run in a network namespace of
 # their own (bridges, nft rules and ports never touch the host's network);
 # state goes to a temp dir that is removed at the end.
 #
 # Environment: CARGO_TARGET_DIR (default <repo>/target), RUNS (stack runs per
-# figure, default 5), PULL_RUNS (default 3), START_RUNS (default 50).
+# figure, default 5), PULL_RUNS (default 3), START_RUNS (default 50),
+# PROBE_SECS (default 60).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 target=${CARGO_TARGET_DIR:-$repo/target}
@@ -32,6 +39,8 @@ now() { date +%s%N; }
 # median of the integers on stdin
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 ms() { awk -v ns="$1" 'BEGIN {printf "%.0f ms", ns / 1e6}'; }
+# target LABEL VALUE LIMIT UNIT: a figure for the closing table (<= LIMIT)
+target() { [ -z "${RSTACK_BENCH_TARGETS:-}" ] || printf '%s|%s|%s|%s\n' "$@" >> "$RSTACK_BENCH_TARGETS"; }
 
 [ "$(id -u)" = 0 ] || die "containers need root: run it with sudo"
 
@@ -57,6 +66,9 @@ if [ -z "${RSTACK_BENCH_NETNS:-}" ]; then
   echo "$(nproc) cpus, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
   if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo "cgroup v2"; else echo "cgroup v1/hybrid"; fi
   "$bin" version | head -1
+  export RSTACK_BENCH_TARGETS
+  RSTACK_BENCH_TARGETS=$(mktemp /var/tmp/rstack-bench-targets.XXXXXX)
+  trap 'rm -f "$RSTACK_BENCH_TARGETS"' EXIT
 
   say "release binary size"
   stripped=$(mktemp)
@@ -64,6 +76,7 @@ if [ -z "${RSTACK_BENCH_NETNS:-}" ]; then
   strip "$stripped"
   awk -v a="$(stat -c %s "$bin")" -v b="$(stat -c %s "$stripped")" \
     'BEGIN {printf "target/release/rstack: %.1f MB as built, %.1f MB stripped\n", a / 1e6, b / 1e6}'
+  target "release binary, stripped" "$(awk -v b="$(stat -c %s "$stripped")" 'BEGIN {printf "%.1f", b / 1e6}')" 10 MB
   rm -f "$stripped"
 
   say "pull + unpack of a large image (tests/src/bin/bench.rs pull)"
@@ -78,7 +91,14 @@ if [ -z "${RSTACK_BENCH_NETNS:-}" ]; then
     "$repo/tests/demo/images.sh" --fetch python > /dev/null
 
   # the rest in a network namespace of our own
-  exec unshare --net env RSTACK_BENCH_NETNS=1 "$0" "$@"
+  unshare --net env RSTACK_BENCH_NETNS=1 "$0" "$@"
+  say "edge-cost targets (issue 16): figure, target"
+  while IFS='|' read -r label value limit unit; do
+    verdict=$(awk -v v="$value" -v l="$limit" 'BEGIN {print (v <= l) ? "met" : "NOT met"}')
+    printf '%-66s %8s %-3s (target <= %s %s) %s\n' "$label" "$value" "$unit" "$limit" "$unit" "$verdict"
+  done < "$RSTACK_BENCH_TARGETS"
+  rm -f "$RSTACK_BENCH_TARGETS"
+  exit 0
 fi
 
 ip link set lo up
@@ -121,16 +141,17 @@ say "container start latency (median of ${START_RUNS:-50})"
 if command -v runc > /dev/null; then
   RSTACK=$bin "$repo/runtime/bench/container_run.sh" "$image" "${START_RUNS:-50}"
 else
-  "$bin" container run --rm "$image" true
+  "$bin" container run --rm --network none "$image" true
   for _ in $(seq "${START_RUNS:-50}"); do
-    t0=$(now); "$bin" container run --rm "$image" true; echo $(($(now) - t0))
-  done | median | { read -r m; echo "rstack container run --rm busybox true: median $(ms "$m") (runc is not installed: no runc figure)"; }
+    t0=$(now); "$bin" container run --rm --network none "$image" true; echo $(($(now) - t0))
+  done | median | { read -r m; echo "rstack container run --rm --network none busybox true: median $(ms "$m") (runc is not installed: no runc figure)"
+    target "container run --rm --network none busybox true, median" "$(awk -v m="$m" 'BEGIN {printf "%.0f", m / 1e6}')" 25 ms; }
 fi
 if command -v podman > /dev/null; then
   podman pull -q --tls-verify=false "$image" > /dev/null
   for _ in $(seq "${START_RUNS:-50}"); do
-    t0=$(now); podman run --rm "$image" true; echo $(($(now) - t0))
-  done | median | { read -r m; echo "podman run --rm busybox true: median $(ms "$m")"; }
+    t0=$(now); podman run --rm --network none "$image" true; echo $(($(now) - t0))
+  done | median | { read -r m; echo "podman run --rm --network none busybox true: median $(ms "$m")"; }
 else
   echo "(podman is not installed: no podman figure)"
 fi
@@ -218,6 +239,65 @@ done
 echo "up -d returned (gateway started):            $(ms "$(median < "$work/gw-up.ns")")"
 echo "up -d start to first page through gateway:   $(ms "$(median < "$work/gw-serves.ns")")"
 
+say "healthchecks: 10 services with CMD true every 1 s, over ${PROBE_SECS:-60} s"
+# PID 1 sleeps (exits on SIGTERM): the containers' own CPU is ~0, so their
+# cgroups' CPU time is the probes'
+idle='    command: ["sh", "-c", "trap \"exit 0\" TERM; sleep 3600 & wait"]'
+stack probe10 10 "$idle
+    healthcheck: {test: [\"CMD\", \"true\"], interval: 1s, timeout: 5s, retries: 3}"
+# cpu_ns: CPU time of the supervisor (own, not its children's: the probes
+# are counted in their containers' cgroups) + the containers' cgroups
+probe_cpu_ns() {
+  local sup=$1 total=0 f d used
+  total=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.0f", ($14 + $15) * 1e9 / hz}' "/proc/$sup/stat")
+  for f in "$RSTACK_RUN"/projects/probe10/containers/*.json; do
+    used=
+    for d in $(jq -r '.cgroup_leaves[]?' "$f"); do
+      [ -f "$d/cpuacct.usage" ] && used=$(cat "$d/cpuacct.usage")
+    done
+    if [ -z "$used" ]; then
+      for d in $(jq -r '.cgroup_leaves[]?' "$f"); do
+        [ -f "$d/cpu.stat" ] && used=$(awk '/^usage_usec/ {print $2 * 1000}' "$d/cpu.stat")
+      done
+    fi
+    total=$((total + ${used:-0}))
+  done
+  echo "$total"
+}
+rs probe10 up -d --wait || die "the probe stack did not get healthy (see $work/probe10)"
+sup=$(jq -r .pid "$RSTACK_RUN/projects/probe10/supervisor.json")
+secs=${PROBE_SECS:-60}
+c0=$(probe_cpu_ns "$sup"); t0=$(now)
+sleep "$secs"
+c1=$(probe_cpu_ns "$sup"); t1=$(now)
+# wall time of each recorded probe (the last 5 per container)
+python3 - "$RSTACK_RUN/projects/probe10/containers" > "$work/probe.stats" <<'PY'
+import glob, json, sys
+from datetime import datetime
+def t(s):
+    # RFC 3339 with up to 9 fraction digits; datetime takes 6
+    head, _, frac = s.rstrip("Z").partition(".")
+    return datetime.fromisoformat(head).timestamp() + float("0." + (frac or "0"))
+walls = []
+for f in glob.glob(sys.argv[1] + "/*.json"):
+    for p in json.load(open(f)).get("health", {}).get("log", []):
+        walls.append((t(p["end"]) - t(p["start"])) * 1000)
+walls.sort()
+print(len(walls), walls[len(walls) // 2] if walls else 0, walls[-1] if walls else 0)
+PY
+read -r nprobes wall_med wall_max < "$work/probe.stats"
+# every container probes once a second: ~10 probes a second
+probes=$(awk -v s="$(( (t1 - t0) / 1000000 ))" 'BEGIN {printf "%d", 10 * s / 1000}')
+awk -v c="$((c1 - c0))" -v t="$((t1 - t0))" -v n="$probes" -v m="$wall_med" -v x="$wall_max" -v k="$nprobes" 'BEGIN {
+  printf "one probe (CMD true): wall median %.1f ms, max %.1f ms (%d recorded probes)\n", m, x, k
+  printf "supervisor + probes: %.2f %% of one core (%.0f ms CPU in %.0f s), ~%.2f ms CPU a probe\n", 100 * c / t, c / 1e6, t / 1e9, c / 1e6 / n
+}'
+target "one healthcheck probe (CMD true), wall median" "$(printf '%.1f' "$wall_med")" 5 ms
+target "one healthcheck probe (CMD true), CPU (supervisor + probe)" "$(awk -v c="$((c1 - c0))" -v n="$probes" 'BEGIN {printf "%.2f", c / 1e6 / n}')" 3 ms
+target "10 services, CMD probes every 1 s: supervisor + probe CPU" "$(awk -v c="$((c1 - c0))" -v t="$((t1 - t0))" 'BEGIN {printf "%.2f", 100 * c / t}')" 2 "%"
+rs probe10 down
+"$repo/tests/bench/docker_probes.sh" "$image" "$secs" "$work/docker" || echo "(docker: no figure, see above)"
+
 say "supervisor memory, 10-service stack"
 rs stack10 up -d
 sleep 2
@@ -228,7 +308,12 @@ anon=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status")
 file=$(awk '/^RssFile/ {print $2}' "/proc/$pid/status")
 pss=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup")
 echo "supervisor pid $pid, 10 running containers: VmRSS $(kb "$rss") = private (RssAnon) $(kb "$anon") + file pages $(kb "$file") (the rstack binary's pages in the page cache, shared with every rstack process); PSS $(kb "$pss")"
+target "supervisor of a 10-service stack: private (RssAnon)" "$(awk -v k="$anon" 'BEGIN {printf "%.1f", k / 1024}')" 3 MB
+target "supervisor of a 10-service stack: VmRSS" "$(awk -v k="$rss" 'BEGIN {printf "%.1f", k / 1024}')" 8 MB
 rs stack10 down
+for _ in $(seq "$runs"); do rs stack10 up -d; timed stack10 down >> "$work/down10.ns"; done
+echo "down of 10 services (PID 1 exits on SIGTERM): $(ms "$(median < "$work/down10.ns")")"
+target "down of 10 services whose PID 1 exits on SIGTERM, median" "$(median < "$work/down10.ns" | awk '{printf "%.0f", $1 / 1e6}')" 150 ms
 
 say "single containers: container run -d, stop, start, rm (median of $runs)"
 # PID 1 ends on SIGTERM, so stop measures rstack, not a 10 s grace period

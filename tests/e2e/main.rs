@@ -16,6 +16,7 @@ mod inspect;
 mod kube;
 mod network;
 mod personality;
+mod probe;
 mod registries;
 mod runtime;
 mod sandbox;
@@ -42,6 +43,7 @@ fn main() {
     trials.extend(kube::tests());
     trials.extend(network::tests());
     trials.extend(personality::tests());
+    trials.extend(probe::tests());
     trials.extend(registries::tests());
     trials.extend(runtime::tests());
     trials.extend(security::tests());

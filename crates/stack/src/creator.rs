@@ -1,4 +1,4 @@
-//! Container creation and probe execs from a single-threaded process.
+//! Container creation from a single-threaded process.
 //!
 //! libcontainer starts a container's processes with raw `clone` calls and
 //! keeps running Rust code (allocating) in the children. In a
@@ -8,7 +8,7 @@
 //! hanging at "Starting". So the supervisor forks a *creator* while it is
 //! still single-threaded; for every request the creator forks a one-shot
 //! worker (a fork of a single-threaded process is safe) that creates and
-//! starts the container, or runs a healthcheck probe, answers, and exits.
+//! starts the container, answers, and exits.
 //! The container's init, orphaned when the worker exits, is re-parented to
 //! the supervisor — a child subreaper — which can then wait for it.
 
@@ -17,7 +17,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use rstack_compose::Project;
 use rstack_images::LocalImage;
@@ -26,9 +25,8 @@ use rstack_runtime::{Container, Stdio};
 use serde::{Deserialize, Serialize};
 
 use crate::error_chain::chain;
-use crate::health::Check;
 use crate::prepare::Env;
-use crate::state::{ProbeResult, ProjectPaths, Stream};
+use crate::state::{ProjectPaths, Stream};
 
 /// A failure talking to the creator.
 #[derive(Debug, thiserror::Error)]
@@ -59,12 +57,6 @@ pub(crate) enum Request {
         #[serde(default)]
         id: Option<String>,
     },
-    /// Run a healthcheck probe in container `id`.
-    Probe {
-        id: String,
-        argv: Vec<String>,
-        timeout_ms: u64,
-    },
 }
 
 /// The creator's answer.
@@ -76,7 +68,6 @@ pub(crate) enum Reply {
         cgroup_dirs: Vec<PathBuf>,
         cgroup_leaves: Vec<PathBuf>,
     },
-    Probed(ProbeResult),
     Failed(String),
 }
 
@@ -234,21 +225,6 @@ fn work(conn: &UnixStream, ctx: &Ctx<'_>) {
     }
     let reply = match serde_json::from_str::<Request>(&line) {
         Err(e) => Reply::Failed(format!("bad request: {e}")),
-        Ok(Request::Probe {
-            id,
-            argv,
-            timeout_ms,
-        }) => {
-            let check = Check {
-                argv,
-                interval: Duration::ZERO,
-                timeout: Duration::from_millis(timeout_ms),
-                retries: 1,
-                start_period: Duration::ZERO,
-                start_interval: None,
-            };
-            Reply::Probed(crate::supervisor::probe::run(&ctx.env.runtime, &id, &check))
-        }
         Ok(Request::Create {
             service,
             name,

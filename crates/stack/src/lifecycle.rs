@@ -323,11 +323,6 @@ fn start_in_creator(
             cgroup_leaves,
         } => (id, pid, cgroup_dirs, cgroup_leaves),
         crate::creator::Reply::Failed(message) => return Err(Error::Create { message }),
-        crate::creator::Reply::Probed(_) => {
-            return Err(Error::Create {
-                message: format!("container {name}: unexpected answer"),
-            });
-        }
     };
     let pidfd = Pidfd::open(pid).map_err(|source| Error::Process { name, source })?;
     rec.id = Some(id);

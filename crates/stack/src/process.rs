@@ -38,6 +38,13 @@ pub struct Pidfd {
     fd: OwnedFd,
 }
 
+impl AsFd for Pidfd {
+    /// Readable (`poll`) once the process has exited.
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl Pidfd {
     /// Opens `pid` if it still is the process started at `start_time` and
     /// has not exited. `None` when it is gone, a zombie nobody reaped yet,

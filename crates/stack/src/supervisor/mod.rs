@@ -25,7 +25,7 @@ mod hub;
 pub mod known;
 mod log_pump;
 mod plan;
-pub(crate) mod probe;
+mod probe;
 mod prober;
 mod reconcile;
 mod resources;

@@ -1,7 +1,7 @@
 //! Healthchecks of running containers: one prober thread per container run
 //! (its `generation`) with a healthcheck, sleeping as the health tracker's
 //! cadence says ([`crate::health`]), asking the creator to run each probe
-//! ([`super::probe`], in a single-threaded fork) and recording the result
+//! ([`super::probe`], started directly from this thread) and recording the result
 //! in the container's record, which dependants waiting on
 //! `service_healthy` see at once.
 
@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::hub::Inner;
-use crate::error_chain::chain;
 use crate::health::{Check, Tracker};
-use crate::state::{Health, ProbeResult, now_rfc3339};
+use crate::state::Health;
 
 /// Starts the prober of run `generation` of container `name`.
 pub(super) fn spawn(inner: &Arc<Inner>, name: String, generation: u64, check: Check) {
@@ -37,6 +36,7 @@ fn prober(inner: Arc<Inner>, name: String, generation: u64, check: Check) {
         (tracker, started, l.rec.id.clone())
     };
     let Some(id) = id else { return };
+    let mut probe = super::probe::Prober::default();
     let uptime = || {
         let d = jiff::Timestamp::now().duration_since(started);
         Duration::try_from(d).unwrap_or_default()
@@ -55,7 +55,7 @@ fn prober(inner: Arc<Inner>, name: String, generation: u64, check: Check) {
             // a frozen container cannot answer; docker skips probes too
             continue;
         }
-        let result = probe(&inner, &id, &check);
+        let result = probe.run(&inner.env.runtime, &id, &check);
         let changed = tracker.record(result, uptime());
         let still = inner
             .hub()
@@ -97,29 +97,5 @@ fn sleep(inner: &Inner, name: &str, generation: u64, delay: Duration) -> bool {
             return true;
         }
         hub = inner.wait_timeout(hub, left);
-    }
-}
-
-/// One probe, run by the creator's worker; a probe that cannot run is a
-/// failed one with the reason as its output.
-fn probe(inner: &Inner, id: &str, check: &Check) -> ProbeResult {
-    match inner.creator.call(&crate::creator::Request::Probe {
-        id: id.to_owned(),
-        argv: check.argv.clone(),
-        timeout_ms: check.timeout.as_millis() as u64,
-    }) {
-        Ok(crate::creator::Reply::Probed(r)) => r,
-        Ok(other) => failure(format!("unexpected answer {other:?}")),
-        Err(e) => failure(chain(&e)),
-    }
-}
-
-fn failure(output: String) -> ProbeResult {
-    let now = now_rfc3339();
-    ProbeResult {
-        start: now.clone(),
-        end: now,
-        exit_code: -1,
-        output,
     }
 }

@@ -1,0 +1,500 @@
+//! Short processes next to a running container's own — healthcheck probes —
+//! started directly instead of through libcontainer's tenant path.
+//!
+//! The tenant path ([`crate::exec`]) costs 35–50 ms a process: a re-exec of
+//! this binary, libcontainer's state load, an intermediate process, a
+//! process file on disk and a fresh seccomp compilation. A probe every few
+//! seconds in each of ten services makes that most of the runtime's CPU on
+//! an edge device. A [`Target`] is prepared once per container run (the
+//! init's pidfd, its cgroup, the process's user, capabilities, rlimits,
+//! no_new_privs, env and cwd from config.json, and its seccomp filter
+//! compiled to BPF by [`crate::seccomp_bpf`]); [`Target::spawn`] then only
+//! forks and execs:
+//!
+//! - the calling thread enters the container's PID namespace for its
+//!   children (`setns(pidfd, CLONE_NEWPID)`, a per-thread setting, undone
+//!   right after the fork), so the child is born inside it;
+//! - the child (a fork of a multi-threaded process: system calls only, no
+//!   allocation) joins the container's cgroups (`0` into each
+//!   `cgroup.procs`; on cgroup v2 only, `clone3(CLONE_INTO_CGROUP)` would
+//!   save that write but std's spawn does not expose it), its mount, UTS,
+//!   IPC, network and cgroup namespaces (`setns(pidfd, ...)`), becomes its
+//!   own process group (killed as one on timeout), marks every fd but 0–2
+//!   close-on-exec, applies rlimits and umask, drops the bounding set,
+//!   switches user and groups, sets capabilities (ambient included),
+//!   no_new_privs and the seccomp filter in runc's order, changes to the
+//!   working directory and execs with the container's environment.
+//!
+//! No pty, no state file, no helper process: the process is the caller's
+//! child, waited for like any other.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use oci_spec::runtime::{LinuxCapabilities, Process, Spec};
+
+use crate::error::ContainerError;
+use crate::paths::Paths;
+use crate::seccomp_bpf::Bpf;
+
+/// A running container, ready for [`Target::spawn`].
+#[derive(Debug)]
+pub struct Target {
+    pidfd: OwnedFd,
+    pid: i32,
+    cgroup_procs: Vec<PathBuf>,
+    setup: Arc<ChildSetup>,
+    env: Vec<(String, String)>,
+}
+
+/// What the forked child applies (plain data: read without allocating).
+#[derive(Debug)]
+struct ChildSetup {
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    groups: Vec<libc::gid_t>,
+    umask: Option<libc::mode_t>,
+    rlimits: Vec<(libc::__rlimit_resource_t, libc::rlimit)>,
+    caps: CapMasks,
+    last_cap: u32,
+    no_new_privs: bool,
+    seccomp: Option<Arc<Bpf>>,
+    cwd: CString,
+}
+
+/// The five capability sets as bit masks (bit n = capability n).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct CapMasks {
+    bounding: u64,
+    effective: u64,
+    permitted: u64,
+    inheritable: u64,
+    ambient: u64,
+}
+
+impl Target {
+    /// Prepares container `name_or_id` (running): reads its config.json,
+    /// compiles its seccomp filter (cached) and holds its init by pidfd.
+    pub fn prepare(paths: &Paths, name_or_id: &str) -> Result<Target, ContainerError> {
+        let adopted = crate::adopt::Adopted::open(paths, name_or_id)?;
+        let id = adopted.id().to_owned();
+        let pid = adopted.pid().ok_or(ContainerError::Sys {
+            what: "find the container's init process (not running)",
+            source: nix::Error::ESRCH,
+        })?;
+        let pidfd = pidfd_open(pid)?;
+        let config = paths.container_dir(&id).join("config.json");
+        let spec = Spec::load(&config).map_err(|e| ContainerError::Io {
+            what: "read",
+            path: config.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let process = spec.process().clone().unwrap_or_default();
+        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Some(
+                crate::seccomp_bpf::compile(s).map_err(|e| ContainerError::Io {
+                    what: "use the seccomp filter of",
+                    path: config.clone(),
+                    source: std::io::Error::other(e),
+                })?,
+            ),
+            None => None,
+        };
+        let plan = crate::cgroup::CgroupPlan::new(paths.cgroup_parent.as_deref(), &id);
+        let cgroup_procs = plan
+            .leaf_dirs()
+            .into_iter()
+            .map(|d| d.join("cgroup.procs"))
+            .filter(|p| p.exists())
+            .collect();
+        let env = process
+            .env()
+            .iter()
+            .flatten()
+            .filter_map(|e| e.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Ok(Target {
+            pidfd,
+            pid,
+            cgroup_procs,
+            setup: Arc::new(child_setup(&process, seccomp)?),
+            env,
+        })
+    }
+
+    /// The container's init pid (as seen from the host).
+    pub fn init_pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Starts `argv` in the container with stdin /dev/null and the given
+    /// stdout/stderr. The child leads its own process group (kill the
+    /// group to kill what it started). A missing command is the spawn's
+    /// `ENOENT`.
+    pub fn spawn(
+        &self,
+        argv: &[String],
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    ) -> Result<Child, ContainerError> {
+        let Some((program, args)) = argv.split_first() else {
+            return Err(ContainerError::Sys {
+                what: "run an empty command in the container",
+                source: nix::Error::EINVAL,
+            });
+        };
+        let procs: Vec<OwnedFd> = self
+            .cgroup_procs
+            .iter()
+            .map(|p| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(p)
+                    .map(OwnedFd::from)
+                    .map_err(ContainerError::io("open", p))
+            })
+            .collect::<Result<_, _>>()?;
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .process_group(0);
+        let setup = self.setup.clone();
+        let pidfd = self.pidfd.as_raw_fd();
+        let proc_fds: Vec<i32> = procs.iter().map(|f| f.as_raw_fd()).collect();
+        // SAFETY: the closure runs in the forked child of a possibly
+        // multi-threaded process; `child_init` makes system calls only and
+        // reads data prepared before the fork, never allocating.
+        unsafe {
+            cmd.pre_exec(move || child_init(pidfd, &proc_fds, &setup));
+        }
+        let _in_pidns = PidnsForChildren::enter(&self.pidfd)?;
+        cmd.spawn().map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ContainerError::CommandNotFound {
+                message: format!("exec: \"{program}\": executable file not found in $PATH"),
+            },
+            std::io::ErrorKind::PermissionDenied => ContainerError::CommandNotExecutable {
+                message: format!("exec: \"{program}\": permission denied"),
+            },
+            _ => ContainerError::Io {
+                what: "run",
+                path: PathBuf::from(program),
+                source,
+            },
+        })
+    }
+}
+
+/// The process settings of config.json, resolved for the child.
+fn child_setup(p: &Process, seccomp: Option<Arc<Bpf>>) -> Result<ChildSetup, ContainerError> {
+    let user = p.user();
+    let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40);
+    let rlimits = p
+        .rlimits()
+        .iter()
+        .flatten()
+        .filter_map(|r| {
+            let name = serde_json::to_value(r.typ()).ok()?;
+            let res = rlimit_resource(name.as_str()?)?;
+            Some((
+                res,
+                libc::rlimit {
+                    rlim_cur: r.soft(),
+                    rlim_max: r.hard(),
+                },
+            ))
+        })
+        .collect();
+    Ok(ChildSetup {
+        uid: user.uid(),
+        gid: user.gid(),
+        groups: user.additional_gids().clone().unwrap_or_default(),
+        umask: user.umask(),
+        rlimits,
+        caps: p.capabilities().as_ref().map(cap_masks).unwrap_or_default(),
+        last_cap,
+        no_new_privs: p.no_new_privileges().unwrap_or(false),
+        seccomp,
+        cwd: CString::new(p.cwd().as_os_str().as_encoded_bytes()).map_err(|_| {
+            ContainerError::Sys {
+                what: "use the container's working directory",
+                source: nix::Error::EINVAL,
+            }
+        })?,
+    })
+}
+
+fn cap_masks(c: &LinuxCapabilities) -> CapMasks {
+    let mask = |set: &Option<oci_spec::runtime::Capabilities>| -> u64 {
+        set.iter()
+            .flatten()
+            .filter_map(|cap| {
+                let name = serde_json::to_value(cap).ok()?;
+                caps::Capability::from_str(name.as_str()?).ok()
+            })
+            .fold(0, |m, cap| m | (1u64 << cap.index()))
+    };
+    CapMasks {
+        bounding: mask(c.bounding()),
+        effective: mask(c.effective()),
+        permitted: mask(c.permitted()),
+        inheritable: mask(c.inheritable()),
+        ambient: mask(c.ambient()),
+    }
+}
+
+/// `RLIMIT_*` by its OCI name.
+fn rlimit_resource(name: &str) -> Option<libc::__rlimit_resource_t> {
+    Some(match name {
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        _ => return None,
+    })
+}
+
+fn pidfd_open(pid: i32) -> Result<OwnedFd, ContainerError> {
+    // SAFETY: pidfd_open(pid, 0) returns a new fd or -1.
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if rc < 0 {
+        return Err(ContainerError::Sys {
+            what: "hold the container's init process",
+            source: nix::Error::last(),
+        });
+    }
+    // SAFETY: a fresh fd nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(rc as i32) })
+}
+
+/// The calling thread's children are born in the container's PID namespace
+/// until this is dropped (`setns(CLONE_NEWPID)` only changes
+/// `pid_for_children`, per thread; going back to the thread's own active
+/// namespace is always allowed).
+struct PidnsForChildren {
+    own: OwnedFd,
+}
+
+impl PidnsForChildren {
+    fn enter(pidfd: &OwnedFd) -> Result<PidnsForChildren, ContainerError> {
+        let own = std::fs::File::open("/proc/thread-self/ns/pid")
+            .map(OwnedFd::from)
+            .map_err(ContainerError::io(
+                "open",
+                std::path::Path::new("/proc/thread-self/ns/pid"),
+            ))?;
+        // SAFETY: setns with an fd we hold and a namespace flag.
+        if unsafe { libc::setns(pidfd.as_raw_fd(), libc::CLONE_NEWPID) } < 0 {
+            return Err(ContainerError::Sys {
+                what: "enter the container's PID namespace",
+                source: nix::Error::last(),
+            });
+        }
+        Ok(PidnsForChildren { own })
+    }
+}
+
+impl Drop for PidnsForChildren {
+    fn drop(&mut self) {
+        // SAFETY: setns back to the thread's own active PID namespace.
+        if unsafe { libc::setns(self.own.as_raw_fd(), libc::CLONE_NEWPID) } < 0 {
+            tracing::error!(
+                "cannot leave a container's PID namespace: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
+/// Namespaces the child joins through the init's pidfd (PID comes from
+/// the parent thread, user namespaces are not used).
+const JOIN: libc::c_int = libc::CLONE_NEWNS
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWCGROUP;
+
+fn check(rc: libc::c_long) -> std::io::Result<()> {
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// In the forked child: system calls only (see the module docs for the order).
+fn child_init(pidfd: i32, cgroup_procs: &[i32], s: &ChildSetup) -> std::io::Result<()> {
+    // SAFETY: raw system calls on fds and plain data prepared before the
+    // fork; nothing allocates or takes a lock.
+    unsafe {
+        for &fd in cgroup_procs {
+            check(libc::write(fd, b"0".as_ptr().cast(), 1) as libc::c_long)?;
+        }
+        check(libc::setns(pidfd, JOIN) as libc::c_long)?;
+        check(libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ))?;
+        for (res, lim) in &s.rlimits {
+            check(libc::setrlimit(*res, lim) as libc::c_long)?;
+        }
+        if let Some(m) = s.umask {
+            libc::umask(m);
+        }
+        if !s.no_new_privs {
+            // still root with CAP_SYS_ADMIN: the kernel takes the filter
+            load_seccomp(s)?;
+        }
+        for cap in 0..=s.last_cap.min(63) {
+            if s.caps.bounding & (1 << cap) == 0 {
+                check(libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) as libc::c_long)?;
+            }
+        }
+        check(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) as libc::c_long)?;
+        check(libc::syscall(
+            libc::SYS_setgroups,
+            s.groups.len(),
+            s.groups.as_ptr(),
+        ))?;
+        check(libc::syscall(libc::SYS_setresgid, s.gid, s.gid, s.gid))?;
+        check(libc::syscall(libc::SYS_setresuid, s.uid, s.uid, s.uid))?;
+        set_caps(&s.caps)?;
+        if s.no_new_privs {
+            check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) as libc::c_long)?;
+            load_seccomp(s)?;
+        }
+        check(libc::chdir(s.cwd.as_ptr()) as libc::c_long)
+    }
+}
+
+/// `capset(2)` of effective/permitted/inheritable, then the ambient set.
+fn set_caps(c: &CapMasks) -> std::io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let half = |m: u64, hi: bool| if hi { (m >> 32) as u32 } else { m as u32 };
+    let data = [false, true].map(|hi| Data {
+        effective: half(c.effective, hi),
+        permitted: half(c.permitted, hi),
+        inheritable: half(c.inheritable, hi),
+    });
+    // SAFETY: capset with a v3 header and its two data structs.
+    unsafe {
+        check(libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut Header,
+            data.as_ptr(),
+        ))?;
+        check(libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        ) as libc::c_long)?;
+        for cap in 0..64u64 {
+            if c.ambient & (1 << cap) != 0 {
+                check(
+                    libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE, cap, 0, 0)
+                        as libc::c_long,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn load_seccomp(s: &ChildSetup) -> std::io::Result<()> {
+    let Some(bpf) = &s.seccomp else { return Ok(()) };
+    let prog = libc::sock_fprog {
+        len: bpf.code.len() as u16,
+        filter: bpf.code.as_ptr().cast_mut(),
+    };
+    // SAFETY: seccomp(SET_MODE_FILTER) with a program that outlives the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            bpf.flags,
+            &prog as *const libc::sock_fprog,
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_masks_use_kernel_numbers() {
+        let c: LinuxCapabilities = serde_json::from_str(
+            r#"{"bounding": ["CAP_CHOWN", "CAP_KILL"], "effective": ["CAP_NET_BIND_SERVICE"],
+                "permitted": ["CAP_SYS_ADMIN"], "inheritable": [], "ambient": ["CAP_CHECKPOINT_RESTORE"]}"#,
+        )
+        .unwrap();
+        let m = cap_masks(&c);
+        assert_eq!(m.bounding, (1 << 0) | (1 << 5));
+        assert_eq!(m.effective, 1 << 10);
+        assert_eq!(m.permitted, 1 << 21);
+        assert_eq!(m.inheritable, 0);
+        assert_eq!(m.ambient, 1 << 40);
+    }
+
+    #[test]
+    fn rlimits_by_oci_name() {
+        assert_eq!(rlimit_resource("RLIMIT_NOFILE"), Some(libc::RLIMIT_NOFILE));
+        assert_eq!(rlimit_resource("RLIMIT_BOGUS"), None);
+        let p: Process = serde_json::from_str(
+            r#"{"cwd": "/srv", "user": {"uid": 1000, "gid": 1000, "additionalGids": [5]},
+                "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}],
+                "noNewPrivileges": true}"#,
+        )
+        .unwrap();
+        let s = child_setup(&p, None).unwrap();
+        assert_eq!((s.uid, s.gid, s.groups.clone()), (1000, 1000, vec![5]));
+        assert_eq!(s.rlimits.len(), 1);
+        assert_eq!((s.rlimits[0].1.rlim_cur, s.rlimits[0].1.rlim_max), (10, 20));
+        assert!(s.no_new_privs);
+        assert_eq!(s.cwd.as_bytes(), b"/srv");
+    }
+}
