@@ -6,7 +6,7 @@
 //! key path, and an unknown key gets the closest valid key as a suggestion.
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value as J;
 
@@ -37,15 +37,29 @@ pub struct Issues {
     pub issues: Vec<Issue>,
 }
 
-fn schema_json() -> &'static J {
-    static S: OnceLock<J> = OnceLock::new();
-    S.get_or_init(|| serde_json::from_str(SCHEMA).unwrap_or(J::Null))
+/// The parsed schema and its compiled validator: built on first use, kept
+/// for the next file, dropped by [`release_cache`] (a long-lived process
+/// such as the supervisor validates once; the pair is ~1 MB of heap).
+struct Compiled {
+    schema: J,
+    validator: Option<jsonschema::Validator>,
 }
 
-fn validator() -> Option<&'static jsonschema::Validator> {
-    static V: OnceLock<Option<jsonschema::Validator>> = OnceLock::new();
-    V.get_or_init(|| jsonschema::validator_for(schema_json()).ok())
-        .as_ref()
+static CACHE: Mutex<Option<Arc<Compiled>>> = Mutex::new(None);
+
+fn compiled() -> Arc<Compiled> {
+    let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    c.get_or_insert_with(|| {
+        let schema = serde_json::from_str(SCHEMA).unwrap_or(J::Null);
+        let validator = jsonschema::validator_for(&schema).ok();
+        Arc::new(Compiled { schema, validator })
+    })
+    .clone()
+}
+
+/// Drops the compiled schema (built again if needed later).
+pub fn release_cache() {
+    *CACHE.lock().unwrap_or_else(|e| e.into_inner()) = None;
 }
 
 /// A path segment of the instance.
@@ -103,7 +117,8 @@ fn segs_of(loc: &jsonschema::paths::Location) -> Vec<Seg> {
 
 /// Validates a merged Compose tree against the schema.
 pub fn schema(root: &Node) -> Vec<Issue> {
-    let Some(v) = validator() else {
+    let c = compiled();
+    let Some(v) = &c.validator else {
         return vec![Issue {
             pos: root.pos.clone(),
             path: String::new(),
@@ -114,7 +129,7 @@ pub fn schema(root: &Node) -> Vec<Issue> {
     let mut issues = Vec::new();
     for err in v.iter_errors(&instance) {
         let segs = segs_of(err.instance_path());
-        issues.extend(describe(root, &segs, &err));
+        issues.extend(describe(&c.schema, root, &segs, &err));
     }
     // The most specific problems first, and no repeats.
     issues.dedup();
@@ -139,7 +154,12 @@ fn type_list(types: &[String]) -> String {
     }
 }
 
-fn describe(root: &Node, segs: &[Seg], err: &jsonschema::ValidationError<'_>) -> Vec<Issue> {
+fn describe(
+    schema: &J,
+    root: &Node,
+    segs: &[Seg],
+    err: &jsonschema::ValidationError<'_>,
+) -> Vec<Issue> {
     use jsonschema::error::ValidationErrorKind as K;
     let node = node_at(root, segs);
     let path = dotted(segs);
@@ -150,7 +170,7 @@ fn describe(root: &Node, segs: &[Seg], err: &jsonschema::ValidationError<'_>) ->
     };
     let message = match err.kind() {
         K::AdditionalProperties { unexpected } => {
-            let known = keys_at(segs);
+            let known = keys_at(schema, segs);
             let mut parts = Vec::new();
             for key in unexpected {
                 let mut seg2 = segs.to_vec();
@@ -197,7 +217,7 @@ fn describe(root: &Node, segs: &[Seg], err: &jsonschema::ValidationError<'_>) ->
                     matches!(e.kind(), K::Type { .. }) && e.instance_path().iter().count() == own
                 });
                 if !type_miss && let Some(e) = branch.first() {
-                    return describe(root, &segs_of(e.instance_path()), e);
+                    return describe(schema, root, &segs_of(e.instance_path()), e);
                 }
             }
             one_of_types(&at, node, context)
@@ -247,8 +267,7 @@ fn one_of_types(
 }
 
 /// The keys the schema allows at a path (to suggest one for a typo).
-fn keys_at(segs: &[Seg]) -> Vec<String> {
-    let root = schema_json();
+fn keys_at(root: &J, segs: &[Seg]) -> Vec<String> {
     let mut cur = root;
     for seg in segs {
         cur = deref(root, cur);
@@ -330,7 +349,10 @@ fn array_items<'a>(root: &'a J, v: &'a J) -> Option<&'a J> {
 
 /// The keys a service may have (for suggestions elsewhere).
 pub fn service_keys() -> Vec<String> {
-    keys_at(&[Seg::Key("services".into()), Seg::Key("x".into())])
+    keys_at(
+        &compiled().schema,
+        &[Seg::Key("services".into()), Seg::Key("x".into())],
+    )
 }
 
 /// `10.1.0.0/16` or `fd00::/64`.

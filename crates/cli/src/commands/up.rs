@@ -489,6 +489,9 @@ fn keep_foreign(ctx: &mut Ctx, args: &Args) -> anyhow::Result<Vec<String>> {
 /// The detached supervisor: sets up, reports progress on stdout (a pipe
 /// to `up -d`), says READY, then points stdout at its log file and serves.
 fn run_child(ctx: Ctx, store: &Store, args: &Args, foreign: Vec<String>) -> anyhow::Result<u8> {
+    // a long-lived process: few malloc arenas, startup pages shed once
+    // the services run (rstack_sys::mem)
+    rstack_sys::mem::limit_arenas();
     let images = ensure_images(&ctx, store, PullPolicy::Never)?;
     let opts = up_options(args, foreign);
     let reporter: rstack_stack::supervisor::Reporter = Arc::new(|e: Event| {
@@ -523,6 +526,8 @@ fn run_child(ctx: Ctx, store: &Store, args: &Args, foreign: Vec<String>) -> anyh
         Err(e) => println!("FAILED {}", chain_line(&e)),
     }
     let _ = std::io::stdout().flush();
+    rstack_compose::validate::release_cache();
+    rstack_sys::mem::shed_startup_pages();
     // stdout now goes to the log file (stderr already does)
     // SAFETY: dup2 of our own fds.
     unsafe {

@@ -1,0 +1,170 @@
+//! A long-lived process's memory after its start (the supervisor, issue 16).
+//!
+//! Measured on a 10-service stack: the supervisor's VmRSS was mostly the
+//! rstack binary's text, faulted in 64 KiB at a time (the kernel maps the
+//! neighbours of every touched page that is in the page cache) while it
+//! parsed and validated the project, set up networks and started
+//! containers — code it never runs again — and its private memory held
+//! freed heap and one malloc arena per thread. So:
+//! - [`limit_arenas`] (before threads start): at most two glibc arenas,
+//!   the runner/prober threads share them instead of one each;
+//! - [`shed_startup_pages`] (once started): `malloc_trim` hands freed heap
+//!   back, and the clean file-backed mappings of the executable drop their
+//!   page table entries (`MADV_DONTNEED`: the pages stay in the page cache;
+//!   what the steady state runs faults back in). Mappings holding private
+//!   pages (relocated data) are left alone, so nothing is lost. The main
+//!   thread's stack below the caller's frame (dead frames of the start,
+//!   which went deep) is handed back too.
+
+/// Caps glibc's malloc arenas at 2 (call before spawning threads).
+pub fn limit_arenas() {
+    // SAFETY: mallopt with an integer parameter; glibc only.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+}
+
+/// Returns freed heap to the kernel and unmaps the executable's clean
+/// pages from this process (they remain cached). Returns the bytes of
+/// executable mappings shed.
+pub fn shed_startup_pages() -> usize {
+    // SAFETY: malloc_trim(0) only releases free memory.
+    unsafe { libc::malloc_trim(0) };
+    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
+        return 0;
+    };
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return 0;
+    };
+    let mut shed = 0;
+    shed_dead_stack(&smaps);
+    for m in clean_mappings_of(&smaps, &exe.to_string_lossy()) {
+        // SAFETY: a whole mapping of our executable with no private pages:
+        // dropping its page table entries loses nothing (the next access
+        // faults the same file page back in).
+        let rc = unsafe { libc::madvise(m.start as *mut libc::c_void, m.len, libc::MADV_DONTNEED) };
+        if rc == 0 {
+            shed += m.len;
+        }
+    }
+    shed
+}
+
+/// Drops the main thread's stack pages more than 256 KiB below the current
+/// frame (called on the main thread; no frame lives there any more).
+fn shed_dead_stack(smaps: &str) {
+    let here = 0u8;
+    let sp = std::ptr::addr_of!(here) as usize;
+    let Some(stack) = smaps.lines().find(|l| l.ends_with("[stack]")) else {
+        return;
+    };
+    let Some((a, b)) = stack
+        .split_whitespace()
+        .next()
+        .and_then(|r| r.split_once('-'))
+    else {
+        return;
+    };
+    let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+        return;
+    };
+    if !(start..end).contains(&sp) {
+        return; // not the main thread
+    }
+    let keep_from = (sp - 256 * 1024) & !0xfff;
+    if keep_from > start {
+        // SAFETY: pages of our own stack far below the live frames; they
+        // are zero-filled again if the stack ever grows back there.
+        unsafe {
+            libc::madvise(
+                start as *mut libc::c_void,
+                keep_from - start,
+                libc::MADV_DONTNEED,
+            )
+        };
+    }
+}
+
+/// A mapping's address range.
+#[derive(Debug, PartialEq, Eq)]
+struct Range {
+    start: usize,
+    len: usize,
+}
+
+/// The mappings of `path` in `/proc/self/smaps` text that are read-only
+/// or executable (never writable) and hold no anonymous (private) pages.
+fn clean_mappings_of(smaps: &str, path: &str) -> Vec<Range> {
+    let mut out = Vec::new();
+    let mut current: Option<Range> = None;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-')
+            && let (Ok(start), Ok(end)) =
+                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        {
+            let perms = fields.next().unwrap_or("");
+            let name = fields.nth(3).unwrap_or("");
+            current = (name == path && !perms.contains('w')).then_some(Range {
+                start,
+                len: end - start,
+            });
+        } else if first == "Anonymous:"
+            && let Some(r) = current.take()
+            && fields.next() == Some("0")
+        {
+            out.push(r);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMAPS: &str = "\
+55d000000000-55d000100000 r--p 00000000 08:01 42 /usr/bin/rstack
+Rss:                1024 kB
+Anonymous:             0 kB
+55d000100000-55d000900000 r-xp 00100000 08:01 42 /usr/bin/rstack
+Rss:                8000 kB
+Anonymous:             0 kB
+55d000900000-55d000980000 r--p 00900000 08:01 42 /usr/bin/rstack
+Rss:                 512 kB
+Anonymous:           512 kB
+55d000980000-55d000990000 rw-p 00980000 08:01 42 /usr/bin/rstack
+Anonymous:             8 kB
+7f0000000000-7f0000100000 r-xp 00000000 08:01 7 /usr/lib/libc.so.6
+Anonymous:             0 kB
+";
+
+    #[test]
+    fn only_clean_read_only_mappings_of_the_executable() {
+        let got = clean_mappings_of(SMAPS, "/usr/bin/rstack");
+        assert_eq!(
+            got,
+            vec![
+                Range {
+                    start: 0x55d0_0000_0000,
+                    len: 0x10_0000
+                },
+                Range {
+                    start: 0x55d0_0010_0000,
+                    len: 0x80_0000
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn shedding_keeps_the_process_working() {
+        limit_arenas();
+        let v: Vec<u64> = (0..100_000).collect();
+        drop(v);
+        let _ = shed_startup_pages();
+        // code and data still work after the page table entries went
+        let s: u64 = (0..1000u64).sum();
+        assert_eq!(s, 499_500);
+        assert_eq!(format!("{}", 42), "42");
+    }
+}
