@@ -83,7 +83,9 @@ if [ -z "${RSTACK_BENCH_NETNS:-}" ]; then
   "$target/release/bench" pull --rstack "$bin" --runs "${PULL_RUNS:-3}"
 
   say "network: DNS from a container, published port vs direct (netns/benches/netbench.rs)"
-  "$netbench" --bench
+  # (on this VM with Docker's packages installed, its direct-TCP step
+  # times out; the figures after it do not depend on it)
+  "$netbench" --bench || echo "(netbench failed: see above; the other figures go on)"
 
   # the Debian packages of the python image, fetched while the mirror is
   # reachable (kept between runs)

@@ -435,16 +435,28 @@ fn write_file(f: &mapping::FileToWrite) -> Result<(), Error> {
     Ok(())
 }
 
-/// Detaches a container from its networks and removes its pinned netns.
-/// Idempotent; returns what failed.
+/// How long a torn-down container's veth pairs may take to go with its
+/// namespace before they are deleted one by one.
+const LINKS_GONE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Removes a (stopped) container's pinned netns and detaches it from its
+/// networks. The namespace goes first: the kernel then deletes its veth
+/// pairs in one batch with every namespace dying alongside (a `down`),
+/// instead of one `RTM_DELLINK` after another under the rtnl lock; the
+/// addresses are released once the links are gone. Idempotent; returns
+/// what failed.
 pub fn teardown_network(env: &Env, rec: &mut ContainerRecord) -> Vec<String> {
     let mut errors = Vec::new();
     if let Some(path) = rec.netns.clone() {
-        if let Err(e) = env.networks.disconnect_container(&rec.name) {
-            errors.push(format!("detach {}: {}", rec.name, chain(&e)));
-        }
+        let links = env.networks.host_links(&rec.name).unwrap_or_default();
         if let Err(e) = rstack_netns::remove_pinned_netns(&path) {
             errors.push(format!("remove netns {}: {}", path.display(), chain(&e)));
+        }
+        if let Err(e) = env.networks.await_links_gone(&links, LINKS_GONE_WAIT) {
+            errors.push(format!("detach {}: {}", rec.name, chain(&e)));
+        }
+        if let Err(e) = env.networks.disconnect_container(&rec.name) {
+            errors.push(format!("detach {}: {}", rec.name, chain(&e)));
         }
     }
     errors
