@@ -28,6 +28,7 @@ mod stdio;
 mod sys;
 mod undo;
 pub mod user;
+mod vfork;
 pub mod workload;
 
 pub use container::{
