@@ -39,6 +39,9 @@ else
   # the containment trials (cgroup view, hostile paths, fds) on cgroup v2
   RSTACK_BIN="${CARGO_TARGET_DIR:-$(pwd)/target}/debug/rstack" \
     QEMU_RUN_OPTS="-m 3072" vagrant/vm-test -p rstack-e2e --test e2e -- security::
+  # healthcheck probes joining a container's cgroup through cgroup.procs
+  RSTACK_BIN="${CARGO_TARGET_DIR:-$(pwd)/target}/debug/rstack" \
+    QEMU_RUN_OPTS="-m 3072" vagrant/vm-test -p rstack-e2e --test e2e -- probe::
 fi
 echo "== vagrant validate"
 if command -v vagrant >/dev/null; then
