@@ -292,9 +292,11 @@ fn hard_limits(opts: &RunOptions) -> Vec<(&'static str, u64)> {
         .collect()
 }
 
-fn rlimit_resource(name: &str) -> Option<nix::sys::resource::Resource> {
+/// `RLIMIT_*` by its OCI name (`--ulimit` and a spec's `process.rlimits`).
+pub(crate) fn rlimit_resource(name: &str) -> Option<nix::sys::resource::Resource> {
     use nix::sys::resource::Resource as R;
     Some(match name {
+        "RLIMIT_AS" => R::RLIMIT_AS,
         "RLIMIT_CORE" => R::RLIMIT_CORE,
         "RLIMIT_CPU" => R::RLIMIT_CPU,
         "RLIMIT_DATA" => R::RLIMIT_DATA,

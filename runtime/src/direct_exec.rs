@@ -31,7 +31,7 @@
 //! child, waited for like any other.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -47,9 +47,8 @@ use crate::vfork::SpawnError;
 #[derive(Debug)]
 pub struct Target {
     pidfd: OwnedFd,
-    pid: i32,
     cgroup_procs: Vec<PathBuf>,
-    setup: Arc<ChildSetup>,
+    setup: ChildSetup,
     env: Vec<(String, String)>,
 }
 
@@ -88,7 +87,10 @@ impl Target {
             what: "find the container's init process (not running)",
             source: nix::Error::ESRCH,
         })?;
-        let pidfd = pidfd_open(pid)?;
+        let pidfd = rstack_sys::proc::pidfd_open(pid).map_err(|e| ContainerError::Sys {
+            what: "hold the container's init process",
+            source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        })?;
         let config = paths.container_dir(&id).join("config.json");
         let spec = Spec::load(&config).map_err(|e| ContainerError::Io {
             what: "read",
@@ -121,16 +123,10 @@ impl Target {
             .collect();
         Ok(Target {
             pidfd,
-            pid,
             cgroup_procs,
-            setup: Arc::new(child_setup(&process, seccomp)?),
+            setup: child_setup(&process, seccomp)?,
             env,
         })
-    }
-
-    /// The container's init pid (as seen from the host).
-    pub fn init_pid(&self) -> i32 {
-        self.pid
     }
 
     /// Starts `argv` in the container with stdin /dev/null and the given
@@ -269,9 +265,9 @@ fn child_setup(p: &Process, seccomp: Option<Arc<Bpf>>) -> Result<ChildSetup, Con
         .flatten()
         .filter_map(|r| {
             let name = serde_json::to_value(r.typ()).ok()?;
-            let res = rlimit_resource(name.as_str()?)?;
+            let res = crate::create::rlimit_resource(name.as_str()?)?;
             Some((
-                res,
+                res as libc::__rlimit_resource_t,
                 libc::rlimit {
                     rlim_cur: r.soft(),
                     rlim_max: r.hard(),
@@ -300,13 +296,15 @@ fn child_setup(p: &Process, seccomp: Option<Arc<Bpf>>) -> Result<ChildSetup, Con
 
 fn cap_masks(c: &LinuxCapabilities) -> CapMasks {
     let mask = |set: &Option<oci_spec::runtime::Capabilities>| -> u64 {
-        set.iter()
+        let set: std::collections::HashSet<caps::Capability> = set
+            .iter()
             .flatten()
             .filter_map(|cap| {
                 let name = serde_json::to_value(cap).ok()?;
                 caps::Capability::from_str(name.as_str()?).ok()
             })
-            .fold(0, |m, cap| m | (1u64 << cap.index()))
+            .collect();
+        crate::caps::mask(&set)
     };
     CapMasks {
         bounding: mask(c.bounding()),
@@ -315,42 +313,6 @@ fn cap_masks(c: &LinuxCapabilities) -> CapMasks {
         inheritable: mask(c.inheritable()),
         ambient: mask(c.ambient()),
     }
-}
-
-/// `RLIMIT_*` by its OCI name.
-fn rlimit_resource(name: &str) -> Option<libc::__rlimit_resource_t> {
-    Some(match name {
-        "RLIMIT_AS" => libc::RLIMIT_AS,
-        "RLIMIT_CORE" => libc::RLIMIT_CORE,
-        "RLIMIT_CPU" => libc::RLIMIT_CPU,
-        "RLIMIT_DATA" => libc::RLIMIT_DATA,
-        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
-        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
-        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
-        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
-        "RLIMIT_NICE" => libc::RLIMIT_NICE,
-        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
-        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
-        "RLIMIT_RSS" => libc::RLIMIT_RSS,
-        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
-        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
-        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
-        "RLIMIT_STACK" => libc::RLIMIT_STACK,
-        _ => return None,
-    })
-}
-
-fn pidfd_open(pid: i32) -> Result<OwnedFd, ContainerError> {
-    // SAFETY: pidfd_open(pid, 0) returns a new fd or -1.
-    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if rc < 0 {
-        return Err(ContainerError::Sys {
-            what: "hold the container's init process",
-            source: nix::Error::last(),
-        });
-    }
-    // SAFETY: a fresh fd nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(rc as i32) })
 }
 
 /// The calling thread's children are born in the container's PID namespace
@@ -544,8 +506,6 @@ mod tests {
 
     #[test]
     fn rlimits_by_oci_name() {
-        assert_eq!(rlimit_resource("RLIMIT_NOFILE"), Some(libc::RLIMIT_NOFILE));
-        assert_eq!(rlimit_resource("RLIMIT_BOGUS"), None);
         let p: Process = serde_json::from_str(
             r#"{"cwd": "/srv", "user": {"uid": 1000, "gid": 1000, "additionalGids": [5]},
                 "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}],
@@ -555,6 +515,7 @@ mod tests {
         let s = child_setup(&p, None).unwrap();
         assert_eq!((s.uid, s.gid, s.groups.clone()), (1000, 1000, vec![5]));
         assert_eq!(s.rlimits.len(), 1);
+        assert_eq!(s.rlimits[0].0, libc::RLIMIT_NOFILE);
         assert_eq!((s.rlimits[0].1.rlim_cur, s.rlimits[0].1.rlim_max), (10, 20));
         assert!(s.no_new_privs);
         assert_eq!(s.cwd.as_bytes(), b"/srv");

@@ -5,7 +5,7 @@
 //! Linux >= 6.15 — asked for its exit status with `PIDFD_GET_INFO` /
 //! `PIDFD_INFO_EXIT` even when it was not our child.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
 /// A failure about a process.
@@ -57,17 +57,11 @@ impl Pidfd {
 
     /// Opens a pidfd for `pid`.
     pub(crate) fn open(pid: i32) -> Result<Pidfd, Error> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-        let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if rc < 0 {
-            return Err(Error::Sys {
-                what: "open a pidfd for",
-                pid,
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        // SAFETY: the kernel returned a fresh fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(rc as i32) };
+        let fd = rstack_sys::proc::pidfd_open(pid).map_err(|source| Error::Sys {
+            what: "open a pidfd for",
+            pid,
+            source,
+        })?;
         Ok(Pidfd { pid, fd })
     }
 

@@ -23,29 +23,32 @@ pub fn limit_arenas() {
 }
 
 /// Returns freed heap to the kernel and unmaps the executable's clean
-/// pages from this process (they remain cached). Returns the bytes of
-/// executable mappings shed.
-pub fn shed_startup_pages() -> usize {
+/// pages from this process (they remain cached).
+pub fn shed_startup_pages() {
     // SAFETY: malloc_trim(0) only releases free memory.
     unsafe { libc::malloc_trim(0) };
     let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
-        return 0;
+        return;
     };
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
-        return 0;
+        return;
     };
-    let mut shed = 0;
     shed_dead_stack(&smaps);
     for m in clean_mappings_of(&smaps, &exe.to_string_lossy()) {
         // SAFETY: a whole mapping of our executable with no private pages:
         // dropping its page table entries loses nothing (the next access
         // faults the same file page back in).
-        let rc = unsafe { libc::madvise(m.start as *mut libc::c_void, m.len, libc::MADV_DONTNEED) };
-        if rc == 0 {
-            shed += m.len;
-        }
+        unsafe { libc::madvise(m.start as *mut libc::c_void, m.len, libc::MADV_DONTNEED) };
     }
-    shed
+}
+
+/// The address range `start-end` (hex) that opens an smaps mapping line.
+fn range(field: &str) -> Option<(usize, usize)> {
+    let (a, b) = field.split_once('-')?;
+    Some((
+        usize::from_str_radix(a, 16).ok()?,
+        usize::from_str_radix(b, 16).ok()?,
+    ))
 }
 
 /// Drops the main thread's stack pages more than 256 KiB below the current
@@ -56,14 +59,7 @@ fn shed_dead_stack(smaps: &str) {
     let Some(stack) = smaps.lines().find(|l| l.ends_with("[stack]")) else {
         return;
     };
-    let Some((a, b)) = stack
-        .split_whitespace()
-        .next()
-        .and_then(|r| r.split_once('-'))
-    else {
-        return;
-    };
-    let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+    let Some((start, end)) = stack.split_whitespace().next().and_then(range) else {
         return;
     };
     if !(start..end).contains(&sp) {
@@ -98,10 +94,7 @@ fn clean_mappings_of(smaps: &str, path: &str) -> Vec<Range> {
     for line in smaps.lines() {
         let mut fields = line.split_whitespace();
         let first = fields.next().unwrap_or("");
-        if let Some((a, b)) = first.split_once('-')
-            && let (Ok(start), Ok(end)) =
-                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-        {
+        if let Some((start, end)) = range(first) {
             let perms = fields.next().unwrap_or("");
             let name = fields.nth(3).unwrap_or("");
             current = (name == path && !perms.contains('w')).then_some(Range {
@@ -161,7 +154,7 @@ Anonymous:             0 kB
         limit_arenas();
         let v: Vec<u64> = (0..100_000).collect();
         drop(v);
-        let _ = shed_startup_pages();
+        shed_startup_pages();
         // code and data still work after the page table entries went
         let s: u64 = (0..1000u64).sum();
         assert_eq!(s, 499_500);

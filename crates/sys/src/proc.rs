@@ -1,4 +1,5 @@
-//! `/proc/<pid>/stat`: a process's state, parent and start time.
+//! `/proc/<pid>/stat`: a process's state, parent and start time; and
+//! [`pidfd_open`], a handle on a process that pid reuse cannot fool.
 //!
 //! The start time (clock ticks since boot) tells a reused pid from the
 //! process that was recorded; the state tells a zombie (exited, not yet
@@ -59,6 +60,18 @@ pub fn stat_in(proc_root: &Path, pid: i32) -> Result<Stat, Error> {
         Error::Read { source, .. } => Error::Read { path, source },
         other => other,
     })
+}
+
+/// A pidfd for `pid` (`pidfd_open(2)`, Linux >= 5.3): readable by `poll`
+/// once the process has exited; usable with `pidfd_send_signal` and `setns`.
+pub fn pidfd_open(pid: i32) -> std::io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a fresh fd that nothing else owns.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(rc as i32) })
 }
 
 /// Whether `pid` is a zombie; false when it cannot be read (gone).

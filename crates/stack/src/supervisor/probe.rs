@@ -56,13 +56,11 @@ impl Prober {
         id: &str,
         check: &Check,
     ) -> Result<(i32, String), String> {
-        if self.target.is_none() {
-            let t = Target::prepare(paths, id).map_err(|e| crate::error_chain::chain(&e))?;
-            self.target = Some(t);
-        }
-        let Some(target) = &self.target else {
-            unreachable!("prepared above")
+        let target = match self.target.take() {
+            Some(t) => t,
+            None => Target::prepare(paths, id).map_err(|e| crate::error_chain::chain(&e))?,
         };
+        let target = self.target.insert(target);
         let (r, w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
         let w2 = w.try_clone().map_err(|e| format!("pipe: {e}"))?;
