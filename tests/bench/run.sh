@@ -274,28 +274,9 @@ rs probe1 up -d || die "the probe stack did not start (see $work/probe1)"
 sup=$(jq -r .pid "$RSTACK_RUN/projects/probe1/supervisor.json")
 sleep 1
 c0=$(probe_cpu_ns "$sup" probe1)
-python3 - "$RSTACK_RUN/projects/probe1/containers" 10 > "$work/probe1.stats" <<'PY'
-import glob, json, sys, time
-from datetime import datetime
-def t(s):
-    head, _, frac = s.rstrip("Z").partition(".")
-    return datetime.fromisoformat(head).timestamp() + float("0." + (frac or "0"))
-seen = {}
-end = time.time() + float(sys.argv[2])
-while time.time() < end:
-    for f in glob.glob(sys.argv[1] + "/*.json"):
-        try:
-            log = json.load(open(f)).get("health", {}).get("log", [])
-        except ValueError:
-            continue  # caught mid-replace
-        for p in log:
-            seen[p["start"]] = (t(p["end"]) - t(p["start"])) * 1000
-    time.sleep(0.3)
-w = sorted(seen.values())
-print(len(w), w[len(w) // 2] if w else 0)
-PY
+python3 "$repo/tests/bench/probe_walls.py" "$RSTACK_RUN/projects/probe1/containers" 10 > "$work/probe1.stats"
 c1=$(probe_cpu_ns "$sup" probe1)
-read -r n1 wall1 < "$work/probe1.stats"
+read -r n1 wall1 _ < "$work/probe1.stats"
 awk -v n="$n1" -v m="$wall1" -v c="$((c1 - c0))" 'BEGIN {
   printf "one probe (CMD true), alone: wall median %.1f ms over %d probes; %.2f ms CPU a probe (supervisor + probe)\n", m, n, c / 1e6 / n
 }'
@@ -309,20 +290,7 @@ c0=$(probe_cpu_ns "$sup"); t0=$(now)
 sleep "$secs"
 c1=$(probe_cpu_ns "$sup"); t1=$(now)
 # wall time of each recorded probe (the last 5 per container)
-python3 - "$RSTACK_RUN/projects/probe10/containers" > "$work/probe.stats" <<'PY'
-import glob, json, sys
-from datetime import datetime
-def t(s):
-    # RFC 3339 with up to 9 fraction digits; datetime takes 6
-    head, _, frac = s.rstrip("Z").partition(".")
-    return datetime.fromisoformat(head).timestamp() + float("0." + (frac or "0"))
-walls = []
-for f in glob.glob(sys.argv[1] + "/*.json"):
-    for p in json.load(open(f)).get("health", {}).get("log", []):
-        walls.append((t(p["end"]) - t(p["start"])) * 1000)
-walls.sort()
-print(len(walls), walls[len(walls) // 2] if walls else 0, walls[-1] if walls else 0)
-PY
+python3 "$repo/tests/bench/probe_walls.py" "$RSTACK_RUN/projects/probe10/containers" > "$work/probe.stats"
 read -r nprobes wall_med wall_max < "$work/probe.stats"
 # every container probes once a second: ~10 probes a second
 probes=$(awk -v s="$(( (t1 - t0) / 1000000 ))" 'BEGIN {printf "%d", 10 * s / 1000}')

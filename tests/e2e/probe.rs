@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use libtest_mimic::Trial;
 use rstack_e2e::{Rstack, trial};
 
-use crate::sandbox::{DownOnPanic, NEEDS, NetNs, args, find, setup, wait_for};
+use crate::sandbox::{DownOnPanic, NEEDS, NetNs, args, find, setup, sigkill_supervisor, wait_for};
 
 pub fn tests() -> Vec<Trial> {
     vec![trial(
@@ -86,12 +86,18 @@ fn exit_codes_timeouts_lockdown_readoption() {
 
 /// `inspect`'s State.Health.Log of `name`.
 fn health_log(ns: &NetNs, r: &Rstack, name: &str) -> Vec<serde_json::Value> {
+    let state = inspect_state(ns, r, name);
+    state["Health"]["Log"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no health log in {state}"))
+        .clone()
+}
+
+/// `inspect`'s State of container `name`.
+fn inspect_state(ns: &NetNs, r: &Rstack, name: &str) -> serde_json::Value {
     let out = ns.ok(r, &["inspect", name]).stdout;
     let v: serde_json::Value = serde_json::from_str(&out).expect("inspect JSON");
-    v[0]["State"]["Health"]["Log"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no health log in {out}"))
-        .clone()
+    v[0]["State"].clone()
 }
 
 fn exit_codes_and_output(ns: &NetNs, r: &Rstack) {
@@ -159,13 +165,7 @@ fn locked_down_probe(ns: &NetNs, r: &Rstack) {
 /// SIGKILL the supervisor; a new one (from `up -d`) re-adopts the
 /// containers and their probes go on.
 fn probes_go_on_after_readoption(ns: &NetNs, r: &Rstack, base: &[String]) {
-    let sup: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(r.run_root().join("projects/demo/supervisor.json")).unwrap(),
-    )
-    .unwrap();
-    let pid = sup["pid"].as_i64().unwrap() as i32;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    sigkill_supervisor(r, "demo");
     let seen = health_log(ns, r, "demo-ok-1").last().unwrap()["Start"].clone();
     let up = ns.ok(r, &args(base, &["up", "-d"]));
     assert!(up.stderr.contains("demo-ok-1  Running"), "{up}");
@@ -188,9 +188,9 @@ fn probes_go_on_after_readoption(ns: &NetNs, r: &Rstack, base: &[String]) {
 
 /// The container's init pid (`inspect`'s State.Pid).
 fn init_pid(ns: &NetNs, r: &Rstack, name: &str) -> i32 {
-    let out = ns.ok(r, &["inspect", name]).stdout;
-    let v: serde_json::Value = serde_json::from_str(&out).expect("inspect JSON");
-    v[0]["State"]["Pid"].as_i64().expect("State.Pid") as i32
+    inspect_state(ns, r, name)["Pid"]
+        .as_i64()
+        .expect("State.Pid") as i32
 }
 
 /// Host pids whose command line is exactly `cmdline` (space-separated).

@@ -235,6 +235,18 @@ pub(crate) fn find<'a>(v: &'a [serde_json::Value], name: &str) -> &'a serde_json
         .unwrap_or_else(|| panic!("no container {name} in {v:?}"))
 }
 
+/// SIGKILLs the supervisor of `project` (its pid from supervisor.json) and
+/// gives the kernel a moment to re-parent its containers.
+pub(crate) fn sigkill_supervisor(r: &Rstack, project: &str) {
+    let file = r
+        .run_root()
+        .join(format!("projects/{project}/supervisor.json"));
+    let sup: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let pid = sup["pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+}
+
 /// Polls `ps` until `pred` holds (event-driven code under test; the
 /// test itself has to look from outside).
 pub(crate) fn wait_for(

@@ -13,7 +13,8 @@ use libtest_mimic::Trial;
 use rstack_e2e::{Rstack, trial};
 
 use crate::sandbox::{
-    DownOnPanic, NEEDS, NetNs, args, container_cgroups, find, ps, setup, wait_for,
+    DownOnPanic, NEEDS, NetNs, args, container_cgroups, find, ps, setup, sigkill_supervisor,
+    wait_for,
 };
 
 pub fn tests() -> Vec<Trial> {
@@ -474,13 +475,7 @@ fn supervisor_sigkill_readopt() {
 
 /// SIGKILLs the supervisor: containers keep running, `ps` and `exec` work.
 fn kill_supervisor(ns: &NetNs, r: &Rstack, base: &[String]) {
-    let sup: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(r.run_root().join("projects/demo/supervisor.json")).unwrap(),
-    )
-    .unwrap();
-    let pid = sup["pid"].as_i64().unwrap() as i32;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    sigkill_supervisor(r, "demo");
     // containers keep running; ps still right without a supervisor
     let during = ps(ns, r, base);
     for c in &during {
