@@ -70,6 +70,11 @@ fn err(what: impl std::fmt::Display) -> BpfError {
 fn compile_uncached(seccomp: &LinuxSeccomp) -> Result<Bpf, BpfError> {
     let default = action(seccomp.default_action(), seccomp.default_errno_ret())?;
     let mut ctx = ScmpFilterContext::new(default).map_err(err)?;
+    // a binary tree of syscall numbers instead of libseccomp's linear list:
+    // on load the kernel runs the filter once for every syscall number (its
+    // action cache, under the signal lock) and a probe loads it each time;
+    // docker's profile loads in ~0.27 ms instead of ~0.75 ms here
+    ctx.set_ctl_optimize(2).map_err(err)?;
     let mut flags: libc::c_ulong = 0;
     for flag in seccomp.flags().iter().flatten() {
         flags |= match flag {

@@ -52,9 +52,26 @@ pub fn set_paused(name: &str, leaves: &[PathBuf], paused: bool) -> Result<(), Er
 
 /// Whether the container is frozen.
 pub(crate) fn is_paused(leaves: &[PathBuf]) -> bool {
-    freezer(leaves).is_some_and(|(file, _, _, frozen)| {
-        std::fs::read_to_string(file).is_ok_and(|s| s.trim() == frozen)
-    })
+    FreezerState::find(leaves).is_some_and(|f| f.is_paused())
+}
+
+/// A container's freezer state file, found once: a prober asks before
+/// every probe, and finding it stats each leaf's files.
+#[derive(Debug)]
+pub(crate) struct FreezerState {
+    file: PathBuf,
+    frozen: &'static str,
+}
+
+impl FreezerState {
+    pub(crate) fn find(leaves: &[PathBuf]) -> Option<FreezerState> {
+        freezer(leaves).map(|(file, _, _, frozen)| FreezerState { file, frozen })
+    }
+
+    /// Whether the container is frozen now.
+    pub(crate) fn is_paused(&self) -> bool {
+        std::fs::read_to_string(&self.file).is_ok_and(|s| s.trim() == self.frozen)
+    }
 }
 
 /// New limits for a running container (`container update`); `None`

@@ -180,6 +180,23 @@ impl ProjectPaths {
         write_json(&self.container_file(&rec.name), rec)
     }
 
+    /// [`Self::save_container`] without fsync, for an update a host crash
+    /// may lose without harm (a probe's result, rewritten by the next
+    /// probe; no container outlives the host): a reader still sees the old
+    /// file or the new one whole, and a supervisor crash loses nothing.
+    pub(crate) fn save_container_unsynced(&self, rec: &ContainerRecord) -> Result<(), Error> {
+        let path = self.container_file(&rec.name);
+        let data = serde_json::to_vec_pretty(rec).map_err(|source| Error::Parse {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(rstack_sys::fs::replace(
+            &path,
+            &data,
+            rstack_sys::fs::DEFAULT_MODE,
+        )?)
+    }
+
     pub fn remove_container(&self, name: &str) -> Result<(), Error> {
         remove_file(&self.container_file(name))
     }

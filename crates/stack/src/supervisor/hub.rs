@@ -174,10 +174,21 @@ impl Inner {
 
     /// Changes a container under the lock, saves its record, wakes waiters.
     pub(super) fn update(&self, name: &str, f: impl FnOnce(&mut Live)) {
+        self.update_as(name, f, true)
+    }
+
+    /// [`Self::update`] saved without fsync (`durable` false): a probe's
+    /// result, every few seconds per container, that the next one rewrites.
+    pub(super) fn update_as(&self, name: &str, f: impl FnOnce(&mut Live), durable: bool) {
         let mut hub = self.hub();
         if let Some(live) = hub.ctrs.get_mut(name) {
             f(live);
-            if let Err(e) = self.pp.save_container(&live.rec) {
+            let saved = if durable {
+                self.pp.save_container(&live.rec)
+            } else {
+                self.pp.save_container_unsynced(&live.rec)
+            };
+            if let Err(e) = saved {
                 tracing::warn!(error = %chain(&e), "cannot save a container record");
             }
         }

@@ -5,8 +5,12 @@
 //! before recording its exit, so its last lines are logged first.
 
 use std::collections::HashMap;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent, WatchDescriptor};
 
 use super::hub::Inner;
 use crate::error_chain::chain;
@@ -24,10 +28,105 @@ pub(super) fn spawn(inner: &Arc<Inner>) {
 
 /// Moves the containers' raw output into their json logs, forever.
 fn log_pump(inner: Arc<Inner>) {
+    let mut wake = Wake::new();
     loop {
+        // watches first: output written after them wakes the wait below
+        if let Some(w) = wake.as_mut() {
+            w.watch(&inner);
+        }
         let busy = pump_shared(&inner, false);
-        if !busy {
-            std::thread::sleep(Duration::from_millis(50));
+        if busy {
+            continue;
+        }
+        match wake.as_ref() {
+            Some(w) => w.wait(),
+            None => std::thread::sleep(POLL),
+        }
+    }
+}
+
+/// How often the pump looks without inotify.
+const POLL: Duration = Duration::from_millis(50);
+/// How long an idle pump sleeps when inotify tells it of new output.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// Wakes the idle pump when a raw output file is written (a watch on each
+/// container's log dir) or a container's log dir is made (a watch on their
+/// parent), instead of a look every 50 ms: an idle stack of ten costs the
+/// supervisor ~1 wake-up a second, not 20 with 20 `fstat`s each.
+struct Wake {
+    fd: Inotify,
+    /// The watch on the containers' log dirs' parent, once it exists.
+    logs: Option<WatchDescriptor>,
+    watched: HashMap<String, WatchDescriptor>,
+}
+
+impl Wake {
+    /// None (the pump polls) when inotify is not available.
+    fn new() -> Option<Wake> {
+        let fd = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok()?;
+        Some(Wake {
+            fd,
+            logs: None,
+            watched: HashMap::new(),
+        })
+    }
+
+    /// Watches the log dir of every container the hub has, drops the
+    /// watches of those gone.
+    fn watch(&mut self, inner: &Inner) {
+        if self.logs.is_none() {
+            // made with the first container's raw files
+            let logs = inner.pp.data.join("logs");
+            self.logs = self.fd.add_watch(&logs, AddWatchFlags::IN_CREATE).ok();
+        }
+        let names: Vec<String> = inner.hub().ctrs.keys().cloned().collect();
+        self.watched.retain(|name, wd| {
+            let keep = names.contains(name);
+            if !keep {
+                let _ = self.fd.rm_watch(*wd);
+            }
+            keep
+        });
+        for name in names {
+            if self.watched.contains_key(&name) {
+                continue;
+            }
+            let flags = AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_CREATE;
+            // a dir not made yet: its IN_CREATE in logs/ wakes the pump
+            if let Ok(wd) = self.fd.add_watch(&inner.pp.log_dir(&name), flags) {
+                self.watched.insert(name, wd);
+            }
+        }
+    }
+
+    /// Sleeps until a raw file or log dir changes, at most [`IDLE`] ([`POLL`]
+    /// while there is no log dir to watch yet); the pump's own json log
+    /// writes do not wake it.
+    fn wait(&self) {
+        let idle = if self.logs.is_some() { IDLE } else { POLL };
+        let deadline = std::time::Instant::now() + idle;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            if ms == 0 {
+                return;
+            }
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, PollTimeout::from(ms)).is_err() {
+                std::thread::sleep(POLL);
+                return;
+            }
+            let events = self.fd.read_events().unwrap_or_default();
+            let raw = |e: &InotifyEvent| {
+                e.mask.contains(AddWatchFlags::IN_ISDIR)
+                    || e.name
+                        .as_ref()
+                        .is_none_or(|n| n.to_string_lossy().ends_with(".raw"))
+            };
+            if events.iter().any(raw) {
+                return;
+            }
         }
     }
 }

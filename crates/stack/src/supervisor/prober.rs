@@ -36,6 +36,11 @@ fn prober(inner: Arc<Inner>, name: String, generation: u64, check: Check) {
         (tracker, started, l.rec.id.clone())
     };
     let Some(id) = id else { return };
+    let freezer = {
+        let hub = inner.hub();
+        let leaves = hub.ctrs.get(&name).map(|l| l.rec.cgroup_leaves.as_slice());
+        crate::cgroups::FreezerState::find(leaves.unwrap_or_default())
+    };
     let mut probe = super::probe::Prober::default();
     let uptime = || {
         let d = jiff::Timestamp::now().duration_since(started);
@@ -45,13 +50,7 @@ fn prober(inner: Arc<Inner>, name: String, generation: u64, check: Check) {
         if !sleep(&inner, &name, generation, tracker.next_delay(uptime())) {
             return;
         }
-        let leaves = inner
-            .hub()
-            .ctrs
-            .get(&name)
-            .map(|l| l.rec.cgroup_leaves.clone())
-            .unwrap_or_default();
-        if crate::cgroups::is_paused(&leaves) {
+        if freezer.as_ref().is_some_and(|f| f.is_paused()) {
             // a frozen container cannot answer; docker skips probes too
             continue;
         }
@@ -76,7 +75,9 @@ fn prober(inner: Arc<Inner>, name: String, generation: u64, check: Check) {
             inner.report(&name, action);
         }
         let rec = tracker.to_record();
-        inner.update(&name, |l| l.rec.health = Some(rec));
+        // a change of status is kept through a host crash too; a result
+        // that only adds to the log is rewritten by the next probe
+        inner.update_as(&name, |l| l.rec.health = Some(rec), changed);
     }
 }
 
