@@ -177,9 +177,14 @@ impl Inner {
         self.update_as(name, f, true)
     }
 
-    /// [`Self::update`] saved without fsync (`durable` false): a probe's
-    /// result, every few seconds per container, that the next one rewrites.
-    pub(super) fn update_as(&self, name: &str, f: impl FnOnce(&mut Live), durable: bool) {
+    /// [`Self::update`] of what no thread waits on, saved without fsync
+    /// and waking no one: a probe's result that leaves the health status as
+    /// it was (every few seconds per container; the next one rewrites it).
+    pub(super) fn update_quietly(&self, name: &str, f: impl FnOnce(&mut Live)) {
+        self.update_as(name, f, false)
+    }
+
+    fn update_as(&self, name: &str, f: impl FnOnce(&mut Live), durable: bool) {
         let mut hub = self.hub();
         if let Some(live) = hub.ctrs.get_mut(name) {
             f(live);
@@ -193,7 +198,9 @@ impl Inner {
             }
         }
         drop(hub);
-        self.notify();
+        if durable {
+            self.notify();
+        }
     }
 
     /// A container as the supervisor first knows it (not running yet).

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent, WatchDescriptor};
@@ -29,6 +29,7 @@ pub(super) fn spawn(inner: &Arc<Inner>) {
 /// Moves the containers' raw output into their json logs, forever.
 fn log_pump(inner: Arc<Inner>) {
     let mut wake = Wake::new();
+    let mut trimmed: Option<Instant> = None;
     loop {
         // watches first: output written after them wakes the wait below
         if let Some(w) = wake.as_mut() {
@@ -38,12 +39,24 @@ fn log_pump(inner: Arc<Inner>) {
         if busy {
             continue;
         }
-        match wake.as_ref() {
+        let quiet = match wake.as_ref() {
             Some(w) => w.wait(),
-            None => std::thread::sleep(POLL),
+            None => {
+                std::thread::sleep(POLL);
+                false
+            }
+        };
+        // a quiet second: hand the heap's free pages back (what bursts of
+        // work freed, which glibc keeps), at most once a minute
+        if quiet && trimmed.is_none_or(|t| t.elapsed() >= TRIM_EVERY) {
+            rstack_sys::mem::trim_heap();
+            trimmed = Some(Instant::now());
         }
     }
 }
+
+/// How often an idle supervisor returns its free heap pages.
+const TRIM_EVERY: Duration = Duration::from_secs(60);
 
 /// How often the pump looks without inotify.
 const POLL: Duration = Duration::from_millis(50);
@@ -102,20 +115,20 @@ impl Wake {
 
     /// Sleeps until a raw file or log dir changes, at most [`IDLE`] ([`POLL`]
     /// while there is no log dir to watch yet); the pump's own json log
-    /// writes do not wake it.
-    fn wait(&self) {
+    /// writes do not wake it. True when nothing changed for [`IDLE`].
+    fn wait(&self) -> bool {
         let idle = if self.logs.is_some() { IDLE } else { POLL };
-        let deadline = std::time::Instant::now() + idle;
+        let deadline = Instant::now() + idle;
         loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.saturating_duration_since(Instant::now());
             let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
             if ms == 0 {
-                return;
+                return self.logs.is_some();
             }
             let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
             if poll(&mut fds, PollTimeout::from(ms)).is_err() {
                 std::thread::sleep(POLL);
-                return;
+                return false;
             }
             let events = self.fd.read_events().unwrap_or_default();
             let raw = |e: &InotifyEvent| {
@@ -125,7 +138,7 @@ impl Wake {
                         .is_none_or(|n| n.to_string_lossy().ends_with(".raw"))
             };
             if events.iter().any(raw) {
-                return;
+                return false;
             }
         }
     }

@@ -75,9 +75,14 @@ fn prober(inner: Arc<Inner>, name: String, generation: u64, check: Check) {
             inner.report(&name, action);
         }
         let rec = tracker.to_record();
-        // a change of status is kept through a host crash too; a result
-        // that only adds to the log is rewritten by the next probe
-        inner.update_as(&name, |l| l.rec.health = Some(rec), changed);
+        // a change of status wakes those waiting on it (`service_healthy`,
+        // `--wait`) and is saved durably; a result that only adds to the
+        // log is rewritten by the next probe
+        if changed {
+            inner.update(&name, |l| l.rec.health = Some(rec));
+        } else {
+            inner.update_quietly(&name, |l| l.rec.health = Some(rec));
+        }
     }
 }
 
