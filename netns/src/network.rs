@@ -475,18 +475,18 @@ impl Networks {
         let mut errors = Vec::new();
         let bridge = n.bridge.clone();
         let veths: Vec<String> = stale.iter().map(|e| e.host_veth.clone()).collect();
-        if let Err(source) = netlink::run(None, |h| async move {
-            for v in &veths {
-                netlink::delete_link(&h, v).await?;
-            }
-            netlink::delete_link(&h, &bridge).await?;
-            Ok(())
-        }) {
-            errors.push(Error::Netlink {
-                name: name.clone(),
-                source,
-            });
-        }
+        // The bridge's deletion waits for RCU grace periods in the kernel
+        // (~35-55 ms here) and the firewall's update for nft's commit: the
+        // rules name the bridge without needing it, so both go at once.
+        let deleting = std::thread::spawn(move || {
+            netlink::run(None, |h| async move {
+                for v in &veths {
+                    netlink::delete_link(&h, v).await?;
+                }
+                netlink::delete_link(&h, &bridge).await?;
+                Ok(())
+            })
+        });
         n.endpoints.clear();
         match std::fs::remove_file(self.paths.network_file(&name)) {
             Ok(()) => {}
@@ -499,6 +499,15 @@ impl Networks {
         let _ = std::fs::remove_file(self.paths.network_lock(&name));
         if let Err(e) = self.sync_firewall_locked() {
             errors.push(e);
+        }
+        let deleted = deleting
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        if let Err(source) = deleted {
+            errors.push(Error::Netlink {
+                name: name.clone(),
+                source,
+            });
         }
         tracing::info!(%name, "network removed");
         Error::from_list(errors)

@@ -133,6 +133,7 @@ pub(super) struct Inner {
     /// Raw-to-json log state, shared by the pump thread and the runners
     /// (which drain a container's output before recording its exit).
     pub(super) pumps: Mutex<Pumps>,
+    pub(super) pump_kick: super::log_pump::Kick,
 }
 
 impl Inner {
@@ -158,6 +159,7 @@ impl Inner {
 
     pub(super) fn begin_shutdown(&self) {
         self.shared.begin_shutdown();
+        self.pump_kick.kick();
     }
 
     pub(super) fn report(&self, name: &str, action: &str) {

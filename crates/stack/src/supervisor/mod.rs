@@ -214,6 +214,7 @@ impl Supervisor {
             resolver,
             creator,
             pumps: Mutex::new(HashMap::new()),
+            pump_kick: log_pump::Kick::new(),
         });
         let listener = listen(&inner)?;
         let stop = |rec: &crate::state::ContainerRecord, p: &Pidfd| {
