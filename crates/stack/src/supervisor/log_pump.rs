@@ -61,7 +61,7 @@ fn log_pump(inner: Arc<Inner>) {
         if busy {
             continue;
         }
-        let quiet = match wake.as_ref() {
+        let quiet = match wake.as_mut() {
             Some(w) => w.wait(&inner.pump_kick),
             None => {
                 std::thread::sleep(POLL);
@@ -135,10 +135,23 @@ impl Wake {
         }
     }
 
+    /// Forgets the watches the kernel dropped (their dir was removed), so
+    /// that [`Self::watch`] watches a dir made again under the same name.
+    fn forget_removed(&mut self, events: &[InotifyEvent]) {
+        for e in events {
+            if e.mask.contains(AddWatchFlags::IN_IGNORED) {
+                self.watched.retain(|_, wd| *wd != e.wd);
+                if self.logs == Some(e.wd) {
+                    self.logs = None;
+                }
+            }
+        }
+    }
+
     /// Sleeps until a raw file or log dir changes, at most [`IDLE`] ([`POLL`]
     /// while there is no log dir to watch yet); the pump's own json log
     /// writes do not wake it. True when nothing changed for [`IDLE`].
-    fn wait(&self, kick: &Kick) -> bool {
+    fn wait(&mut self, kick: &Kick) -> bool {
         let idle = if self.logs.is_some() { IDLE } else { POLL };
         let deadline = Instant::now() + idle;
         loop {
@@ -163,6 +176,7 @@ impl Wake {
                 return false;
             }
             let events = self.fd.read_events().unwrap_or_default();
+            self.forget_removed(&events);
             let raw = |e: &InotifyEvent| {
                 e.mask.contains(AddWatchFlags::IN_ISDIR)
                     || e.name
@@ -229,4 +243,43 @@ fn open(inner: &Inner, name: &str, svc: &str) -> Option<(JsonLog, [RawTail; 2])>
         log,
         [tail(Stream::Stdout, off[0]), tail(Stream::Stderr, off[1])],
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watching(dir: &std::path::Path) -> Wake {
+        let mut w = Wake::new().unwrap();
+        let flags = AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_CREATE;
+        let wd = w.fd.add_watch(dir, flags).unwrap();
+        w.watched.insert("c1".to_owned(), wd);
+        w
+    }
+
+    #[test]
+    fn raw_output_wakes_the_pump_and_its_own_writes_do_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut w = watching(tmp.path());
+        w.logs = w.watched.get("c1").copied(); // idle waits last IDLE
+        let kick = Kick::new();
+        std::fs::write(tmp.path().join("c1-json.log"), "{}\n").unwrap();
+        std::fs::write(tmp.path().join("offsets"), "0 0").unwrap();
+        assert!(w.wait(&kick), "only the pump's files changed: quiet");
+        std::fs::write(tmp.path().join("stdout.raw"), "hello\n").unwrap();
+        assert!(!w.wait(&kick), "new output wakes it");
+        kick.kick();
+        assert!(!w.wait(&kick), "a kick wakes it");
+    }
+
+    #[test]
+    fn a_removed_log_dir_is_watched_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("c1");
+        std::fs::create_dir(&dir).unwrap();
+        let mut w = watching(&dir);
+        std::fs::remove_dir(&dir).unwrap();
+        assert!(!w.wait(&Kick::new()), "the removal wakes the pump");
+        assert!(w.watched.is_empty(), "and its watch is forgotten");
+    }
 }
