@@ -6,15 +6,16 @@
 //! parsed and validated the project, set up networks and started
 //! containers — code it never runs again — and its private memory held
 //! freed heap and one malloc arena per thread. So:
-//! - [`limit_arenas`] (before threads start): at most two glibc arenas,
-//!   the runner/prober threads share them instead of one each;
+//! - [`limit_arenas`] (before threads start): one glibc arena, which the
+//!   runner/prober threads share instead of one each;
 //! - [`shed_startup_pages`] (once started): `malloc_trim` hands freed heap
-//!   back, and the clean file-backed mappings of the executable drop their
-//!   page table entries (`MADV_DONTNEED`: the pages stay in the page cache;
-//!   what the steady state runs faults back in). Mappings holding private
-//!   pages (relocated data) are left alone, so nothing is lost. The main
-//!   thread's stack below the caller's frame (dead frames of the start,
-//!   which went deep) is handed back too.
+//!   back, and the clean file-backed mappings of the executable and its
+//!   libraries drop their page table entries (`MADV_DONTNEED`: the pages
+//!   stay in the page cache; what the steady state runs faults back in).
+//!   Mappings holding private pages (relocated data) are left alone, so
+//!   nothing is lost. The main thread's stack below the caller's frame
+//!   (dead frames of the start, which went deep) is handed back too;
+//! - [`trim_heap`] (when idle): the free pages of the heap, again.
 
 /// Caps glibc's malloc arenas at 1 (call before spawning threads): the
 /// supervisor's threads mostly sleep, so they hardly ever contend for it,
