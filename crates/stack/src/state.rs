@@ -124,8 +124,12 @@ impl ProjectPaths {
     pub fn supervisor_log(&self) -> PathBuf {
         self.data.join("supervisor.log")
     }
+    /// The containers' log dirs' parent.
+    pub(crate) fn logs_dir(&self) -> PathBuf {
+        self.data.join("logs")
+    }
     pub fn log_dir(&self, name: &str) -> PathBuf {
-        self.data.join("logs").join(name)
+        self.logs_dir().join(name)
     }
     /// A container's anonymous volumes.
     pub fn anon_dir(&self, name: &str) -> PathBuf {
@@ -186,10 +190,7 @@ impl ProjectPaths {
     /// file or the new one whole, and a supervisor crash loses nothing.
     pub(crate) fn save_container_unsynced(&self, rec: &ContainerRecord) -> Result<(), Error> {
         let path = self.container_file(&rec.name);
-        let data = serde_json::to_vec_pretty(rec).map_err(|source| Error::Parse {
-            path: path.clone(),
-            source,
-        })?;
+        let data = json_bytes(&path, rec)?;
         Ok(rstack_sys::fs::replace(
             &path,
             &data,
@@ -444,11 +445,15 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<O
 
 /// Writes `value` as JSON atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
-    let data = serde_json::to_vec_pretty(value).map_err(|source| Error::Parse {
+    write_atomic(path, &json_bytes(path, value)?)
+}
+
+/// `value` as the pretty JSON of state file `path`.
+fn json_bytes<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec_pretty(value).map_err(|source| Error::Parse {
         path: path.to_owned(),
         source,
-    })?;
-    write_atomic(path, &data)
+    })
 }
 
 /// Replaces `path` with `data`: temp file in the same dir, fsync, rename,

@@ -112,7 +112,7 @@ impl Wake {
     fn watch(&mut self, inner: &Inner) {
         if self.logs.is_none() {
             // made with the first container's raw files
-            let logs = inner.pp.data.join("logs");
+            let logs = inner.pp.logs_dir();
             self.logs = self.fd.add_watch(&logs, AddWatchFlags::IN_CREATE).ok();
         }
         let names: Vec<String> = inner.hub().ctrs.keys().cloned().collect();
