@@ -42,6 +42,7 @@ pub mod plan;
 pub mod project;
 pub mod render;
 mod resources;
+mod schema;
 mod semantic;
 pub mod short;
 pub mod suggest;

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value as J;
 
+use crate::schema::{Kind, SchemaError, Seg, Validator};
 use crate::yaml::{Node, Pos, Value};
 
 /// The compose-spec schema rstack validates against.
@@ -39,10 +40,10 @@ pub struct Issues {
 
 /// The parsed schema and its compiled validator: built on first use, kept
 /// for the next file, dropped by [`release_cache`] (a long-lived process
-/// such as the supervisor validates once; the pair is ~1 MB of heap).
+/// such as the supervisor validates once).
 struct Compiled {
     schema: J,
-    validator: Option<jsonschema::Validator>,
+    validator: Result<Validator, String>,
 }
 
 static CACHE: Mutex<Option<Arc<Compiled>>> = Mutex::new(None);
@@ -50,8 +51,8 @@ static CACHE: Mutex<Option<Arc<Compiled>>> = Mutex::new(None);
 fn compiled() -> Arc<Compiled> {
     let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     c.get_or_insert_with(|| {
-        let schema = serde_json::from_str(SCHEMA).unwrap_or(J::Null);
-        let validator = jsonschema::validator_for(&schema).ok();
+        let schema: J = serde_json::from_str(SCHEMA).unwrap_or(J::Null);
+        let validator = Validator::new(&schema);
         Arc::new(Compiled { schema, validator })
     })
     .clone()
@@ -60,13 +61,6 @@ fn compiled() -> Arc<Compiled> {
 /// Drops the compiled schema (built again if needed later).
 pub fn release_cache() {
     *CACHE.lock().unwrap_or_else(|e| e.into_inner()) = None;
-}
-
-/// A path segment of the instance.
-#[derive(Debug, Clone, PartialEq)]
-enum Seg {
-    Key(String),
-    Index(usize),
 }
 
 fn dotted(segs: &[Seg]) -> String {
@@ -106,30 +100,23 @@ pub(crate) fn report_pos(n: &Node) -> Pos {
     n.key_pos.clone().unwrap_or_else(|| n.pos.clone())
 }
 
-fn segs_of(loc: &jsonschema::paths::Location) -> Vec<Seg> {
-    loc.iter()
-        .map(|s| match s {
-            jsonschema::paths::LocationSegment::Index(i) => Seg::Index(i),
-            other => Seg::Key(other.to_string()),
-        })
-        .collect()
-}
-
 /// Validates a merged Compose tree against the schema.
 pub fn schema(root: &Node) -> Vec<Issue> {
     let c = compiled();
-    let Some(v) = &c.validator else {
-        return vec![Issue {
-            pos: root.pos.clone(),
-            path: String::new(),
-            message: "the embedded compose-spec schema does not compile".into(),
-        }];
+    let v = match &c.validator {
+        Ok(v) => v,
+        Err(e) => {
+            return vec![Issue {
+                pos: root.pos.clone(),
+                path: String::new(),
+                message: format!("the embedded compose-spec schema does not compile: {e}"),
+            }];
+        }
     };
     let instance = root.to_json();
     let mut issues = Vec::new();
-    for err in v.iter_errors(&instance) {
-        let segs = segs_of(err.instance_path());
-        issues.extend(describe(&c.schema, root, &segs, &err));
+    for err in v.errors(&c.schema, &instance) {
+        issues.extend(describe(&c.schema, root, &err.path, &err));
     }
     // The most specific problems first, and no repeats.
     issues.dedup();
@@ -154,13 +141,8 @@ fn type_list(types: &[String]) -> String {
     }
 }
 
-fn describe(
-    schema: &J,
-    root: &Node,
-    segs: &[Seg],
-    err: &jsonschema::ValidationError<'_>,
-) -> Vec<Issue> {
-    use jsonschema::error::ValidationErrorKind as K;
+fn describe(schema: &J, root: &Node, segs: &[Seg], err: &SchemaError) -> Vec<Issue> {
+    use Kind as K;
     let node = node_at(root, segs);
     let path = dotted(segs);
     let at = if path.is_empty() {
@@ -168,7 +150,7 @@ fn describe(
     } else {
         path.clone()
     };
-    let message = match err.kind() {
+    let message = match &err.kind {
         K::AdditionalProperties { unexpected } => {
             let known = keys_at(schema, segs);
             let mut parts = Vec::new();
@@ -199,31 +181,23 @@ fn describe(
             }
             format!("{at}: additional properties are not allowed")
         }
-        K::Type { kind } => {
-            let types: Vec<String> = match kind {
-                jsonschema::error::TypeKind::Single(t) => vec![t.to_string()],
-                jsonschema::error::TypeKind::Multiple(ts) => {
-                    ts.iter().map(|t| t.to_string()).collect()
-                }
-            };
-            format!("{at} must be a {}", type_list(&types))
-        }
+        K::Type { types } => format!("{at} must be a {}", type_list(types)),
         K::OneOfNotValid { context } | K::AnyOf { context } => {
             // The branch meant for this kind of value (no type mismatch on
             // the value itself) says best what is wrong inside it.
             let own = segs.len();
             for branch in context {
-                let type_miss = branch.iter().any(|e| {
-                    matches!(e.kind(), K::Type { .. }) && e.instance_path().iter().count() == own
-                });
+                let type_miss = branch
+                    .iter()
+                    .any(|e| matches!(e.kind, K::Type { .. }) && e.path.len() == own);
                 if !type_miss && let Some(e) = branch.first() {
-                    return describe(schema, root, &segs_of(e.instance_path()), e);
+                    return describe(schema, root, &e.path, e);
                 }
             }
             one_of_types(&at, node, context)
         }
         K::Required { property } => {
-            format!("{at}: missing required key {}", property)
+            format!("{at}: missing required key {property:?}")
         }
         K::Enum { options } => format!("{at} must be one of {options}"),
         _ => format!("{at}: {err}"),
@@ -237,22 +211,12 @@ fn describe(
 
 /// For `oneOf` / `anyOf` with no branch for this kind of value, say what
 /// the value may be (`must be a list or mapping`), like compose-go does.
-fn one_of_types(
-    at: &str,
-    node: &Node,
-    context: &[Vec<jsonschema::ValidationError<'static>>],
-) -> String {
-    use jsonschema::error::ValidationErrorKind as K;
+fn one_of_types(at: &str, node: &Node, context: &[Vec<SchemaError>]) -> String {
     let mut types = Vec::new();
     for branch in context {
         for e in branch {
-            if let K::Type { kind } = e.kind() {
-                match kind {
-                    jsonschema::error::TypeKind::Single(t) => types.push(t.to_string()),
-                    jsonschema::error::TypeKind::Multiple(ts) => {
-                        types.extend(ts.iter().map(|t| t.to_string()))
-                    }
-                }
+            if let Kind::Type { types: t } = &e.kind {
+                types.extend(t.iter().cloned());
             }
         }
     }
