@@ -22,7 +22,8 @@ pub struct GlobalOpts {
         global = true
     )]
     pub run_root: PathBuf,
-    /// Log level filter (error, warn, info, debug, trace or a tracing directive)
+    /// Log level filter: error, warn, info, debug, trace, or
+    /// `target=level` directives (`warn,rstack_stack=debug`)
     #[arg(
         long = "log-level",
         env = "RSTACK_LOG",
@@ -113,12 +114,18 @@ pub fn init_logging(opts: &GlobalOpts) {
     if !directives.contains("libc") && !matches!(directives.as_str(), "debug" | "trace") {
         directives.push_str(",libcgroups=error,libcontainer=off");
     }
-    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter: tracing_subscriber::filter::Targets = directives
+        .parse()
+        .unwrap_or_else(|_| "warn".parse().unwrap_or_default());
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
+        .with(filter)
         .init();
 }
 

@@ -81,6 +81,14 @@ impl Service {
     }
 }
 
+/// A service from its JSON form (as saved in a project's state). Goes
+/// through the same deserializer as the loader's (`serde_path_to_error` over
+/// a `serde_json::Value`), so the binary holds one copy of the derived code
+/// (~100 KB for `Service` and what it nests) instead of two.
+pub fn service_from_json(v: serde_json::Value) -> Result<Service, serde_json::Error> {
+    serde_path_to_error::deserialize(v).map_err(serde_path_to_error::Error::into_inner)
+}
+
 /// One service of the project, every key of the compose-spec schema.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Service {

@@ -255,8 +255,28 @@ pub struct ProjectResources {
     /// The services the supervisor supervises, as last declared: an `up`
     /// with other files keeps supervising the containers of the services
     /// it does not declare (see `supervisor::known`).
-    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "indexmap::IndexMap::is_empty",
+        deserialize_with = "services_from_json"
+    )]
     pub services: indexmap::IndexMap<String, rstack_compose::model::Service>,
+}
+
+/// The services of a state file, each through the loader's deserializer
+/// (`rstack_compose::model::service_from_json`: one copy of that code).
+fn services_from_json<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<indexmap::IndexMap<String, rstack_compose::model::Service>, D::Error> {
+    let raw: indexmap::IndexMap<String, serde_json::Value> = Deserialize::deserialize(d)?;
+    raw.into_iter()
+        .map(
+            |(name, v)| match rstack_compose::model::service_from_json(v) {
+                Ok(s) => Ok((name, s)),
+                Err(e) => Err(serde::de::Error::custom(format!("service {name}: {e}"))),
+            },
+        )
+        .collect()
 }
 
 /// Life stage of a container, as `docker ps` names them.

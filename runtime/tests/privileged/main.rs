@@ -38,8 +38,11 @@ fn main() {
         }
     }
     if let Ok(filter) = std::env::var("RSTACK_LOG") {
+        let level: tracing_subscriber::filter::LevelFilter = filter
+            .parse()
+            .unwrap_or(tracing_subscriber::filter::LevelFilter::WARN);
         tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_max_level(level)
             .with_writer(std::io::stderr)
             .init();
     }
