@@ -63,9 +63,14 @@ pub(crate) struct Created {
 /// Validates everything, then creates the container. Nothing is left
 /// behind on failure.
 pub(crate) fn create(inputs: Inputs<'_>, stdio: Stdio) -> Result<Created, ContainerError> {
+    let primer = crate::cgroup::prime_attach_lock();
     let plan = Plan::new(inputs)?;
     let mut undo: Vec<Undo> = Vec::new();
-    match apply(inputs, &plan, stdio, &mut undo) {
+    let applied = apply(inputs, &plan, stdio, &mut undo);
+    if let Some(t) = primer {
+        let _ = t.join();
+    }
+    match applied {
         Ok((lc, pty_master)) => {
             let pid = lc
                 .pid()
