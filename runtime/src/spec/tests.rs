@@ -44,6 +44,7 @@ fn ctx() -> SpecContext {
             arch: "amd64",
             scmp_arch: "SCMP_ARCH_X86_64",
             kernel: (6, 1),
+            x32_abi: true,
         },
         cgroups_path: "/rstack/0123456789abcdef".into(),
         hard_limits: vec![("RLIMIT_NOFILE", 4096)],
