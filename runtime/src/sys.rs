@@ -54,14 +54,8 @@ pub(crate) fn executor_error_text(what: &'static str, text: String) -> Container
 /// reaped. Only zombie children of ours named `youki:[...]` are touched.
 pub(crate) fn reap_executor_zombies() {
     let me = nix::unistd::getpid().as_raw();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in dir.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
+    let candidates = own_children().unwrap_or_else(all_pids);
+    for pid in candidates {
         let Ok(stat) = rstack_sys::proc::stat(pid) else {
             continue;
         };
@@ -69,6 +63,31 @@ pub(crate) fn reap_executor_zombies() {
             let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
         }
     }
+}
+
+/// The children of this process's threads, zombies included
+/// (`/proc/self/task/*/children`, CONFIG_PROC_CHILDREN): a few reads
+/// instead of three syscalls for every process on the host.
+fn own_children() -> Option<Vec<i32>> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let text = std::fs::read_to_string(task.path().join("children")).ok()?;
+        out.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
+    }
+    Some(out)
+}
+
+/// Every pid on the host (for kernels without the `children` files).
+fn all_pids() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .collect()
 }
 
 /// Brings `lo` up in the (new, empty) network namespace of `pid`, as
@@ -172,4 +191,27 @@ pub(crate) fn receive_pty(listener: &UnixListener) -> Result<OwnedFd, ContainerE
         what: "receive the pty",
         source: nix::Error::EBADMSG,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_children_lists_a_zombie_child() {
+        let child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        // Exited but not waited for: a zombie, still our child.
+        for _ in 0..200 {
+            if rstack_sys::proc::stat(pid).is_ok_and(|s| s.is_zombie()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let children = own_children().expect("/proc/self/task/*/children");
+        assert!(children.contains(&pid), "{pid} not in {children:?}");
+        assert!(all_pids().contains(&pid));
+        let _ = waitpid(Pid::from_raw(pid), None);
+        assert!(!own_children().unwrap().contains(&pid));
+    }
 }
