@@ -407,7 +407,12 @@ fn apply(
         &plan.hosts,
         &plan.resolv,
     )?;
-    let merged = rootfs::mount_overlay(container_dir, layers, opts.rw_dir.as_deref())?;
+    let merged = rootfs::mount_overlay(
+        container_dir,
+        layers,
+        opts.rw_dir.as_deref(),
+        opts.transient,
+    )?;
     undo.push(Undo::Mount(merged.clone()));
     create_dirs_in_rootfs(&merged, &plan.spec, opts)?;
     write_bundle(paths, plan, undo)?;

@@ -75,6 +75,11 @@ pub struct RunOptions {
     /// across stop/start and restarts. The caller owns the dir: teardown
     /// leaves it. `None`: inside the container dir, removed with it.
     pub rw_dir: Option<PathBuf>,
+    /// `--rm`: the writable layer is thrown away when the container goes, so
+    /// its overlay is mounted `volatile` (no sync of the upper layer on
+    /// unmount or on fsync inside; volumes are bind mounts and keep their
+    /// syncs), as podman does for `--rm` containers.
+    pub transient: bool,
     /// The id to give the container (64 hex digits), e.g. a restarted
     /// container's previous one, so it keeps its id as with Docker. A new
     /// random id when `None`, malformed, or still taken.

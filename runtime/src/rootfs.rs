@@ -101,13 +101,34 @@ fn overlay_data(layers: &[PathBuf], upper: &Path, work: &Path) -> String {
     data
 }
 
-/// Mounts the overlay rootfs of `container_dir` over `layers` (bottom to top).
-/// Returns the merged mount point.
+/// Mounts the overlay rootfs of `container_dir` over `layers` (bottom to
+/// top); `volatile` (a throw-away upper layer) skips its syncs, where the
+/// kernel has the option (5.10). Returns the merged mount point.
 pub fn mount_overlay(
     container_dir: &Path,
     layers: &[PathBuf],
     rw_dir: Option<&Path>,
+    volatile: bool,
 ) -> Result<PathBuf, RootfsError> {
+    let with_volatile = |data: &str| format!("{data},volatile");
+    let mount = |data: &str, target: &Path| {
+        let run = |d: &str| {
+            nix::mount::mount(
+                Some("overlay"),
+                target,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(d),
+            )
+        };
+        match volatile {
+            true => run(&with_volatile(data)).or_else(|e| match e {
+                nix::Error::EINVAL => run(data),
+                e => Err(e),
+            }),
+            false => run(data),
+        }
+    };
     if layers.is_empty() {
         return Err(RootfsError::NoLayers);
     }
@@ -131,15 +152,8 @@ pub fn mount_overlay(
         layers: layers.len(),
         source,
     };
-    if data.len() <= MOUNT_DATA_MAX {
-        nix::mount::mount(
-            Some("overlay"),
-            &target,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(data.as_str()),
-        )
-        .map_err(mount_err)?;
+    if data.len() + ",volatile".len() <= MOUNT_DATA_MAX {
+        mount(&data, &target).map_err(mount_err)?;
         return Ok(target);
     }
     // Short names relative to the container dir.
@@ -169,10 +183,18 @@ pub fn mount_overlay(
     } else {
         rel.push_str(",upperdir=upper,workdir=work");
     }
-    if rel.len() > MOUNT_DATA_MAX {
+    if rel.len() + ",volatile".len() > MOUNT_DATA_MAX {
         return Err(mount_err(nix::Error::E2BIG));
     }
-    mount_from_dir(container_dir, &target, MsFlags::empty(), &rel).map_err(mount_err)?;
+    let from_dir = |d: &str| mount_from_dir(container_dir, &target, MsFlags::empty(), d);
+    match volatile {
+        true => from_dir(&with_volatile(&rel)).or_else(|e| match e {
+            nix::Error::EINVAL => from_dir(&rel),
+            e => Err(e),
+        }),
+        false => from_dir(&rel),
+    }
+    .map_err(mount_err)?;
     Ok(target)
 }
 

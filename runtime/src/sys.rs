@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn own_children_lists_a_zombie_child() {
-        let child = std::process::Command::new("true").spawn().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id() as i32;
         // Exited but not waited for: a zombie, still our child.
         for _ in 0..200 {
@@ -211,7 +211,7 @@ mod tests {
         let children = own_children().expect("/proc/self/task/*/children");
         assert!(children.contains(&pid), "{pid} not in {children:?}");
         assert!(all_pids().contains(&pid));
-        let _ = waitpid(Pid::from_raw(pid), None);
+        child.wait().unwrap();
         assert!(!own_children().unwrap().contains(&pid));
     }
 }

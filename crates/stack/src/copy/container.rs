@@ -317,7 +317,7 @@ impl Mount {
             mounted: false,
         };
         let mounted = match access {
-            Access::Write => rootfs::mount_overlay(&m.dir, layers, Some(rw)).map(drop),
+            Access::Write => rootfs::mount_overlay(&m.dir, layers, Some(rw), false).map(drop),
             Access::Read => mount_read_only(&m.dir, &m.target, &rw.join("upper"), layers),
         };
         match mounted {

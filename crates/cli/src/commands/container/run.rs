@@ -282,6 +282,7 @@ pub(super) fn options(args: &Args, global: &GlobalOpts) -> anyhow::Result<(RunOp
         init: args.init,
         stop_signal: args.stop_signal.clone(),
         stop_timeout: args.stop_timeout,
+        transient: args.rm,
         ..Default::default()
     };
     for l in &args.label {
