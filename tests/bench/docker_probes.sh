@@ -63,6 +63,7 @@ for _ in $(seq 300); do
   [ "$(d ps --filter health=healthy -q | wc -l)" = 10 ] && break
   sleep 0.2
 done
+sleep 2   # the steady state, as for rstack's figure
 c0=$(usage); t0=$(now)
 sleep "$secs"
 c1=$(usage); t1=$(now)

@@ -289,6 +289,9 @@ rs probe1 down
 rs probe10 up -d --wait || die "the probe stack did not get healthy (see $work/probe10)"
 sup=$(jq -r .pid "$RSTACK_RUN/projects/probe10/supervisor.json")
 secs=${PROBE_SECS:-60}
+# the steady state: `--wait` returns at the first healthy status, while the
+# supervisor is still finishing its start (docker_probes.sh settles alike)
+sleep 2
 c0=$(probe_cpu_ns "$sup"); t0=$(now)
 sleep "$secs"
 c1=$(probe_cpu_ns "$sup"); t1=$(now)
