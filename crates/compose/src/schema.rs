@@ -174,16 +174,10 @@ impl Run<'_> {
     }
 
     fn check(&self, schema: &J, v: &J, path: &mut Vec<Seg>, out: &mut Vec<SchemaError>) {
-        let here = path.clone();
-        let err = |kind| SchemaError {
-            path: here.clone(),
-            kind,
-            value: v.clone(),
-        };
         let s = match schema {
             J::Bool(true) => return,
             J::Object(s) => s,
-            _ => return out.push(err(Kind::False)),
+            _ => return out.push(error(path, v, Kind::False)),
         };
         if let Some(r) = s.get("$ref").and_then(J::as_str) {
             // `new` checked that every reference resolves.
@@ -199,26 +193,24 @@ impl Run<'_> {
             };
             if !types.iter().any(|t| is_type(v, t)) {
                 let types = types.into_iter().map(String::from).collect();
-                out.push(err(Kind::Type { types }));
+                out.push(error(path, v, Kind::Type { types }));
             }
         }
         if let Some(options) = s.get("enum").and_then(J::as_array)
             && !options.iter().any(|o| json_eq(o, v))
         {
-            out.push(err(Kind::Enum {
-                options: J::Array(options.clone()),
-            }));
+            let options = J::Array(options.clone());
+            out.push(error(path, v, Kind::Enum { options }));
         }
         if let Some(c) = s.get("const")
             && !json_eq(c, v)
         {
-            out.push(err(Kind::Const {
-                expected: c.clone(),
-            }));
+            let expected = c.clone();
+            out.push(error(path, v, Kind::Const { expected }));
         }
-        self.check_scalar(s, v, &err, out);
+        self.check_scalar(s, v, path, out);
         match v {
-            J::Object(m) => self.check_object(s, m, path, out, &err),
+            J::Object(m) => self.check_object(s, v, m, path, out),
             J::Array(items) => {
                 if let Some(item) = s.get("items") {
                     for (i, x) in items.iter().enumerate() {
@@ -233,49 +225,47 @@ impl Run<'_> {
                         .enumerate()
                         .any(|(i, a)| items[..i].iter().any(|b| json_eq(a, b)))
                 {
-                    out.push(err(Kind::UniqueItems));
+                    out.push(error(path, v, Kind::UniqueItems));
                 }
             }
             _ => {}
         }
-        self.check_combinators(s, v, path, out, &err);
+        self.check_combinators(s, v, path, out);
     }
 
     fn check_scalar(
         &self,
         s: &serde_json::Map<String, J>,
         v: &J,
-        err: &dyn Fn(Kind) -> SchemaError,
+        path: &[Seg],
         out: &mut Vec<SchemaError>,
     ) {
         if let (Some(limit), Some(x)) = (s.get("minimum"), v.as_f64())
             && limit.as_f64().is_some_and(|l| x < l)
         {
-            out.push(err(Kind::Minimum {
-                limit: limit.clone(),
-            }));
+            let limit = limit.clone();
+            out.push(error(path, v, Kind::Minimum { limit }));
         }
         if let (Some(limit), Some(x)) = (s.get("maximum"), v.as_f64())
             && limit.as_f64().is_some_and(|l| x > l)
         {
-            out.push(err(Kind::Maximum {
-                limit: limit.clone(),
-            }));
+            let limit = limit.clone();
+            out.push(error(path, v, Kind::Maximum { limit }));
         }
         if let (Some(p), Some(x)) = (s.get("pattern").and_then(J::as_str), v.as_str())
             && self.regex(p).is_some_and(|r| !r.is_match(x))
         {
-            out.push(err(Kind::Pattern { pattern: p.into() }));
+            out.push(error(path, v, Kind::Pattern { pattern: p.into() }));
         }
     }
 
     fn check_object(
         &self,
         s: &serde_json::Map<String, J>,
+        v: &J,
         m: &serde_json::Map<String, J>,
         path: &mut Vec<Seg>,
         out: &mut Vec<SchemaError>,
-        err: &dyn Fn(Kind) -> SchemaError,
     ) {
         for r in s
             .get("required")
@@ -286,7 +276,7 @@ impl Run<'_> {
             if let Some(r) = r.as_str()
                 && !m.contains_key(r)
             {
-                out.push(err(Kind::Required { property: r.into() }));
+                out.push(error(path, v, Kind::Required { property: r.into() }));
             }
         }
         let props = s.get("properties").and_then(J::as_object);
@@ -318,7 +308,7 @@ impl Run<'_> {
             path.pop();
         }
         if !unexpected.is_empty() {
-            out.push(err(Kind::AdditionalProperties { unexpected }));
+            out.push(error(path, v, Kind::AdditionalProperties { unexpected }));
         }
     }
 
@@ -328,7 +318,6 @@ impl Run<'_> {
         v: &J,
         path: &mut Vec<Seg>,
         out: &mut Vec<SchemaError>,
-        err: &dyn Fn(Kind) -> SchemaError,
     ) {
         for sub in s.get("allOf").and_then(J::as_array).into_iter().flatten() {
             self.check(sub, v, path, out);
@@ -347,16 +336,25 @@ impl Run<'_> {
         };
         if let Some(context) = branches("oneOf") {
             match context.iter().filter(|e| e.is_empty()).count() {
-                0 => out.push(err(Kind::OneOfNotValid { context })),
+                0 => out.push(error(path, v, Kind::OneOfNotValid { context })),
                 1 => {}
-                _ => out.push(err(Kind::OneOfMultipleValid)),
+                _ => out.push(error(path, v, Kind::OneOfMultipleValid)),
             }
         }
         if let Some(context) = branches("anyOf")
             && !context.iter().any(Vec::is_empty)
         {
-            out.push(err(Kind::AnyOf { context }));
+            out.push(error(path, v, Kind::AnyOf { context }));
         }
+    }
+}
+
+/// An error at `path` about value `v`.
+fn error(path: &[Seg], v: &J, kind: Kind) -> SchemaError {
+    SchemaError {
+        path: path.to_vec(),
+        kind,
+        value: v.clone(),
     }
 }
 
