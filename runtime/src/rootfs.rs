@@ -110,25 +110,6 @@ pub fn mount_overlay(
     rw_dir: Option<&Path>,
     volatile: bool,
 ) -> Result<PathBuf, RootfsError> {
-    let with_volatile = |data: &str| format!("{data},volatile");
-    let mount = |data: &str, target: &Path| {
-        let run = |d: &str| {
-            nix::mount::mount(
-                Some("overlay"),
-                target,
-                Some("overlay"),
-                MsFlags::empty(),
-                Some(d),
-            )
-        };
-        match volatile {
-            true => run(&with_volatile(data)).or_else(|e| match e {
-                nix::Error::EINVAL => run(data),
-                e => Err(e),
-            }),
-            false => run(data),
-        }
-    };
     if layers.is_empty() {
         return Err(RootfsError::NoLayers);
     }
@@ -153,7 +134,16 @@ pub fn mount_overlay(
         source,
     };
     if data.len() + ",volatile".len() <= MOUNT_DATA_MAX {
-        mount(&data, &target).map_err(mount_err)?;
+        with_volatile(volatile, &data, |d| {
+            nix::mount::mount(
+                Some("overlay"),
+                &target,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(d),
+            )
+        })
+        .map_err(mount_err)?;
         return Ok(target);
     }
     // Short names relative to the container dir.
@@ -186,16 +176,28 @@ pub fn mount_overlay(
     if rel.len() + ",volatile".len() > MOUNT_DATA_MAX {
         return Err(mount_err(nix::Error::E2BIG));
     }
-    let from_dir = |d: &str| mount_from_dir(container_dir, &target, MsFlags::empty(), d);
-    match volatile {
-        true => from_dir(&with_volatile(&rel)).or_else(|e| match e {
-            nix::Error::EINVAL => from_dir(&rel),
-            e => Err(e),
-        }),
-        false => from_dir(&rel),
-    }
+    with_volatile(volatile, &rel, |d| {
+        mount_from_dir(container_dir, &target, MsFlags::empty(), d)
+    })
     .map_err(mount_err)?;
     Ok(target)
+}
+
+/// Mounts overlay `data` through `mount`, with `volatile` first when asked
+/// and without it where the kernel does not know the option (EINVAL,
+/// before 5.10).
+fn with_volatile(
+    volatile: bool,
+    data: &str,
+    mount: impl Fn(&str) -> nix::Result<()>,
+) -> nix::Result<()> {
+    if volatile {
+        match mount(&format!("{data},volatile")) {
+            Err(nix::Error::EINVAL) => {}
+            done => return done,
+        }
+    }
+    mount(data)
 }
 
 /// Creates directory `path` (absolute, inside the container) and its
